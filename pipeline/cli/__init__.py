@@ -1,0 +1,36 @@
+"""The ``dmctwin`` command: parses arguments, calls the library, prints.
+
+Errors of the :class:`~pipeline.errors.TwinError` family become one line on stderr and exit
+code 2; anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from pipeline import __version__
+from pipeline.cli import config_cmd, run_cmd, sample_cmd
+from pipeline.errors import TwinError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="dmctwin", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"dmc-twin {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for module in (run_cmd, config_cmd, sample_cmd):
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the console script; returns the exit code."""
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except TwinError as exc:
+        print(f"dmctwin: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("dmctwin: interrupted; finished stages are kept, rerun to resume", file=sys.stderr)
+        return 130

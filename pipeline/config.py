@@ -1,0 +1,238 @@
+"""The pipeline's YAML config, validated by pydantic.
+
+Every field has a default and a description; unknown keys are errors. Relative paths are resolved
+against the folder of the config file, so a config can be run from anywhere.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from pipeline.errors import ConfigError
+
+STAGE_NAMES = ("ingest", "georef", "clean", "mesh", "tile", "anchors", "publish")
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class Origin(_Model):
+    lat: float = Field(37.5770, ge=-90, le=90, description="Site origin latitude, degrees WGS84.")
+    lon: float = Field(126.8898, ge=-180, le=180, description="Site origin longitude, degrees WGS84.")
+    height: float = Field(
+        0.0, description="Site origin height, metres above the WGS84 ellipsoid (EPSG:4979).")
+
+
+class Site(_Model):
+    name: str = Field("Sangam DMC", description="Human-readable site name.")
+    origin: Origin = Field(default_factory=Origin, description="Origin of the local ENU frame.")
+    crs: str | None = Field(
+        None,
+        description="CRS for inputs that carry none (e.g. EPSG:5186); unset, such inputs are refused.")
+    heights: Literal["orthometric", "ellipsoidal"] = Field(
+        "orthometric",
+        description="How input heights are referenced when the file does not say: orthometric "
+                    "(above mean sea level, converted with the geoid grid) or ellipsoidal.")
+    geoid: str = Field(
+        "egm96",
+        description="Geoid grid: 'egm96' (Debian proj-data egm96_15.gtx) or a path to a GTX/GeoTIFF "
+                    "grid such as the Korean national geoid model.")
+    radius_km: float = Field(
+        20.0, gt=0, description="Inputs must land within this distance of the origin (km).")
+
+
+class PointCloudInput(_Model):
+    path: Path = Field(description="LAS/LAZ file.")
+    crs: str | None = Field(None, description="Override the CRS read from the file.")
+
+
+class FootprintFields(_Model):
+    """Names of the attributes of the footprint layer that hold each building property."""
+
+    id: str | None = Field("id", description="Stable building id (falls back to the row number).")
+    name: str | None = Field("name", description="Building name.")
+    use: str | None = Field("use", description="Building use (office, broadcast, ...).")
+    floors: str | None = Field("floors", description="Number of floors above ground.")
+    height: str | None = Field("height", description="Building height in metres, if surveyed.")
+
+
+class FootprintInput(_Model):
+    path: Path = Field(description="GeoJSON, GPKG or shapefile of building footprints.")
+    crs: str | None = Field(None, description="Override the CRS read from the file.")
+    fields: FootprintFields = Field(default_factory=FootprintFields,
+                                    description="Attribute name mapping.")
+
+
+class RasterInput(_Model):
+    path: Path = Field(description="GeoTIFF elevation model (orthometric unless site.heights says otherwise).")
+    crs: str | None = Field(None, description="Override the CRS read from the file.")
+
+
+class GCPInput(_Model):
+    path: Path = Field(description="CSV with columns id,x,y,z (surveyed control/check points).")
+    crs: str | None = Field(None, description="CRS of x,y (defaults to site.crs).")
+
+
+class POIInput(_Model):
+    path: Path = Field(description="GeoJSON of points of interest (name, kind).")
+    crs: str | None = Field(None, description="Override the CRS read from the file.")
+
+
+class Inputs(_Model):
+    pointclouds: list[PointCloudInput] = Field(default_factory=list, description="Aerial/mobile LiDAR.")
+    footprints: FootprintInput | None = Field(None, description="Building footprints.")
+    dem: RasterInput | None = Field(None, description="Digital elevation model of the terrain.")
+    gcps: GCPInput | None = Field(None, description="Surveyed control / check points.")
+    pois: POIInput | None = Field(None, description="Points of interest for AR anchors.")
+
+
+class IngestConfig(_Model):
+    chunk_size: int = Field(1_000_000, ge=1000, description="Points read per chunk.")
+
+
+class GeorefConfig(_Model):
+    gcp_search_radius: float = Field(
+        1.5, gt=0, description="Radius (m) around a check point whose lowest LiDAR points measure it.")
+    max_vertical_rmse: float = Field(
+        0.5, gt=0, description="Stop when the check points' vertical RMSE (m) exceeds this.")
+
+
+class CleanConfig(_Model):
+    outlier_neighbors: int = Field(16, ge=2, description="Neighbours of the statistical outlier filter.")
+    outlier_std_ratio: float = Field(3.0, gt=0, description="Std-dev multiplier of the outlier filter.")
+    voxel_size: float = Field(0.0, ge=0, description="Voxel thinning size in metres; 0 keeps all points.")
+    ground_cell: float = Field(1.0, gt=0, description="Cell size (m) of the ground filter's minimum surface.")
+    ground_max_window: float = Field(
+        80.0, gt=0, description="Largest opening window (m): wider than the widest building.")
+    ground_slope: float = Field(0.3, gt=0, description="Terrain slope tolerated by the ground filter (rise/run).")
+    ground_threshold: float = Field(0.4, gt=0, description="Max height (m) above the ground surface for ground points.")
+    dtm_resolution: float = Field(1.0, gt=0, description="DTM raster resolution (m).")
+
+
+class MeshConfig(_Model):
+    terrain_tiles: int = Field(4, ge=1, le=64, description="Terrain split into N x N leaf tiles.")
+    terrain_coarse_step: int = Field(4, ge=2, description="Grid step of the coarse terrain level.")
+    roof_percentile: float = Field(90.0, gt=50, le=100, description="Percentile of in-footprint points taken as roof height.")
+    min_roof_points: int = Field(20, ge=1, description="Fewer LiDAR points than this: fall back to attributes.")
+    storey_height: float = Field(3.5, gt=0, description="Metres per floor when only floors are known.")
+    default_height: float = Field(10.0, gt=0, description="Height (m) when nothing else is known.")
+    min_area: float = Field(4.0, ge=0, description="Footprints smaller than this (m^2) are dropped and counted.")
+
+
+class TileConfig(_Model):
+    building_tile_size: float = Field(250.0, gt=0, description="Edge (m) of building leaf tiles.")
+    pointcloud_tile_size: float = Field(200.0, gt=0, description="Edge (m) of point-cloud leaf tiles.")
+    pointcloud_root_fraction: float = Field(
+        0.05, gt=0, lt=1, description="Share of points kept in the coarse point-cloud root tile.")
+
+
+class AnchorsConfig(_Model):
+    include_buildings: bool = Field(True, description="One anchor per building.")
+    include_pois: bool = Field(True, description="One anchor per point of interest.")
+
+
+class PublishConfig(_Model):
+    bundle_version: str = Field("0.1.0", description="Version written into the hub bundle's catalog.")
+
+
+class Stages(_Model):
+    ingest: IngestConfig = Field(default_factory=IngestConfig)
+    georef: GeorefConfig = Field(default_factory=GeorefConfig)
+    clean: CleanConfig = Field(default_factory=CleanConfig)
+    mesh: MeshConfig = Field(default_factory=MeshConfig)
+    tile: TileConfig = Field(default_factory=TileConfig)
+    anchors: AnchorsConfig = Field(default_factory=AnchorsConfig)
+    publish: PublishConfig = Field(default_factory=PublishConfig)
+
+
+class ExecutorConfig(_Model):
+    kind: Literal["local", "dask"] = Field("local", description="local processes or a Dask cluster.")
+    workers: int = Field(2, ge=1, description="Worker processes for kind=local.")
+    scheduler: str | None = Field(None, description="Dask scheduler address (tcp://host:8786) for kind=dask.")
+
+
+class TwinConfig(_Model):
+    site: Site = Field(default_factory=Site)
+    inputs: Inputs = Field(default_factory=Inputs)
+    stages: Stages = Field(default_factory=Stages)
+    executor: ExecutorConfig = Field(default_factory=ExecutorConfig)
+    workdir: Path | None = Field(None, description="Work directory (default out/<config name>).")
+
+    #: folder the config was read from; relative paths are resolved against it
+    base_dir: Path = Field(default=Path("."), exclude=True)
+
+    def resolve(self, path: Path) -> Path:
+        """Absolute path of an input named in this config."""
+        return path if path.is_absolute() else (self.base_dir / path).resolve()
+
+    def input_paths(self) -> list[Path]:
+        """Absolute paths of every input file this config names (geoid grid included)."""
+        paths = [self.resolve(pc.path) for pc in self.inputs.pointclouds]
+        for item in (self.inputs.footprints, self.inputs.dem, self.inputs.gcps, self.inputs.pois):
+            if item is not None:
+                paths.append(self.resolve(item.path))
+        if self.site.geoid.lower() != "egm96":
+            paths.append(self.resolve(Path(self.site.geoid)))
+        return paths
+
+    def stage_hash(self, stage: str) -> str:
+        """sha256 of everything in the config that affects ``stage``'s outputs."""
+        relevant: dict[str, Any] = {
+            "site": self.site.model_dump(mode="json"),
+            "stage": getattr(self.stages, stage).model_dump(mode="json"),
+        }
+        if stage == "ingest":
+            relevant["inputs"] = self.inputs.model_dump(mode="json")
+        blob = json.dumps(relevant, sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()
+
+
+def _format_loc(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top level)"
+
+
+def load_config(path: str | Path) -> TwinConfig:
+    """Read and validate a YAML config; raise :class:`ConfigError` naming the file and key path."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError("config file not found", path=path) from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read config: {exc.strerror}", path=path) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"not valid YAML{where}: {getattr(exc, 'problem', exc)}", path=path) from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError("config must be a mapping of sections (site, inputs, stages, ...)", path=path)
+    try:
+        cfg = TwinConfig.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        more = f" (and {exc.error_count() - 1} more problem(s))" if exc.error_count() > 1 else ""
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key"
+        raise ConfigError(f"{_format_loc(tuple(err['loc']))}: {msg}{more}", path=path) from None
+    cfg.base_dir = path.resolve().parent
+    return cfg
+
+
+def config_to_yaml(cfg: TwinConfig) -> str:
+    """The config with every default filled in, as YAML."""
+    return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)

@@ -1,0 +1,94 @@
+"""Atomic file and folder writes, and content hashes.
+
+A reader never sees a half-written output: files are written to a temporary name in the same
+folder, fsynced and renamed; folders are built under a temporary name and swapped in.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+
+def sha256_file(path: str | Path, block: int = 1 << 20) -> str:
+    """Hex sha256 of a file's bytes."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(block):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def tree_hashes(folder: str | Path) -> dict[str, str]:
+    """sha256 of every file under ``folder``, keyed by POSIX path relative to it, sorted."""
+    folder = Path(folder)
+    return {p.relative_to(folder).as_posix(): sha256_file(p)
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def digest_of(hashes: dict[str, str]) -> str:
+    """One sha256 summarising a {path: sha256} mapping."""
+    return hashlib.sha256(json.dumps(hashes, sort_keys=True).encode()).hexdigest()
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_bytes_atomic(path: str | Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` via a temporary file, fsync and rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
+def write_json_atomic(path: str | Path, obj: Any) -> None:
+    """Write ``obj`` as indented, key-sorted JSON, atomically."""
+    write_bytes_atomic(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
+
+
+def fsync_tree(folder: str | Path) -> None:
+    """fsync every file and folder under ``folder`` so a rename publishes durable content."""
+    folder = Path(folder)
+    for p in sorted(folder.rglob("*")):
+        if p.is_file():
+            fd = os.open(p, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+    for d in sorted({p.parent for p in folder.rglob("*")} | {folder}):
+        _fsync_dir(d)
+
+
+def replace_dir(tmp: str | Path, final: str | Path) -> None:
+    """Swap the finished folder ``tmp`` in as ``final``, replacing any previous version.
+
+    If interrupted between the two renames ``final`` is missing (never half-written); the runner
+    then sees no valid output and redoes the stage.
+    """
+    tmp, final = Path(tmp), Path(final)
+    fsync_tree(tmp)
+    old = final.with_name(f".old-{final.name}")
+    if old.exists():
+        shutil.rmtree(old)
+    if final.exists():
+        os.replace(final, old)
+    os.replace(tmp, final)
+    _fsync_dir(final.parent)
+    if old.exists():
+        shutil.rmtree(old)

@@ -1,0 +1,29 @@
+"""The one seam for parallel work: a :class:`concurrent.futures.Executor`.
+
+Local runs use a process pool started with ``spawn``: forking after laspy/lazrs, open3d or BLAS
+have started native thread pools can deadlock the children (py3dtiles hangs on LAZ this way).
+A Dask cluster plugs in through ``Client.get_executor()``; ``core`` never imports Dask otherwise.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+from concurrent.futures import Executor, ProcessPoolExecutor
+
+from pipeline.errors import ConfigError
+
+
+def make_executor(kind: str = "local", workers: int = 2, scheduler: str | None = None) -> Executor:
+    """An executor for ``kind`` 'local' (spawned processes) or 'dask' (scheduler address or LocalCluster)."""
+    if kind == "local":
+        return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+    if kind == "dask":
+        try:
+            from dask.distributed import Client, LocalCluster
+        except ImportError:
+            raise ConfigError("executor.kind 'dask' needs the dask extra: pip install 'dmc-twin[dask]'"
+                              ) from None
+        client = Client(scheduler) if scheduler else Client(LocalCluster(n_workers=workers,
+                                                                          processes=True))
+        return client.get_executor()
+    raise ConfigError(f"unknown executor kind {kind!r}")

@@ -1,0 +1,256 @@
+"""Coordinate frames: source CRSs, geoid heights, WGS84 geodetic, ECEF and the site's local ENU.
+
+Frames used throughout dmc-twin:
+
+- *source*: whatever CRS an input declares (e.g. EPSG:5186 metres, heights orthometric).
+- *geodetic*: WGS84 longitude/latitude in degrees and ellipsoidal height in metres (EPSG:4979).
+- *ECEF*: earth-centred, earth-fixed cartesian metres (EPSG:4978).
+- *ENU*: east/north/up metres in the plane tangent to the WGS84 ellipsoid at the site origin.
+  ``U`` is *not* a height: 1 km from the origin a point on the ellipsoid has U = -0.078 m.
+
+All arrays are float64. pyproj is called with ``errcheck=True`` so a point it cannot transform
+raises instead of silently becoming ``inf``.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyproj
+import pyproj.datadir
+from pyproj.exceptions import CRSError as PyprojCRSError
+from pyproj.exceptions import ProjError
+
+from pipeline.errors import CRSError, GeoidError
+
+#: Debian's proj-data puts its grids here; pyproj's wheel does not look there by itself.
+SYSTEM_PROJ_DIR = Path("/usr/share/proj")
+EGM96_GRID = "egm96_15.gtx"
+
+_WGS84 = pyproj.CRS.from_epsg(4979)
+_ECEF = pyproj.CRS.from_epsg(4978)
+
+
+@functools.cache
+def ensure_proj_data() -> None:
+    """Let pyproj find grids installed by Debian's ``proj-data`` (idempotent)."""
+    if SYSTEM_PROJ_DIR.is_dir() and str(SYSTEM_PROJ_DIR) not in pyproj.datadir.get_data_dir():
+        pyproj.datadir.append_data_dir(str(SYSTEM_PROJ_DIR))
+
+
+def parse_crs(text: str | pyproj.CRS, *, path: str | Path | None = None) -> pyproj.CRS:
+    """A pyproj CRS from user text (``EPSG:5186``, WKT, PROJ string); CRSError naming ``path``."""
+    if isinstance(text, pyproj.CRS):
+        return text
+    try:
+        return pyproj.CRS.from_user_input(text)
+    except PyprojCRSError:
+        raise CRSError(f"unknown or invalid CRS {text!r}", path=path) from None
+
+
+def horizontal_crs(crs: pyproj.CRS) -> pyproj.CRS:
+    """The horizontal part of a CRS (the first component of a compound CRS)."""
+    if crs.is_compound:
+        return crs.sub_crs_list[0]
+    return crs
+
+
+def vertical_kind(crs: pyproj.CRS, default: str) -> str:
+    """'ellipsoidal' or 'orthometric' for the heights of ``crs``; ``default`` when it does not say."""
+    if crs.is_compound:
+        return "orthometric" if crs.sub_crs_list[1].is_vertical else "ellipsoidal"
+    if crs.is_geographic and len(crs.axis_info) == 3:
+        return "ellipsoidal"
+    return default
+
+
+def vertical_unit_factor(crs: pyproj.CRS) -> float:
+    """Metres per unit of the height axis of ``crs`` (1.0 when it does not say)."""
+    if crs.is_compound:
+        axes = crs.sub_crs_list[1].axis_info
+    else:
+        axes = [a for a in crs.axis_info if a.direction.lower() == "up"]
+    if axes and axes[0].unit_conversion_factor:
+        return float(axes[0].unit_conversion_factor)
+    return 1.0
+
+
+def resolve_geoid(spec: str) -> Path:
+    """Path of the geoid grid named by ``spec`` ('egm96' or a file path); GeoidError if missing."""
+    ensure_proj_data()
+    if spec.lower() == "egm96":
+        for folder in pyproj.datadir.get_data_dir().split(":") + [str(SYSTEM_PROJ_DIR)]:
+            candidate = Path(folder) / EGM96_GRID
+            if candidate.is_file():
+                return candidate
+        raise GeoidError(
+            f"EGM96 grid {EGM96_GRID} not found; install Debian's proj-data (make setup) "
+            "or set site.geoid to a grid file", path=EGM96_GRID)
+    path = Path(spec)
+    if not path.is_file():
+        raise GeoidError("geoid grid file not found", path=path)
+    return path
+
+
+class GeoidModel:
+    """Geoid undulation N (metres) from a vertical grid: ellipsoidal h = orthometric H + N."""
+
+    def __init__(self, grid: str | Path) -> None:
+        self.path = Path(grid)
+        # vgridshift with multiplier +1 gives Z_out = Z_in + N, so transforming height 0 yields N.
+        self._t = pyproj.Transformer.from_pipeline(
+            "+proj=pipeline +step +proj=unitconvert +xy_in=deg +xy_out=rad "
+            f"+step +proj=vgridshift +grids={self.path} +multiplier=1 "
+            "+step +proj=unitconvert +xy_in=rad +xy_out=deg")
+
+    @classmethod
+    def from_spec(cls, spec: str) -> GeoidModel:
+        """'egm96' or a grid path, as in ``site.geoid``."""
+        return cls(resolve_geoid(spec))
+
+    def undulation(self, lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
+        """N in metres at WGS84 ``lon``/``lat`` (degrees); GeoidError outside the grid."""
+        lon = np.asarray(lon, dtype=np.float64)
+        lat = np.asarray(lat, dtype=np.float64)
+        try:
+            _, _, n = self._t.transform(lon, lat, np.zeros_like(lon), errcheck=True)
+        except ProjError:
+            raise GeoidError(
+                f"point outside the geoid grid's coverage (lon {np.min(lon):.5f}..{np.max(lon):.5f}, "
+                f"lat {np.min(lat):.5f}..{np.max(lat):.5f})", path=self.path) from None
+        n = np.asarray(n, dtype=np.float64)
+        if not np.all(np.isfinite(n)):
+            raise GeoidError("point outside the geoid grid's coverage", path=self.path)
+        return n
+
+
+@functools.lru_cache(maxsize=32)
+def _to_wgs84(crs_wkt: str) -> pyproj.Transformer:
+    return pyproj.Transformer.from_crs(pyproj.CRS.from_wkt(crs_wkt), pyproj.CRS.from_epsg(4326),
+                                       always_xy=True, only_best=True)
+
+
+def source_to_lonlat(crs: pyproj.CRS, x: np.ndarray, y: np.ndarray, *,
+                     path: str | Path | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Horizontal source coordinates (in the CRS's own units) to WGS84 lon/lat degrees."""
+    horiz = horizontal_crs(crs)
+    try:
+        lon, lat = _to_wgs84(horiz.to_wkt()).transform(np.asarray(x, np.float64),
+                                                       np.asarray(y, np.float64), errcheck=True)
+    except ProjError:
+        raise CRSError(f"coordinates cannot be transformed from {horiz.name}", path=path) from None
+    return np.asarray(lon, np.float64), np.asarray(lat, np.float64)
+
+
+def ellipsoidal_heights(crs: pyproj.CRS, z: np.ndarray, undulation: np.ndarray, *,
+                        heights: str) -> np.ndarray:
+    """Source heights ``z`` to WGS84 ellipsoidal metres.
+
+    The CRS's vertical part (or ``heights`` when it has none) says whether ``z`` is orthometric,
+    in which case the geoid ``undulation`` N is added (h = H + N); units become metres.
+    """
+    h = np.asarray(z, dtype=np.float64) * vertical_unit_factor(crs)
+    if vertical_kind(crs, heights) == "orthometric":
+        h = h + undulation
+    return h
+
+
+def source_to_geodetic(crs: pyproj.CRS, x: np.ndarray, y: np.ndarray, z: np.ndarray, *,
+                       heights: str, geoid: GeoidModel,
+                       path: str | Path | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Source coordinates to WGS84 lon/lat (degrees) and ellipsoidal height (metres, EPSG:4979)."""
+    lon, lat = source_to_lonlat(crs, x, y, path=path)
+    n = geoid.undulation(lon, lat)
+    return lon, lat, ellipsoidal_heights(crs, z, n, heights=heights)
+
+
+@functools.cache
+def _geodetic_ecef() -> pyproj.Transformer:
+    return pyproj.Transformer.from_crs(_WGS84, _ECEF, always_xy=True)
+
+
+def geodetic_to_ecef(lon: np.ndarray, lat: np.ndarray, h: np.ndarray) -> np.ndarray:
+    """WGS84 lon/lat (degrees), ellipsoidal h (m) -> ECEF (N, 3) metres (EPSG:4978)."""
+    x, y, z = _geodetic_ecef().transform(lon, lat, h, errcheck=True)
+    return np.column_stack([np.atleast_1d(x), np.atleast_1d(y), np.atleast_1d(z)]).astype(np.float64)
+
+
+def ecef_to_geodetic(xyz: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """ECEF (N, 3) metres -> WGS84 lon, lat (degrees), ellipsoidal h (metres)."""
+    xyz = np.atleast_2d(np.asarray(xyz, np.float64))
+    lon, lat, h = _geodetic_ecef().transform(xyz[:, 0], xyz[:, 1], xyz[:, 2], errcheck=True,
+                                             direction="INVERSE")
+    return np.asarray(lon), np.asarray(lat), np.asarray(h)
+
+
+@dataclass(frozen=True)
+class SiteFrame:
+    """The site's local ENU frame: tangent plane at ``(lat, lon, height)`` on WGS84.
+
+    ``lat``/``lon`` in degrees, ``height`` in metres above the ellipsoid.
+    """
+
+    lat: float
+    lon: float
+    height: float = 0.0
+
+    @functools.cached_property
+    def origin_ecef(self) -> np.ndarray:
+        """ECEF position (3,) of the ENU origin, metres."""
+        return geodetic_to_ecef(np.array([self.lon]), np.array([self.lat]),
+                                np.array([self.height]))[0]
+
+    @functools.cached_property
+    def rotation(self) -> np.ndarray:
+        """3x3 matrix whose rows are the E, N, U unit vectors in ECEF (ECEF -> ENU rotation)."""
+        phi, lam = np.radians(self.lat), np.radians(self.lon)
+        sp, cp, sl, cl = np.sin(phi), np.cos(phi), np.sin(lam), np.cos(lam)
+        return np.array([[-sl, cl, 0.0],
+                         [-sp * cl, -sp * sl, cp],
+                         [cp * cl, cp * sl, sp]])
+
+    def enu_to_ecef_matrix(self) -> np.ndarray:
+        """4x4 column-vector transform ENU -> ECEF, metres (what a 3D Tiles root transform holds)."""
+        m = np.eye(4)
+        m[:3, :3] = self.rotation.T
+        m[:3, 3] = self.origin_ecef
+        return m
+
+    def ecef_to_enu(self, xyz: np.ndarray) -> np.ndarray:
+        """ECEF (N, 3) -> ENU (N, 3), metres."""
+        return (np.asarray(xyz, np.float64) - self.origin_ecef) @ self.rotation.T
+
+    def enu_to_ecef(self, enu: np.ndarray) -> np.ndarray:
+        """ENU (N, 3) -> ECEF (N, 3), metres."""
+        return np.asarray(enu, np.float64) @ self.rotation + self.origin_ecef
+
+    def geodetic_to_enu(self, lon: np.ndarray, lat: np.ndarray, h: np.ndarray) -> np.ndarray:
+        """WGS84 lon/lat (degrees), ellipsoidal h (m) -> ENU (N, 3) metres."""
+        return self.ecef_to_enu(geodetic_to_ecef(lon, lat, h))
+
+    def enu_to_geodetic(self, enu: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """ENU (N, 3) metres -> WGS84 lon, lat (degrees), ellipsoidal h (metres)."""
+        return ecef_to_geodetic(self.enu_to_ecef(enu))
+
+
+def check_near_site(frame: SiteFrame, lon: np.ndarray, lat: np.ndarray, radius_km: float, *,
+                    crs_name: str, path: str | Path) -> None:
+    """CRSError if any of ``lon``/``lat`` lies farther than ``radius_km`` from the site origin.
+
+    Catches data whose declared CRS contradicts its coordinates (wrong EPSG, feet labelled metres).
+    """
+    geod = pyproj.Geod(ellps="WGS84")
+    lon = np.atleast_1d(lon)
+    lat = np.atleast_1d(lat)
+    corners_lon = np.array([lon.min(), lon.max(), lon.min(), lon.max()])
+    corners_lat = np.array([lat.min(), lat.min(), lat.max(), lat.max()])
+    _, _, dist = geod.inv(np.full(4, frame.lon), np.full(4, frame.lat), corners_lon, corners_lat)
+    if np.nanmax(dist) > radius_km * 1000.0 or not np.all(np.isfinite(dist)):
+        raise CRSError(
+            f"with the declared CRS {crs_name} the data lands at lon {lon.min():.5f}..{lon.max():.5f}, "
+            f"lat {lat.min():.5f}..{lat.max():.5f}, {np.nanmax(dist) / 1000:.1f} km from the site origin "
+            f"(limit {radius_km:g} km); override the input's crs in the config if it is wrong",
+            path=path)

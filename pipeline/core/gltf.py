@@ -1,0 +1,153 @@
+"""A small, deterministic glTF 2.0 binary (GLB) builder for tile content.
+
+Written by hand rather than with pygltflib because tile content needs byte-identical output for
+identical input (the runner's skip and resume logic compares hashes), 8-byte aligned buffer views
+for EXT_structural_metadata, and a handful of extension blocks; that is ~200 lines of struct and
+json, while a generic object model would still leave all of it to us.
+
+Positions given to the builder are in the glTF frame (y up). :func:`enu_to_gltf` converts ENU
+(z up) vectors: 3D Tiles rotates glTF y-up content back to z-up when it loads it.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from typing import Any
+
+import numpy as np
+
+FLOAT, UNSIGNED_BYTE, UNSIGNED_SHORT, UNSIGNED_INT = 5126, 5121, 5123, 5125
+ARRAY_BUFFER, ELEMENT_ARRAY_BUFFER = 34962, 34963
+POINTS, TRIANGLES = 0, 4
+_COMPONENT = {np.dtype("float32"): FLOAT, np.dtype("uint8"): UNSIGNED_BYTE,
+              np.dtype("uint16"): UNSIGNED_SHORT, np.dtype("uint32"): UNSIGNED_INT}
+_TYPE = {1: "SCALAR", 2: "VEC2", 3: "VEC3", 4: "VEC4"}
+
+
+def enu_to_gltf(v: np.ndarray) -> np.ndarray:
+    """ENU (E, N, U) -> glTF y-up (E, U, -N)."""
+    v = np.asarray(v)
+    return np.stack([v[..., 0], v[..., 2], -v[..., 1]], axis=-1)
+
+
+def gltf_to_enu(v: np.ndarray) -> np.ndarray:
+    """glTF y-up (x, y, z) -> ENU (x, -z, y)."""
+    v = np.asarray(v)
+    return np.stack([v[..., 0], -v[..., 2], v[..., 1]], axis=-1)
+
+
+class GltfBuilder:
+    """Accumulates buffers, accessors, meshes and extensions; :meth:`to_glb` serialises."""
+
+    def __init__(self) -> None:
+        self._bin = bytearray()
+        self.doc: dict[str, Any] = {"asset": {"version": "2.0", "generator": "dmc-twin"},
+                                    "buffers": [], "bufferViews": [], "accessors": [],
+                                    "meshes": [], "nodes": [], "scenes": [{"nodes": []}],
+                                    "scene": 0}
+        self.used: set[str] = set()
+        self.required: set[str] = set()
+
+    def buffer_view(self, data: bytes, target: int | None = None, stride: int | None = None) -> int:
+        """Append ``data`` (8-byte aligned) as a buffer view; returns its index."""
+        pad = (-len(self._bin)) % 8
+        self._bin.extend(b"\0" * pad)
+        view: dict[str, Any] = {"buffer": 0, "byteOffset": len(self._bin), "byteLength": len(data)}
+        if target is not None:
+            view["target"] = target
+        if stride is not None:
+            view["byteStride"] = stride
+        self._bin.extend(data)
+        self.doc["bufferViews"].append(view)
+        return len(self.doc["bufferViews"]) - 1
+
+    def accessor(self, array: np.ndarray, *, target: int | None = ARRAY_BUFFER,
+                 normalized: bool = False, minmax: bool = False) -> int:
+        """Accessor over a (N,) or (N, k) array of float32/uint8/uint16/uint32; returns its index."""
+        array = np.ascontiguousarray(array)
+        comps = 1 if array.ndim == 1 else array.shape[1]
+        view = self.buffer_view(array.tobytes(), target)
+        acc: dict[str, Any] = {"bufferView": view, "componentType": _COMPONENT[array.dtype],
+                               "count": int(array.shape[0]), "type": _TYPE[comps]}
+        if normalized:
+            acc["normalized"] = True
+        if minmax:
+            flat = array.reshape(len(array), comps)
+            acc["min"] = [float(x) for x in flat.min(0)]
+            acc["max"] = [float(x) for x in flat.max(0)]
+        self.doc["accessors"].append(acc)
+        return len(self.doc["accessors"]) - 1
+
+    def material(self, material: dict[str, Any]) -> int:
+        self.doc.setdefault("materials", []).append(material)
+        return len(self.doc["materials"]) - 1
+
+    def mesh_node(self, primitives: list[dict[str, Any]], translation: np.ndarray | None = None) -> int:
+        """Add a mesh of ``primitives`` on a root node (optionally translated, glTF frame)."""
+        self.doc["meshes"].append({"primitives": primitives})
+        node: dict[str, Any] = {"mesh": len(self.doc["meshes"]) - 1}
+        if translation is not None:
+            node["translation"] = [float(t) for t in translation]
+        self.doc["nodes"].append(node)
+        idx = len(self.doc["nodes"]) - 1
+        self.doc["scenes"][0]["nodes"].append(idx)
+        return idx
+
+    def extension(self, name: str, value: dict[str, Any] | None = None, *, required: bool = False) -> None:
+        """Declare an extension (and set its root-level block when ``value`` is given)."""
+        self.used.add(name)
+        if required:
+            self.required.add(name)
+        if value is not None:
+            self.doc.setdefault("extensions", {})[name] = value
+
+    def to_glb(self) -> bytes:
+        """The GLB bytes: header, JSON chunk (space padded), BIN chunk (zero padded)."""
+        doc = dict(self.doc)
+        self._bin.extend(b"\0" * ((-len(self._bin)) % 4))
+        doc["buffers"] = [{"byteLength": len(self._bin)}]
+        if self.used:
+            doc["extensionsUsed"] = sorted(self.used)
+        if self.required:
+            doc["extensionsRequired"] = sorted(self.required)
+        for key in ("materials",):
+            if key in doc and not doc[key]:
+                del doc[key]
+        js = json.dumps(doc, separators=(",", ":"), sort_keys=True).encode()
+        js += b" " * ((-len(js)) % 4)
+        total = 12 + 8 + len(js) + 8 + len(self._bin)
+        return b"".join([struct.pack("<4sII", b"glTF", 2, total),
+                         struct.pack("<I4s", len(js), b"JSON"), js,
+                         struct.pack("<I4s", len(self._bin), b"BIN\0"), bytes(self._bin)])
+
+
+def read_glb(data: bytes) -> tuple[dict[str, Any], bytes]:
+    """(JSON document, BIN chunk) of a GLB."""
+    magic, version, total = struct.unpack_from("<4sII", data, 0)
+    if magic != b"glTF" or version != 2 or total != len(data):
+        raise ValueError("not a glTF 2.0 binary")
+    jlen, _ = struct.unpack_from("<I4s", data, 12)
+    doc = json.loads(data[20:20 + jlen])
+    blen, _ = struct.unpack_from("<I4s", data, 20 + jlen)
+    return doc, data[28 + jlen:28 + jlen + blen]
+
+
+def read_accessor(doc: dict[str, Any], binary: bytes, index: int) -> np.ndarray:
+    """The data of accessor ``index`` as a numpy array (tightly packed views only)."""
+    acc = doc["accessors"][index]
+    view = doc["bufferViews"][acc["bufferView"]]
+    dtype = {FLOAT: np.float32, UNSIGNED_BYTE: np.uint8, UNSIGNED_SHORT: np.uint16,
+             UNSIGNED_INT: np.uint32}[acc["componentType"]]
+    comps = {v: k for k, v in _TYPE.items()}[acc["type"]]
+    start = view.get("byteOffset", 0) + acc.get("byteOffset", 0)
+    arr = np.frombuffer(binary, dtype=dtype, count=acc["count"] * comps, offset=start)
+    return arr.reshape(acc["count"], comps) if comps > 1 else arr
+
+
+def string_column(values: list[str]) -> tuple[bytes, bytes]:
+    """EXT_structural_metadata STRING property: (UTF-8 values, UINT32 offsets incl. the end)."""
+    encoded = [v.encode("utf-8") for v in values]
+    offsets = np.zeros(len(encoded) + 1, np.uint32)
+    offsets[1:] = np.cumsum([len(e) for e in encoded])
+    return b"".join(encoded), offsets.tobytes()

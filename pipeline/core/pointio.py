@@ -1,0 +1,137 @@
+"""Point-cloud reading and the on-disk chunk format shared by the stages.
+
+Readers stream: :func:`iter_las_chunks` yields fixed-size chunks and never holds the whole file.
+laspy only logs a header point count that disagrees with the data; here it is an error, as are
+a zero scale, NaN coordinates and empty files.
+
+Chunks on disk are ``.npy`` files of :data:`POINT_DTYPE` (deterministic bytes, memory-mappable).
+The frame of ``x, y, z`` depends on the stage that wrote them (source CRS after ingest, ENU after
+georef); the chunk folder's ``meta.json`` says which.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import laspy
+import numpy as np
+import pyproj
+
+from pipeline.errors import PointCloudError
+
+POINT_DTYPE = np.dtype([
+    ("x", "<f8"), ("y", "<f8"), ("z", "<f8"),
+    ("intensity", "<u2"), ("return_number", "u1"), ("number_of_returns", "u1"),
+    ("classification", "u1"), ("red", "<u2"), ("green", "<u2"), ("blue", "<u2"),
+])
+
+#: ASPRS classes
+UNCLASSIFIED, GROUND, LOW_VEGETATION, MEDIUM_VEGETATION, HIGH_VEGETATION = 1, 2, 3, 4, 5
+BUILDING, LOW_NOISE, HIGH_NOISE = 6, 7, 18
+
+
+def _open(path: Path) -> laspy.LasReader:
+    if not path.is_file():
+        raise PointCloudError("point cloud file not found", path=path)
+    try:
+        return laspy.open(path)
+    except (laspy.errors.LaspyException, OSError, ValueError) as exc:
+        raise PointCloudError(f"not a readable LAS/LAZ file ({exc})", path=path) from None
+
+
+def read_las_crs(path: Path) -> pyproj.CRS | None:
+    """CRS from the file's WKT or GeoTIFF-key VLRs, or None when it has none."""
+    with _open(path) as reader:
+        try:
+            return reader.header.parse_crs()
+        except Exception as exc:  # laspy raises assorted errors on malformed CRS VLRs
+            raise PointCloudError(f"unreadable CRS record ({exc})", path=path) from None
+
+
+def las_point_count(path: Path) -> int:
+    """Point count claimed by the header (not trusted: see :func:`iter_las_chunks`)."""
+    with _open(path) as reader:
+        return int(reader.header.point_count)
+
+
+def _to_records(points: laspy.ScaleAwarePointRecord) -> np.ndarray:
+    out = np.empty(len(points), POINT_DTYPE)
+    out["x"], out["y"], out["z"] = points.x, points.y, points.z
+    out["intensity"] = points.intensity
+    out["return_number"] = points.return_number
+    out["number_of_returns"] = points.number_of_returns
+    out["classification"] = points.classification
+    names = set(points.point_format.dimension_names)
+    for c in ("red", "green", "blue"):
+        out[c] = points[c] if c in names else 0
+    return out
+
+
+def iter_las_chunks(path: str | Path, chunk_size: int) -> Iterator[np.ndarray]:
+    """Yield chunks of :data:`POINT_DTYPE` from a LAS/LAZ file (coordinates in the file's CRS units).
+
+    Raises :class:`PointCloudError` for a zero scale, zero points, NaN/inf coordinates, a
+    truncated file or a header count that disagrees with the points actually read.
+    """
+    path = Path(path)
+    with _open(path) as reader:
+        header = reader.header
+        if np.any(header.scales == 0):
+            raise PointCloudError(f"header scale is zero ({list(header.scales)})", path=path)
+        expected = int(header.point_count)
+        if expected == 0:
+            raise PointCloudError("file holds zero points", path=path)
+        seen = 0
+        try:
+            for points in reader.chunk_iterator(chunk_size):
+                if len(points) == 0:
+                    break
+                rec = _to_records(points)
+                if not (np.all(np.isfinite(rec["x"])) and np.all(np.isfinite(rec["y"]))
+                        and np.all(np.isfinite(rec["z"]))):
+                    raise PointCloudError(f"non-finite coordinates near point {seen}", path=path)
+                seen += len(rec)
+                yield rec
+        except PointCloudError:
+            raise
+        except Exception as exc:  # lazrs/laspy raise many types on corrupt data
+            raise PointCloudError(f"truncated or corrupt point data after {seen} points ({exc})",
+                                  path=path) from None
+        if seen != expected:
+            raise PointCloudError(f"header claims {expected} points but the file holds {seen}",
+                                  path=path)
+
+
+class ChunkStore:
+    """A folder of point chunks (``chunk_00000.npy`` ...) plus ``meta.json``."""
+
+    def __init__(self, folder: str | Path) -> None:
+        self.folder = Path(folder)
+
+    def write(self, index: int, chunk: np.ndarray) -> Path:
+        """Write chunk ``index``; returns its path."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        path = self.folder / f"chunk_{index:05d}.npy"
+        np.save(path, np.ascontiguousarray(chunk, dtype=POINT_DTYPE))
+        return path
+
+    def write_meta(self, meta: dict) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        (self.folder / "meta.json").write_text(json.dumps(meta, indent=1, sort_keys=True))
+
+    def meta(self) -> dict:
+        return json.loads((self.folder / "meta.json").read_text())
+
+    def paths(self) -> list[Path]:
+        return sorted(self.folder.glob("chunk_*.npy"))
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        for p in self.paths():
+            yield np.load(p, mmap_mode="r")
+
+    def read_all(self) -> np.ndarray:
+        """Every chunk concatenated (whole-cloud read: only for clouds known to fit in memory)."""
+        parts = [np.load(p) for p in self.paths()]
+        return np.concatenate(parts) if parts else np.empty(0, POINT_DTYPE)

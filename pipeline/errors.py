@@ -1,0 +1,62 @@
+"""Exceptions and warnings of dmc-twin.
+
+Every error derives from :class:`TwinError`. Errors about bad input carry the file (and where
+useful the record and what was expected) as attributes; the CLI prints ``str(error)`` as one
+line and exits with code 2. Anything else is a bug and stays a traceback.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class TwinError(Exception):
+    """Base of all dmc-twin errors."""
+
+    def __init__(self, message: str, *, path: str | Path | None = None,
+                 stage: str | None = None) -> None:
+        self.message = message
+        self.path = str(path) if path is not None else None
+        self.stage = stage
+        super().__init__(message)
+
+    def __str__(self) -> str:
+        parts = []
+        if self.stage:
+            parts.append(f"{self.stage}:")
+        if self.path:
+            parts.append(f"{self.path}:")
+        parts.append(self.message)
+        return " ".join(parts)
+
+
+class ConfigError(TwinError, ValueError):
+    """Raised when a config file is unreadable, has unknown keys or values of the wrong type."""
+
+
+class InputError(TwinError, ValueError):
+    """Raised when an input file is missing, unreadable or its content is not what was expected."""
+
+
+class CRSError(InputError):
+    """Raised when an input has no usable CRS, or its coordinates contradict the declared CRS."""
+
+
+class GeoidError(InputError):
+    """Raised when the geoid grid is missing or a point lies outside its coverage."""
+
+
+class PointCloudError(InputError):
+    """Raised when a LAS/LAZ file is truncated, lies in its header or holds invalid points."""
+
+
+class StageError(TwinError):
+    """Raised when a stage cannot produce a trustworthy result (e.g. a check failed)."""
+
+
+class TwinWarning(UserWarning):
+    """Base of dmc-twin warnings."""
+
+
+class FeatureSkippedWarning(TwinWarning):
+    """A feature (building, POI) was skipped; the stage report counts it."""

@@ -1,0 +1,165 @@
+"""Orchestration: stage order, skip-if-unchanged, atomic outputs, the run manifest, progress.
+
+A stage is skipped when its key (sha256 of the package version, its config section, the site,
+the hashes of its input files and of its upstream stages' outputs) equals the key recorded in the
+manifest and its output folder still has the recorded hashes. Each stage writes into a temporary
+folder that is swapped in only when it finished; the manifest is rewritten atomically after every
+stage, so a run killed at any moment leaves every earlier output intact and a rerun completes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import json
+import shutil
+import time
+from functools import partial
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from pipeline import __version__
+from pipeline.config import STAGE_NAMES, TwinConfig
+from pipeline.core.atomic import digest_of, replace_dir, sha256_file, tree_hashes, write_json_atomic
+from pipeline.core.executor import make_executor
+from pipeline.core.progress import Reporter
+from pipeline.errors import ConfigError, InputError, StageError, TwinError
+from pipeline.stage import StageContext, StageResult
+
+MANIFEST = "manifest.json"
+
+
+def stage_module(name: str) -> ModuleType:
+    """The module implementing stage ``name``."""
+    return importlib.import_module(f"pipeline.stages.{name}")
+
+
+def output_dir(workdir: Path, name: str) -> Path:
+    """Where stage ``name`` keeps its outputs: ``bundle/`` for publish, else ``artifacts/<name>``."""
+    return workdir / "bundle" if name == "publish" else workdir / "artifacts" / name
+
+
+def select_stages(spec: str | None) -> list[str]:
+    """Stage names from ``a..b``, ``a,b,c`` or a single name (all stages when ``spec`` is None)."""
+    if not spec:
+        return list(STAGE_NAMES)
+    if ".." in spec:
+        first, _, last = spec.partition("..")
+        first, last = first or STAGE_NAMES[0], last or STAGE_NAMES[-1]
+        for n in (first, last):
+            if n not in STAGE_NAMES:
+                raise ConfigError(f"unknown stage {n!r} in --stages (stages: {', '.join(STAGE_NAMES)})")
+        i, j = STAGE_NAMES.index(first), STAGE_NAMES.index(last)
+        if i > j:
+            raise ConfigError(f"--stages {spec}: {first} comes after {last}")
+        return list(STAGE_NAMES[i:j + 1])
+    names = [n.strip() for n in spec.split(",") if n.strip()]
+    for n in names:
+        if n not in STAGE_NAMES:
+            raise ConfigError(f"unknown stage {n!r} in --stages (stages: {', '.join(STAGE_NAMES)})")
+    return [n for n in STAGE_NAMES if n in names]
+
+
+def load_manifest(workdir: Path) -> dict[str, Any]:
+    """The manifest of ``workdir`` (an empty one if none was written yet)."""
+    path = workdir / MANIFEST
+    if path.is_file():
+        try:
+            return json.loads(path.read_text())
+        except json.JSONDecodeError:
+            pass  # written atomically, so only a hand-edited manifest lands here: start afresh
+    return {"version": __version__, "stages": {}}
+
+
+class Runner:
+    """Runs the stages of one config in one work directory."""
+
+    def __init__(self, cfg: TwinConfig, workdir: Path, *, quiet: bool = False) -> None:
+        self.cfg = cfg
+        self.workdir = Path(workdir)
+        self.quiet = quiet
+        self.manifest = load_manifest(self.workdir)
+
+    def _file_hashes(self) -> dict[str, str]:
+        hashes = {}
+        for p in self.cfg.input_paths():
+            if not p.is_file():
+                raise InputError("input file not found", path=p)
+            hashes[str(p)] = sha256_file(p)
+        return hashes
+
+    def _key(self, name: str, module: ModuleType, files: dict[str, str]) -> str:
+        parts: dict[str, Any] = {"stage": name, "version": __version__,
+                                 "config": self.cfg.stage_hash(name)}
+        if name == "ingest":
+            parts["files"] = files
+        for up in module.REQUIRES:
+            entry = self.manifest["stages"].get(up)
+            if entry is None:
+                raise StageError(f"stage {name} needs the outputs of {up}: run it first "
+                                 f"(e.g. --stages {up}..{name})")
+            parts[up] = entry["digest"]
+        return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
+
+    def _up_to_date(self, name: str, key: str) -> bool:
+        entry = self.manifest["stages"].get(name)
+        out = output_dir(self.workdir, name)
+        return (entry is not None and entry.get("key") == key and out.is_dir()
+                and tree_hashes(out) == entry.get("outputs"))
+
+    def run(self, stages: list[str] | None = None, *, force: bool = False,
+            on_stage: Any = None) -> dict[str, Any]:
+        """Run ``stages`` (default all) in order; returns the manifest."""
+        names = stages or list(STAGE_NAMES)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        (self.workdir / "artifacts").mkdir(exist_ok=True)
+        files = self._file_hashes()
+        ex = self.cfg.executor
+        factory = partial(make_executor, ex.kind, ex.workers, ex.scheduler)
+        with Reporter(self.quiet) as reporter:
+            for name in names:
+                module = stage_module(name)
+                key = self._key(name, module, files)
+                if not force and self._up_to_date(name, key):
+                    self.manifest["stages"][name]["skipped"] = True
+                    if on_stage:
+                        on_stage(name, "skipped", self.manifest["stages"][name])
+                    continue
+                final = output_dir(self.workdir, name)
+                tmp = final.with_name(f".tmp-{final.name}")
+                if tmp.exists():
+                    shutil.rmtree(tmp)
+                tmp.mkdir(parents=True)
+                ctx = StageContext(self.workdir, tmp,
+                                   {up: output_dir(self.workdir, up) for up in module.REQUIRES},
+                                   reporter, factory)
+                t0 = time.perf_counter()
+                try:
+                    result: StageResult = module.run(ctx, self.cfg)
+                except TwinError as exc:
+                    exc.stage = exc.stage or name
+                    shutil.rmtree(tmp, ignore_errors=True)
+                    raise
+                except BaseException:
+                    shutil.rmtree(tmp, ignore_errors=True)
+                    raise
+                finally:
+                    ctx.close()
+                seconds = time.perf_counter() - t0
+                outputs = tree_hashes(tmp)
+                replace_dir(tmp, final)
+                if result.report:
+                    write_json_atomic(self.workdir / "reports" / f"{name}.json", result.report)
+                entry = {"key": key, "config_hash": self.cfg.stage_hash(name),
+                         "inputs": files if name == "ingest" else
+                         {up: self.manifest["stages"][up]["digest"] for up in module.REQUIRES},
+                         "version": __version__, "outputs": outputs, "digest": digest_of(outputs),
+                         "counts": result.counts, "seconds": round(seconds, 3), "skipped": False}
+                self.manifest["stages"][name] = entry
+                self.manifest["version"] = __version__
+                write_json_atomic(self.workdir / MANIFEST, self.manifest)
+                if on_stage:
+                    on_stage(name, "done", entry)
+        write_json_atomic(self.workdir / MANIFEST, self.manifest)
+        return self.manifest

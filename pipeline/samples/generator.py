@@ -1,0 +1,398 @@
+"""Deterministic synthetic sample of Sangam DMC in EPSG:5186 with orthometric (EGM96) heights.
+
+The sample is synthetic: a terrain function with the district's character (a flat former landfill
+plain at 12-20 m with the World Cup Park mounds rising to ~98 m in the south-west), buildings at
+approximate real landmark positions plus generated office and housing blocks, street trees, and an
+aerial LiDAR scan of the DMC core simulated from that model. Everything is produced from one seed,
+so the same seed gives byte-identical files. The generator also writes the truth it used (per-point
+classes, building heights), so tests can score the pipeline against it.
+
+Local coordinates ``dx, dy`` are EPSG:5186 metres relative to the site origin's projection.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import laspy
+import numpy as np
+import pyproj
+import rasterio
+import shapely
+from rasterio.transform import from_origin
+from scipy.spatial import cKDTree
+from shapely import affinity
+from shapely.geometry import Point, Polygon, box, mapping
+
+from pipeline.samples.landmarks import LANDMARKS
+
+SEED = 20231027
+ORIGIN_LAT, ORIGIN_LON = 37.5770, 126.8898
+CRS_EPSG = 5186
+VERTICAL_EPSG = 5773  # EGM96 height: the sample's orthometric heights refer to the EGM96 geoid
+
+#: local extents (metres, EPSG:5186 offsets from the origin)
+DEM_EXTENT = (-1100.0, -1300.0, 1100.0, 700.0)  # xmin, ymin, xmax, ymax
+DEM_RESOLUTION = 5.0
+LIDAR_EXTENT = (-240.0, -180.0, 280.0, 460.0)
+LIDAR_DENSITY = 10.0  # points per m^2
+DISTRICT_GRID_ROTATION = 28.0  # degrees, DMC's street grid relative to grid east
+
+#: ASPRS classes used in the truth
+GROUND, LOW_VEGETATION, HIGH_VEGETATION, BUILDING, NOISE = 2, 3, 5, 6, 7
+
+
+def origin_xy() -> tuple[float, float]:
+    """EPSG:5186 easting/northing (m) of the site origin."""
+    t = pyproj.Transformer.from_crs("EPSG:4326", f"EPSG:{CRS_EPSG}", always_xy=True)
+    x, y = t.transform(ORIGIN_LON, ORIGIN_LAT)
+    return float(x), float(y)
+
+
+def _smoothstep(e0: float, e1: float, v: np.ndarray) -> np.ndarray:
+    t = np.clip((v - e0) / (e1 - e0), 0.0, 1.0)
+    return t * t * (3.0 - 2.0 * t)
+
+
+def _mound(dx: np.ndarray, dy: np.ndarray, cx: float, cy: float, a: float, b: float,
+           rot_deg: float, rise: float) -> np.ndarray:
+    """A flat-topped landfill mound: super-ellipse plateau with steep sides (m)."""
+    r = np.radians(rot_deg)
+    u = (dx - cx) * np.cos(r) + (dy - cy) * np.sin(r)
+    v = -(dx - cx) * np.sin(r) + (dy - cy) * np.cos(r)
+    rho = ((np.abs(u) / a) ** 4 + (np.abs(v) / b) ** 4) ** 0.25
+    return rise * (1.0 - _smoothstep(0.72, 1.12, rho))
+
+
+def terrain_local(dx: np.ndarray, dy: np.ndarray) -> np.ndarray:
+    """True terrain height (m, orthometric/EGM96) at local offsets ``dx, dy`` (m)."""
+    dx = np.asarray(dx, np.float64)
+    dy = np.asarray(dy, np.float64)
+    plain = (13.5 + 0.0035 * dx + 0.0025 * dy
+             + 0.6 * np.sin(dx / 140.0) * np.cos(dy / 170.0)
+             + 0.25 * np.sin((dx + dy) / 55.0))
+    haneul = _mound(dx, dy, -430.0, -1060.0, 470.0, 190.0, 18.0, 84.0)
+    noeul = _mound(dx, dy, -1060.0, -915.0, 330.0, 190.0, 12.0, 78.0)
+    return plain + haneul + noeul
+
+
+def terrain_height(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """True terrain height (m, orthometric/EGM96) at EPSG:5186 ``x, y`` (m)."""
+    x0, y0 = origin_xy()
+    return terrain_local(np.asarray(x) - x0, np.asarray(y) - y0)
+
+
+@dataclass
+class Building:
+    id: str
+    name: str
+    use: str
+    floors: int
+    height: float           # true height above the base, metres
+    footprint: Polygon      # local coordinates (m)
+    base: float = 0.0       # lowest terrain height under the footprint (m, orthometric)
+    height_attribute: bool = True  # whether the footprint file carries the height
+    landmark: bool = False
+    extra: dict = field(default_factory=dict)
+
+
+def _rect(cx: float, cy: float, w: float, d: float, rot: float) -> Polygon:
+    return affinity.rotate(box(cx - w / 2, cy - d / 2, cx + w / 2, cy + d / 2), rot, origin=(cx, cy))
+
+
+def _landmark_footprint(lm, cx: float, cy: float) -> Polygon:
+    if lm.ellipse:
+        outer = affinity.scale(Point(cx, cy).buffer(1.0, 64), lm.width / 2, lm.depth / 2)
+        inner = affinity.scale(Point(cx, cy).buffer(1.0, 64), lm.courtyard[0] / 2, lm.courtyard[1] / 2)
+        poly = Polygon(outer.exterior.coords, [inner.exterior.coords])
+        return affinity.rotate(poly, lm.rotation, origin=(cx, cy))
+    poly = _rect(cx, cy, lm.width, lm.depth, lm.rotation)
+    if lm.courtyard:
+        hole = _rect(cx, cy, lm.courtyard[0], lm.courtyard[1], lm.rotation)
+        poly = Polygon(poly.exterior.coords, [hole.exterior.coords])
+    return poly
+
+
+def make_buildings(rng: np.random.Generator) -> list[Building]:
+    """Landmarks at their approximate real positions, then office and housing blocks around them."""
+    x0, y0 = origin_xy()
+    to_tm = pyproj.Transformer.from_crs("EPSG:4326", f"EPSG:{CRS_EPSG}", always_xy=True)
+    buildings: list[Building] = []
+    for i, lm in enumerate(LANDMARKS):
+        x, y = to_tm.transform(lm.lon, lm.lat)
+        fp = _landmark_footprint(lm, x - x0, y - y0)
+        buildings.append(Building(f"DMC-L{i + 1:03d}", lm.name, lm.use, lm.floors, lm.height,
+                                  fp, landmark=True))
+    overlaps = [(a.name, b.name) for i, a in enumerate(buildings) for b in buildings[i + 1:]
+                if a.footprint.intersects(b.footprint)]
+    if overlaps:
+        raise ValueError(f"landmark footprints overlap: {overlaps}")
+    occupied = [b.footprint.buffer(10.0) for b in buildings]
+
+    def place(n: int, region: tuple[float, float, float, float], use_choices: list[str],
+              floors_range: tuple[int, int], prefix: str, start: int) -> None:
+        count, tries = 0, 0
+        rot = DISTRICT_GRID_ROTATION
+        while count < n and tries < 5000:
+            tries += 1
+            cx = rng.uniform(region[0], region[2])
+            cy = rng.uniform(region[1], region[3])
+            w, d = rng.uniform(22, 46), rng.uniform(16, 32)
+            fp = box(cx - w / 2, cy - d / 2, cx + w / 2, cy + d / 2)
+            if rng.random() < 0.3:  # L-shaped block: a wing on one corner
+                fp = shapely.union(fp, box(cx + w / 2 - 12, cy + d / 2 - 1, cx + w / 2, cy + d / 2 + 12))
+                fp = shapely.normalize(shapely.simplify(fp, 0.01))
+            fp = affinity.rotate(fp, rot, origin=(cx, cy))
+            if any(fp.intersects(o) for o in occupied):
+                continue
+            floors = int(rng.integers(*floors_range))
+            height = round(floors * rng.uniform(3.6, 4.2) + rng.uniform(1.0, 3.0), 2)
+            use = str(rng.choice(use_choices))
+            idx = start + count
+            buildings.append(Building(f"DMC-{prefix}{idx:03d}", f"{use.title()} block {idx}", use, floors,
+                                      height, fp, height_attribute=bool(rng.random() < 0.5)))
+            occupied.append(fp.buffer(8.0))
+            count += 1
+
+    # office blocks in the LiDAR-covered core, housing blocks north-west outside it
+    place(36, (-225.0, -165.0, 265.0, 445.0), ["office", "office", "office", "retail", "public"],
+          (4, 21), "B", 1)
+    place(8, (-900.0, 100.0, -380.0, 650.0), ["residential"], (12, 26), "R", 1)
+    for b in buildings:
+        b.base = float(_min_terrain_under(b.footprint))
+    return buildings
+
+
+def _min_terrain_under(fp: Polygon) -> float:
+    """Lowest true terrain height (m) under a footprint, sampled on a 0.5 m lattice and the ring."""
+    minx, miny, maxx, maxy = fp.bounds
+    gx, gy = np.meshgrid(np.arange(minx, maxx + 0.5, 0.5), np.arange(miny, maxy + 0.5, 0.5))
+    inside = shapely.contains_xy(fp, gx.ravel(), gy.ravel())
+    ring = np.asarray(fp.exterior.coords)
+    xs = np.concatenate([gx.ravel()[inside], ring[:, 0]])
+    ys = np.concatenate([gy.ravel()[inside], ring[:, 1]])
+    return float(np.min(terrain_local(xs, ys)))
+
+
+def make_trees(rng: np.random.Generator, buildings: list[Building]) -> np.ndarray:
+    """Street and park trees in the LiDAR extent: (N, 4) array of dx, dy, crown radius, height (m)."""
+    xmin, ymin, xmax, ymax = LIDAR_EXTENT
+    blocked = shapely.union_all([b.footprint.buffer(6.0) for b in buildings])
+    shapely.prepare(blocked)
+    n = 1400
+    cand = np.column_stack([rng.uniform(xmin, xmax, n * 2), rng.uniform(ymin, ymax, n * 2)])
+    free = ~shapely.contains_xy(blocked, cand[:, 0], cand[:, 1])
+    cand = cand[free][:n]
+    radius = rng.uniform(2.0, 4.5, len(cand))
+    height = rng.uniform(6.0, 14.0, len(cand))
+    return np.column_stack([cand, radius, height])
+
+
+def simulate_lidar(rng: np.random.Generator, buildings: list[Building], trees: np.ndarray) -> dict:
+    """Aerial LiDAR over LIDAR_EXTENT: local x, y, z (m) with attributes and true classes."""
+    xmin, ymin, xmax, ymax = LIDAR_EXTENT
+    s = 1.0 / np.sqrt(LIDAR_DENSITY)
+    gx = np.arange(xmin + s / 2, xmax, s)
+    gy = np.arange(ymin + s / 2, ymax, s)
+    # scan lines run west-east and are recorded in order: that coherence is what LAZ compresses well
+    yy, xx = np.meshgrid(gy, gx, indexing="ij")
+    x = xx.ravel() + rng.uniform(-0.4 * s, 0.4 * s, xx.size)
+    y = yy.ravel() + rng.uniform(-0.4 * s, 0.4 * s, yy.size)
+    n = x.size
+    ground = terrain_local(x, y)
+    z = ground.copy()
+    cls = np.full(n, GROUND, np.uint8)
+    returns = np.ones(n, np.uint8)
+    n_returns = np.ones(n, np.uint8)
+    use_of = np.full(n, -1, np.int16)
+
+    for i, b in enumerate(buildings):
+        minx, miny, maxx, maxy = b.footprint.bounds
+        cand = np.flatnonzero((x >= minx) & (x <= maxx) & (y >= miny) & (y <= maxy))
+        if cand.size == 0:
+            continue
+        inside = cand[shapely.contains_xy(b.footprint, x[cand], y[cand])]
+        z[inside] = b.base + b.height
+        cls[inside] = BUILDING
+        use_of[inside] = i
+
+    tree_xy = trees[:, :2]
+    dist, idx = cKDTree(tree_xy).query(np.column_stack([x, y]), distance_upper_bound=float(trees[:, 2].max()))
+    hit = np.isfinite(dist) & (cls == GROUND)
+    hit[hit] = dist[hit] < trees[idx[hit], 2]
+    canopy = hit & (rng.random(n) < 0.65)
+    through = hit & ~canopy
+    t = idx[canopy]
+    crown_depth = 0.45 * trees[t, 3]
+    z[canopy] = ground[canopy] + trees[t, 3] - crown_depth * (dist[canopy] / trees[t, 2]) ** 2
+    cls[canopy] = HIGH_VEGETATION
+    returns[canopy], n_returns[canopy] = 1, 2
+    returns[through], n_returns[through] = 2, 2
+
+    z += rng.normal(0.0, 0.03, n)
+    outlier = rng.random(n) < 3e-4
+    z[outlier] += rng.choice([-1.0, 1.0], outlier.sum()) * rng.uniform(15.0, 60.0, outlier.sum())
+    cls[outlier] = NOISE
+
+    palette_ground = np.array([92, 92, 98])
+    palette_tree = np.array([62, 112, 52])
+    roof_palette = {"broadcast": (150, 160, 175), "office": (175, 175, 170), "retail": (190, 160, 130),
+                    "public": (160, 150, 140), "culture": (170, 140, 120), "transport": (130, 130, 140),
+                    "stadium": (220, 220, 225), "residential": (185, 120, 100)}
+    rgb = np.tile(palette_ground, (n, 1)).astype(np.float64)
+    rgb[cls == HIGH_VEGETATION] = palette_tree
+    bmask = use_of >= 0
+    uses = np.array([roof_palette.get(b.use, (170, 170, 170)) for b in buildings], np.float64)
+    rgb[bmask] = uses[use_of[bmask]]
+    rgb += rng.normal(0.0, 2.0, (n, 1))
+    rgb = (np.clip(rgb, 0, 255) * 257).astype(np.uint16)
+    base_int = np.where(cls == BUILDING, 1800, np.where(cls == HIGH_VEGETATION, 700, 1200))
+    intensity = np.clip(base_int + rng.normal(0, 25, n), 0, 65535).astype(np.uint16)
+    return {"x": x, "y": y, "z": z, "cls": cls, "return_number": returns,
+            "number_of_returns": n_returns, "rgb": rgb, "intensity": intensity}
+
+
+def compound_crs() -> pyproj.CRS:
+    """EPSG:5186 + EGM96 height: the sample's horizontal and vertical reference."""
+    return pyproj.CRS.from_user_input(f"EPSG:{CRS_EPSG}+{VERTICAL_EPSG}")
+
+
+def write_laz(path: Path, pts: dict, x0: float, y0: float) -> None:
+    """LAS 1.4 point format 7 (RGB), unclassified, with a WKT CRS VLR."""
+    header = laspy.LasHeader(point_format=7, version="1.4")
+    header.scales = np.array([0.01, 0.01, 0.01])  # 1 cm, as most aerial surveys deliver
+    header.offsets = np.array([round(x0, -3), round(y0, -3), 0.0])
+    header.add_crs(compound_crs())
+    header.creation_date = _dt.date(2023, 10, 27)  # fixed, so the file is byte-reproducible
+    header.system_identifier = "dmc-twin synthetic sample"
+    header.generating_software = "dmc-twin sample generator"
+    las = laspy.LasData(header)
+    las.x = pts["x"] + x0
+    las.y = pts["y"] + y0
+    las.z = pts["z"]
+    las.intensity = pts["intensity"]
+    las.return_number = pts["return_number"]
+    las.number_of_returns = pts["number_of_returns"]
+    las.classification = np.ones(len(pts["x"]), np.uint8)  # unclassified (ASPRS 1)
+    las.red, las.green, las.blue = pts["rgb"][:, 0], pts["rgb"][:, 1], pts["rgb"][:, 2]
+    las.gps_time = 386_000.0 + np.arange(len(pts["x"])) * 2e-6
+    las.write(path)
+
+
+def write_dem(path: Path, x0: float, y0: float) -> None:
+    """5 m DEM GeoTIFF (EPSG:5186, float32 orthometric metres, nodata -9999) of the true terrain."""
+    xmin, ymin, xmax, ymax = DEM_EXTENT
+    r = DEM_RESOLUTION
+    cols, rows = int((xmax - xmin) / r), int((ymax - ymin) / r)
+    cx = xmin + r / 2 + np.arange(cols) * r
+    cy = ymax - r / 2 - np.arange(rows) * r
+    gx, gy = np.meshgrid(cx, cy)
+    dem = terrain_local(gx, gy).astype(np.float32)
+    dem[:6, -10:] = -9999.0  # a nodata patch in a corner, as real DEM tiles have
+    profile = dict(driver="GTiff", width=cols, height=rows, count=1, dtype="float32",
+                   crs=f"EPSG:{CRS_EPSG}", transform=from_origin(x0 + xmin, y0 + ymax, r, r),
+                   nodata=-9999.0, tiled=True, blockxsize=256, blockysize=256, compress="deflate",
+                   predictor=3)
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(dem, 1)
+
+
+def _feature_collection(features: list[dict], crs_urn: str | None) -> dict:
+    fc: dict = {"type": "FeatureCollection"}
+    if crs_urn:
+        fc["crs"] = {"type": "name", "properties": {"name": crs_urn}}
+    fc["features"] = features
+    return fc
+
+
+def _round_coords(geom: dict, nd: int) -> dict:
+    def rnd(c):
+        return [rnd(v) for v in c] if isinstance(c[0], (list, tuple)) else [round(v, nd) for v in c]
+    return {"type": geom["type"], "coordinates": rnd(geom["coordinates"])}
+
+
+def write_footprints(path: Path, buildings: list[Building], x0: float, y0: float) -> None:
+    """Footprints GeoJSON in EPSG:5186 (named by the legacy ``crs`` member GDAL honours)."""
+    feats = []
+    for b in buildings:
+        geom = affinity.translate(b.footprint, x0, y0)
+        props = {"id": b.id, "name": b.name, "use": b.use, "floors": b.floors,
+                 "height": round(b.height, 2) if b.height_attribute else None}
+        feats.append({"type": "Feature", "properties": props,
+                      "geometry": _round_coords(mapping(geom), 3)})
+    path.write_text(json.dumps(_feature_collection(feats, f"urn:ogc:def:crs:EPSG::{CRS_EPSG}"), indent=1))
+
+
+def write_gcps(path: Path, rng: np.random.Generator, buildings: list[Building], trees: np.ndarray,
+               x0: float, y0: float, n: int = 10) -> None:
+    """Surveyed check points on open ground inside the LiDAR extent: id,x,y,z (EPSG:5186, EGM96 m)."""
+    xmin, ymin, xmax, ymax = LIDAR_EXTENT
+    blocked = shapely.union_all([b.footprint.buffer(8.0) for b in buildings]
+                                + [Point(t[0], t[1]).buffer(t[2] + 4.0) for t in trees])
+    rows = ["id,x,y,z"]
+    k = 0
+    while k < n:
+        px, py = rng.uniform(xmin + 20, xmax - 20), rng.uniform(ymin + 20, ymax - 20)
+        if blocked.contains(Point(px, py)):
+            continue
+        k += 1
+        rows.append(f"GCP{k:02d},{px + x0:.3f},{py + y0:.3f},{float(terrain_local(px, py)):.3f}")
+    path.write_text("\n".join(rows) + "\n")
+
+
+POIS = (
+    ("DMC Station Exit 2", "transit_exit", 37.57745, 126.89905),
+    ("DMC Station Exit 9", "transit_exit", 37.57660, 126.89860),
+    ("Nuri Dream Square Plaza", "plaza", 37.57935, 126.89060),
+    ("Korean Film Archive Entrance", "entrance", 37.57650, 126.89080),
+    ("MBC Plaza", "plaza", 37.58070, 126.89050),
+    ("Sangam DMC Culture Park", "park", 37.57560, 126.89210),
+    ("C-ITS Roadside Unit 1", "c_its_rsu", 37.57830, 126.88990),
+    ("C-ITS Roadside Unit 2", "c_its_rsu", 37.57700, 126.89300),
+    ("Bus stop DMC Hi-Tech Center", "bus_stop", 37.57580, 126.88850),
+    ("World Cup Stadium North Gate", "entrance", 37.56965, 126.89720),
+    ("Haneul Park Summit", "viewpoint", 37.56730, 126.88520),
+)
+
+
+def write_pois(path: Path) -> None:
+    """POIs GeoJSON in CRS84 (RFC 7946, no crs member)."""
+    feats = [{"type": "Feature", "properties": {"name": name, "kind": kind},
+              "geometry": {"type": "Point", "coordinates": [lon, lat]}}
+             for name, kind, lat, lon in POIS]
+    path.write_text(json.dumps(_feature_collection(feats, None), indent=1))
+
+
+def generate(out_dir: str | Path, seed: int = SEED) -> dict:
+    """Write the sample into ``out_dir``; return a summary. Same seed, same bytes."""
+    out = Path(out_dir)
+    (out / "truth").mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    x0, y0 = origin_xy()
+    buildings = make_buildings(rng)
+    trees = make_trees(rng, buildings)
+    pts = simulate_lidar(rng, buildings, trees)
+    write_laz(out / "dmc_aerial.laz", pts, x0, y0)
+    write_dem(out / "dem.tif", x0, y0)
+    write_footprints(out / "buildings.geojson", buildings, x0, y0)
+    write_gcps(out / "gcps.csv", rng, buildings, trees, x0, y0)
+    write_pois(out / "pois.geojson")
+    np.savez_compressed(out / "truth" / "point_classes.npz", classes=pts["cls"])
+    truth = {
+        "seed": seed, "crs": f"EPSG:{CRS_EPSG}+{VERTICAL_EPSG}",
+        "origin": {"lat": ORIGIN_LAT, "lon": ORIGIN_LON, "x": x0, "y": y0},
+        "lidar_extent_local": LIDAR_EXTENT, "dem_extent_local": DEM_EXTENT,
+        "buildings": [{"id": b.id, "name": b.name, "use": b.use, "floors": b.floors,
+                       "base": round(b.base, 4), "height": b.height,
+                       "roof": round(b.base + b.height, 4), "landmark": b.landmark,
+                       "footprint_wkt": shapely.to_wkt(affinity.translate(b.footprint, x0, y0),
+                                                       rounding_precision=3)}
+                      for b in buildings],
+        "trees": int(len(trees)),
+        "points": int(len(pts["x"])),
+    }
+    (out / "truth" / "truth.json").write_text(json.dumps(truth, indent=1))
+    return {"buildings": len(buildings), "points": int(len(pts["x"])), "trees": int(len(trees))}

@@ -1,0 +1,109 @@
+"""anchors: one AR anchor per building and per point of interest.
+
+Writes ``anchors.json`` (validated against the shipped ``anchors.schema.json``),
+``anchors.geojson`` (points with ellipsoidal heights) and a copy of the schema. Building anchors
+sit at the footprint centroid (computed in the footprint's own CRS) on the ground, face along the
+building's long axis and name the building's feature in the 3D Tiles. POI heights are the DEM's
+ground height there. Vertical accuracy is the georef check-point RMSE.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import warnings
+from importlib import resources
+from typing import Any
+
+import numpy as np
+import pyproj
+
+from pipeline.config import TwinConfig
+from pipeline.core.orientation import heading_quaternions, polygon_heading
+from pipeline.core.raster import read_elevation
+from pipeline.errors import FeatureSkippedWarning
+from pipeline.stage import StageContext, StageResult
+
+NAME = "anchors"
+REQUIRES = ("ingest", "georef", "mesh", "tile")
+SCHEMA_VERSION = "1.0"
+
+
+def schema_path() -> Any:
+    """The anchors JSON Schema shipped in the package."""
+    return resources.files("pipeline") / "schemas" / "anchors.schema.json"
+
+
+def _anchor(aid: str, kind: str, name: str, category: str | None, lon: float, lat: float,
+            ortho: float, n: float, heading: float, feature: dict | None, props: dict) -> dict:
+    q_enu, q_eus = heading_quaternions(heading)
+    return {"id": aid, "kind": kind, "name": name, "category": category,
+            "latitude": round(lat, 10), "longitude": round(lon, 10),
+            "ellipsoidal_height": round(ortho + n, 4), "orthometric_height": round(ortho, 4),
+            "geoid_undulation": round(n, 4), "heading_deg": round(heading, 4),
+            "orientation": {"enu_xyzw": [round(x, 9) for x in q_enu],
+                            "eus_xyzw": [round(x, 9) for x in q_eus]},
+            "feature": feature, "properties": props}
+
+
+def run(ctx: StageContext, cfg: TwinConfig) -> StageResult:
+    """Build the anchors of buildings and POIs."""
+    georef, mesh, tile = ctx.input_dir("georef"), ctx.input_dir("mesh"), ctx.input_dir("tile")
+    frame = json.loads((georef / "frame.json").read_text())
+    anchors: list[dict[str, Any]] = []
+    skipped: list[dict[str, str]] = []
+    if cfg.stages.anchors.include_buildings and (mesh / "buildings.json").is_file():
+        footprints = {f["id"]: f for f in json.loads((georef / "footprints.json").read_text())["features"]}
+        index = json.loads((tile / "buildings" / "features.json").read_text())["buildings"]
+        for b in json.loads((mesh / "buildings.json").read_text())["buildings"]:
+            fp = footprints[b["id"]]
+            c = fp["centroid"]
+            outline = np.concatenate([np.asarray(p[0]["en"]) for p in fp["parts"]])
+            feature = {"building_id": b["id"], "tileset": "buildings/tileset.json",
+                       "content": f"buildings/{index[b['id']]['tile']}",
+                       "feature_id": index[b["id"]]["feature_id"]}
+            anchors.append(_anchor(f"building:{b['id']}", "building", b["name"] or b["id"], b["use"],
+                                   c["lon"], c["lat"], b["ground_height"], c["undulation"],
+                                   polygon_heading(outline), feature,
+                                   {"height": b["height"], "roof_orthometric_height": b["roof_height"],
+                                    "floors": b["floors"], "height_source": b["height_source"]}))
+    if cfg.stages.anchors.include_pois and (georef / "pois.json").is_file():
+        ingest = ctx.input_dir("ingest")
+        dem_meta = json.loads((ingest / "dem.json").read_text())
+        dem = read_elevation(ingest / "dem.tif", dem_meta["crs_wkt"])
+        to_dem = pyproj.Transformer.from_crs("EPSG:4326", dem.crs, always_xy=True)
+        for i, p in enumerate(json.loads((georef / "pois.json").read_text())["points"]):
+            x, y = to_dem.transform(p["lon"], p["lat"], errcheck=True)
+            ground = float(dem.sample(np.array([x]), np.array([y]))[0])
+            if not np.isfinite(ground):
+                skipped.append({"poi": p["name"], "reason": "outside the DEM or on nodata"})
+                warnings.warn(f"POI {p['name']!r}: skipped, no DEM height there",
+                              FeatureSkippedWarning, stacklevel=2)
+                continue
+            anchors.append(_anchor(f"poi:{i + 1:03d}", "poi", p["name"], p["kind"], p["lon"], p["lat"],
+                                   ground, p["undulation"], 0.0, None, {}))
+    gcps = georef / "gcps.json"
+    rmse = json.loads(gcps.read_text()).get("vertical_rmse") if gcps.is_file() else None
+    doc = {"schema_version": SCHEMA_VERSION,
+           "site": {"name": cfg.site.name,
+                    "origin": {"latitude": frame["origin"]["lat"], "longitude": frame["origin"]["lon"],
+                               "ellipsoidal_height": frame["origin"]["height"]}},
+           "geoid_grid": frame["geoid_grid"],
+           "accuracy": {"vertical_rmse_m": rmse, "horizontal_rmse_m": None,
+                        "note": "vertical: LiDAR against surveyed check points; horizontal not "
+                                "measured (no horizontal check points yet)"},
+           "anchors": anchors}
+    (ctx.out_dir / "anchors.json").write_text(json.dumps(doc, indent=1, ensure_ascii=False))
+    features = [{"type": "Feature", "id": a["id"],
+                 "geometry": {"type": "Point",
+                              "coordinates": [a["longitude"], a["latitude"], a["ellipsoidal_height"]]},
+                 "properties": {k: a[k] for k in ("kind", "name", "category", "orthometric_height",
+                                                  "heading_deg")}} for a in anchors]
+    (ctx.out_dir / "anchors.geojson").write_text(json.dumps(
+        {"type": "FeatureCollection", "features": features}, indent=1, ensure_ascii=False))
+    with resources.as_file(schema_path()) as src:
+        shutil.copyfile(src, ctx.out_dir / "anchors.schema.json")
+    kinds = [a["kind"] for a in anchors]
+    return StageResult({"anchors": len(anchors), "building_anchors": kinds.count("building"),
+                        "poi_anchors": kinds.count("poi")},
+                       {"anchors": len(anchors), "skipped": skipped, "vertical_rmse_m": rmse})

@@ -1,0 +1,184 @@
+"""ingest: read every declared input, check it, and store it normalised with its CRS.
+
+Outputs (coordinates still in each input's own CRS):
+``points/<n>_<stem>/chunk_*.npy`` + ``meta.json`` per point cloud; ``footprints.json``;
+``dem.tif`` + ``dem.json``; ``gcps.json``; ``pois.json``.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import shapely
+
+from pipeline.config import TwinConfig
+from pipeline.core.geodesy import parse_crs
+from pipeline.core.pointio import ChunkStore, iter_las_chunks, las_point_count, read_las_crs
+from pipeline.core.raster import read_elevation
+from pipeline.core.vector import read_features
+from pipeline.errors import CRSError, InputError
+from pipeline.stage import StageContext, StageResult
+
+NAME = "ingest"
+REQUIRES: tuple[str, ...] = ()
+
+
+def _dump(path: Path, obj: Any) -> None:
+    path.write_text(json.dumps(obj, indent=1, sort_keys=True))
+
+
+def _ingest_pointcloud(ctx: StageContext, cfg: TwinConfig, i: int, pc: Any) -> dict[str, Any]:
+    path = cfg.resolve(pc.path)
+    if pc.crs:
+        crs = parse_crs(pc.crs, path=path)
+    else:
+        crs = read_las_crs(path)
+        if crs is None and cfg.site.crs:
+            crs = parse_crs(cfg.site.crs, path=path)
+    if crs is None:
+        raise CRSError("point cloud has no CRS record; set its crs (or site.crs) in the config",
+                       path=path)
+    store = ChunkStore(ctx.out_dir / "points" / f"{i:02d}_{path.stem}")
+    total = las_point_count(path)
+    chunk_size = cfg.stages.ingest.chunk_size
+    n_chunks = max(1, math.ceil(total / chunk_size))
+    count, lo, hi = 0, np.full(3, np.inf), np.full(3, -np.inf)
+    classes = np.zeros(256, np.int64)
+    for k, chunk in enumerate(ctx.reporter.track(iter_las_chunks(path, chunk_size),
+                                                 f"ingest {path.name}", n_chunks)):
+        store.write(k, chunk)
+        xyz = np.column_stack([chunk["x"], chunk["y"], chunk["z"]])
+        lo, hi = np.minimum(lo, xyz.min(0)), np.maximum(hi, xyz.max(0))
+        classes += np.bincount(chunk["classification"], minlength=256)
+        count += len(chunk)
+    meta = {"source": str(path), "crs_wkt": crs.to_wkt(), "crs_name": crs.name, "frame": "source",
+            "count": count, "bounds": [*lo.tolist(), *hi.tolist()],
+            "classes": {str(c): int(n) for c, n in enumerate(classes) if n}}
+    store.write_meta(meta)
+    return {"file": str(path), "crs": crs.name, "points": count, "bounds": meta["bounds"]}
+
+
+def _ingest_footprints(ctx: StageContext, cfg: TwinConfig) -> dict[str, Any]:
+    fp = cfg.inputs.footprints
+    path = cfg.resolve(fp.path)
+    fs = read_features(path, fp.crs, cfg.site.crs)
+    f = fp.fields
+    records, skipped = [], []
+    for i, geom in enumerate(fs.geometries):
+        ident = fs.value(f.id, i)
+        ident = str(ident) if ident is not None else f"feature-{i}"
+        if geom is None or shapely.is_empty(geom):
+            skipped.append({"feature": ident, "reason": "empty geometry"})
+            continue
+        if geom.geom_type not in ("Polygon", "MultiPolygon"):
+            skipped.append({"feature": ident, "reason": f"{geom.geom_type} is not a polygon"})
+            continue
+        coords = shapely.get_coordinates(geom)
+        if not np.all(np.isfinite(coords)):
+            skipped.append({"feature": ident, "reason": "non-finite coordinates"})
+            continue
+        records.append({
+            "id": ident, "name": fs.value(f.name, i), "use": fs.value(f.use, i),
+            "floors": fs.value(f.floors, i), "height": fs.value(f.height, i),
+            "wkt": shapely.to_wkt(shapely.force_2d(geom), rounding_precision=-1),
+        })
+    ids = [r["id"] for r in records]
+    if len(set(ids)) != len(ids):
+        dup = sorted({x for x in ids if ids.count(x) > 1})[0]
+        raise InputError(f"building id {dup!r} occurs more than once", path=path)
+    _dump(ctx.out_dir / "footprints.json", {"source": str(path), "crs_wkt": fs.crs.to_wkt(),
+                                            "features": records, "skipped": skipped})
+    return {"file": str(path), "crs": fs.crs.name, "features": len(records), "skipped": skipped}
+
+
+def _ingest_dem(ctx: StageContext, cfg: TwinConfig) -> dict[str, Any]:
+    dem = cfg.inputs.dem
+    path = cfg.resolve(dem.path)
+    elev = read_elevation(path, dem.crs, cfg.site.crs)
+    shutil.copyfile(path, ctx.out_dir / "dem.tif")
+    valid = np.isfinite(elev.values)
+    info = {"source": str(path), "crs_wkt": elev.crs.to_wkt(), "crs_name": elev.crs.name,
+            "shape": list(elev.values.shape), "nodata_pixels": int((~valid).sum()),
+            "min": float(np.nanmin(elev.values)), "max": float(np.nanmax(elev.values))}
+    _dump(ctx.out_dir / "dem.json", info)
+    return {"file": str(path), "crs": elev.crs.name, "shape": info["shape"],
+            "nodata_pixels": info["nodata_pixels"], "range_m": [info["min"], info["max"]]}
+
+
+def read_gcp_csv(path: Path) -> list[dict[str, Any]]:
+    """Rows of a GCP CSV (id,x,y,z); InputError naming the line for a missing or non-numeric cell."""
+    if not path.is_file():
+        raise InputError("GCP file not found", path=path)
+    with open(path, newline="", encoding="utf-8") as f:
+        reader = csv.DictReader(f)
+        need = {"id", "x", "y", "z"}
+        if reader.fieldnames is None or not need <= {c.strip() for c in reader.fieldnames}:
+            raise InputError(f"CSV needs columns id,x,y,z (found {reader.fieldnames})", path=path)
+        rows = []
+        for line, row in enumerate(reader, start=2):
+            row = {k.strip(): (v or "").strip() for k, v in row.items() if k}
+            try:
+                vals = [float(row[c]) for c in ("x", "y", "z")]
+            except ValueError:
+                raise InputError(f"line {line}: x, y and z must be numbers (got "
+                                 f"{row['x']!r}, {row['y']!r}, {row['z']!r})", path=path) from None
+            if not all(map(math.isfinite, vals)):
+                raise InputError(f"line {line}: non-finite coordinate", path=path)
+            rows.append({"id": row["id"] or f"row{line}", "x": vals[0], "y": vals[1], "z": vals[2]})
+    if not rows:
+        raise InputError("GCP file has no rows", path=path)
+    return rows
+
+
+def _ingest_gcps(ctx: StageContext, cfg: TwinConfig) -> dict[str, Any]:
+    g = cfg.inputs.gcps
+    path = cfg.resolve(g.path)
+    crs_text = g.crs or cfg.site.crs
+    if not crs_text:
+        raise CRSError("a GCP CSV carries no CRS; set inputs.gcps.crs (or site.crs)", path=path)
+    crs = parse_crs(crs_text, path=path)
+    rows = read_gcp_csv(path)
+    _dump(ctx.out_dir / "gcps.json", {"source": str(path), "crs_wkt": crs.to_wkt(), "points": rows})
+    return {"file": str(path), "crs": crs.name, "points": len(rows)}
+
+
+def _ingest_pois(ctx: StageContext, cfg: TwinConfig) -> dict[str, Any]:
+    p = cfg.inputs.pois
+    path = cfg.resolve(p.path)
+    fs = read_features(path, p.crs, cfg.site.crs)
+    pois = []
+    for i, geom in enumerate(fs.geometries):
+        if geom is None or geom.geom_type != "Point" or not np.all(np.isfinite(shapely.get_coordinates(geom))):
+            raise InputError(f"feature {i}: POIs must be points with finite coordinates", path=path)
+        pois.append({"name": fs.value("name", i) or f"POI {i + 1}", "kind": fs.value("kind", i) or "poi",
+                     "x": geom.x, "y": geom.y})
+    _dump(ctx.out_dir / "pois.json", {"source": str(path), "crs_wkt": fs.crs.to_wkt(), "points": pois})
+    return {"file": str(path), "crs": fs.crs.name, "points": len(pois)}
+
+
+def run(ctx: StageContext, cfg: TwinConfig) -> StageResult:
+    """Read, check and normalise every input of ``cfg``."""
+    report: dict[str, Any] = {"pointclouds": []}
+    counts = {"points": 0}
+    for i, pc in enumerate(cfg.inputs.pointclouds):
+        info = _ingest_pointcloud(ctx, cfg, i, pc)
+        report["pointclouds"].append(info)
+        counts["points"] += info["points"]
+    if cfg.inputs.footprints:
+        report["footprints"] = _ingest_footprints(ctx, cfg)
+        counts["buildings"] = report["footprints"]["features"]
+    if cfg.inputs.dem:
+        report["dem"] = _ingest_dem(ctx, cfg)
+    if cfg.inputs.gcps:
+        report["gcps"] = _ingest_gcps(ctx, cfg)
+        counts["gcps"] = report["gcps"]["points"]
+    if cfg.inputs.pois:
+        report["pois"] = _ingest_pois(ctx, cfg)
+        counts["pois"] = report["pois"]["points"]
+    return StageResult(counts, report)

@@ -1,0 +1,105 @@
+"""publish: the versioned hub bundle (``<workdir>/bundle``) that viewers and AR apps consume.
+
+Layout: ``tileset.json`` + ``terrain/ buildings/ pointcloud/`` (3D Tiles 1.1), ``anchors/``,
+``catalog.json`` (a STAC Collection), ``provenance.json`` (inputs with sha256, code version,
+georef accuracy), ``README.md`` and ``SHA256SUMS`` over every other file.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from typing import Any
+
+from pipeline import __version__
+from pipeline.config import TwinConfig
+from pipeline.core.atomic import sha256_file, tree_hashes
+from pipeline.core.geodesy import SiteFrame
+from pipeline.core.tiles import box_corners
+from pipeline.stage import StageContext, StageResult
+
+NAME = "publish"
+REQUIRES = ("georef", "tile", "anchors")
+
+BUNDLE_README = """# {name}: digital twin bundle {version}
+
+Produced by dmc-twin {code_version}. Everything a viewer, the city twin hub or an AR app needs:
+
+| path | what |
+|---|---|
+| `tileset.json` | root 3D Tiles 1.1 tileset; the layers below are external tilesets |
+| `terrain/tileset.json` | terrain mesh (from the DEM), coarse root + full-resolution tiles |
+| `buildings/tileset.json` | LoD1 buildings; each has an EXT_mesh_features ID and an EXT_structural_metadata row |
+| `pointcloud/tileset.json` | classified LiDAR points (glTF POINTS), additive refinement |
+| `anchors/anchors.json` | AR anchors: WGS84 lat/lon, ellipsoidal + orthometric heights, ENU and East-Up-South quaternions |
+| `anchors/anchors.geojson` | the same anchors as GeoJSON points (third coordinate: ellipsoidal height) |
+| `anchors/anchors.schema.json` | JSON Schema of anchors.json |
+| `catalog.json` | STAC Collection describing the bundle |
+| `provenance.json` | inputs with sha256, code version, georeferencing accuracy |
+| `SHA256SUMS` | checksums of every file (`sha256sum -c SHA256SUMS`) |
+
+View: serve this folder over HTTP (`python -m http.server 8000`) and load
+`http://localhost:8000/tileset.json` in any 3D Tiles 1.1 viewer (for example CesiumJS's
+`Cesium3DTileset.fromUrl`).
+"""
+
+
+def run(ctx: StageContext, cfg: TwinConfig) -> StageResult:
+    """Assemble the bundle."""
+    out = ctx.out_dir
+    tile, anchors, georef = ctx.input_dir("tile"), ctx.input_dir("anchors"), ctx.input_dir("georef")
+    for item in sorted(tile.iterdir()):
+        dst = out / item.name
+        if item.is_dir():
+            shutil.copytree(item, dst)
+        else:
+            shutil.copyfile(item, dst)
+    shutil.copytree(anchors, out / "anchors")
+    frame = json.loads((georef / "frame.json").read_text())
+    o = frame["origin"]
+    sf = SiteFrame(o["lat"], o["lon"], o["height"])
+    root = json.loads((tile / "tileset.json").read_text())["root"]
+    ecef = box_corners(root["boundingVolume"]["box"])
+    lon, lat, h = sf.enu_to_geodetic(sf.ecef_to_enu(ecef))
+    bbox = [float(lon.min()), float(lat.min()), float(h.min()), float(lon.max()), float(lat.max()),
+            float(h.max())]
+    version = cfg.stages.publish.bundle_version
+    assets = {
+        "tileset": {"href": "tileset.json", "type": "application/json", "roles": ["data"],
+                    "title": "Root 3D Tiles 1.1 tileset"},
+        "anchors": {"href": "anchors/anchors.json", "type": "application/json", "roles": ["data"],
+                    "title": "AR anchors"},
+        "anchors_geojson": {"href": "anchors/anchors.geojson", "type": "application/geo+json",
+                            "roles": ["data"]},
+        "provenance": {"href": "provenance.json", "type": "application/json", "roles": ["metadata"]},
+    }
+    for layer in ("terrain", "buildings", "pointcloud"):
+        if (out / layer / "tileset.json").is_file():
+            assets[layer] = {"href": f"{layer}/tileset.json", "type": "application/json",
+                             "roles": ["data"], "title": f"{layer} layer (3D Tiles 1.1)"}
+    catalog = {"type": "Collection", "stac_version": "1.0.0", "id": "sangam-dmc-twin",
+               "title": f"{cfg.site.name} digital twin", "version": version,
+               "description": "Georeferenced 3D Tiles 1.1 of terrain, buildings and LiDAR, with AR "
+                              "anchors, for the Sangam DMC city twin hub.",
+               "license": "other", "links": [],
+               "extent": {"spatial": {"bbox": [bbox]}, "temporal": {"interval": [[None, None]]}},
+               "assets": assets}
+    (out / "catalog.json").write_text(json.dumps(catalog, indent=1, ensure_ascii=False))
+    gcps = georef / "gcps.json"
+    provenance: dict[str, Any] = {
+        "generator": "dmc-twin", "code_version": __version__, "bundle_version": version,
+        "site": {"name": cfg.site.name, "origin": o, "geoid_grid": frame["geoid_grid"],
+                 "heights": cfg.site.heights},
+        "enu_to_ecef": frame["enu_to_ecef"],
+        "inputs": [{"file": p.name, "sha256": sha256_file(p)} for p in cfg.input_paths()],
+        "georef_vertical_rmse_m": json.loads(gcps.read_text()).get("vertical_rmse")
+        if gcps.is_file() else None,
+    }
+    (out / "provenance.json").write_text(json.dumps(provenance, indent=1, ensure_ascii=False))
+    (out / "README.md").write_text(BUNDLE_README.format(name=cfg.site.name, version=version,
+                                                        code_version=__version__))
+    sums = tree_hashes(out)
+    (out / "SHA256SUMS").write_text("".join(f"{h}  {p}\n" for p, h in sums.items()))
+    return StageResult({"files": len(sums) + 1}, {"files": len(sums) + 1, "bbox_wgs84": bbox,
+                                                   "bytes": int(sum((out / p).stat().st_size
+                                                                    for p in sums))})
