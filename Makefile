@@ -1,0 +1,42 @@
+# dmc-twin: make setup | demo | test | bench
+# setup is idempotent: it installs only what is missing or changed.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+# open3d needs libusb/libGL/libgomp; proj-data carries the EGM96 geoid grid (egm96_15.gtx)
+APT_PACKAGES := libusb-1.0-0 libgl1 libgomp1 proj-data
+
+.PHONY: setup demo test bench clean-out
+
+setup: .setup-stamp
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+.setup-stamp: pyproject.toml package.json $(BIN)/python
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
+	fi
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	npm install --no-audit --no-fund --silent
+	@touch $@
+
+demo: setup
+	$(BIN)/dmctwin run configs/sample.yaml --workdir out/sample
+	@echo
+	@echo "Done. Results in out/sample/:"
+	@echo "  bundle/tileset.json          root 3D Tiles 1.1 (terrain, buildings, point cloud)"
+	@echo "  bundle/anchors/anchors.json  AR anchors (WGS84 + ellipsoidal heights)"
+	@echo "  reports/                     georef, clean, mesh, tile reports; manifest.json"
+	@echo "View: python3 -m http.server 8000 -d out/sample/bundle, then load"
+	@echo "      http://localhost:8000/tileset.json in a 3D Tiles viewer (e.g. CesiumJS Cesium3DTileset.fromUrl)."
+
+test: setup
+	$(BIN)/python -m pytest
+
+clean-out:
+	rm -rf out

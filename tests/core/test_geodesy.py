@@ -1,0 +1,118 @@
+"""Frames against PROJ computed another way (compound-CRS pipelines, PROJ's topocentric)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyproj
+import pytest
+
+from pipeline.core.geodesy import (GeoidModel, SiteFrame, check_near_site, ensure_proj_data,
+                                   geodetic_to_ecef, parse_crs, resolve_geoid, source_to_geodetic,
+                                   vertical_kind, vertical_unit_factor)
+from pipeline.errors import CRSError, GeoidError
+
+ORIGIN = (37.5770, 126.8898)
+
+
+@pytest.fixture(scope="module")
+def geoid() -> GeoidModel:
+    return GeoidModel.from_spec("egm96")
+
+
+def test_undulation_matches_compound_crs_at_origin(geoid):
+    ensure_proj_data()
+    # independent: PROJ's own EPSG:4326+5773 -> 4979 pipeline (height 0 above EGM96)
+    t = pyproj.Transformer.from_crs("EPSG:4326+5773", "EPSG:4979", always_xy=True)
+    _, _, expected = t.transform(ORIGIN[1], ORIGIN[0], 0.0, errcheck=True)
+    n = geoid.undulation(np.array([ORIGIN[1]]), np.array([ORIGIN[0]]))[0]
+    assert n == pytest.approx(expected, abs=1e-6)
+    assert 22.0 < n < 23.5  # ~ +22.7 m around Seoul
+
+
+def test_outside_grid_is_an_error(geoid):
+    with pytest.raises(GeoidError, match="outside"):
+        geoid.undulation(np.array([0.0]), np.array([95.0]))
+
+
+def test_missing_grid_file_names_it(tmp_path):
+    with pytest.raises(GeoidError) as e:
+        resolve_geoid(str(tmp_path / "kngeoid18.gtx"))
+    assert "kngeoid18.gtx" in str(e.value)
+
+
+@pytest.mark.parametrize("epsg", [5186, 5179, 5174, 32652])
+def test_source_to_geodetic_matches_pyproj_compound(geoid, epsg):
+    ensure_proj_data()
+    lon0, lat0 = ORIGIN[1], ORIGIN[0]
+    fwd = pyproj.Transformer.from_crs("EPSG:4326", f"EPSG:{epsg}", always_xy=True)
+    x, y = fwd.transform(np.array([lon0, lon0 + 0.01]), np.array([lat0, lat0 - 0.01]))
+    H = np.array([15.0, 98.0])
+    crs = pyproj.CRS.from_user_input(f"EPSG:{epsg}+5773")
+    lon, lat, h = source_to_geodetic(crs, x, y, H, heights="orthometric", geoid=geoid)
+    ref = pyproj.Transformer.from_crs(crs, "EPSG:4979", always_xy=True)
+    elon, elat, eh = ref.transform(x, y, H, errcheck=True)
+    assert np.allclose(lon, elon, atol=1e-9) and np.allclose(lat, elat, atol=1e-9)
+    assert np.allclose(h, eh, atol=1e-3)
+
+
+def test_feet_crs_units_honoured(geoid):
+    # NAD83 / Texas Central (ftUS) + NAVD88 height (ftUS): nothing Korean, only the units matter
+    crs = pyproj.CRS.from_user_input("EPSG:2277+6360")
+    assert vertical_unit_factor(crs) == pytest.approx(0.3048006096, rel=1e-9)
+    t = pyproj.Transformer.from_crs("EPSG:4326", "EPSG:2277", always_xy=True)
+    x, y = t.transform(-97.74, 30.27)
+    lon, lat, h = source_to_geodetic(crs, np.array([x]), np.array([y]), np.array([100.0]),
+                                     heights="orthometric", geoid=geoid)
+    assert lon[0] == pytest.approx(-97.74, abs=1e-9) and lat[0] == pytest.approx(30.27, abs=1e-9)
+    n = geoid.undulation(lon, lat)[0]
+    assert h[0] == pytest.approx(100.0 * 0.3048006096 + n, abs=1e-6)
+
+
+def test_vertical_kind():
+    assert vertical_kind(parse_crs("EPSG:5186+5773"), "ellipsoidal") == "orthometric"
+    assert vertical_kind(parse_crs("EPSG:4979"), "orthometric") == "ellipsoidal"
+    assert vertical_kind(parse_crs("EPSG:5186"), "orthometric") == "orthometric"
+
+
+def test_unknown_crs_is_named():
+    with pytest.raises(CRSError, match="EPSG:999999"):
+        parse_crs("EPSG:999999", path="x.laz")
+
+
+def test_enu_origin_and_roundtrip():
+    f = SiteFrame(ORIGIN[0], ORIGIN[1], 0.0)
+    lon, lat, h = f.enu_to_geodetic(np.zeros((1, 3)))
+    assert lon[0] == pytest.approx(ORIGIN[1], abs=1e-12)
+    assert lat[0] == pytest.approx(ORIGIN[0], abs=1e-12)
+    assert h[0] == pytest.approx(0.0, abs=1e-6)
+    rng = np.random.default_rng(1)
+    enu = rng.uniform(-2000, 2000, (100, 3))
+    back = f.geodetic_to_enu(*f.enu_to_geodetic(enu))
+    assert np.abs(back - enu).max() < 1e-6
+
+
+def test_enu_matches_proj_topocentric():
+    f = SiteFrame(ORIGIN[0], ORIGIN[1], 10.0)
+    topo = pyproj.Transformer.from_pipeline(
+        f"+proj=topocentric +ellps=WGS84 +lat_0={ORIGIN[0]} +lon_0={ORIGIN[1]} +h_0=10")
+    ecef = geodetic_to_ecef(np.array([126.90, 126.88]), np.array([37.58, 37.56]), np.array([0.0, 95.0]))
+    e, n, u = topo.transform(ecef[:, 0], ecef[:, 1], ecef[:, 2])
+    assert np.allclose(f.ecef_to_enu(ecef), np.column_stack([e, n, u]), atol=1e-6)
+    # U is not height: 1 km away a point on the ellipsoid is below the tangent plane
+    assert f.ecef_to_enu(ecef)[0, 2] < -10.0
+
+
+def test_enu_to_ecef_matrix_maps_points():
+    f = SiteFrame(ORIGIN[0], ORIGIN[1], 0.0)
+    enu = np.array([[100.0, -250.0, 30.0]])
+    m = f.enu_to_ecef_matrix()
+    assert np.allclose(m[:3, :3] @ enu[0] + m[:3, 3], f.enu_to_ecef(enu)[0], atol=1e-8)
+
+
+def test_far_data_is_refused_with_where_it_lands():
+    f = SiteFrame(ORIGIN[0], ORIGIN[1])
+    with pytest.raises(CRSError) as e:
+        check_near_site(f, np.array([127.5]), np.array([36.0]), 20.0, crs_name="EPSG:5186",
+                        path="feet.laz")
+    msg = str(e.value)
+    assert "feet.laz" in msg and "lands at" in msg and "EPSG:5186" in msg

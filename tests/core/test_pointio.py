@@ -1,0 +1,131 @@
+"""LAS/LAZ reading: every version and point format, and the lies real files tell."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import laspy
+import numpy as np
+import pytest
+
+from pipeline.core.pointio import POINT_DTYPE, ChunkStore, iter_las_chunks, read_las_crs
+from pipeline.errors import PointCloudError
+
+# every point format each LAS version defines (1.0/1.1 files share 1.2's formats 0 and 1)
+FORMATS = [("1.2", f) for f in range(4)] + [("1.3", f) for f in range(6)] + \
+    [("1.4", f) for f in range(11)]
+
+
+def write_las(path: Path, n: int = 1000, version: str = "1.4", fmt: int = 7, crs: str | None = "EPSG:5186",
+              seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    header = laspy.LasHeader(point_format=fmt, version=version)
+    header.scales = np.array([0.01, 0.01, 0.01])
+    header.offsets = np.array([190000.0, 553000.0, 0.0])
+    if crs:
+        header.add_crs(__import__("pyproj").CRS.from_user_input(crs))
+    las = laspy.LasData(header)
+    xyz = np.column_stack([rng.uniform(190000, 190500, n), rng.uniform(553000, 553500, n),
+                           rng.uniform(10, 60, n)]).round(2)
+    las.x, las.y, las.z = xyz.T
+    las.intensity = rng.integers(0, 4000, n)
+    las.write(path)
+    return xyz
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("version,fmt", FORMATS)
+def test_every_version_and_format_reads(tmp_path, version, fmt):
+    path = tmp_path / f"v{version}_f{fmt}.las"
+    xyz = write_las(path, version=version, fmt=fmt, crs=None)
+    chunks = list(iter_las_chunks(path, 300))
+    got = np.concatenate(chunks)
+    assert got.dtype == POINT_DTYPE and len(chunks) == 4
+    assert np.allclose(np.column_stack([got["x"], got["y"], got["z"]]), xyz, atol=0.005)
+
+
+@pytest.mark.timeout(60)
+def test_laz_equals_las(tmp_path):
+    write_las(tmp_path / "a.las")
+    las = laspy.read(tmp_path / "a.las")
+    las.write(tmp_path / "a.laz")
+    a = np.concatenate(list(iter_las_chunks(tmp_path / "a.las", 400)))
+    b = np.concatenate(list(iter_las_chunks(tmp_path / "a.laz", 400)))
+    assert np.array_equal(a, b)
+
+
+def test_crs_from_wkt_vlr(tmp_path):
+    write_las(tmp_path / "c.las", crs="EPSG:5186")
+    assert read_las_crs(tmp_path / "c.las").to_epsg() == 5186
+    write_las(tmp_path / "n.las", crs=None)
+    assert read_las_crs(tmp_path / "n.las") is None
+
+
+@pytest.mark.timeout(60)
+def test_header_count_disagreeing_with_data(tmp_path):
+    path = tmp_path / "short.las"
+    write_las(path, n=1000)
+    data = bytearray(path.read_bytes())
+    header = laspy.read(path).header
+    path.write_bytes(bytes(data[: header.offset_to_point_data + 500 * header.point_format.size]))
+    with pytest.raises(PointCloudError) as e:
+        list(iter_las_chunks(path, 300))
+    assert "short.las" in str(e.value)
+
+
+@pytest.mark.timeout(60)
+def test_truncated_laz(tmp_path):
+    path = tmp_path / "t.laz"
+    write_las(tmp_path / "t.las", n=5000)
+    laspy.read(tmp_path / "t.las").write(path)
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(PointCloudError) as e:
+        list(iter_las_chunks(path, 1000))
+    assert "t.laz" in str(e.value)
+
+
+def test_zero_points_and_zero_scale(tmp_path):
+    header = laspy.LasHeader(point_format=6, version="1.4")
+    laspy.LasData(header).write(tmp_path / "empty.las")
+    with pytest.raises(PointCloudError, match="zero points"):
+        list(iter_las_chunks(tmp_path / "empty.las", 100))
+    path = tmp_path / "scale.las"
+    write_las(path, n=10)
+    data = bytearray(path.read_bytes())
+    data[131:139] = np.float64(0.0).tobytes()  # x scale factor at byte 131 of the LAS header
+    path.write_bytes(bytes(data))
+    with pytest.raises(PointCloudError, match="scale"):
+        list(iter_las_chunks(path, 100))
+
+
+def test_not_a_las_file(tmp_path):
+    p = tmp_path / "junk.laz"
+    p.write_bytes(b"this is not lidar")
+    with pytest.raises(PointCloudError, match="junk.laz"):
+        list(iter_las_chunks(p, 10))
+    with pytest.raises(PointCloudError, match="not found"):
+        list(iter_las_chunks(tmp_path / "missing.laz", 10))
+
+
+def test_chunk_store_roundtrip(tmp_path):
+    store = ChunkStore(tmp_path / "s")
+    a = np.zeros(5, POINT_DTYPE)
+    a["x"] = np.arange(5)
+    store.write(0, a)
+    store.write(1, a[:2])
+    store.write_meta({"frame": "ENU"})
+    assert len(store.read_all()) == 7 and store.meta()["frame"] == "ENU"
+    other = ChunkStore(tmp_path / "t")
+    other.write(0, a)
+    # byte-identical for identical data: the runner's resume logic compares hashes
+    assert (store.folder / "chunk_00000.npy").read_bytes() == (other.folder / "chunk_00000.npy").read_bytes()
+
+
+def test_nan_coordinates(tmp_path):
+    path = tmp_path / "nan.las"
+    write_las(path, n=10)
+    data = bytearray(path.read_bytes())
+    data[131:139] = np.float64(np.nan).tobytes()
+    path.write_bytes(bytes(data))
+    with pytest.raises(PointCloudError, match="nan.las"):
+        list(iter_las_chunks(path, 100))

@@ -1,0 +1,41 @@
+"""Config validation: unknown keys and wrong types name the key path and the file."""
+
+from __future__ import annotations
+
+import pytest
+
+from pipeline.config import config_to_yaml, load_config
+from pipeline.errors import ConfigError
+from tests.conftest import SAMPLE_CONFIG
+
+
+def test_sample_config_is_valid_and_resolves_paths():
+    cfg = load_config(SAMPLE_CONFIG)
+    assert cfg.resolve(cfg.inputs.pointclouds[0].path).is_file()
+    assert "chunk_size" in config_to_yaml(cfg)
+
+
+@pytest.mark.parametrize("text,where", [
+    ("site: {origin: {lat: north}}", "site.origin.lat"),
+    ("stages: {clean: {voxel_sise: 0.1}}", "stages.clean.voxel_sise: unknown key"),
+    ("inputs: {pointclouds: [{crs: EPSG:5186}]}", "inputs.pointclouds[0].path"),
+    ("executor: {kind: spark}", "executor.kind"),
+    ("site: [1, 2", "not valid YAML"),
+    ("- a list", "mapping"),
+])
+def test_bad_configs_name_file_and_key(tmp_path, text, where):
+    p = tmp_path / "bad.yaml"
+    p.write_text(text)
+    with pytest.raises(ConfigError) as e:
+        load_config(p)
+    assert "bad.yaml" in str(e.value) and where in str(e.value)
+
+
+def test_stage_hash_changes_only_with_relevant_config(tmp_path):
+    a = tmp_path / "a.yaml"
+    a.write_text("stages: {clean: {voxel_size: 0.1}}")
+    b = tmp_path / "b.yaml"
+    b.write_text("stages: {clean: {voxel_size: 0.2}}")
+    ca, cb = load_config(a), load_config(b)
+    assert ca.stage_hash("clean") != cb.stage_hash("clean")
+    assert ca.stage_hash("mesh") == cb.stage_hash("mesh")
