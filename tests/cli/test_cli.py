@@ -1,0 +1,85 @@
+"""The CLI: bad config and bad inputs give one clear line naming the file and exit code 2."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from tests.conftest import SAMPLE, SAMPLE_CONFIG, run_cli
+
+
+def _one_error_line(proc) -> str:
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert proc.returncode == 2, proc.stderr
+    assert len(lines) == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    return lines[0]
+
+
+def test_config_validate_and_show():
+    ok = run_cli("config", "validate", str(SAMPLE_CONFIG))
+    assert ok.returncode == 0 and "valid" in ok.stdout
+    show = run_cli("config", "show", str(SAMPLE_CONFIG))
+    assert show.returncode == 0 and "outlier_std_ratio" in show.stdout
+
+
+def test_bad_config_is_one_line(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("stages:\n  clean:\n    voxel_size: lots\n")
+    for args in (("config", "validate", str(bad)), ("run", str(bad), "--workdir", str(tmp_path / "w"))):
+        line = _one_error_line(run_cli(*args))
+        assert "bad.yaml" in line and "stages.clean.voxel_size" in line
+    assert not (tmp_path / "w").exists()
+
+
+def _config_with(tmp_path, **paths):
+    text = SAMPLE_CONFIG.read_text().replace("../assets/sample/", str(SAMPLE) + "/")
+    for name, new in paths.items():
+        text = text.replace(str(SAMPLE / name), str(new))
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text(text)
+    return cfg
+
+
+def test_missing_input_is_one_line(tmp_path):
+    cfg = _config_with(tmp_path, **{"dem.tif": tmp_path / "nowhere" / "dem.tif"})
+    line = _one_error_line(run_cli("run", str(cfg), "--workdir", str(tmp_path / "w")))
+    assert "nowhere/dem.tif" in line and "not found" in line
+    assert not (tmp_path / "w" / "artifacts" / "ingest").exists()
+
+
+@pytest.mark.parametrize("content,expect", [
+    ("id,x,y,z\nG1,190000,553000,abc\n", "line 2"),
+    ("name,east,north\n", "columns"),
+])
+def test_bad_gcp_csv_is_one_line_and_leaves_nothing(tmp_path, content, expect):
+    gcps = tmp_path / "gcps.csv"
+    gcps.write_text(content)
+    cfg = _config_with(tmp_path, **{"gcps.csv": gcps})
+    workdir = tmp_path / "w"
+    line = _one_error_line(run_cli("run", str(cfg), "--workdir", str(workdir), "--stages", "ingest"))
+    assert "gcps.csv" in line and expect in line and line.startswith("dmctwin: error: ingest:")
+    assert not (workdir / "artifacts" / "ingest").exists()
+    assert not list((workdir / "artifacts").glob(".tmp-*"))
+
+
+def test_corrupt_laz_is_one_line(tmp_path):
+    laz = tmp_path / "cut.laz"
+    laz.write_bytes((SAMPLE / "dmc_aerial.laz").read_bytes()[:400_000])
+    cfg = _config_with(tmp_path, **{"dmc_aerial.laz": laz})
+    line = _one_error_line(run_cli("run", str(cfg), "--workdir", str(tmp_path / "w"), "--stages", "ingest"))
+    assert "cut.laz" in line
+
+
+def test_unknown_stage_name(tmp_path):
+    line = _one_error_line(run_cli("run", str(SAMPLE_CONFIG), "--stages", "ingest..tiles",
+                                   "--workdir", str(tmp_path / "w")))
+    assert "tiles" in line
+
+
+def test_stage_without_upstream_outputs(tmp_path):
+    line = _one_error_line(run_cli("run", str(SAMPLE_CONFIG), "--stages", "mesh",
+                                   "--workdir", str(tmp_path / "w")))
+    assert "run it first" in line
+    shutil.rmtree(tmp_path / "w", ignore_errors=True)
