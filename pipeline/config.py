@@ -189,7 +189,12 @@ class TwinConfig(_Model):
             "stage": getattr(self.stages, stage).model_dump(mode="json"),
         }
         if stage == "ingest":
-            relevant["inputs"] = self.inputs.model_dump(mode="json")
+            # resolved paths: the same file named relative to another config is the same input
+            inputs = self.inputs.model_copy(deep=True)
+            for item in [*inputs.pointclouds, inputs.footprints, inputs.dem, inputs.gcps, inputs.pois]:
+                if item is not None:
+                    item.path = self.resolve(item.path)
+            relevant["inputs"] = inputs.model_dump(mode="json")
         blob = json.dumps(relevant, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()
 
