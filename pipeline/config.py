@@ -119,7 +119,8 @@ class CleanConfig(_Model):
 class MeshConfig(_Model):
     terrain_tiles: int = Field(4, ge=1, le=64, description="Terrain split into N x N leaf tiles.")
     terrain_coarse_step: int = Field(4, ge=2, description="Grid step of the coarse terrain level.")
-    roof_percentile: float = Field(90.0, gt=50, le=100, description="Percentile of in-footprint points taken as roof height.")
+    roof_percentile: float = Field(
+        90.0, gt=50, le=100, description="Percentile of in-footprint points taken as roof height.")
     min_roof_points: int = Field(20, ge=1, description="Fewer LiDAR points than this: fall back to attributes.")
     storey_height: float = Field(3.5, gt=0, description="Metres per floor when only floors are known.")
     default_height: float = Field(10.0, gt=0, description="Height (m) when nothing else is known.")

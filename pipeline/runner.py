@@ -137,11 +137,9 @@ class Runner:
                 t0 = time.perf_counter()
                 try:
                     result: StageResult = module.run(ctx, self.cfg)
-                except TwinError as exc:
-                    exc.stage = exc.stage or name
-                    shutil.rmtree(tmp, ignore_errors=True)
-                    raise
-                except BaseException:
+                except BaseException as exc:
+                    if isinstance(exc, TwinError):
+                        exc.stage = exc.stage or name
                     shutil.rmtree(tmp, ignore_errors=True)
                     raise
                 finally:

@@ -111,9 +111,6 @@ class GltfBuilder:
             doc["extensionsUsed"] = sorted(self.used)
         if self.required:
             doc["extensionsRequired"] = sorted(self.required)
-        for key in ("materials",):
-            if key in doc and not doc[key]:
-                del doc[key]
         js = json.dumps(doc, separators=(",", ":"), sort_keys=True).encode()
         js += b" " * ((-len(js)) % 4)
         total = 12 + 8 + len(js) + 8 + len(self._bin)

@@ -58,5 +58,5 @@ def read_features(path: str | Path, crs: str | None = None, default_crs: str | N
     else:
         raise CRSError("file has no CRS; set the input's crs (or site.crs) in the config", path=path)
     geoms = shapely.from_wkb(wkb) if wkb is not None else np.array([], dtype=object)
-    fields = {str(name): np.asarray(col) for name, col in zip(meta["fields"], columns)}
+    fields = {str(name): np.asarray(col) for name, col in zip(meta["fields"], columns, strict=True)}
     return FeatureSet(out_crs, np.asarray(geoms, dtype=object), fields)

@@ -66,8 +66,7 @@ class _Georeferencer:
 def _points(ctx: StageContext, g: _Georeferencer) -> tuple[int, list[np.ndarray]]:
     out = ChunkStore(ctx.out_dir / "points")
     k, total = 0, 0
-    clouds = sorted(p for p in (ctx.input_dir("ingest") / "points").glob("*") if p.is_dir()) \
-        if (ctx.input_dir("ingest") / "points").is_dir() else []
+    clouds = sorted(p for p in (ctx.input_dir("ingest") / "points").glob("*") if p.is_dir())
     for cloud in clouds:
         store = ChunkStore(cloud)
         meta = store.meta()
@@ -88,7 +87,7 @@ def _points(ctx: StageContext, g: _Georeferencer) -> tuple[int, list[np.ndarray]
     if clouds:
         out.write_meta({"frame": "ENU", "origin": [g.frame.lat, g.frame.lon, g.frame.height],
                         "count": total, "sources": [str(c.name) for c in clouds]})
-    return total, [p for p in out.paths()]
+    return total, out.paths()
 
 
 def _footprints(ctx: StageContext, g: _Georeferencer) -> list[dict[str, Any]]:

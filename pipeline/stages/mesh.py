@@ -52,6 +52,7 @@ def _terrain(ctx: StageContext, cfg: TwinConfig) -> dict[str, Any]:
     coarse = grid[np.ix_(ri, ci)]
     v, f = grid_mesh(coarse)
     np.savez(out / "coarse.npz", vertices=v, faces=f)
+    coarse_faces = len(f)
     error = coarse_grid_error(grid, ri, ci)
     # leaf tiles share their border rows/columns, so neighbours meet without cracks
     n = m.terrain_tiles
@@ -69,7 +70,7 @@ def _terrain(ctx: StageContext, cfg: TwinConfig) -> dict[str, Any]:
             tiles.append({"file": name, "rows": [int(r_edges[a]), int(r_edges[a + 1])],
                           "cols": [int(c_edges[b]), int(c_edges[b + 1])], "faces": int(len(f))})
     info = {"coarse": {"file": "coarse.npz", "step": m.terrain_coarse_step,
-                       "max_vertical_error_m": error, "faces": int(len(grid_mesh(coarse)[1]))},
+                       "max_vertical_error_m": error, "faces": int(coarse_faces)},
             "tiles": tiles, "grid_shape": [rows, cols]}
     (out / "terrain.json").write_text(json.dumps(info, indent=1, sort_keys=True))
     return info
@@ -169,8 +170,8 @@ def _buildings(ctx: StageContext, cfg: TwinConfig, frame: SiteFrame) -> dict[str
             rings_xy = [np.asarray(r["en"]) for r in part]
             lonlat = [np.asarray(r["lonlat"]) for r in part]
             und = [np.asarray(r["undulation"]) for r in part]
-            bottom = [frame.geodetic_to_enu(ll[:, 0], ll[:, 1], ground + n) for ll, n in zip(lonlat, und)]
-            top = [frame.geodetic_to_enu(ll[:, 0], ll[:, 1], roof + n) for ll, n in zip(lonlat, und)]
+            bottom = [frame.geodetic_to_enu(ll[:, 0], ll[:, 1], ground + n) for ll, n in zip(lonlat, und, strict=True)]
+            top = [frame.geodetic_to_enu(ll[:, 0], ll[:, 1], roof + n) for ll, n in zip(lonlat, und, strict=True)]
             v, f = prism(rings_xy, bottom, top)
             all_v.append(v)
             all_f.append(f + offset)

@@ -31,7 +31,7 @@ Produced by dmc-twin {code_version}. Everything a viewer, the city twin hub or a
 | `terrain/tileset.json` | terrain mesh (from the DEM), coarse root + full-resolution tiles |
 | `buildings/tileset.json` | LoD1 buildings; each has an EXT_mesh_features ID and an EXT_structural_metadata row |
 | `pointcloud/tileset.json` | classified LiDAR points (glTF POINTS), additive refinement |
-| `anchors/anchors.json` | AR anchors: WGS84 lat/lon, ellipsoidal + orthometric heights, ENU and East-Up-South quaternions |
+| `anchors/anchors.json` | AR anchors: WGS84 lat/lon, ellipsoidal + orthometric heights, ENU and EUS quaternions |
 | `anchors/anchors.geojson` | the same anchors as GeoJSON points (third coordinate: ellipsoidal height) |
 | `anchors/anchors.schema.json` | JSON Schema of anchors.json |
 | `catalog.json` | STAC Collection describing the bundle |

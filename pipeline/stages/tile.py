@@ -21,7 +21,7 @@ from pipeline.core.atomic import write_bytes_atomic
 from pipeline.core.content import building_glb, point_glb, terrain_glb
 from pipeline.core.geodesy import SiteFrame
 from pipeline.core.pointio import ChunkStore
-from pipeline.core.tiles import aabb_box, matrix_to_json, tileset_doc, transform_box
+from pipeline.core.tiles import aabb_box, box_corners, matrix_to_json, tileset_doc, transform_box
 from pipeline.stage import StageContext, StageResult
 
 NAME = "tile"
@@ -143,7 +143,7 @@ def _point_layer(ctx: StageContext, out: Path, m: np.ndarray, cfg: TwinConfig) -
     futures = [ctx.executor.submit(write_point_tile, p, a) for p, a in jobs]
     results = [f.result() for f in ctx.reporter.track(futures, "tile point cloud")]
     children = [{"boundingVolume": {"box": aabb_box(r["lo"], r["hi"])}, "geometricError": 0.0,
-                 "content": {"uri": n}} for n, r in zip(names[1:], results[1:])]
+                 "content": {"uri": n}} for n, r in zip(names[1:], results[1:], strict=True)]
     lo_all = np.min([r["lo"] for r in results], axis=0)
     hi_all = np.max([r["hi"] for r in results], axis=0)
     area = float((hi_all[0] - lo_all[0]) * (hi_all[1] - lo_all[1]))
@@ -169,8 +169,7 @@ def run(ctx: StageContext, cfg: TwinConfig) -> StageResult:
         "pointcloud": _point_layer(ctx, ctx.out_dir / "pointcloud", m, cfg),
     }
     layers = {k: v for k, v in layers.items() if v is not None}
-    corners = np.concatenate([np.array(v["box"][:3]) + s * np.abs(np.array(v["box"][3:]).reshape(3, 3)).sum(0)
-                              for v in layers.values() for s in (-1, 1)]).reshape(-1, 3)
+    corners = np.concatenate([box_corners(v["box"]) for v in layers.values()])
     union = aabb_box(corners.min(0), corners.max(0), margin=0.0)
     children = [{"boundingVolume": {"box": transform_box(v["box"], m)},
                  "geometricError": v["geometricError"], "content": {"uri": f"{k}/tileset.json"}}
