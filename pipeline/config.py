@@ -48,9 +48,20 @@ class Site(_Model):
         20.0, gt=0, description="Inputs must land within this distance of the origin (km).")
 
 
-class PointCloudInput(_Model):
-    path: Path = Field(description="LAS/LAZ file.")
-    crs: str | None = Field(None, description="Override the CRS read from the file.")
+class _InputFile(_Model):
+    path: Path = Field(description="The input file (relative to the config file).")
+    crs: str | None = Field(None, description="Override the CRS read from the file (e.g. EPSG:5186).")
+    accept_crs: bool = Field(
+        False, description="Accept the CRS even when the data lands outside its area of use or far "
+                           "from the site (only for data you have checked).")
+
+
+class PointCloudInput(_InputFile):
+    georeference: Literal["crs", "gcps"] = Field(
+        "crs", description="'crs': coordinates are in the file's (or given) CRS. 'gcps': coordinates "
+                           "are in a local scanner frame, mapped by the control points' local_x/y/z.")
+    align: bool = Field(
+        False, description="Fine-align this cloud onto the first cloud that is not aligned (ICP).")
 
 
 class FootprintFields(_Model):
@@ -63,26 +74,22 @@ class FootprintFields(_Model):
     height: str | None = Field("height", description="Building height in metres, if surveyed.")
 
 
-class FootprintInput(_Model):
-    path: Path = Field(description="GeoJSON, GPKG or shapefile of building footprints.")
-    crs: str | None = Field(None, description="Override the CRS read from the file.")
+class FootprintInput(_InputFile):
     fields: FootprintFields = Field(default_factory=FootprintFields,
                                     description="Attribute name mapping.")
 
 
-class RasterInput(_Model):
-    path: Path = Field(description="GeoTIFF elevation model (orthometric unless site.heights says otherwise).")
-    crs: str | None = Field(None, description="Override the CRS read from the file.")
+class RasterInput(_InputFile):
+    """A GeoTIFF elevation model (orthometric unless site.heights says otherwise)."""
 
 
-class GCPInput(_Model):
-    path: Path = Field(description="CSV with columns id,x,y,z (surveyed control/check points).")
-    crs: str | None = Field(None, description="CRS of x,y (defaults to site.crs).")
+class GCPInput(_InputFile):
+    """CSV of surveyed points: id,x,y,z (in ``crs``), optional local_x,local_y,local_z (the same
+    point in a local scanner frame) and role (control | check)."""
 
 
-class POIInput(_Model):
-    path: Path = Field(description="GeoJSON of points of interest (name, kind).")
-    crs: str | None = Field(None, description="Override the CRS read from the file.")
+class POIInput(_InputFile):
+    """GeoJSON of points of interest (name, kind)."""
 
 
 class Inputs(_Model):
@@ -97,9 +104,24 @@ class IngestConfig(_Model):
     chunk_size: int = Field(1_000_000, ge=1000, description="Points read per chunk.")
 
 
+class RegistrationConfig(_Model):
+    voxel_size: float = Field(0.5, gt=0, description="Downsampling voxel (m) for registration.")
+    max_correspondence: float = Field(1.0, gt=0, description="ICP correspondence distance (m).")
+    global_search: Literal["auto", "always", "never"] = Field(
+        "auto", description="FPFH + RANSAC coarse alignment first: always, never, or when ICP "
+                            "from the initial guess fits poorly.")
+    min_fitness: float = Field(0.5, ge=0, le=1, description="Refuse a registration below this fitness.")
+
+
 class GeorefConfig(_Model):
+    gcp_ransac_threshold: float = Field(
+        0.10, gt=0, description="Control points whose 3D residual (m) exceeds this are blunders.")
+    max_gcp_rmse: float = Field(
+        0.10, gt=0, description="Refuse a control fit whose horizontal or vertical RMSE (m) exceeds this.")
+    registration: RegistrationConfig = Field(default_factory=RegistrationConfig,
+                                             description="Scan-to-scan registration (open3d).")
     gcp_search_radius: float = Field(
-        1.5, gt=0, description="Radius (m) around a check point whose lowest LiDAR points measure it.")
+        1.5, gt=0, description="Radius (m) around a check point whose LiDAR points measure its height.")
     max_vertical_rmse: float = Field(
         0.5, gt=0, description="Stop when the check points' vertical RMSE (m) exceeds this.")
 

@@ -9,6 +9,7 @@ stage, so a run killed at any moment leaves every earlier output intact and a re
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib
 import json
@@ -61,6 +62,19 @@ def select_stages(spec: str | None) -> list[str]:
     return [n for n in STAGE_NAMES if n in names]
 
 
+@functools.cache
+def code_digest() -> str:
+    """sha256 of the package's Python sources and schemas: any code change invalidates outputs
+    (the version number alone does not change between a developer's edits)."""
+    root = Path(__file__).resolve().parent
+    h = hashlib.sha256()
+    for p in sorted(root.rglob("*")):
+        if p.suffix in (".py", ".json") and "__pycache__" not in p.parts:
+            h.update(p.relative_to(root).as_posix().encode())
+            h.update(p.read_bytes())
+    return h.hexdigest()
+
+
 def load_manifest(workdir: Path) -> dict[str, Any]:
     """The manifest of ``workdir`` (an empty one if none was written yet)."""
     path = workdir / MANIFEST
@@ -90,7 +104,7 @@ class Runner:
         return hashes
 
     def _key(self, name: str, module: ModuleType, files: dict[str, str]) -> str:
-        parts: dict[str, Any] = {"stage": name, "version": __version__,
+        parts: dict[str, Any] = {"stage": name, "version": __version__, "code": code_digest(),
                                  "config": self.cfg.stage_hash(name)}
         if name == "ingest":
             parts["files"] = files
@@ -152,7 +166,7 @@ class Runner:
                 entry = {"key": key, "config_hash": self.cfg.stage_hash(name),
                          "inputs": files if name == "ingest" else
                          {up: self.manifest["stages"][up]["digest"] for up in module.REQUIRES},
-                         "version": __version__, "outputs": outputs, "digest": digest_of(outputs),
+                         "version": __version__, "code": code_digest(), "outputs": outputs, "digest": digest_of(outputs),
                          "counts": result.counts, "seconds": round(seconds, 3), "skipped": False}
                 self.manifest["stages"][name] = entry
                 self.manifest["version"] = __version__

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
+from pipeline.cli.report import georef_tables
 from pipeline.config import load_config
 from pipeline.runner import Runner, select_stages
 
@@ -52,6 +54,11 @@ def run(args: argparse.Namespace) -> int:
             table.add_row(name, "skipped" if e.get("skipped") else "ran", f"{e['seconds']:.1f}",
                           ", ".join(f"{k}={v}" for k, v in e["counts"].items()))
         console.print(table)
+        georef = manifest["stages"].get("georef")
+        report_path = workdir / "reports" / "georef.json"
+        if "georef" in stages and georef and not georef.get("skipped") and report_path.is_file():
+            for t in georef_tables(json.loads(report_path.read_text())):
+                console.print(t)
         console.print(f"manifest: {workdir / 'manifest.json'}   reports: {workdir / 'reports'}")
         if (workdir / "bundle" / "tileset.json").is_file():
             console.print(f"bundle:   {workdir / 'bundle'} (root 3D Tiles: tileset.json)")

@@ -7,18 +7,34 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.samples.generator import SEED, generate
+from pipeline.samples.unreferenced import SEED as UNREF_SEED
+from pipeline.samples.unreferenced import generate_unreferenced
 
 
 def register(sub: Any) -> None:
     p = sub.add_parser("sample", help="the synthetic Sangam DMC sample")
     ssub = p.add_subparsers(dest="sample_command", required=True)
     g = ssub.add_parser("generate", help="write the sample (deterministic for a seed)")
-    g.add_argument("outdir", type=Path, nargs="?", default=Path("assets/sample"))
-    g.add_argument("--seed", type=int, default=SEED)
+    g.add_argument("outdir", type=Path, nargs="?", default=None,
+                   help="default: assets/sample, or out/sample_unreferenced for that variant")
+    g.add_argument("--seed", type=int, default=None)
+    g.add_argument("--variant", choices=("aerial", "unreferenced"), default="aerial",
+                   help="unreferenced: a crop of the aerial sample in a scanner frame with control "
+                        "points, plus a mis-registered mobile strip, and a config.yaml to run it")
+    g.add_argument("--from", dest="source", type=Path, default=Path("assets/sample"),
+                   help="the aerial sample the unreferenced variant is cut from")
     g.set_defaults(func=run_generate)
 
 
 def run_generate(args: argparse.Namespace) -> int:
+    if args.variant == "unreferenced":
+        out = args.outdir or Path("out/sample_unreferenced")
+        truth = generate_unreferenced(args.source, out, UNREF_SEED if args.seed is None else args.seed)
+        print(f"{out}: scanner-frame scan of {truth['crop_points']:,} points, mobile strip of "
+              f"{truth['strip_points']:,}; run: dmctwin run {out / 'config.yaml'}")
+        return 0
+    args.outdir = args.outdir or Path("assets/sample")
+    args.seed = SEED if args.seed is None else args.seed
     summary = generate(args.outdir, args.seed)
     print(f"{args.outdir}: {summary['buildings']} buildings, {summary['points']:,} points, "
           f"{summary['trees']} trees (seed {args.seed})")

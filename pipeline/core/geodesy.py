@@ -78,6 +78,39 @@ def vertical_unit_factor(crs: pyproj.CRS) -> float:
     return 1.0
 
 
+#: EPSG linear unit codes used by GeoTIFF keys -> (name, metres per unit)
+LINEAR_UNITS = {9001: ("metre", 1.0), 9002: ("foot", 0.3048),
+                9003: ("US survey foot", 1200.0 / 3937.0)}
+
+
+def with_linear_unit(crs: pyproj.CRS, unit_code: int) -> pyproj.CRS:
+    """``crs`` with its horizontal axes in EPSG unit ``unit_code`` (same projection otherwise).
+
+    For files whose unit keys override the unit of the EPSG code they name, which most readers
+    ignore (laspy does too).
+    """
+    name, factor = LINEAR_UNITS[unit_code]
+    doc = crs.to_json_dict()
+    target = doc["components"][0] if doc["type"] == "CompoundCRS" else doc
+    if target["type"] != "ProjectedCRS":
+        raise CRSError(f"a linear unit override needs a projected CRS, not {crs.name}")
+    unit = {"type": "LinearUnit", "name": name, "conversion_factor": factor}
+    for axis in target["coordinate_system"]["axis"]:
+        axis["unit"] = unit
+    target.pop("id", None)
+    target["name"] = f"{target['name']} (axes in {name})"
+    if doc is not target:
+        doc.pop("id", None)
+        doc["name"] = f"{target['name']} + {doc['components'][1]['name']}"
+    return pyproj.CRS.from_json_dict(doc)
+
+
+def horizontal_unit_factor(crs: pyproj.CRS) -> float:
+    """Metres per unit of the horizontal axes of a projected ``crs``."""
+    axes = horizontal_crs(crs).axis_info
+    return float(axes[0].unit_conversion_factor) if axes else 1.0
+
+
 def resolve_geoid(spec: str) -> Path:
     """Path of the geoid grid named by ``spec`` ('egm96' or a file path); GeoidError if missing."""
     ensure_proj_data()
@@ -131,6 +164,20 @@ class GeoidModel:
 def _to_wgs84(crs_wkt: str) -> pyproj.Transformer:
     return pyproj.Transformer.from_crs(pyproj.CRS.from_wkt(crs_wkt), pyproj.CRS.from_epsg(4326),
                                        always_xy=True, only_best=True)
+
+
+def geodetic_to_source(crs: pyproj.CRS, lon: np.ndarray, lat: np.ndarray, h: np.ndarray, *,
+                       heights: str, geoid: GeoidModel) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """WGS84 lon/lat (degrees), ellipsoidal h (m) to source coordinates (the inverse of
+    :func:`source_to_geodetic`): x/y in the CRS's units, z in its vertical unit."""
+    n = geoid.undulation(lon, lat)
+    horiz = horizontal_crs(crs)
+    x, y = _to_wgs84(horiz.to_wkt()).transform(np.asarray(lon, np.float64), np.asarray(lat, np.float64),
+                                               errcheck=True, direction="INVERSE")
+    z = np.asarray(h, np.float64)
+    if vertical_kind(crs, heights) == "orthometric":
+        z = z - n
+    return np.asarray(x), np.asarray(y), z / vertical_unit_factor(crs)
 
 
 def source_to_lonlat(crs: pyproj.CRS, x: np.ndarray, y: np.ndarray, *,
@@ -236,6 +283,27 @@ class SiteFrame:
         return ecef_to_geodetic(self.enu_to_ecef(enu))
 
 
+def check_area_of_use(crs: pyproj.CRS, lon: np.ndarray, lat: np.ndarray, *,
+                      path: str | Path, margin_deg: float = 0.1) -> None:
+    """CRSError if the data (WGS84 degrees) falls outside the declared CRS's area of use.
+
+    ``margin_deg`` tolerates data just past the EPSG bounding box (which follows borders).
+    """
+    area = horizontal_crs(crs).area_of_use or crs.area_of_use
+    if area is None:
+        return
+    lon, lat = np.atleast_1d(lon), np.atleast_1d(lat)
+    w, s, e, n = area.west - margin_deg, area.south - margin_deg, area.east + margin_deg, area.north + margin_deg
+    in_lon = (lon >= w) & (lon <= e) if w <= e else (lon >= w) | (lon <= e)
+    inside = in_lon & (lat >= s) & (lat <= n)
+    if not np.all(inside):
+        raise CRSError(
+            f"with the declared CRS {crs.name} the data lands at lon {lon.min():.5f}..{lon.max():.5f}, "
+            f"lat {lat.min():.5f}..{lat.max():.5f}, outside that CRS's area of use ({area.name}: "
+            f"lon {area.west:g}..{area.east:g}, lat {area.south:g}..{area.north:g}); override the "
+            "input's crs in the config if it is wrong, or set accept_crs: true", path=path)
+
+
 def check_near_site(frame: SiteFrame, lon: np.ndarray, lat: np.ndarray, radius_km: float, *,
                     crs_name: str, path: str | Path) -> None:
     """CRSError if any of ``lon``/``lat`` lies farther than ``radius_km`` from the site origin.
@@ -252,5 +320,6 @@ def check_near_site(frame: SiteFrame, lon: np.ndarray, lat: np.ndarray, radius_k
         raise CRSError(
             f"with the declared CRS {crs_name} the data lands at lon {lon.min():.5f}..{lon.max():.5f}, "
             f"lat {lat.min():.5f}..{lat.max():.5f}, {np.nanmax(dist) / 1000:.1f} km from the site origin "
-            f"(limit {radius_km:g} km); override the input's crs in the config if it is wrong",
+            f"(limit {radius_km:g} km); override the input's crs in the config if it is wrong, "
+            "or set accept_crs: true",
             path=path)

@@ -19,6 +19,7 @@ import laspy
 import numpy as np
 import pyproj
 
+from pipeline.core.geodesy import LINEAR_UNITS, horizontal_unit_factor, with_linear_unit
 from pipeline.errors import PointCloudError
 
 POINT_DTYPE = np.dtype([
@@ -41,13 +42,40 @@ def _open(path: Path) -> laspy.LasReader:
         raise PointCloudError(f"not a readable LAS/LAZ file ({exc})", path=path) from None
 
 
-def read_las_crs(path: Path) -> pyproj.CRS | None:
-    """CRS from the file's WKT or GeoTIFF-key VLRs, or None when it has none."""
+#: GeoTIFF keys for the horizontal and vertical linear units
+PROJ_LINEAR_UNITS_KEY, VERTICAL_UNITS_KEY = 3076, 4099
+
+
+def _geokeys(header: laspy.LasHeader) -> dict[int, int]:
+    for vlr in header.vlrs:
+        if isinstance(vlr, laspy.vlrs.known.GeoKeyDirectoryVlr):
+            return {int(k.id): int(k.value_offset) for k in vlr.geo_keys if k.tiff_tag_location == 0}
+    return {}
+
+
+def read_las_crs(path: Path) -> tuple[pyproj.CRS | None, float]:
+    """(CRS, metres per z unit) from the file's WKT or GeoTIFF-key VLRs; (None, 1.0) without one.
+
+    GeoTIFF unit keys that override the named EPSG code's units (ProjLinearUnitsGeoKey,
+    VerticalUnitsGeoKey: a "feet" file labelled with a metre EPSG code) are honoured.
+    """
     with _open(path) as reader:
         try:
-            return reader.header.parse_crs()
+            crs = reader.header.parse_crs()
         except Exception as exc:  # laspy raises assorted errors on malformed CRS VLRs
             raise PointCloudError(f"unreadable CRS record ({exc})", path=path) from None
+        keys = _geokeys(reader.header)
+    z_factor = 1.0
+    for key in (PROJ_LINEAR_UNITS_KEY, VERTICAL_UNITS_KEY):
+        if key in keys and keys[key] not in LINEAR_UNITS:
+            raise PointCloudError(f"GeoTIFF key {key} names unsupported unit code {keys[key]}", path=path)
+    if crs is not None and PROJ_LINEAR_UNITS_KEY in keys:
+        code = keys[PROJ_LINEAR_UNITS_KEY]
+        if crs.is_projected and abs(LINEAR_UNITS[code][1] - horizontal_unit_factor(crs)) > 1e-12:
+            crs = with_linear_unit(crs, code)
+    if VERTICAL_UNITS_KEY in keys:
+        z_factor = LINEAR_UNITS[keys[VERTICAL_UNITS_KEY]][1]
+    return crs, z_factor
 
 
 def las_point_count(path: Path) -> int:

@@ -82,16 +82,17 @@ def run(ctx: StageContext, cfg: TwinConfig) -> StageResult:
                 continue
             anchors.append(_anchor(f"poi:{i + 1:03d}", "poi", p["name"], p["kind"], p["lon"], p["lat"],
                                    ground, p["undulation"], 0.0, None, {}))
-    gcps = georef / "gcps.json"
-    rmse = json.loads(gcps.read_text()).get("vertical_rmse") if gcps.is_file() else None
+    gcps = json.loads((georef / "gcps.json").read_text()) if (georef / "gcps.json").is_file() else {}
+    rmse, rmse_h = gcps.get("vertical_rmse"), gcps.get("horizontal_rmse")
     doc = {"schema_version": SCHEMA_VERSION,
            "site": {"name": cfg.site.name,
                     "origin": {"latitude": frame["origin"]["lat"], "longitude": frame["origin"]["lon"],
                                "ellipsoidal_height": frame["origin"]["height"]}},
            "geoid_grid": frame["geoid_grid"],
-           "accuracy": {"vertical_rmse_m": rmse, "horizontal_rmse_m": None,
-                        "note": "vertical: LiDAR against surveyed check points; horizontal not "
-                                "measured (no horizontal check points yet)"},
+           "accuracy": {"vertical_rmse_m": rmse, "horizontal_rmse_m": rmse_h,
+                        "note": "vertical: LiDAR heights against the surveyed points; horizontal: "
+                                "control-point fit of a locally referenced scan (check points when "
+                                "given), null when no scan was georeferenced by control points"},
            "anchors": anchors}
     (ctx.out_dir / "anchors.json").write_text(json.dumps(doc, indent=1, ensure_ascii=False))
     features = [{"type": "Feature", "id": a["id"],
@@ -106,4 +107,5 @@ def run(ctx: StageContext, cfg: TwinConfig) -> StageResult:
     kinds = [a["kind"] for a in anchors]
     return StageResult({"anchors": len(anchors), "building_anchors": kinds.count("building"),
                         "poi_anchors": kinds.count("poi")},
-                       {"anchors": len(anchors), "skipped": skipped, "vertical_rmse_m": rmse})
+                       {"anchors": len(anchors), "skipped": skipped, "vertical_rmse_m": rmse,
+                        "horizontal_rmse_m": rmse_h})

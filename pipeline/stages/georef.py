@@ -19,15 +19,19 @@ import shapely
 from scipy.spatial import cKDTree
 
 from pipeline.config import TwinConfig
-from pipeline.core.geodesy import (GeoidModel, SiteFrame, check_near_site, ellipsoidal_heights,
-                                   horizontal_crs, source_to_lonlat)
+from pipeline.core.geodesy import (GeoidModel, SiteFrame, check_area_of_use, check_near_site,
+                                   ecef_to_geodetic, ellipsoidal_heights, horizontal_crs, source_to_lonlat)
+from pipeline.core.helmert import robust_similarity
+from pipeline.core.registration import register
 from pipeline.core.pointio import ChunkStore
 from pipeline.core.raster import read_elevation
-from pipeline.errors import StageError
+from pipeline.errors import CRSError, StageError
 from pipeline.stage import StageContext, StageResult
 
 NAME = "georef"
 REQUIRES = ("ingest",)
+#: ellipsoidal heights (m) outside this range are not on the earth's surface: a wrong CRS
+MIN_HEIGHT, MAX_HEIGHT = -500.0, 9000.0
 
 
 def _load(path: Path) -> dict[str, Any]:
@@ -47,47 +51,171 @@ class _Georeferencer:
         self.extents: list[dict[str, Any]] = []
         self.undulation = [np.inf, -np.inf]
 
-    def geodetic(self, crs: pyproj.CRS, x: np.ndarray, y: np.ndarray, z: np.ndarray,
-                 path: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """lon, lat (deg), ellipsoidal h (m) and geoid undulation N (m) of source points."""
-        lon, lat = source_to_lonlat(crs, x, y, path=path)
-        check_near_site(self.frame, lon, lat, self.radius_km, crs_name=crs.name, path=path)
+    def geodetic(self, crs: pyproj.CRS, x: np.ndarray, y: np.ndarray, z: np.ndarray, path: str, *,
+                 accept: bool = False, z_factor: float = 1.0
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """lon, lat (deg), ellipsoidal h (m) and geoid undulation N (m) of source points.
+
+        Unless ``accept``, data must land inside the CRS's area of use, near the site and at a
+        terrestrial height; ``z_factor`` converts z to the CRS's vertical unit (GeoTIFF keys).
+        """
+        z = np.asarray(z, np.float64) * z_factor
+        if crs.is_geocentric:
+            lon, lat, h = ecef_to_geodetic(np.column_stack([x, y, z]))
+        else:
+            lon, lat = source_to_lonlat(crs, x, y, path=path)
+        if not accept:
+            check_area_of_use(crs, lon, lat, path=path)
+            check_near_site(self.frame, lon, lat, self.radius_km, crs_name=crs.name, path=path)
         n = self.geoid.undulation(lon, lat)
+        if not crs.is_geocentric:
+            h = ellipsoidal_heights(crs, z, n, heights=self.heights)
+        if not accept and (h.min() < MIN_HEIGHT or h.max() > MAX_HEIGHT):
+            raise CRSError(f"with the declared CRS {crs.name} the data lands at ellipsoidal heights "
+                           f"{h.min():.0f}..{h.max():.0f} m, not on the earth's surface; override the "
+                           "input's crs in the config if it is wrong, or set accept_crs: true", path=path)
         self.undulation = [min(self.undulation[0], float(n.min())),
                            max(self.undulation[1], float(n.max()))]
-        return lon, lat, ellipsoidal_heights(crs, z, n, heights=self.heights), n
+        return lon, lat, h, n
 
-    def note_extent(self, path: str, crs: pyproj.CRS, lon: np.ndarray, lat: np.ndarray) -> None:
-        self.extents.append({"file": path, "crs": crs.name,
-                             "wgs84_extent": [float(lon.min()), float(lat.min()),
-                                              float(lon.max()), float(lat.max())]})
+    def note_extent(self, path: str, crs_name: str, lon: np.ndarray, lat: np.ndarray) -> None:
+        self.extents.append({"file": path, "crs": crs_name,
+                             "wgs84_extent": [float(np.min(lon)), float(np.min(lat)),
+                                              float(np.max(lon)), float(np.max(lat))]})
 
 
-def _points(ctx: StageContext, g: _Georeferencer) -> tuple[int, list[np.ndarray]]:
+def _control(ctx: StageContext, g: _Georeferencer, cfg: TwinConfig) -> dict[str, Any] | None:
+    """Surveyed points in ENU and, when they carry local coordinates, the local -> ENU fit."""
+    path = ctx.input_dir("ingest") / "gcps.json"
+    if not path.is_file():
+        return None
+    data = _load(path)
+    crs = pyproj.CRS.from_wkt(data["crs_wkt"])
+    pts = data["points"]
+    xyz = np.array([[p["x"], p["y"], p["z"]] for p in pts])
+    lon, lat, h, n = g.geodetic(crs, xyz[:, 0], xyz[:, 1], xyz[:, 2], data["source"],
+                                accept=data.get("accept_crs", False))
+    enu = g.frame.geodetic_to_enu(lon, lat, h)
+    g.note_extent(data["source"], crs.name, lon, lat)
+    out: dict[str, Any] = {"source": data["source"], "points": pts, "enu": enu, "lon": lon, "lat": lat,
+                           "h": h, "n": n, "fit": None}
+    if "local_x" not in pts[0]:
+        return out
+    local = np.array([[p["local_x"], p["local_y"], p["local_z"]] for p in pts])
+    role = np.array([p["role"] for p in pts])
+    ctl, chk = role == "control", role == "check"
+    s = cfg.stages.georef
+    fit = robust_similarity(local[ctl], enu[ctl], threshold=s.gcp_ransac_threshold,
+                            check_source=local[chk], check_target=enu[chk], path=data["source"])
+    out["fit"] = fit
+    out["local"] = local
+    if fit.rmse_h > s.max_gcp_rmse or fit.rmse_v > s.max_gcp_rmse:
+        raise StageError(f"control fit RMSE horizontal {fit.rmse_h:.3f} m / vertical {fit.rmse_v:.3f} m "
+                         f"exceeds stages.georef.max_gcp_rmse {s.max_gcp_rmse} m", path=data["source"])
+    return out
+
+
+def _control_report(control: dict[str, Any]) -> dict[str, Any]:
+    fit = control["fit"]
+    if fit is None:
+        return {"points": len(control["points"]), "fit": None}
+    pts = control["points"]
+    ctl_ids = [p["id"] for p in pts if p["role"] == "control"]
+    chk_ids = [p["id"] for p in pts if p["role"] == "check"]
+    t = fit.transform
+    rows = [{"id": i, "role": "control", "used": bool(u), "residual_enu_m": r.tolist()}
+            for i, u, r in zip(ctl_ids, fit.inliers, fit.residuals, strict=True)]
+    rows += [{"id": i, "role": "check", "used": False, "residual_enu_m": r.tolist()}
+             for i, r in zip(chk_ids, fit.check_residuals, strict=True)]
+    return {"points": len(pts), "control": len(ctl_ids), "check": len(chk_ids),
+            "rejected": [i for i, u in zip(ctl_ids, fit.inliers, strict=True) if not u],
+            "rmse_horizontal_m": fit.rmse_h, "rmse_vertical_m": fit.rmse_v,
+            "check_rmse_horizontal_m": fit.check_rmse_h, "check_rmse_vertical_m": fit.check_rmse_v,
+            "transform": {"scale": t.scale, "rotation_xyz_deg": t.rotation_angles_deg(),
+                          "translation_enu_m": t.translation.tolist(), "matrix": t.matrix().tolist()},
+            "residuals": rows}
+
+
+def _points(ctx: StageContext, g: _Georeferencer, control: dict[str, Any] | None
+            ) -> tuple[int, dict[str, list[Path]], list[dict[str, Any]]]:
+    """Georeference every cloud; returns the count, chunk paths per cloud and cloud metadata."""
     out = ChunkStore(ctx.out_dir / "points")
     k, total = 0, 0
+    per_cloud: dict[str, list[Path]] = {}
+    metas = []
     clouds = sorted(p for p in (ctx.input_dir("ingest") / "points").glob("*") if p.is_dir())
     for cloud in clouds:
         store = ChunkStore(cloud)
         meta = store.meta()
-        crs = pyproj.CRS.from_wkt(meta["crs_wkt"])
-        lo_lon = lo_lat = np.inf
-        hi_lon = hi_lat = -np.inf
+        metas.append(meta | {"name": cloud.name})
+        local = meta["georeference"] == "gcps"
+        if local and (control is None or control["fit"] is None):
+            raise StageError("georeference: gcps needs a GCP file with local_x,local_y,local_z columns",
+                             path=meta["source"])
+        crs = None if local else pyproj.CRS.from_wkt(meta["crs_wkt"])
+        per_cloud[cloud.name] = []
+        lon_rng, lat_rng = [np.inf, -np.inf], [np.inf, -np.inf]
         for chunk in ctx.reporter.track(list(store), f"georef {cloud.name}"):
-            lon, lat, h, _ = g.geodetic(crs, chunk["x"], chunk["y"], chunk["z"], meta["source"])
-            enu = g.frame.geodetic_to_enu(lon, lat, h)
+            if local:
+                xyz = np.column_stack([chunk["x"], chunk["y"], chunk["z"] * meta["z_factor"]])
+                enu = control["fit"].transform.apply(xyz)
+                lo, hi = enu.min(0), enu.max(0)
+                corners = np.array([[lo[0], lo[1], lo[2]], [hi[0], lo[1], lo[2]],
+                                    [lo[0], hi[1], lo[2]], [hi[0], hi[1], lo[2]]])
+                lon, lat, _ = g.frame.enu_to_geodetic(corners)
+            else:
+                lon, lat, h, _ = g.geodetic(crs, chunk["x"], chunk["y"], chunk["z"], meta["source"],
+                                            accept=meta["accept_crs"], z_factor=meta["z_factor"])
+                enu = g.frame.geodetic_to_enu(lon, lat, h)
             rec = np.array(chunk)
             rec["x"], rec["y"], rec["z"] = enu[:, 0], enu[:, 1], enu[:, 2]
-            out.write(k, rec)
+            per_cloud[cloud.name].append(out.write(k, rec))
             k += 1
             total += len(rec)
-            lo_lon, hi_lon = min(lo_lon, lon.min()), max(hi_lon, lon.max())
-            lo_lat, hi_lat = min(lo_lat, lat.min()), max(hi_lat, lat.max())
-        g.note_extent(meta["source"], crs, np.array([lo_lon, hi_lon]), np.array([lo_lat, hi_lat]))
+            lon_rng = [min(lon_rng[0], lon.min()), max(lon_rng[1], lon.max())]
+            lat_rng = [min(lat_rng[0], lat.min()), max(lat_rng[1], lat.max())]
+        g.note_extent(meta["source"], meta["crs_name"], np.array(lon_rng), np.array(lat_rng))
     if clouds:
         out.write_meta({"frame": "ENU", "origin": [g.frame.lat, g.frame.lon, g.frame.height],
-                        "count": total, "sources": [str(c.name) for c in clouds]})
-    return total, out.paths()
+                        "count": total, "sources": [c.name for c in clouds]})
+    return total, per_cloud, metas
+
+
+def _xyz(paths: list[Path]) -> np.ndarray:
+    parts = [np.load(p, mmap_mode="r") for p in paths]
+    return np.concatenate([np.column_stack([c["x"], c["y"], c["z"]]) for c in parts])
+
+
+def _align(ctx: StageContext, cfg: TwinConfig, per_cloud: dict[str, list[Path]],
+           metas: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """ICP-align every cloud marked ``align`` onto the first cloud that is not; rewrite its chunks."""
+    movers = [m for m in metas if m["align"]]
+    if not movers:
+        return []
+    fixed = [m for m in metas if not m["align"]]
+    if not fixed:
+        raise StageError("align: true needs a reference: at least one point cloud without align",
+                         path=movers[0]["source"])
+    target = _xyz(per_cloud[fixed[0]["name"]])
+    r = cfg.stages.georef.registration
+    results = []
+    for m in movers:
+        paths = per_cloud[m["name"]]
+        reg = register(_xyz(paths), target, voxel=r.voxel_size, max_correspondence=r.max_correspondence,
+                       global_search=r.global_search, min_fitness=r.min_fitness)
+        info = {"file": m["source"], "reference": fixed[0]["source"], "method": reg.method,
+                "fitness": reg.fitness, "inlier_rmse_m": reg.inlier_rmse, "transform": reg.transform.tolist()}
+        if reg.fitness < r.min_fitness:
+            raise StageError(f"registration onto {Path(fixed[0]['source']).name} fits only "
+                             f"{reg.fitness:.2f} of the points (< stages.georef.registration.min_fitness "
+                             f"{r.min_fitness}); refusing to publish it", path=m["source"])
+        for p in paths:
+            rec = np.load(p)
+            xyz = reg.apply(np.column_stack([rec["x"], rec["y"], rec["z"]]))
+            rec["x"], rec["y"], rec["z"] = xyz[:, 0], xyz[:, 1], xyz[:, 2]
+            np.save(p, rec)
+        results.append(info)
+    return results
 
 
 def _footprints(ctx: StageContext, g: _Georeferencer) -> list[dict[str, Any]]:
@@ -103,7 +231,8 @@ def _footprints(ctx: StageContext, g: _Georeferencer) -> list[dict[str, Any]]:
             rings = []
             for ring in [poly.exterior, *poly.interiors]:
                 xy = np.asarray(ring.coords)[:-1]
-                lon, lat, _, n = g.geodetic(crs, xy[:, 0], xy[:, 1], np.zeros(len(xy)), data["source"])
+                lon, lat, _, n = g.geodetic(crs, xy[:, 0], xy[:, 1], np.zeros(len(xy)), data["source"],
+                                            accept=data.get("accept_crs", False))
                 enu = g.frame.geodetic_to_enu(lon, lat, n)  # at orthometric height 0
                 rings.append({"src": xy.tolist(), "lonlat": np.column_stack([lon, lat]).tolist(),
                               "undulation": n.tolist(), "en": enu[:, :2].tolist()})
@@ -111,14 +240,15 @@ def _footprints(ctx: StageContext, g: _Georeferencer) -> list[dict[str, Any]]:
                 all_lat.append(lat)
             parts.append(rings)
         c = geom.centroid
-        clon, clat, _, cn = g.geodetic(crs, np.array([c.x]), np.array([c.y]), np.zeros(1), data["source"])
+        clon, clat, _, cn = g.geodetic(crs, np.array([c.x]), np.array([c.y]), np.zeros(1), data["source"],
+                                       accept=True)
         cenu = g.frame.geodetic_to_enu(clon, clat, cn)[0]
         out.append({k: feat[k] for k in ("id", "name", "use", "floors", "height")}
                    | {"parts": parts, "centroid": {"src": [c.x, c.y], "lon": float(clon[0]),
                                                    "lat": float(clat[0]), "undulation": float(cn[0]),
                                                    "en": cenu[:2].tolist()}})
     if all_lon:
-        g.note_extent(data["source"], crs, np.concatenate(all_lon), np.concatenate(all_lat))
+        g.note_extent(data["source"], crs.name, np.concatenate(all_lon), np.concatenate(all_lat))
     (ctx.out_dir / "footprints.json").write_text(json.dumps(
         {"frame": "ENU", "crs_wkt": data["crs_wkt"], "features": out, "skipped": data["skipped"]},
         indent=1, sort_keys=True))
@@ -130,24 +260,21 @@ def _dem(ctx: StageContext, g: _Georeferencer) -> dict[str, Any]:
     elev = read_elevation(ctx.input_dir("ingest") / "dem.tif", meta["crs_wkt"])
     x, y = elev.pixel_centers()
     valid = np.isfinite(elev.values)
-    lon, lat, h, n = g.geodetic(elev.crs, x[valid], y[valid], elev.values[valid], meta["source"])
+    lon, lat, h, n = g.geodetic(elev.crs, x[valid], y[valid], elev.values[valid], meta["source"],
+                                accept=meta.get("accept_crs", False))
     enu = np.full(elev.values.shape + (3,), np.nan)
     enu[valid] = g.frame.geodetic_to_enu(lon, lat, h)
     np.save(ctx.out_dir / "dem_enu.npy", enu)
-    g.note_extent(meta["source"], elev.crs, lon, lat)
+    g.note_extent(meta["source"], elev.crs.name, lon, lat)
     return {"shape": list(elev.values.shape), "undulation_range_m": [float(n.min()), float(n.max())]}
 
 
-def _gcps(ctx: StageContext, g: _Georeferencer, point_paths: list[Path], radius: float,
-          max_rmse: float) -> dict[str, Any]:
-    data = _load(ctx.input_dir("ingest") / "gcps.json")
-    crs = pyproj.CRS.from_wkt(data["crs_wkt"])
-    pts = data["points"]
-    xyz = np.array([[p["x"], p["y"], p["z"]] for p in pts])
-    lon, lat, h, n = g.geodetic(crs, xyz[:, 0], xyz[:, 1], xyz[:, 2], data["source"])
-    enu = g.frame.geodetic_to_enu(lon, lat, h)
-    g.note_extent(data["source"], crs, lon, lat)
-    residuals: list[float | None] = [None] * len(pts)
+def _lidar_check(ctx: StageContext, control: dict[str, Any], point_paths: list[Path], radius: float,
+                 max_rmse: float) -> dict[str, Any]:
+    """Score the georeferenced LiDAR's heights at the surveyed points (median U within ``radius``)."""
+    enu = control["enu"]
+    pts = control["points"]
+    dz: list[float | None] = [None] * len(pts)
     if point_paths:
         tree = cKDTree(enu[:, :2])
         near: list[list[np.ndarray]] = [[] for _ in pts]
@@ -158,24 +285,30 @@ def _gcps(ctx: StageContext, g: _Georeferencer, point_paths: list[Path], radius:
             for j in np.unique(idx[hit]):
                 near[j].append(np.asarray(chunk["z"][hit][idx[hit] == j]))
         for j, parts in enumerate(near):
-            if parts:
-                u = np.concatenate(parts)
-                if len(u) >= 5:
-                    # the median of the points around a ground target is its LiDAR height
-                    residuals[j] = float(np.median(u) - enu[j, 2])
-    records = []
-    for j, p in enumerate(pts):
-        records.append({"id": p["id"], "source": [p["x"], p["y"], p["z"]], "lon": float(lon[j]),
-                        "lat": float(lat[j]), "h_ellipsoidal": float(h[j]), "undulation": float(n[j]),
-                        "enu": enu[j].tolist(), "dz_lidar_minus_survey": residuals[j]})
-    used = np.array([r for r in residuals if r is not None])
+            if parts and sum(len(q) for q in parts) >= 5:
+                # surveyed points sit on open ground: the median of the LiDAR around one is its height
+                dz[j] = float(np.median(np.concatenate(parts)) - enu[j, 2])
+    records = [{"id": p["id"], "role": p.get("role", "control"), "source": [p["x"], p["y"], p["z"]],
+                "lon": float(control["lon"][j]), "lat": float(control["lat"][j]),
+                "h_ellipsoidal": float(control["h"][j]), "undulation": float(control["n"][j]),
+                "enu": enu[j].tolist(), "dz_lidar_minus_survey": dz[j]} for j, p in enumerate(pts)]
+    fit = control["fit"]
+    # a control point the fit rejected is a blunder in the survey: it would only score itself
+    rejected = set()
+    if fit is not None:
+        ctl_ids = [p["id"] for p in pts if p["role"] == "control"]
+        rejected = {i for i, ok in zip(ctl_ids, fit.inliers, strict=True) if not ok}
+    used = np.array([v for v, p in zip(dz, pts, strict=True) if v is not None and p["id"] not in rejected])
     rmse = float(np.sqrt(np.mean(used ** 2))) if used.size else None
-    (ctx.out_dir / "gcps.json").write_text(json.dumps({"points": records, "vertical_rmse": rmse},
-                                                      indent=1, sort_keys=True))
+    horizontal = None
+    if fit is not None:
+        horizontal = fit.check_rmse_h if fit.check_rmse_h is not None else fit.rmse_h
+    (ctx.out_dir / "gcps.json").write_text(json.dumps(
+        {"points": records, "vertical_rmse": rmse, "horizontal_rmse": horizontal}, indent=1, sort_keys=True))
     if rmse is not None and rmse > max_rmse:
-        raise StageError(f"LiDAR heights disagree with the check points: vertical RMSE {rmse:.3f} m "
-                         f"> stages.georef.max_vertical_rmse {max_rmse} m", path=data["source"])
-    return {"points": len(pts), "checked": int(used.size), "vertical_rmse_m": rmse,
+        raise StageError(f"LiDAR heights disagree with the surveyed points: vertical RMSE {rmse:.3f} m "
+                         f"> stages.georef.max_vertical_rmse {max_rmse} m", path=control["source"])
+    return {"checked": int(used.size), "vertical_rmse_m": rmse,
             "mean_dz_m": float(used.mean()) if used.size else None}
 
 
@@ -185,9 +318,10 @@ def _pois(ctx: StageContext, g: _Georeferencer) -> int:
     pts = data["points"]
     x = np.array([p["x"] for p in pts])
     y = np.array([p["y"] for p in pts])
-    lon, lat, _, n = g.geodetic(horizontal_crs(crs), x, y, np.zeros(len(pts)), data["source"])
+    lon, lat, _, n = g.geodetic(horizontal_crs(crs), x, y, np.zeros(len(pts)), data["source"],
+                                accept=data.get("accept_crs", False))
     enu = g.frame.geodetic_to_enu(lon, lat, n)
-    g.note_extent(data["source"], crs, lon, lat)
+    g.note_extent(data["source"], crs.name, lon, lat)
     out = [{"name": p["name"], "kind": p["kind"], "lon": float(lon[i]), "lat": float(lat[i]),
             "undulation": float(n[i]), "en": enu[i, :2].tolist()} for i, p in enumerate(pts)]
     (ctx.out_dir / "pois.json").write_text(json.dumps({"points": out}, indent=1, sort_keys=True))
@@ -204,15 +338,21 @@ def run(ctx: StageContext, cfg: TwinConfig) -> StageResult:
     (ctx.out_dir / "frame.json").write_text(json.dumps(frame_info, indent=1, sort_keys=True))
     report: dict[str, Any] = {"frame": frame_info}
     counts: dict[str, int] = {}
-    n_points, paths = _points(ctx, g)
+    control = _control(ctx, g, cfg)
+    n_points, per_cloud, metas = _points(ctx, g, control)
     counts["points"] = n_points
+    alignments = _align(ctx, cfg, per_cloud, metas)
+    if alignments:
+        report["registration"] = alignments
     if (ingest / "footprints.json").is_file():
         counts["buildings"] = len(_footprints(ctx, g))
     if (ingest / "dem.json").is_file():
         report["dem"] = _dem(ctx, g)
-    if (ingest / "gcps.json").is_file():
+    if control is not None:
         s = cfg.stages.georef
-        report["gcps"] = _gcps(ctx, g, paths, s.gcp_search_radius, s.max_vertical_rmse)
+        report["control"] = _control_report(control)
+        report["lidar_check"] = _lidar_check(ctx, control, [p for ps in per_cloud.values() for p in ps],
+                                             s.gcp_search_radius, s.max_vertical_rmse)
     if (ingest / "pois.json").is_file():
         counts["pois"] = _pois(ctx, g)
     report["geoid"] = {"grid": str(g.geoid.path), "undulation_range_m": g.undulation}

@@ -35,15 +35,13 @@ def _dump(path: Path, obj: Any) -> None:
 
 def _ingest_pointcloud(ctx: StageContext, cfg: TwinConfig, i: int, pc: Any) -> dict[str, Any]:
     path = cfg.resolve(pc.path)
-    if pc.crs:
-        crs = parse_crs(pc.crs, path=path)
-    else:
-        crs = read_las_crs(path)
-        if crs is None and cfg.site.crs:
-            crs = parse_crs(cfg.site.crs, path=path)
-    if crs is None:
-        raise CRSError("point cloud has no CRS record; set its crs (or site.crs) in the config",
-                       path=path)
+    file_crs, z_factor = read_las_crs(path)
+    crs = parse_crs(pc.crs, path=path) if pc.crs else file_crs
+    if crs is None and cfg.site.crs and pc.georeference == "crs":
+        crs = parse_crs(cfg.site.crs, path=path)
+    if crs is None and pc.georeference == "crs":
+        raise CRSError("point cloud has no CRS record; set its crs (or site.crs) in the config, or "
+                       "georeference: gcps for a scan in a local frame", path=path)
     store = ChunkStore(ctx.out_dir / "points" / f"{i:02d}_{path.stem}")
     total = las_point_count(path)
     chunk_size = cfg.stages.ingest.chunk_size
@@ -57,11 +55,13 @@ def _ingest_pointcloud(ctx: StageContext, cfg: TwinConfig, i: int, pc: Any) -> d
         lo, hi = np.minimum(lo, xyz.min(0)), np.maximum(hi, xyz.max(0))
         classes += np.bincount(chunk["classification"], minlength=256)
         count += len(chunk)
-    meta = {"source": str(path), "crs_wkt": crs.to_wkt(), "crs_name": crs.name, "frame": "source",
-            "count": count, "bounds": [*lo.tolist(), *hi.tolist()],
+    meta = {"source": str(path), "crs_wkt": crs.to_wkt() if crs else None,
+            "crs_name": crs.name if crs else "local scanner frame", "z_factor": z_factor,
+            "georeference": pc.georeference, "align": pc.align, "accept_crs": pc.accept_crs,
+            "frame": "source", "count": count, "bounds": [*lo.tolist(), *hi.tolist()],
             "classes": {str(c): int(n) for c, n in enumerate(classes) if n}}
     store.write_meta(meta)
-    return {"file": str(path), "crs": crs.name, "points": count, "bounds": meta["bounds"]}
+    return {"file": str(path), "crs": meta["crs_name"], "points": count, "bounds": meta["bounds"]}
 
 
 def _ingest_footprints(ctx: StageContext, cfg: TwinConfig) -> dict[str, Any]:
@@ -93,6 +93,7 @@ def _ingest_footprints(ctx: StageContext, cfg: TwinConfig) -> dict[str, Any]:
         dup = sorted({x for x in ids if ids.count(x) > 1})[0]
         raise InputError(f"building id {dup!r} occurs more than once", path=path)
     _dump(ctx.out_dir / "footprints.json", {"source": str(path), "crs_wkt": fs.crs.to_wkt(),
+                                            "accept_crs": fp.accept_crs,
                                             "features": records, "skipped": skipped})
     return {"file": str(path), "crs": fs.crs.name, "features": len(records), "skipped": skipped}
 
@@ -104,6 +105,7 @@ def _ingest_dem(ctx: StageContext, cfg: TwinConfig) -> dict[str, Any]:
     shutil.copyfile(path, ctx.out_dir / "dem.tif")
     valid = np.isfinite(elev.values)
     info = {"source": str(path), "crs_wkt": elev.crs.to_wkt(), "crs_name": elev.crs.name,
+            "accept_crs": dem.accept_crs,
             "shape": list(elev.values.shape), "nodata_pixels": int((~valid).sum()),
             "min": float(np.nanmin(elev.values)), "max": float(np.nanmax(elev.values))}
     _dump(ctx.out_dir / "dem.json", info)
@@ -112,27 +114,42 @@ def _ingest_dem(ctx: StageContext, cfg: TwinConfig) -> dict[str, Any]:
 
 
 def read_gcp_csv(path: Path) -> list[dict[str, Any]]:
-    """Rows of a GCP CSV (id,x,y,z); InputError naming the line for a missing or non-numeric cell."""
+    """Rows of a GCP CSV: id,x,y,z [,local_x,local_y,local_z] [,role].
+
+    ``role`` is ``control`` (used in fits; the default) or ``check`` (held out). InputError names
+    the line for a missing or non-numeric cell.
+    """
     if not path.is_file():
         raise InputError("GCP file not found", path=path)
     with open(path, newline="", encoding="utf-8") as f:
         reader = csv.DictReader(f)
-        need = {"id", "x", "y", "z"}
-        if reader.fieldnames is None or not need <= {c.strip() for c in reader.fieldnames}:
+        columns = {c.strip() for c in (reader.fieldnames or [])}
+        if not {"id", "x", "y", "z"} <= columns:
             raise InputError(f"CSV needs columns id,x,y,z (found {reader.fieldnames})", path=path)
+        local = {"local_x", "local_y", "local_z"}
+        if columns & local and not local <= columns:
+            raise InputError("local coordinates need all of local_x,local_y,local_z", path=path)
+        numeric = ["x", "y", "z"] + (["local_x", "local_y", "local_z"] if local <= columns else [])
         rows = []
         for line, row in enumerate(reader, start=2):
             row = {k.strip(): (v or "").strip() for k, v in row.items() if k}
             try:
-                vals = [float(row[c]) for c in ("x", "y", "z")]
+                vals = {c: float(row[c]) for c in numeric}
             except ValueError:
-                raise InputError(f"line {line}: x, y and z must be numbers (got "
-                                 f"{row['x']!r}, {row['y']!r}, {row['z']!r})", path=path) from None
-            if not all(map(math.isfinite, vals)):
+                cells = ", ".join(f"{c}={row.get(c)!r}" for c in numeric)
+                raise InputError(f"line {line}: coordinates must be numbers ({cells})", path=path) from None
+            if not all(map(math.isfinite, vals.values())):
                 raise InputError(f"line {line}: non-finite coordinate", path=path)
-            rows.append({"id": row["id"] or f"row{line}", "x": vals[0], "y": vals[1], "z": vals[2]})
+            role = row.get("role", "") or "control"
+            if role not in ("control", "check"):
+                raise InputError(f"line {line}: role must be control or check, not {role!r}", path=path)
+            rows.append({"id": row["id"] or f"row{line}", **vals, "role": role})
     if not rows:
         raise InputError("GCP file has no rows", path=path)
+    ids = [r["id"] for r in rows]
+    if len(set(ids)) != len(ids):
+        raise InputError(f"point id {sorted({i for i in ids if ids.count(i) > 1})[0]!r} occurs twice",
+                         path=path)
     return rows
 
 
@@ -144,7 +161,8 @@ def _ingest_gcps(ctx: StageContext, cfg: TwinConfig) -> dict[str, Any]:
         raise CRSError("a GCP CSV carries no CRS; set inputs.gcps.crs (or site.crs)", path=path)
     crs = parse_crs(crs_text, path=path)
     rows = read_gcp_csv(path)
-    _dump(ctx.out_dir / "gcps.json", {"source": str(path), "crs_wkt": crs.to_wkt(), "points": rows})
+    _dump(ctx.out_dir / "gcps.json", {"source": str(path), "crs_wkt": crs.to_wkt(), "points": rows,
+                                      "accept_crs": g.accept_crs})
     return {"file": str(path), "crs": crs.name, "points": len(rows)}
 
 
@@ -158,7 +176,8 @@ def _ingest_pois(ctx: StageContext, cfg: TwinConfig) -> dict[str, Any]:
             raise InputError(f"feature {i}: POIs must be points with finite coordinates", path=path)
         pois.append({"name": fs.value("name", i) or f"POI {i + 1}", "kind": fs.value("kind", i) or "poi",
                      "x": geom.x, "y": geom.y})
-    _dump(ctx.out_dir / "pois.json", {"source": str(path), "crs_wkt": fs.crs.to_wkt(), "points": pois})
+    _dump(ctx.out_dir / "pois.json", {"source": str(path), "crs_wkt": fs.crs.to_wkt(), "points": pois,
+                                      "accept_crs": p.accept_crs})
     return {"file": str(path), "crs": fs.crs.name, "points": len(pois)}
 
 
