@@ -166,7 +166,8 @@ class Runner:
                 entry = {"key": key, "config_hash": self.cfg.stage_hash(name),
                          "inputs": files if name == "ingest" else
                          {up: self.manifest["stages"][up]["digest"] for up in module.REQUIRES},
-                         "version": __version__, "code": code_digest(), "outputs": outputs, "digest": digest_of(outputs),
+                         "version": __version__, "code": code_digest(), "outputs": outputs,
+                         "digest": digest_of(outputs),
                          "counts": result.counts, "seconds": round(seconds, 3), "skipped": False}
                 self.manifest["stages"][name] = entry
                 self.manifest["version"] = __version__

@@ -6,9 +6,10 @@ import numpy as np
 import pyproj
 import pytest
 
-from pipeline.core.geodesy import (GeoidModel, SiteFrame, check_near_site, ensure_proj_data,
-                                   geodetic_to_ecef, parse_crs, resolve_geoid, source_to_geodetic,
-                                   vertical_kind, vertical_unit_factor)
+from pipeline.core.geodesy import (GeoidModel, SiteFrame, check_area_of_use, check_near_site,
+                                   ensure_proj_data, geodetic_to_ecef, geodetic_to_source, parse_crs,
+                                   resolve_geoid, source_to_geodetic, vertical_kind, vertical_unit_factor,
+                                   with_linear_unit)
 from pipeline.errors import CRSError, GeoidError
 
 ORIGIN = (37.5770, 126.8898)
@@ -116,3 +117,60 @@ def test_far_data_is_refused_with_where_it_lands():
                         path="feet.laz")
     msg = str(e.value)
     assert "feet.laz" in msg and "lands at" in msg and "EPSG:5186" in msg
+
+
+@pytest.mark.parametrize("crs_text", ["EPSG:5186+5773", "EPSG:5179+5773", "EPSG:5174+5773",
+                                      "EPSG:32652+5773", "EPSG:4326+5773", "EPSG:2277+5773"])
+def test_both_directions_against_pyproj(geoid, crs_text):
+    """geodetic -> source and back, each compared with PROJ's own compound-CRS pipeline.
+
+    (EPSG:2277 is a US-survey-feet CRS; its NAVD88 partner would need a grid PROJ lacks here and
+    would silently fall back to a ballpark without geoid, so it is paired with EGM96.)"""
+    ensure_proj_data()
+    crs = pyproj.CRS.from_user_input(crs_text)
+    if crs_text.startswith("EPSG:2277"):  # a feet CRS needs its own area (Texas)
+        lon, lat = np.array([-97.74, -97.70]), np.array([30.27, 30.30])
+    else:
+        lon, lat = np.array([126.8898, 126.90]), np.array([37.577, 37.57])
+    h = np.array([40.0, 120.0])
+    x, y, z = geodetic_to_source(crs, lon, lat, h, heights="orthometric", geoid=geoid)
+    ref = pyproj.Transformer.from_crs("EPSG:4979", crs, always_xy=True)
+    ex, ey, ez = ref.transform(lon, lat, h, errcheck=True)
+    scale = 1e-9 if crs.sub_crs_list[0].is_geographic else 1e-4
+    assert np.allclose(x, ex, atol=scale) and np.allclose(y, ey, atol=scale)
+    assert np.allclose(z, ez, atol=2e-3)
+    lon2, lat2, h2 = source_to_geodetic(crs, x, y, z, heights="orthometric", geoid=geoid)
+    assert np.allclose(lon2, lon, atol=1e-10) and np.allclose(lat2, lat, atol=1e-10)
+    assert np.allclose(h2, h, atol=1e-6)
+
+
+def test_area_of_use():
+    crs = parse_crs("EPSG:5186")
+    check_area_of_use(crs, np.array([126.89]), np.array([37.58]), path="ok.laz")
+    with pytest.raises(CRSError) as e:
+        check_area_of_use(crs, np.array([131.5]), np.array([48.0]), path="far.laz")
+    assert "far.laz" in str(e.value) and "area of use" in str(e.value)
+
+
+def test_linear_unit_override_keeps_the_projection():
+    crs = with_linear_unit(parse_crs("EPSG:5186"), 9003)
+    to_m = pyproj.Transformer.from_crs(crs, "EPSG:5186", always_xy=True)
+    ft = 1200.0 / 3937.0
+    x, y = to_m.transform(190265.5 / ft, 553055.9 / ft)
+    assert x == pytest.approx(190265.5, abs=1e-6) and y == pytest.approx(553055.9, abs=1e-6)
+
+
+def test_user_geoid_grid(tmp_path):
+    grid = write_gtx(tmp_path / "flat25.gtx", lat0=37.0, lon0=126.0, rows=21, cols=21, step=0.1, value=25.0)
+    g = GeoidModel(grid)
+    assert g.undulation(np.array([126.8898]), np.array([37.577]))[0] == pytest.approx(25.0)
+    with pytest.raises(GeoidError):
+        g.undulation(np.array([129.5]), np.array([37.577]))
+
+
+def write_gtx(path, *, lat0, lon0, rows, cols, step, value):
+    """A NOAA GTX grid (big-endian header: lat0, lon0, dlat, dlon, rows, cols; float32 values)."""
+    import struct
+    header = struct.pack(">4d2i", lat0, lon0, step, step, rows, cols)
+    path.write_bytes(header + np.full(rows * cols, value, ">f4").tobytes())
+    return path

@@ -56,9 +56,9 @@ def test_laz_equals_las(tmp_path):
 
 def test_crs_from_wkt_vlr(tmp_path):
     write_las(tmp_path / "c.las", crs="EPSG:5186")
-    assert read_las_crs(tmp_path / "c.las").to_epsg() == 5186
+    assert read_las_crs(tmp_path / "c.las")[0].to_epsg() == 5186
     write_las(tmp_path / "n.las", crs=None)
-    assert read_las_crs(tmp_path / "n.las") is None
+    assert read_las_crs(tmp_path / "n.las") == (None, 1.0)
 
 
 @pytest.mark.timeout(60)
@@ -129,3 +129,19 @@ def test_nan_coordinates(tmp_path):
     path.write_bytes(bytes(data))
     with pytest.raises(PointCloudError, match="nan.las"):
         list(iter_las_chunks(path, 100))
+
+
+def test_geotiff_unit_keys_are_honoured(tmp_path):
+    from tests.fixtures_las import sample_points
+    from tests.fixtures_las import write_las as write_keys
+    ft = 1200.0 / 3937.0
+    xyz = sample_points(500)
+    path = write_keys(tmp_path / "ftus.las", xyz / ft, version="1.2", fmt=3,
+                      geokeys={1024: 1, 3072: 5186, 3076: 9003, 4099: 9003})
+    crs, z_factor = read_las_crs(path)
+    assert z_factor == pytest.approx(ft)
+    assert crs.axis_info[0].unit_name == "US survey foot"
+    import pyproj
+    x, y = pyproj.Transformer.from_crs(crs, "EPSG:5186", always_xy=True).transform(xyz[:, 0] / ft,
+                                                                                   xyz[:, 1] / ft)
+    assert np.abs(x - xyz[:, 0]).max() < 1e-3 and np.abs(y - xyz[:, 1]).max() < 1e-3
