@@ -151,9 +151,11 @@ class MeshConfig(_Model):
 
 class TileConfig(_Model):
     building_tile_size: float = Field(250.0, gt=0, description="Edge (m) of building leaf tiles.")
-    pointcloud_tile_size: float = Field(200.0, gt=0, description="Edge (m) of point-cloud leaf tiles.")
-    pointcloud_root_fraction: float = Field(
-        0.05, gt=0, lt=1, description="Share of points kept in the coarse point-cloud root tile.")
+    pointcloud_max_points: int = Field(
+        200_000, ge=1000, description="Point-tree nodes with more points than this are split (octree).")
+    pointcloud_root_cells: int = Field(
+        128, ge=8, description="Root sampling grid: cells per edge of the cloud's bounding cube; "
+                               "each level halves the spacing.")
 
 
 class AnchorsConfig(_Model):

@@ -170,6 +170,28 @@ def test_heights_and_classes_against_truth(sample_run, truth):
         assert np.mean(got[want == k] == k) >= 0.95
 
 
+def test_every_cleaned_point_is_in_exactly_one_tile(sample_run):
+    from scipy.spatial import cKDTree
+
+    from pipeline.core.content import position_step
+    from pipeline.core.gltf import gltf_to_enu
+
+    layer = sample_run / "bundle" / "pointcloud"
+    clean = ChunkStore(sample_run / "artifacts" / "clean" / "points").read_all()
+    want = np.column_stack([clean["x"], clean["y"], clean["z"]])
+    tiles = sorted((layer / "tiles").glob("*.glb"))
+    decoded = [glb_positions(p) for p in tiles]
+    got = np.concatenate(decoded)
+    assert len(got) == len(want)
+    dist, idx = cKDTree(want).query(got)
+    assert len(np.unique(idx)) == len(want)  # a bijection: nothing lost, nothing repeated
+    # within half a quantization step per axis; the largest step is the root tile's
+    worst = max(np.abs(gltf_to_enu(position_step(d))).max() for d in decoded)
+    assert np.abs(got - want[idx]).max() <= worst / 2 + 1e-6
+    ts = json.loads((layer / "tileset.json").read_text())
+    assert ts["root"]["refine"] == "ADD" and ts["root"]["geometricError"] > 0
+
+
 def _hashes(workdir: Path) -> dict:
     m = json.loads((workdir / "manifest.json").read_text())
     return {name: e["outputs"] for name, e in m["stages"].items()}

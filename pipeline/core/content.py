@@ -109,15 +109,34 @@ def terrain_glb(vertices: np.ndarray, faces: np.ndarray, centre: np.ndarray) -> 
     return b.to_glb()
 
 
-def point_glb(xyz: np.ndarray, rgb16: np.ndarray, intensity: np.ndarray, classification: np.ndarray,
-              centre: np.ndarray) -> bytes:
-    """GLB of a point cloud (mode POINTS): positions, RGB, _INTENSITY and _CLASSIFICATION."""
+#: quantization levels of point positions (KHR_mesh_quantization, unsigned 16-bit)
+POSITION_LEVELS = 65535
+
+
+def position_step(xyz: np.ndarray) -> np.ndarray:
+    """Quantization step (m) per glTF axis of a point set: its extent over 65535 levels."""
+    g = enu_to_gltf(np.asarray(xyz, np.float64))
+    return np.maximum(g.max(0) - g.min(0), 1e-6) / POSITION_LEVELS
+
+
+def point_glb(xyz: np.ndarray, rgb16: np.ndarray, intensity: np.ndarray, classification: np.ndarray
+              ) -> bytes:
+    """GLB of a point cloud (mode POINTS) with KHR_mesh_quantization positions.
+
+    Positions are unsigned 16-bit steps over the points' own box; the node's translation and scale
+    restore metres (error at most half a step, :func:`position_step`). RGB, _INTENSITY and
+    _CLASSIFICATION ride along as attributes.
+    """
     b = GltfBuilder()
-    pos = enu_to_gltf(xyz - centre).astype(np.float32)
-    rgba = np.concatenate([(rgb16 >> 8).astype(np.uint8), np.full((len(xyz), 1), 255, np.uint8)], axis=1)
-    attrs = {"POSITION": b.accessor(pos, minmax=True),
+    g = enu_to_gltf(np.asarray(xyz, np.float64))
+    lo = g.min(0)
+    step = position_step(xyz)
+    q = np.round((g - lo) / step).astype(np.uint16)
+    rgba = np.concatenate([(rgb16 >> 8).astype(np.uint8), np.full((len(g), 1), 255, np.uint8)], axis=1)
+    attrs = {"POSITION": b.accessor(q, minmax=True),
              "COLOR_0": b.accessor(rgba, normalized=True),
              "_INTENSITY": b.accessor(intensity.astype(np.float32)),
              "_CLASSIFICATION": b.accessor(classification.astype(np.float32))}
-    b.mesh_node([{"attributes": attrs, "mode": POINTS}], enu_to_gltf(centre))
+    b.extension("KHR_mesh_quantization", required=True)
+    b.mesh_node([{"attributes": attrs, "mode": POINTS}], translation=lo, scale=step)
     return b.to_glb()

@@ -67,15 +67,24 @@ class GltfBuilder:
         """Accessor over a (N,) or (N, k) array of float32/uint8/uint16/uint32; returns its index."""
         array = np.ascontiguousarray(array)
         comps = 1 if array.ndim == 1 else array.shape[1]
-        view = self.buffer_view(array.tobytes(), target)
+        row = comps * array.dtype.itemsize
+        if target == ARRAY_BUFFER and row % 4:
+            # vertex attributes must start on 4-byte boundaries: pad each element, declare a stride
+            stride = row + (-row) % 4
+            padded = np.zeros((len(array), stride), np.uint8)
+            padded[:, :row] = array.reshape(len(array), -1).view(np.uint8).reshape(len(array), row)
+            view = self.buffer_view(padded.tobytes(), target, stride)
+        else:
+            view = self.buffer_view(array.tobytes(), target)
         acc: dict[str, Any] = {"bufferView": view, "componentType": _COMPONENT[array.dtype],
                                "count": int(array.shape[0]), "type": _TYPE[comps]}
         if normalized:
             acc["normalized"] = True
         if minmax:
             flat = array.reshape(len(array), comps)
-            acc["min"] = [float(x) for x in flat.min(0)]
-            acc["max"] = [float(x) for x in flat.max(0)]
+            cast = int if np.issubdtype(array.dtype, np.integer) else float
+            acc["min"] = [cast(x) for x in flat.min(0)]
+            acc["max"] = [cast(x) for x in flat.max(0)]
         self.doc["accessors"].append(acc)
         return len(self.doc["accessors"]) - 1
 
@@ -83,12 +92,15 @@ class GltfBuilder:
         self.doc.setdefault("materials", []).append(material)
         return len(self.doc["materials"]) - 1
 
-    def mesh_node(self, primitives: list[dict[str, Any]], translation: np.ndarray | None = None) -> int:
-        """Add a mesh of ``primitives`` on a root node (optionally translated, glTF frame)."""
+    def mesh_node(self, primitives: list[dict[str, Any]], translation: np.ndarray | None = None,
+                  scale: np.ndarray | None = None) -> int:
+        """Add a mesh of ``primitives`` on a root node (optionally translated and scaled, glTF frame)."""
         self.doc["meshes"].append({"primitives": primitives})
         node: dict[str, Any] = {"mesh": len(self.doc["meshes"]) - 1}
         if translation is not None:
             node["translation"] = [float(t) for t in translation]
+        if scale is not None:
+            node["scale"] = [float(t) for t in scale]
         self.doc["nodes"].append(node)
         idx = len(self.doc["nodes"]) - 1
         self.doc["scenes"][0]["nodes"].append(idx)
@@ -138,7 +150,14 @@ def read_accessor(doc: dict[str, Any], binary: bytes, index: int) -> np.ndarray:
              UNSIGNED_INT: np.uint32}[acc["componentType"]]
     comps = {v: k for k, v in _TYPE.items()}[acc["type"]]
     start = view.get("byteOffset", 0) + acc.get("byteOffset", 0)
-    arr = np.frombuffer(binary, dtype=dtype, count=acc["count"] * comps, offset=start)
+    size = np.dtype(dtype).itemsize * comps
+    stride = view.get("byteStride", size)
+    if stride == size:
+        arr = np.frombuffer(binary, dtype=dtype, count=acc["count"] * comps, offset=start)
+    else:
+        raw = np.frombuffer(binary, np.uint8, count=stride * (acc["count"] - 1) + size, offset=start)
+        rows = np.lib.stride_tricks.as_strided(raw, (acc["count"], size), (stride, 1))
+        arr = np.ascontiguousarray(rows).view(dtype).ravel()
     return arr.reshape(acc["count"], comps) if comps > 1 else arr
 
 

@@ -4,7 +4,9 @@ Outputs: ``tileset.json`` (root, ECEF boxes, layers as external tilesets) and pe
 ``<layer>/tileset.json`` + ``<layer>/tiles/*.glb``. Each layer's root carries the ENU->ECEF
 transform of the site, so a layer is usable on its own; content positions are float32 relative to
 their tile centre. geometricError values come from measurements: the coarse terrain's measured
-vertical error, the root point sample's spacing, the tallest building a content-less tile omits.
+vertical error, each point-tree level's sampling spacing (octree, additive refinement, every point
+in exactly one tile, positions quantized with KHR_mesh_quantization), and the tallest building a
+content-less tile omits.
 """
 
 from __future__ import annotations
@@ -21,13 +23,12 @@ from pipeline.core.atomic import write_bytes_atomic
 from pipeline.core.content import building_glb, point_glb, terrain_glb
 from pipeline.core.geodesy import SiteFrame
 from pipeline.core.pointio import ChunkStore
+from pipeline.core.pointtree import PointNode, build_point_tree
 from pipeline.core.tiles import aabb_box, box_corners, matrix_to_json, tileset_doc, transform_box
 from pipeline.stage import StageContext, StageResult
 
 NAME = "tile"
 REQUIRES = ("georef", "clean", "mesh")
-#: seed of the deterministic choice of root-level points
-ROOT_SAMPLE_SEED = 0
 
 PROVENANCE_SCHEMA = {
     "id": "dmc_twin_tileset",
@@ -113,13 +114,21 @@ def _building_layer(ctx: StageContext, out: Path, m: np.ndarray, tile_size: floa
             "buildings": len(records)}
 
 
-def write_point_tile(path: str, pts: np.ndarray) -> dict[str, Any]:
-    """Write one point tile (a task for the executor). Returns its count and ENU bounds."""
+def write_point_tile(path: str, pts: np.ndarray) -> int:
+    """Write one point tile (a task for the executor); returns its point count."""
     xyz = np.column_stack([pts["x"], pts["y"], pts["z"]])
-    lo, hi = xyz.min(0), xyz.max(0)
     rgb = np.column_stack([pts["red"], pts["green"], pts["blue"]])
-    write_bytes_atomic(path, point_glb(xyz, rgb, pts["intensity"], pts["classification"], (lo + hi) / 2))
-    return {"count": int(len(pts)), "lo": lo.tolist(), "hi": hi.tolist()}
+    write_bytes_atomic(path, point_glb(xyz, rgb, pts["intensity"], pts["classification"]))
+    return int(len(pts))
+
+
+def _point_tile(node: PointNode) -> dict[str, Any]:
+    tile: dict[str, Any] = {"boundingVolume": {"box": aabb_box(node.lo, node.hi)},
+                            "geometricError": node.spacing,
+                            "content": {"uri": f"tiles/{node.key}.glb"}}
+    if node.children:
+        tile["children"] = [_point_tile(c) for c in node.children]
+    return tile
 
 
 def _point_layer(ctx: StageContext, out: Path, m: np.ndarray, cfg: TwinConfig) -> dict[str, Any] | None:
@@ -128,34 +137,22 @@ def _point_layer(ctx: StageContext, out: Path, m: np.ndarray, cfg: TwinConfig) -
         return None
     pts = store.read_all()
     t = cfg.stages.tile
-    in_root = np.random.default_rng(ROOT_SAMPLE_SEED).random(len(pts)) < t.pointcloud_root_fraction
-    rest = pts[~in_root]
-    cell = np.floor(np.column_stack([rest["x"], rest["y"]]) / t.pointcloud_tile_size).astype(np.int64)
-    keys = sorted({tuple(c) for c in cell.tolist()})
-    jobs = [(str(out / "tiles/root.pnts.glb"), pts[in_root])]
-    names = ["tiles/root.pnts.glb"]
-    for key in keys:
-        sel = (cell[:, 0] == key[0]) & (cell[:, 1] == key[1])
-        name = f"tiles/p_{key[0]}_{key[1]}.glb"
-        names.append(name)
-        jobs.append((str(out / name), rest[sel]))
+    tree = build_point_tree(np.column_stack([pts["x"], pts["y"], pts["z"]]),
+                            max_points=t.pointcloud_max_points, root_cells=t.pointcloud_root_cells)
+    nodes = list(tree.walk())
     (out / "tiles").mkdir(parents=True, exist_ok=True)
-    futures = [ctx.executor.submit(write_point_tile, p, a) for p, a in jobs]
-    results = [f.result() for f in ctx.reporter.track(futures, "tile point cloud")]
-    children = [{"boundingVolume": {"box": aabb_box(r["lo"], r["hi"])}, "geometricError": 0.0,
-                 "content": {"uri": n}} for n, r in zip(names[1:], results[1:], strict=True)]
-    lo_all = np.min([r["lo"] for r in results], axis=0)
-    hi_all = np.max([r["hi"] for r in results], axis=0)
-    area = float((hi_all[0] - lo_all[0]) * (hi_all[1] - lo_all[1]))
-    spacing = float(np.sqrt(area / max(results[0]["count"], 1)))
-    root = {"boundingVolume": {"box": aabb_box(lo_all, hi_all)}, "geometricError": spacing,
-            "refine": "ADD", "transform": matrix_to_json(m), "content": {"uri": names[0]},
-            "children": children}
-    height_range = float(hi_all[2] - lo_all[2])
-    _dump(out / "tileset.json", tileset_doc(root, max(spacing, height_range)))
-    return {"box": aabb_box(lo_all, hi_all), "geometricError": max(spacing, height_range),
-            "tiles": len(results), "points": int(sum(r["count"] for r in results)),
-            "root_spacing_m": spacing}
+    futures = [ctx.executor.submit(write_point_tile, str(out / f"tiles/{n.key}.glb"), pts[n.index])
+               for n in nodes]
+    written = sum(f.result() for f in ctx.reporter.track(futures, "tile point cloud"))
+    root = _point_tile(tree) | {"refine": "ADD", "transform": matrix_to_json(m)}
+    height_range = float(tree.hi[2] - tree.lo[2])
+    top = max(tree.spacing, height_range)
+    _dump(out / "tileset.json", tileset_doc(root, top))
+    return {"box": aabb_box(tree.lo, tree.hi), "geometricError": top, "tiles": len(nodes),
+            "points": written, "depth": max(len(n.key) for n in nodes) - 1,
+            "root_spacing_m": tree.spacing,
+            "bytes_per_point": round(sum((out / f"tiles/{n.key}.glb").stat().st_size for n in nodes)
+                                     / max(written, 1), 2)}
 
 
 def run(ctx: StageContext, cfg: TwinConfig) -> StageResult:
