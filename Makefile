@@ -38,5 +38,10 @@ demo: setup
 test: setup
 	$(BIN)/python -m pytest
 
+# side-by-side point-cloud benchmark against py3dtiles (installs it into .bench/ on first use);
+# writes docs/benchmarks.md. Takes about 15 minutes on 2 cores.
+bench: setup
+	$(BIN)/python benchmarks/pointcloud_vs_py3dtiles.py --sizes 5 20 --formats las laz
+
 clean-out:
 	rm -rf out

@@ -37,7 +37,10 @@ def _node(xyz: np.ndarray, idx: np.ndarray, centre: np.ndarray, half: float, spa
     if len(idx) <= max_points or depth >= max_depth:
         return PointNode(key, idx, 0.0, lo, hi)
     cells = np.floor((pts - (centre - half)) / spacing).astype(np.int64)
-    _, first = np.unique(cells, axis=0, return_index=True)
+    # one int64 key per cell: 1D unique is an order of magnitude faster than unique(axis=0)
+    n = int(np.ceil(2 * half / spacing)) + 1
+    keys = (cells[:, 2] * n + cells[:, 1]) * n + cells[:, 0]
+    _, first = np.unique(keys, return_index=True)
     keep = np.zeros(len(idx), bool)
     keep[first] = True
     node = PointNode(key, idx[np.sort(first)], spacing, lo, hi)

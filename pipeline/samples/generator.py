@@ -116,8 +116,10 @@ def _landmark_footprint(lm, cx: float, cy: float) -> Polygon:
     return poly
 
 
-def make_buildings(rng: np.random.Generator) -> list[Building]:
-    """Landmarks at their approximate real positions, then office and housing blocks around them."""
+def make_buildings(rng: np.random.Generator, core: tuple[float, float, float, float] = (-225.0, -165.0, 265.0, 445.0),
+                   n_core: int = 36) -> list[Building]:
+    """Landmarks at their approximate real positions, then ``n_core`` office blocks in ``core``
+    (local xmin, ymin, xmax, ymax) and housing blocks north-west of the district."""
     x0, y0 = origin_xy()
     to_tm = pyproj.Transformer.from_crs("EPSG:4326", f"EPSG:{CRS_EPSG}", always_xy=True)
     buildings: list[Building] = []
@@ -158,8 +160,7 @@ def make_buildings(rng: np.random.Generator) -> list[Building]:
             count += 1
 
     # office blocks in the LiDAR-covered core, housing blocks north-west outside it
-    place(36, (-225.0, -165.0, 265.0, 445.0), ["office", "office", "office", "retail", "public"],
-          (4, 21), "B", 1)
+    place(n_core, core, ["office", "office", "office", "retail", "public"], (4, 21), "B", 1)
     place(8, (-900.0, 100.0, -380.0, 650.0), ["residential"], (12, 26), "R", 1)
     for b in buildings:
         b.base = float(_min_terrain_under(b.footprint))
@@ -177,12 +178,12 @@ def _min_terrain_under(fp: Polygon) -> float:
     return float(np.min(terrain_local(xs, ys)))
 
 
-def make_trees(rng: np.random.Generator, buildings: list[Building]) -> np.ndarray:
-    """Street and park trees in the LiDAR extent: (N, 4) array of dx, dy, crown radius, height (m)."""
-    xmin, ymin, xmax, ymax = LIDAR_EXTENT
+def make_trees(rng: np.random.Generator, buildings: list[Building],
+               extent: tuple[float, float, float, float] = LIDAR_EXTENT, n: int = 1400) -> np.ndarray:
+    """Street and park trees in ``extent``: (N, 4) array of dx, dy, crown radius, height (m)."""
+    xmin, ymin, xmax, ymax = extent
     blocked = shapely.union_all([b.footprint.buffer(6.0) for b in buildings])
     shapely.prepare(blocked)
-    n = 1400
     cand = np.column_stack([rng.uniform(xmin, xmax, n * 2), rng.uniform(ymin, ymax, n * 2)])
     free = ~shapely.contains_xy(blocked, cand[:, 0], cand[:, 1])
     cand = cand[free][:n]
@@ -191,9 +192,10 @@ def make_trees(rng: np.random.Generator, buildings: list[Building]) -> np.ndarra
     return np.column_stack([cand, radius, height])
 
 
-def simulate_lidar(rng: np.random.Generator, buildings: list[Building], trees: np.ndarray) -> dict:
-    """Aerial LiDAR over LIDAR_EXTENT: local x, y, z (m) with attributes and true classes."""
-    xmin, ymin, xmax, ymax = LIDAR_EXTENT
+def simulate_lidar(rng: np.random.Generator, buildings: list[Building], trees: np.ndarray,
+                   extent: tuple[float, float, float, float] = LIDAR_EXTENT) -> dict:
+    """Aerial LiDAR over ``extent``: local x, y, z (m) with attributes and true classes."""
+    xmin, ymin, xmax, ymax = extent
     s = 1.0 / np.sqrt(LIDAR_DENSITY)
     gx = np.arange(xmin + s / 2, xmax, s)
     gy = np.arange(ymin + s / 2, ymax, s)
@@ -260,8 +262,25 @@ def compound_crs() -> pyproj.CRS:
     return pyproj.CRS.from_user_input(f"EPSG:{CRS_EPSG}+{VERTICAL_EPSG}")
 
 
+def city_cloud(path: str | Path, n_points: int, seed: int = SEED) -> int:
+    """Write an aerial LiDAR file (.las or .laz by suffix) of about ``n_points`` over a square
+    around the origin: the sample's model grown to the size asked (for benchmarks). Returns the
+    number of points written."""
+    side = float(np.sqrt(n_points / LIDAR_DENSITY))
+    extent = (-side / 2, -side / 2, side / 2, side / 2)
+    rng = np.random.default_rng(seed)
+    area = side * side
+    buildings = make_buildings(rng, core=(extent[0] + 30, extent[1] + 30, extent[2] - 30, extent[3] - 30),
+                               n_core=int(area / 9000))
+    trees = make_trees(rng, buildings, extent, n=int(area / 250))
+    pts = simulate_lidar(rng, buildings, trees, extent)
+    x0, y0 = origin_xy()
+    write_laz(Path(path), pts, x0, y0)
+    return int(len(pts["x"]))
+
+
 def write_laz(path: Path, pts: dict, x0: float, y0: float) -> None:
-    """LAS 1.4 point format 7 (RGB), unclassified, with a WKT CRS VLR."""
+    """LAS 1.4 point format 7 (RGB), unclassified, with a WKT CRS VLR (LAZ when the suffix says)."""
     header = laspy.LasHeader(point_format=7, version="1.4")
     header.scales = np.array([0.01, 0.01, 0.01])  # 1 cm, as most aerial surveys deliver
     header.offsets = np.array([round(x0, -3), round(y0, -3), 0.0])
