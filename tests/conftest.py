@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -44,8 +43,3 @@ def validate_gltf(paths: list[Path]) -> list[dict]:
         assert proc.returncode == 0, proc.stderr
         reports.extend(json.loads(proc.stdout))
     return reports
-
-
-@pytest.fixture(autouse=True)
-def _no_terminal_progress(monkeypatch):
-    monkeypatch.setenv("COLUMNS", os.environ.get("COLUMNS", "120"))

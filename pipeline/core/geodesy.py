@@ -244,6 +244,11 @@ class SiteFrame:
     lon: float
     height: float = 0.0
 
+    @classmethod
+    def from_origin(cls, origin: dict[str, float]) -> SiteFrame:
+        """From a ``{"lat", "lon", "height"}`` mapping (as georef's ``frame.json`` stores it)."""
+        return cls(origin["lat"], origin["lon"], origin.get("height", 0.0))
+
     @functools.cached_property
     def origin_ecef(self) -> np.ndarray:
         """ECEF position (3,) of the ENU origin, metres."""

@@ -240,6 +240,7 @@ def _footprints(ctx: StageContext, g: _Georeferencer) -> list[dict[str, Any]]:
                 all_lat.append(lat)
             parts.append(rings)
         c = geom.centroid
+        # the outline was checked just above; its centroid lies within it
         clon, clat, _, cn = g.geodetic(crs, np.array([c.x]), np.array([c.y]), np.zeros(1), data["source"],
                                        accept=True)
         cenu = g.frame.geodetic_to_enu(clon, clat, cn)[0]

@@ -34,11 +34,6 @@ NAME = "mesh"
 REQUIRES = ("ingest", "georef", "clean")
 
 
-def _frame(ctx: StageContext) -> SiteFrame:
-    o = json.loads((ctx.input_dir("georef") / "frame.json").read_text())["origin"]
-    return SiteFrame(o["lat"], o["lon"], o["height"])
-
-
 def _terrain(ctx: StageContext, cfg: TwinConfig) -> dict[str, Any]:
     path = ctx.input_dir("georef") / "dem_enu.npy"
     if not path.is_file():
@@ -198,7 +193,7 @@ def _buildings(ctx: StageContext, cfg: TwinConfig, frame: SiteFrame) -> dict[str
 
 def run(ctx: StageContext, cfg: TwinConfig) -> StageResult:
     """Mesh the terrain and the buildings."""
-    frame = _frame(ctx)
+    frame = SiteFrame.from_origin(json.loads((ctx.input_dir("georef") / "frame.json").read_text())["origin"])
     terrain = _terrain(ctx, cfg)
     buildings = _buildings(ctx, cfg, frame)
     counts = {"buildings": buildings.get("buildings", 0),

@@ -57,7 +57,7 @@ def run(ctx: StageContext, cfg: TwinConfig) -> StageResult:
     shutil.copytree(anchors, out / "anchors")
     frame = json.loads((georef / "frame.json").read_text())
     o = frame["origin"]
-    sf = SiteFrame(o["lat"], o["lon"], o["height"])
+    sf = SiteFrame.from_origin(o)
     root = json.loads((tile / "tileset.json").read_text())["root"]
     ecef = box_corners(root["boundingVolume"]["box"])
     lon, lat, h = sf.enu_to_geodetic(sf.ecef_to_enu(ecef))

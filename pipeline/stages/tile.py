@@ -158,8 +158,7 @@ def _point_layer(ctx: StageContext, out: Path, m: np.ndarray, cfg: TwinConfig) -
 def run(ctx: StageContext, cfg: TwinConfig) -> StageResult:
     """Write the layer tilesets and the root tileset."""
     frame_info = json.loads((ctx.input_dir("georef") / "frame.json").read_text())
-    o = frame_info["origin"]
-    m = SiteFrame(o["lat"], o["lon"], o["height"]).enu_to_ecef_matrix()
+    m = SiteFrame.from_origin(frame_info["origin"]).enu_to_ecef_matrix()
     layers = {
         "terrain": _terrain_layer(ctx, ctx.out_dir / "terrain", m),
         "buildings": _building_layer(ctx, ctx.out_dir / "buildings", m, cfg.stages.tile.building_tile_size),
