@@ -33,9 +33,20 @@ UNCLASSIFIED, GROUND, LOW_VEGETATION, MEDIUM_VEGETATION, HIGH_VEGETATION = 1, 2,
 BUILDING, LOW_NOISE, HIGH_NOISE = 6, 7, 18
 
 
+#: LAS versions this reader supports (major, minor)
+SUPPORTED_VERSIONS = {(1, 0), (1, 1), (1, 2), (1, 3), (1, 4)}
+
+
 def _open(path: Path) -> laspy.LasReader:
     if not path.is_file():
         raise PointCloudError("point cloud file not found", path=path)
+    with open(path, "rb") as f:
+        head = f.read(26)
+    if len(head) < 26 or head[:4] != b"LASF":
+        raise PointCloudError("not a LAS/LAZ file (no LASF signature)", path=path)
+    if (head[24], head[25]) not in SUPPORTED_VERSIONS:
+        raise PointCloudError(f"unsupported LAS version {head[24]}.{head[25]} (supported: 1.0 to 1.4)",
+                              path=path)
     try:
         return laspy.open(path)
     except (laspy.errors.LaspyException, OSError, ValueError) as exc:
@@ -107,7 +118,8 @@ def iter_las_chunks(path: str | Path, chunk_size: int) -> Iterator[np.ndarray]:
     with _open(path) as reader:
         header = reader.header
         if np.any(header.scales == 0):
-            raise PointCloudError(f"header scale is zero ({list(header.scales)})", path=path)
+            raise PointCloudError(f"header scale is zero (x, y, z scales {', '.join(f'{s:g}' for s in header.scales)})",
+                                  path=path)
         expected = int(header.point_count)
         if expected == 0:
             raise PointCloudError("file holds zero points", path=path)

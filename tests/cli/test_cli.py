@@ -83,3 +83,43 @@ def test_stage_without_upstream_outputs(tmp_path):
                                    "--workdir", str(tmp_path / "w")))
     assert "run it first" in line
     shutil.rmtree(tmp_path / "w", ignore_errors=True)
+
+
+def _bad_las(tmp_path, kind: str):
+    import laspy
+    import numpy as np
+
+    from tests.fixtures_las import sample_points, write_las
+    path = write_las(tmp_path / f"{kind}.las", sample_points(2000), crs="EPSG:5186+5773")
+    data = bytearray(path.read_bytes())
+    header = laspy.read(path).header
+    if kind == "count":
+        path.write_bytes(bytes(data[: header.offset_to_point_data + 1000 * header.point_format.size]))
+    elif kind == "scale":
+        data[131:139] = np.float64(0.0).tobytes()
+        path.write_bytes(bytes(data))
+    elif kind == "nan":
+        data[131:139] = np.float64(np.nan).tobytes()
+        path.write_bytes(bytes(data))
+    elif kind == "version":
+        data[24:26] = bytes([3, 9])  # LAS 3.9 does not exist
+        path.write_bytes(bytes(data))
+    elif kind == "empty":
+        empty = laspy.LasHeader(point_format=6, version="1.4")
+        laspy.LasData(empty).write(path)
+    return path
+
+
+@pytest.mark.parametrize("kind", ["count", "scale", "nan", "version", "empty"])
+def test_lying_point_files_are_one_line_and_leave_nothing(tmp_path, kind):
+    las = _bad_las(tmp_path, kind)
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text(f"site: {{crs: 'EPSG:5186'}}\ninputs: {{pointclouds: [{{path: {las}}}]}}\n")
+    workdir = tmp_path / "w"
+    line = _one_error_line(run_cli("run", str(cfg), "--workdir", str(workdir), "--stages", "ingest"))
+    assert f"{kind}.las" in line
+    expect = {"count": "header claims 2000 points", "scale": "scale is zero", "nan": "non-finite",
+              "version": "unsupported LAS version 3.9", "empty": "zero points"}[kind]
+    assert expect in line
+    assert not (workdir / "artifacts" / "ingest").exists()
+    assert not list((workdir / "artifacts").glob(".tmp-*"))
