@@ -98,7 +98,7 @@ def _control(ctx: StageContext, g: _Georeferencer, cfg: TwinConfig) -> dict[str,
     enu = g.frame.geodetic_to_enu(lon, lat, h)
     g.note_extent(data["source"], crs.name, lon, lat)
     out: dict[str, Any] = {"source": data["source"], "points": pts, "enu": enu, "lon": lon, "lat": lat,
-                           "h": h, "n": n, "fit": None}
+                           "h": h, "n": n, "fit": None, "rejected": []}
     if "local_x" not in pts[0]:
         return out
     local = np.array([[p["local_x"], p["local_y"], p["local_z"]] for p in pts])
@@ -108,7 +108,8 @@ def _control(ctx: StageContext, g: _Georeferencer, cfg: TwinConfig) -> dict[str,
     fit = robust_similarity(local[ctl], enu[ctl], threshold=s.gcp_ransac_threshold,
                             check_source=local[chk], check_target=enu[chk], path=data["source"])
     out["fit"] = fit
-    out["local"] = local
+    ctl_ids = [p["id"] for p in pts if p["role"] == "control"]
+    out["rejected"] = [i for i, ok in zip(ctl_ids, fit.inliers, strict=True) if not ok]
     if fit.rmse_h > s.max_gcp_rmse or fit.rmse_v > s.max_gcp_rmse:
         raise StageError(f"control fit RMSE horizontal {fit.rmse_h:.3f} m / vertical {fit.rmse_v:.3f} m "
                          f"exceeds stages.georef.max_gcp_rmse {s.max_gcp_rmse} m", path=data["source"])
@@ -128,7 +129,7 @@ def _control_report(control: dict[str, Any]) -> dict[str, Any]:
     rows += [{"id": i, "role": "check", "used": False, "residual_enu_m": r.tolist()}
              for i, r in zip(chk_ids, fit.check_residuals, strict=True)]
     return {"points": len(pts), "control": len(ctl_ids), "check": len(chk_ids),
-            "rejected": [i for i, u in zip(ctl_ids, fit.inliers, strict=True) if not u],
+            "rejected": control["rejected"],
             "rmse_horizontal_m": fit.rmse_h, "rmse_vertical_m": fit.rmse_v,
             "check_rmse_horizontal_m": fit.check_rmse_h, "check_rmse_vertical_m": fit.check_rmse_v,
             "transform": {"scale": t.scale, "rotation_xyz_deg": t.rotation_angles_deg(),
@@ -295,10 +296,7 @@ def _lidar_check(ctx: StageContext, control: dict[str, Any], point_paths: list[P
                 "enu": enu[j].tolist(), "dz_lidar_minus_survey": dz[j]} for j, p in enumerate(pts)]
     fit = control["fit"]
     # a control point the fit rejected is a blunder in the survey: it would only score itself
-    rejected = set()
-    if fit is not None:
-        ctl_ids = [p["id"] for p in pts if p["role"] == "control"]
-        rejected = {i for i, ok in zip(ctl_ids, fit.inliers, strict=True) if not ok}
+    rejected = set(control["rejected"])
     used = np.array([v for v, p in zip(dz, pts, strict=True) if v is not None and p["id"] not in rejected])
     rmse = float(np.sqrt(np.mean(used ** 2))) if used.size else None
     horizontal = None
