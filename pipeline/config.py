@@ -124,18 +124,37 @@ class GeorefConfig(_Model):
         1.5, gt=0, description="Radius (m) around a check point whose LiDAR points measure its height.")
     max_vertical_rmse: float = Field(
         0.5, gt=0, description="Stop when the check points' vertical RMSE (m) exceeds this.")
+    cell_size: float = Field(
+        200.0, ge=10, description="Edge (m) of the ENU columns the cloud is binned into: the unit of "
+                                  "streaming and parallel work; memory follows the densest cell.")
 
 
 class CleanConfig(_Model):
-    outlier_neighbors: int = Field(16, ge=2, description="Neighbours of the statistical outlier filter.")
+    remove_duplicates: bool = Field(True, description="Drop points that repeat an earlier point's coordinates.")
+    outlier_neighbors: int = Field(10, ge=2, description="Neighbours of the statistical outlier filter and "
+                                                         "of the local geometry.")
     outlier_std_ratio: float = Field(3.0, gt=0, description="Std-dev multiplier of the outlier filter.")
-    voxel_size: float = Field(0.0, ge=0, description="Voxel thinning size in metres; 0 keeps all points.")
+    cell_buffer: float = Field(
+        10.0, gt=0, description="Ring (m) of neighbouring cells read with each cell, so neighbour "
+                                "queries near a cell border see what a whole-cloud query would.")
+    voxel_size: float = Field(0.0, ge=0, description="Voxel thinning size in metres (must divide "
+                                                     "stages.georef.cell_size); 0 keeps all points.")
+    reclassify: bool = Field(
+        False, description="Replace classes already in the input; otherwise only points of class 0 "
+                           "or 1 (never classified / unclassified) are classified.")
+    ground_method: Literal["smrf", "csf"] = Field(
+        "smrf", description="Ground filter: simple morphological filter or cloth simulation (CSF).")
     ground_cell: float = Field(1.0, gt=0, description="Cell size (m) of the ground filter's minimum surface.")
     ground_max_window: float = Field(
-        80.0, gt=0, description="Largest opening window (m): wider than the widest building.")
-    ground_slope: float = Field(0.3, gt=0, description="Terrain slope tolerated by the ground filter (rise/run).")
+        80.0, gt=0, description="SMRF's largest opening window (m): wider than the widest building.")
+    ground_slope: float = Field(0.3, gt=0, description="Terrain slope tolerated by SMRF (rise/run).")
+    csf_cloth_resolution: float = Field(1.0, gt=0, description="CSF cloth grid spacing (m).")
+    csf_rigidness: int = Field(3, ge=1, le=3, description="CSF rigidness: 1 steep terrain ... 3 flat.")
     ground_threshold: float = Field(0.4, gt=0, description="Max height (m) above the ground surface for ground points.")
-    dtm_resolution: float = Field(1.0, gt=0, description="DTM raster resolution (m).")
+    building_max_roughness: float = Field(
+        0.05, gt=0, description="Above 2 m, single echoes whose neighbourhood's surface variation "
+                                "(smallest covariance eigenvalue / sum) is at most this are building.")
+    dtm_resolution: float = Field(1.0, gt=0, description="DTM and DSM raster resolution (m).")
 
 
 class MeshConfig(_Model):

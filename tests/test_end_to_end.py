@@ -18,7 +18,8 @@ import shapely
 
 from pipeline.core.geodesy import ensure_proj_data
 from pipeline.core.gltf import read_accessor, read_glb
-from pipeline.core.pointio import BUILDING, GROUND, ChunkStore
+from pipeline.core.cells import CellStore
+from pipeline.core.pointio import BUILDING, GROUND
 from pipeline.core.tiles import matrix_from_json
 from pipeline.core.tileset_check import check_tileset, glb_positions
 from pipeline.stages.anchors import schema_path
@@ -163,8 +164,8 @@ def test_heights_and_classes_against_truth(sample_run, truth):
     base_err = np.array([b["ground_height"] - t[b["id"]]["base"] for b in mesh])
     assert np.abs(base_err).max() < 0.05
     classes = np.load(SAMPLE / "truth" / "point_classes.npz")["classes"]
-    kept = np.load(sample_run / "artifacts" / "clean" / "kept_index.npy")
-    got = ChunkStore(sample_run / "artifacts" / "clean" / "points").read_all()["classification"]
+    clean = CellStore(sample_run / "artifacts" / "clean" / "points").read_all()
+    kept, got = clean["index"], clean["classification"]
     want = classes[kept]
     for k in (GROUND, BUILDING):
         assert np.mean(got[want == k] == k) >= 0.95
@@ -177,7 +178,7 @@ def test_every_cleaned_point_is_in_exactly_one_tile(sample_run):
     from pipeline.core.gltf import gltf_to_enu
 
     layer = sample_run / "bundle" / "pointcloud"
-    clean = ChunkStore(sample_run / "artifacts" / "clean" / "points").read_all()
+    clean = CellStore(sample_run / "artifacts" / "clean" / "points").read_all()
     want = np.column_stack([clean["x"], clean["y"], clean["z"]])
     tiles = sorted((layer / "tiles").glob("*.glb"))
     decoded = [glb_positions(p) for p in tiles]

@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from pipeline.core.pointio import ChunkStore
+from pipeline.core.cells import CellStore
 from tests.conftest import SAMPLE, run_cli
 
 pytestmark = pytest.mark.slow
@@ -25,9 +25,9 @@ def unref(tmp_path_factory):
 
 
 def _cloud(workdir, name: str) -> np.ndarray:
-    """ENU points of one input cloud from georef's output (chunks are written cloud by cloud)."""
+    """ENU points of one input cloud from georef's output (the index numbers points cloud by cloud)."""
     meta = json.loads((workdir / "artifacts" / "ingest" / "points" / name / "meta.json").read_text())
-    store = ChunkStore(workdir / "artifacts" / "georef" / "points")
+    store = CellStore(workdir / "artifacts" / "georef" / "points")
     pts = store.read_all()
     names = sorted(p.name for p in (workdir / "artifacts" / "ingest" / "points").iterdir())
     start = sum(json.loads((workdir / "artifacts" / "ingest" / "points" / n / "meta.json").read_text())["count"]
@@ -48,7 +48,7 @@ def test_scanner_frame_scan_lands_on_the_truth(unref, sample_run):
     assert 0.6 * truth["true_rmse_vertical_m"] < c["rmse_vertical_m"] < 1.1 * truth["true_rmse_vertical_m"]
     assert c["check_rmse_horizontal_m"] < 0.05 and c["check_rmse_vertical_m"] < 0.05
     # every point against its true ENU position (the main sample's georef of the same points)
-    true_enu = ChunkStore(sample_run / "artifacts" / "georef" / "points").read_all()
+    true_enu = CellStore(sample_run / "artifacts" / "georef" / "points").read_all()
     idx = np.load(unref / "data" / "crop_index.npy")
     expected = np.column_stack([true_enu["x"][idx], true_enu["y"][idx], true_enu["z"][idx]])
     got = _cloud(unref / "w", "00_scan_local")
@@ -60,7 +60,7 @@ def test_mobile_strip_is_aligned_within_2cm(unref, sample_run):
     report = json.loads((unref / "w" / "reports" / "georef.json").read_text())
     reg = report["registration"][0]
     assert reg["fitness"] > 0.9
-    true_enu = ChunkStore(sample_run / "artifacts" / "georef" / "points").read_all()
+    true_enu = CellStore(sample_run / "artifacts" / "georef" / "points").read_all()
     idx = np.load(unref / "data" / "strip_index.npy")
     expected = np.column_stack([true_enu["x"][idx], true_enu["y"][idx], true_enu["z"][idx]])
     got = _cloud(unref / "w", "01_mobile_strip")

@@ -119,13 +119,14 @@ def position_step(xyz: np.ndarray) -> np.ndarray:
     return np.maximum(g.max(0) - g.min(0), 1e-6) / POSITION_LEVELS
 
 
-def point_glb(xyz: np.ndarray, rgb16: np.ndarray, intensity: np.ndarray, classification: np.ndarray
-              ) -> bytes:
+def point_glb(xyz: np.ndarray, rgb16: np.ndarray, intensity: np.ndarray, classification: np.ndarray,
+              extras: dict[str, np.ndarray] | None = None) -> bytes:
     """GLB of a point cloud (mode POINTS) with KHR_mesh_quantization positions.
 
     Positions are unsigned 16-bit steps over the points' own box; the node's translation and scale
     restore metres (error at most half a step, :func:`position_step`). RGB, _INTENSITY and
-    _CLASSIFICATION ride along as attributes.
+    _CLASSIFICATION ride along as attributes, and each of ``extras`` (the input's extra
+    dimensions) as a float32 ``_NAME`` attribute.
     """
     b = GltfBuilder()
     g = enu_to_gltf(np.asarray(xyz, np.float64))
@@ -137,6 +138,8 @@ def point_glb(xyz: np.ndarray, rgb16: np.ndarray, intensity: np.ndarray, classif
              "COLOR_0": b.accessor(rgba, normalized=True),
              "_INTENSITY": b.accessor(intensity.astype(np.float32)),
              "_CLASSIFICATION": b.accessor(classification.astype(np.float32))}
+    for name, values in sorted((extras or {}).items()):
+        attrs["_" + name.upper()] = b.accessor(np.asarray(values).astype(np.float32))
     b.extension("KHR_mesh_quantization", required=True)
     b.mesh_node([{"attributes": attrs, "mode": POINTS}], translation=lo, scale=step)
     return b.to_glb()

@@ -123,3 +123,40 @@ def smrf_ground(grid: Grid, zmin: np.ndarray, *, slope: float, max_window: float
             break
         radius = min(max_radius, radius + max(1, min(radius, 8)))
     return ~objects & ~np.isnan(zmin)
+
+
+def csf_ground(grid: Grid, zmin: np.ndarray, *, cloth_resolution: float, rigidness: int,
+               class_threshold: float) -> np.ndarray:
+    """Boolean (rows, cols): cells whose minimum surface is ground by the Cloth Simulation Filter
+    (Zhang et al. 2016; pip ``cloth-simulation-filter``) run on the cells' lowest points.
+
+    The cloth sees the same minimum surface SMRF does: one point per cell, so its cost and memory
+    follow the area, not the point count.
+    """
+    import CSF  # optional at import time: only this method needs the C++ extension
+
+    e, n = grid.centers()
+    valid = ~np.isnan(zmin)
+    xyz = np.column_stack([e[valid], n[valid], zmin[valid]])
+    csf = CSF.CSF()
+    csf.params.bSloopSmooth = False
+    csf.params.cloth_resolution = cloth_resolution
+    csf.params.rigidness = rigidness
+    csf.params.class_threshold = class_threshold
+    csf.setPointCloud(xyz)
+    ground, other = CSF.VecInt(), CSF.VecInt()
+    csf.do_filtering(ground, other, exportCloth=False)
+    flags = np.zeros(len(xyz), bool)
+    flags[np.asarray(ground, np.int64)] = True
+    out = np.zeros(zmin.shape, bool)
+    out[valid] = flags
+    return out
+
+
+def block_index(grid: Grid, e: np.ndarray, n: np.ndarray) -> tuple[int, int, int, int, np.ndarray]:
+    """(row0, col0, rows, cols, flat index into that block) of the grid block spanned by the points:
+    per-cell reductions return blocks the caller merges into the whole grid."""
+    row, col = grid.index(e, n)
+    r0, c0 = int(row.min()), int(col.min())
+    rows, cols = int(row.max()) - r0 + 1, int(col.max()) - c0 + 1
+    return r0, c0, rows, cols, (row - r0) * cols + (col - c0)

@@ -65,3 +65,101 @@ def build_point_tree(xyz: np.ndarray, *, max_points: int = 100_000, root_cells: 
     centre = (lo + hi) / 2
     return _node(xyz, np.arange(len(xyz)), centre, half, 2 * half / root_cells, "r", max_points, 0,
                  max_depth)
+
+
+@dataclass(frozen=True)
+class OctreeFrame:
+    """An octree cube anchored on the cell lattice (ENU metres) for cell-parallel tiling.
+
+    The cube's corner sits on a multiple of ``cell_size`` and its edge is ``cell_size * 2**split``,
+    so every node at depth ``split`` is one cell column (in E, N) by ``cell_size`` in U: workers
+    build those subtrees from their own cell. Levels above ``split`` are sampled from every cell's
+    candidates, which are one point per cell of the level ``split - 1`` lattice (that lattice
+    divides a cell, so the candidates of different cells never share a lattice cell).
+    """
+
+    origin: tuple[float, float, float]
+    cell_size: float
+    split: int
+    root_cells: int
+
+    @classmethod
+    def covering(cls, lo: np.ndarray, hi: np.ndarray, cell_size: float, root_cells: int) -> OctreeFrame:
+        if root_cells % 2:
+            raise ValueError("root_cells must be even so that lattice cells nest in a cell")
+        first = np.floor(np.asarray(lo) / cell_size)
+        cells = np.floor(np.asarray(hi) / cell_size) - first + 1
+        split = int(np.ceil(np.log2(max(float(cells.max()), 1.0))))
+        return cls(tuple((first * cell_size).tolist()), float(cell_size), split, root_cells)
+
+    @property
+    def edge(self) -> float:
+        return self.cell_size * 2 ** self.split
+
+    def spacing(self, level: int) -> float:
+        """Sampling spacing (m) of nodes at ``level``."""
+        return self.edge / self.root_cells / 2 ** level
+
+    def coords(self, xyz: np.ndarray, level: int) -> np.ndarray:
+        """(N, 3) integer node coordinates at ``level``."""
+        n = 2 ** level
+        c = np.floor((xyz - np.asarray(self.origin)) / (self.edge / n)).astype(np.int64)
+        return np.clip(c, 0, n - 1)
+
+    def key(self, coord: np.ndarray | tuple[int, int, int], level: int) -> str:
+        """Node name: "r" and one octant digit per level (bit 1 = E, 2 = N, 4 = U)."""
+        x, y, z = (int(v) for v in coord)
+        digits = [str(((x >> b) & 1) | (((y >> b) & 1) << 1) | (((z >> b) & 1) << 2))
+                  for b in range(level - 1, -1, -1)]
+        return "r" + "".join(digits)
+
+    def centre(self, coord: np.ndarray | tuple[int, int, int], level: int) -> np.ndarray:
+        size = self.edge / 2 ** level
+        return np.asarray(self.origin) + (np.asarray(coord, np.float64) + 0.5) * size
+
+    def lattice_first(self, xyz: np.ndarray, level: int) -> np.ndarray:
+        """Sorted indices of the first point in each lattice cell of ``level``'s spacing."""
+        cells = np.floor((xyz - np.asarray(self.origin)) / self.spacing(level)).astype(np.int64)
+        span = int(self.root_cells * 2 ** level) + 1
+        keys = (cells[:, 2] * span + cells[:, 1]) * span + cells[:, 0]
+        _, first = np.unique(keys, return_index=True)
+        return np.sort(first)
+
+
+def column_trees(xyz: np.ndarray, frame: OctreeFrame, *, max_points: int, max_depth: int = 16
+                 ) -> tuple[np.ndarray, list[PointNode]]:
+    """Split one cell's points: indices of its candidates for the levels above ``frame.split``,
+    and the subtrees (one per occupied node at depth ``split``) holding every other point."""
+    all_idx = np.arange(len(xyz))
+    if frame.split > 0:
+        cand = frame.lattice_first(xyz, frame.split - 1)
+        rest = np.setdiff1d(all_idx, cand, assume_unique=True)
+    else:
+        cand, rest = np.empty(0, np.int64), all_idx
+    trees = []
+    if len(rest):
+        coords = frame.coords(xyz[rest], frame.split)
+        for c in np.unique(coords, axis=0):
+            sub = rest[np.all(coords == c, axis=1)]
+            trees.append(_node(xyz, sub, frame.centre(c, frame.split), frame.edge / 2 ** frame.split / 2,
+                               frame.spacing(frame.split), frame.key(c, frame.split), max_points,
+                               frame.split, max_depth))
+    return cand, trees
+
+
+def coarse_levels(xyz: np.ndarray, frame: OctreeFrame) -> list[tuple[str, int, np.ndarray]]:
+    """(key, level, indices) of the nodes above ``frame.split`` built from all cells' candidates:
+    each level keeps the first remaining point per lattice cell; the last keeps the rest (one per
+    lattice cell by construction)."""
+    remaining = np.arange(len(xyz))
+    out = []
+    for level in range(frame.split):
+        if level < frame.split - 1:
+            pick = remaining[frame.lattice_first(xyz[remaining], level)]
+        else:
+            pick = remaining
+        coords = frame.coords(xyz[pick], level)
+        for c in np.unique(coords, axis=0):
+            out.append((frame.key(c, level), level, pick[np.all(coords == c, axis=1)]))
+        remaining = np.setdiff1d(remaining, pick, assume_unique=True)
+    return out

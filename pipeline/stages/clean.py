@@ -1,81 +1,162 @@
-"""clean: outliers out, optional thinning, ground / building / vegetation classes, a DTM.
+"""clean: noise, duplicates and outliers out, optional thinning, ASPRS classes, DTM and DSM.
 
-Reads georef's ENU points; writes ``points/chunk_*.npy`` (ENU, classified with ASPRS codes),
-``kept_index.npy`` (index of each kept point in georef's order, for scoring and provenance) and
-``dtm.tif`` (ENU U of the ground, metres, on a grid in the ENU plane; its CRS is the orthographic
-projection at the site origin, which matches ENU E/N to well under a millimetre within 2 km).
+Reads georef's ENU cloud binned by cell and works cell by cell through the executor, so memory
+follows the densest cell (plus a ``cell_buffer`` ring of its neighbours), not the cloud:
 
-First version: the cloud is processed whole (the sample fits in memory); streaming by spatial
-cells is a later step.
+1. per cell: drop points already classed noise (7, 18) and exact duplicates (the first in input
+   order stays); query the k nearest neighbours over the cell and the ring around it, which gives
+   each point its mean neighbour distance and local geometry exactly as a whole-cloud query would;
+2. the statistical outlier threshold (mean + ``outlier_std_ratio`` x std of the mean distances)
+   is taken over the whole cloud, from every cell's sums; per cell: drop outliers, thin to one
+   point per ``voxel_size`` voxel (voxels are anchored at multiples of their size, so none
+   straddles a cell border), and reduce to the lowest point per ground-grid cell;
+3. the ground filter (SMRF or CSF) runs once on the district's minimum surface;
+4. per cell: height above ground and local geometry give the classes; ground means and highest
+   points give the DTM and DSM.
+
+Outputs: ``points/`` (:class:`~pipeline.core.cells.CellStore`, ENU, classified, ``index`` =
+position in georef's merged order) and ``dtm.tif`` / ``dsm.tif`` (ENU U of the ground / of the
+highest point, metres, on a grid in the ENU plane; the CRS is the orthographic projection at the
+site origin, which matches ENU E/N to well under a millimetre within 2 km).
 """
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
 from typing import Any
 
 import numpy as np
-import open3d as o3d
 import rasterio
 from rasterio.crs import CRS as RioCRS
 from rasterio.transform import from_origin
 
-from pipeline.config import TwinConfig
+from pipeline.config import CleanConfig, TwinConfig
 from pipeline.core import ground as gnd
-from pipeline.core.pointio import (BUILDING, GROUND, HIGH_NOISE, HIGH_VEGETATION, LOW_NOISE,
-                                   LOW_VEGETATION, ChunkStore)
+from pipeline.core.cells import Cell, CellStore
+from pipeline.core.classify import BUILDING, GROUND, classify_points
+from pipeline.core.neighbourhood import first_per_key, neighbourhood, spatial_order
+from pipeline.core.pointio import HIGH_NOISE, LOW_NOISE
+from pipeline.errors import ConfigError
 from pipeline.stage import StageContext, StageResult
 
 NAME = "clean"
 REQUIRES = ("georef",)
-#: above ground (m), points are building or high vegetation; below, low vegetation
-HIGH_OBJECT_M = 2.0
+
+FEATURE_DTYPE = np.dtype([("mean_distance", "<f4"), ("surface_variation", "<f4")])
 
 
-def _statistical_outliers(xyz: np.ndarray, neighbors: int, std_ratio: float) -> np.ndarray:
-    """Boolean mask of inliers by open3d's statistical outlier filter."""
-    pcd = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(xyz))
-    _, kept = pcd.remove_statistical_outlier(nb_neighbors=neighbors, std_ratio=std_ratio)
-    mask = np.zeros(len(xyz), bool)
-    mask[np.asarray(kept, dtype=np.int64)] = True
-    return mask
+def _xyz(rec: np.ndarray) -> np.ndarray:
+    return np.column_stack([rec["x"], rec["y"], rec["z"]])
 
 
-def _voxel_first(xyz: np.ndarray, size: float) -> np.ndarray:
-    """Indices keeping the first point of each ``size`` m voxel (deterministic thinning)."""
-    keys = np.floor((xyz - xyz.min(0)) / size).astype(np.int64)
-    _, first = np.unique(keys, axis=0, return_index=True)
-    return np.sort(first)
+def _usable(rec: np.ndarray, dedupe: bool) -> tuple[np.ndarray, int, int]:
+    """Points not classed noise and, with ``dedupe``, not an exact copy of an earlier point."""
+    noise = np.isin(rec["classification"], (LOW_NOISE, HIGH_NOISE))
+    rec = rec[~noise]
+    dups = 0
+    if dedupe and len(rec):
+        first = first_per_key(_xyz(rec))
+        dups = len(rec) - len(first)
+        rec = rec[first]
+    return rec, int(noise.sum()), dups
 
 
-def classify(pts: np.ndarray, cfg: TwinConfig) -> tuple[np.ndarray, gnd.Grid, np.ndarray]:
-    """ASPRS classes for ENU points, the ground grid and its (rows, cols) ground surface U."""
-    c = cfg.stages.clean
-    e, n, u = pts["x"], pts["y"], pts["z"]
-    grid = gnd.Grid.covering(e, n, c.ground_cell)
-    zmin = gnd.cell_min(grid, e, n, u)
-    is_ground_cell = gnd.smrf_ground(grid, zmin, slope=c.ground_slope, max_window=c.ground_max_window)
-    surface = gnd.fill_linear(grid, np.where(is_ground_cell, zmin, np.nan))
-    hag = u - grid.sample(surface, e, n)
-    cls = np.full(len(pts), LOW_VEGETATION, np.uint8)
-    cls[hag <= c.ground_threshold] = GROUND
-    high = hag > HIGH_OBJECT_M
-    # Vegetation returns several echoes and is rough; roofs give single echoes on smooth planes.
-    rough_grid = gnd.Grid.covering(e, n, 1.0)
-    row, col = rough_grid.index(e[high], n[high])
-    flat = row * rough_grid.cols + col
-    size = rough_grid.rows * rough_grid.cols
-    cnt = np.bincount(flat, minlength=size)
-    s1 = np.bincount(flat, weights=u[high], minlength=size)
-    s2 = np.bincount(flat, weights=u[high] ** 2, minlength=size)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        std = np.sqrt(np.maximum(s2 / cnt - (s1 / cnt) ** 2, 0.0))
-    rough = std[flat] > 0.3
-    multi = pts["number_of_returns"][high] > 1
-    cls[high] = np.where(rough | multi, HIGH_VEGETATION, BUILDING)
-    return cls, grid, surface
+def measure_cell(src: str, cell: Cell, tmp: str, k: int, buffer: float, dedupe: bool) -> dict[str, Any]:
+    """Pass 1 (executor task): usable points of ``cell`` and their neighbourhood measures."""
+    store = CellStore(src)
+    grid = store.grid()
+    pts, noise, dups = _usable(store.read(cell), dedupe)
+    e0, n0, e1, n1 = grid.bounds(cell)
+    ring = []
+    for di in (-1, 0, 1):
+        for dj in (-1, 0, 1):
+            other = (cell[0] + di, cell[1] + dj)
+            if other == cell or not store.cell_dir(other).is_dir():
+                continue
+            rec = store.read(other)
+            near = ((rec["x"] >= e0 - buffer) & (rec["x"] < e1 + buffer)
+                    & (rec["y"] >= n0 - buffer) & (rec["y"] < n1 + buffer))
+            ring.append(_xyz(_usable(rec[near], dedupe)[0]))
+    xyz = _xyz(pts)
+    feats = np.zeros(len(pts), FEATURE_DTYPE)
+    uncertain = 0
+    if len(pts):
+        order = spatial_order(xyz)
+        nb = neighbourhood(np.concatenate([xyz[order], *ring]), xyz[order], k)
+        feats["mean_distance"][order] = nb.mean_distance
+        feats["surface_variation"][order] = nb.surface_variation
+        # a neighbour list reaching past the ring may miss points of the next cells
+        edge = np.minimum.reduce([xyz[order, 0] - e0, e1 - xyz[order, 0], xyz[order, 1] - n0,
+                                  n1 - xyz[order, 1]])
+        uncertain = int(np.sum((nb.kth_distance > buffer) & (nb.kth_distance > edge)))
+    np.save(Path(tmp) / f"pts_{cell[0]}_{cell[1]}.npy", pts)
+    np.save(Path(tmp) / f"feat_{cell[0]}_{cell[1]}.npy", feats)
+    d = feats["mean_distance"].astype(np.float64)
+    return {"cell": cell, "noise": noise, "duplicates": dups, "n": len(d), "sum": float(d.sum()),
+            "sumsq": float((d ** 2).sum()), "uncertain": uncertain}
 
 
-def _write_dtm(path: Any, grid: gnd.Grid, surface: np.ndarray, cfg: TwinConfig) -> None:
+def _kept(tmp: str, cell: Cell, threshold: float, voxel: float) -> tuple[np.ndarray, np.ndarray, int, int]:
+    """Points of ``cell`` that pass the outlier threshold and thinning, with their measures."""
+    pts = np.load(Path(tmp) / f"pts_{cell[0]}_{cell[1]}.npy")
+    feats = np.load(Path(tmp) / f"feat_{cell[0]}_{cell[1]}.npy")
+    inlier = feats["mean_distance"] <= threshold
+    pts, feats = pts[inlier], feats[inlier]
+    thinned = 0
+    if voxel > 0 and len(pts):
+        first = first_per_key(np.floor(_xyz(pts) / voxel).astype(np.int64))
+        thinned = len(pts) - len(first)
+        pts, feats = pts[first], feats[first]
+    return pts, feats, int((~inlier).sum()), thinned
+
+
+def lowest_cell(tmp: str, cell: Cell, threshold: float, voxel: float, grid: gnd.Grid
+                ) -> tuple[int, int, np.ndarray] | None:
+    """Pass 2 (executor task): the cell's block of the ground grid's minimum surface."""
+    pts, _, _, _ = _kept(tmp, cell, threshold, voxel)
+    if not len(pts):
+        return None
+    r0, c0, rows, cols, flat = gnd.block_index(grid, pts["x"], pts["y"])
+    block = np.full(rows * cols, np.inf)
+    np.minimum.at(block, flat, pts["z"])
+    block[np.isinf(block)] = np.nan
+    return r0, c0, block.reshape(rows, cols)
+
+
+def classify_cell(tmp: str, cell: Cell, threshold: float, c: CleanConfig, grid: gnd.Grid,
+                  surface_path: str, dtm_grid: gnd.Grid, out: str) -> dict[str, Any]:
+    """Pass 3 (executor task): classes of the cell's points, written to ``out``; DTM / DSM blocks."""
+    pts, feats, outliers, thinned = _kept(tmp, cell, threshold, c.voxel_size)
+    result: dict[str, Any] = {"outliers": outliers, "thinned": thinned, "points": len(pts),
+                              "classes": np.zeros(256, np.int64)}
+    if not len(pts):
+        return result
+    surface = np.load(surface_path, mmap_mode="r")
+    r0, c0, rows, cols, _ = gnd.block_index(grid, pts["x"], pts["y"])
+    # the block plus one cell each side holds every node bilinear sampling touches
+    ra, ca = max(r0 - 1, 0), max(c0 - 1, 0)
+    rb, cb = min(r0 + rows + 1, grid.rows), min(c0 + cols + 1, grid.cols)
+    sub = gnd.Grid(grid.e0 + ca * grid.res, grid.n1 - ra * grid.res, grid.res, rb - ra, cb - ca)
+    hag = pts["z"] - sub.sample(np.asarray(surface[ra:rb, ca:cb]), pts["x"], pts["y"])
+    pts["classification"] = classify_points(
+        hag, feats["surface_variation"], pts["number_of_returns"], pts["classification"],
+        ground_threshold=c.ground_threshold, max_roughness=c.building_max_roughness,
+        reclassify=c.reclassify)
+    CellStore(out).write(cell, 0, pts)
+    result["classes"] = np.bincount(pts["classification"], minlength=256)
+    r0, c0, rows, cols, flat = gnd.block_index(dtm_grid, pts["x"], pts["y"])
+    g = pts["classification"] == GROUND
+    size = rows * cols
+    dsm = np.full(size, -np.inf)
+    np.maximum.at(dsm, flat, pts["z"])
+    result["blocks"] = (r0, c0, rows, cols,
+                        np.bincount(flat[g], weights=pts["z"][g], minlength=size),
+                        np.bincount(flat[g], minlength=size), dsm)
+    return result
+
+
+def _write_raster(path: Path, grid: gnd.Grid, values: np.ndarray, cfg: TwinConfig, what: str) -> None:
     o = cfg.site.origin
     crs = RioCRS.from_proj4(f"+proj=ortho +lat_0={o.lat} +lon_0={o.lon} +ellps=WGS84 +units=m")
     profile = dict(driver="GTiff", width=grid.cols, height=grid.rows, count=1, dtype="float32",
@@ -83,46 +164,97 @@ def _write_dtm(path: Any, grid: gnd.Grid, surface: np.ndarray, cfg: TwinConfig) 
                    nodata=-9999.0, tiled=True, blockxsize=256, blockysize=256, compress="deflate",
                    predictor=3)
     with rasterio.open(path, "w", **profile) as dst:
-        dst.write(surface.astype(np.float32), 1)
-        dst.update_tags(FRAME="ENU", VALUES="U metres (ENU up), not a height",
+        dst.write(np.where(np.isnan(values), -9999.0, values).astype(np.float32), 1)
+        dst.update_tags(FRAME="ENU", VALUES=f"U metres (ENU up) of {what}, not a height",
                         ORIGIN=f"{o.lat},{o.lon},{o.height}")
 
 
+def _ground_surface(grid: gnd.Grid, zmin: np.ndarray, c: CleanConfig) -> np.ndarray:
+    if c.ground_method == "csf":
+        is_ground = gnd.csf_ground(grid, zmin, cloth_resolution=c.csf_cloth_resolution,
+                                   rigidness=c.csf_rigidness, class_threshold=c.ground_threshold)
+    else:
+        is_ground = gnd.smrf_ground(grid, zmin, slope=c.ground_slope, max_window=c.ground_max_window)
+    return gnd.fill_linear(grid, np.where(is_ground, zmin, np.nan))
+
+
+def _check(c: CleanConfig, cell_size: float) -> None:
+    if c.voxel_size > 0:
+        ratio = cell_size / c.voxel_size
+        if abs(ratio - round(ratio)) > 1e-9:
+            raise ConfigError(f"stages.clean.voxel_size {c.voxel_size} m must divide stages.georef.cell_size "
+                              f"{cell_size} m, so that no voxel straddles two cells")
+
+
 def run(ctx: StageContext, cfg: TwinConfig) -> StageResult:
-    """Remove noise, thin, classify and grid the ENU cloud."""
+    """Remove noise, thin, classify and grid the ENU cloud, cell by cell."""
     c = cfg.stages.clean
-    src = ChunkStore(ctx.input_dir("georef") / "points")
+    src = CellStore(ctx.input_dir("georef") / "points")
     if not src.folder.is_dir():
         return StageResult({"points": 0}, {"note": "no point clouds"})
-    pts = src.read_all()
-    index = np.arange(len(pts))
-    report: dict[str, Any] = {"input_points": int(len(pts))}
-    flagged = np.isin(pts["classification"], (LOW_NOISE, HIGH_NOISE))
-    pts, index = pts[~flagged], index[~flagged]
-    report["noise_class_points_dropped"] = int(flagged.sum())
-    xyz = np.column_stack([pts["x"], pts["y"], pts["z"]])
-    inliers = _statistical_outliers(xyz, c.outlier_neighbors, c.outlier_std_ratio)
-    report["statistical_outliers_removed"] = int((~inliers).sum())
-    pts, index, xyz = pts[inliers], index[inliers], xyz[inliers]
-    if c.voxel_size > 0:
-        keep = _voxel_first(xyz, c.voxel_size)
-        report["thinned_away"] = int(len(pts) - len(keep))
-        pts, index = pts[keep], index[keep]
-    cls, grid, surface = classify(pts, cfg)
-    pts = pts.copy()
-    pts["classification"] = cls
-    out = ChunkStore(ctx.out_dir / "points")
-    step = cfg.stages.ingest.chunk_size
-    for k, start in enumerate(range(0, len(pts), step)):
-        out.write(k, pts[start:start + step])
-    out.write_meta({"frame": "ENU", "count": int(len(pts)), "classified": True})
-    np.save(ctx.out_dir / "kept_index.npy", index.astype(np.int64))
-    dtm_grid = gnd.Grid.covering(pts["x"], pts["y"], c.dtm_resolution)
-    g = cls == GROUND
-    dtm = gnd.fill_linear(dtm_grid, gnd.cell_mean(dtm_grid, pts["x"][g], pts["y"][g], pts["z"][g]))
-    _write_dtm(ctx.out_dir / "dtm.tif", dtm_grid, dtm, cfg)
-    counts_by_class = {str(k): int(v) for k, v in enumerate(np.bincount(cls)) if v}
-    report |= {"output_points": int(len(pts)), "classes": counts_by_class,
-               "dtm": {"resolution_m": c.dtm_resolution, "shape": [dtm_grid.rows, dtm_grid.cols]}}
-    return StageResult({"points": int(len(pts)), "ground": int(g.sum()),
-                        "building_points": int((cls == BUILDING).sum())}, report)
+    meta = src.meta()
+    _check(c, meta["cell_size"])
+    cells = src.cells()
+    tmp = ctx.out_dir / "_work"
+    tmp.mkdir(parents=True)
+    ex = ctx.executor
+    measured = [f.result() for f in ctx.reporter.track(
+        [ex.submit(measure_cell, str(src.folder), cell, str(tmp), c.outlier_neighbors, c.cell_buffer,
+                   c.remove_duplicates) for cell in cells], "clean: neighbourhoods")]
+    n = sum(m["n"] for m in measured)
+    mean = sum(m["sum"] for m in measured) / max(n, 1)
+    std = np.sqrt(max(sum(m["sumsq"] for m in measured) / max(n, 1) - mean ** 2, 0.0))
+    threshold = mean + c.outlier_std_ratio * std
+
+    lo, hi = meta["bounds"][:3], meta["bounds"][3:]
+    grid = gnd.Grid.covering(np.array([lo[0], hi[0]]), np.array([lo[1], hi[1]]), c.ground_cell)
+    zmin = np.full((grid.rows, grid.cols), np.nan)
+    for block in ctx.reporter.track([ex.submit(lowest_cell, str(tmp), cell, threshold, c.voxel_size, grid)
+                                     for cell in cells], "clean: minimum surface"):
+        if (b := block.result()) is not None:
+            r0, c0, values = b
+            view = zmin[r0:r0 + values.shape[0], c0:c0 + values.shape[1]]
+            view[...] = np.fmin(view, values)
+    surface = _ground_surface(grid, zmin, c)
+    surface_path = tmp / "surface.npy"
+    np.save(surface_path, surface)
+
+    dtm_grid = gnd.Grid.covering(np.array([lo[0], hi[0]]), np.array([lo[1], hi[1]]), c.dtm_resolution)
+    ground_sum = np.zeros(dtm_grid.rows * dtm_grid.cols)
+    ground_n = np.zeros(dtm_grid.rows * dtm_grid.cols)
+    dsm = np.full((dtm_grid.rows, dtm_grid.cols), -np.inf)
+    out = CellStore(ctx.out_dir / "points")
+    classes = np.zeros(256, np.int64)
+    outliers = thinned = kept = 0
+    for f in ctx.reporter.track([ex.submit(classify_cell, str(tmp), cell, threshold, c, grid, str(surface_path),
+                                           dtm_grid, str(out.folder)) for cell in cells], "clean: classify"):
+        r = f.result()
+        outliers, thinned, kept = outliers + r["outliers"], thinned + r["thinned"], kept + r["points"]
+        classes += r["classes"]
+        if "blocks" in r:
+            r0, c0, rows, cols, s, cnt, top = r["blocks"]
+            rr, cc = np.meshgrid(np.arange(r0, r0 + rows), np.arange(c0, c0 + cols), indexing="ij")
+            flat = (rr * dtm_grid.cols + cc).ravel()
+            ground_sum[flat] += s
+            ground_n[flat] += cnt
+            view = dsm[r0:r0 + rows, c0:c0 + cols]
+            view[...] = np.maximum(view, top.reshape(rows, cols))
+    shutil.rmtree(tmp)
+    out.write_meta(meta | {"count": kept, "classified": True})
+    with np.errstate(invalid="ignore", divide="ignore"):
+        dtm = np.where(ground_n > 0, ground_sum / ground_n, np.nan).reshape(dtm_grid.rows, dtm_grid.cols)
+    _write_raster(ctx.out_dir / "dtm.tif", dtm_grid, gnd.fill_linear(dtm_grid, dtm), cfg, "the bare ground")
+    _write_raster(ctx.out_dir / "dsm.tif", dtm_grid, np.where(np.isinf(dsm), np.nan, dsm), cfg,
+                  "the highest point")
+    noise = sum(m["noise"] for m in measured)
+    dups = sum(m["duplicates"] for m in measured)
+    report = {"input_points": int(meta["count"]), "cells": len(cells),
+              "noise_class_points_dropped": noise, "duplicates_removed": dups,
+              "statistical_outliers_removed": outliers,
+              "outlier_threshold_m": threshold, "mean_neighbour_distance_m": mean,
+              "border_uncertain_points": sum(m["uncertain"] for m in measured),
+              "thinned_away": thinned, "output_points": kept, "ground_method": c.ground_method,
+              "classes": {str(k): int(v) for k, v in enumerate(classes) if v},
+              "dtm": {"resolution_m": c.dtm_resolution, "shape": [dtm_grid.rows, dtm_grid.cols]}}
+    return StageResult({"points": kept, "ground": int(classes[GROUND]),
+                        "building_points": int(classes[BUILDING])}, report)

@@ -1,15 +1,17 @@
 """georef: every input into the site's ENU frame, with orthometric heights made ellipsoidal.
 
-Outputs: ``frame.json`` (origin, ENU->ECEF matrix, geoid grid); ``points/chunk_*.npy`` with
-x, y, z = E, N, U metres; ``footprints.json`` (rings in source CRS, WGS84 lon/lat, geoid
-undulation per vertex, ENU E/N); ``dem_enu.npy`` (rows, cols, 3) ENU of each DEM pixel centre,
-NaN where nodata; ``gcps.json``; ``pois.json``. The report checks every input lands near the
-site and scores the LiDAR's heights against the surveyed check points.
+Outputs: ``frame.json`` (origin, ENU->ECEF matrix, geoid grid); ``points/`` the merged cloud
+binned by ENU cell (:class:`~pipeline.core.cells.CellStore`) with x, y, z = E, N, U metres and
+``index`` = the point's position in the merged input order; ``footprints.json`` (rings in
+source CRS, WGS84 lon/lat, geoid undulation per vertex, ENU E/N); ``dem_enu.npy`` (rows, cols,
+3) ENU of each DEM pixel centre, NaN where nodata; ``gcps.json``; ``pois.json``. The report
+checks every input lands near the site and scores the LiDAR's heights against the surveyed check points.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +25,9 @@ from pipeline.core.geodesy import (GeoidModel, SiteFrame, check_area_of_use, che
                                    ecef_to_geodetic, ellipsoidal_heights, horizontal_crs, source_to_lonlat)
 from pipeline.core.helmert import robust_similarity
 from pipeline.core.registration import register
-from pipeline.core.pointio import ChunkStore
+from pipeline.core.cells import CellGrid, CellStore, dtype_to_json
+from pipeline.core.gridwarp import AffineMap, GridWarp, fit_grid_warp
+from pipeline.core.pointio import POINT_DTYPE, ChunkStore
 from pipeline.core.raster import read_elevation
 from pipeline.errors import CRSError, StageError
 from pipeline.stage import StageContext, StageResult
@@ -137,84 +141,182 @@ def _control_report(control: dict[str, Any]) -> dict[str, Any]:
             "residuals": rows}
 
 
-def _points(ctx: StageContext, g: _Georeferencer, control: dict[str, Any] | None
-            ) -> tuple[int, dict[str, list[Path]], list[dict[str, Any]]]:
-    """Georeference every cloud; returns the count, chunk paths per cloud and cloud metadata."""
-    out = ChunkStore(ctx.out_dir / "points")
-    k, total = 0, 0
-    per_cloud: dict[str, list[Path]] = {}
-    metas = []
-    clouds = sorted(p for p in (ctx.input_dir("ingest") / "points").glob("*") if p.is_dir())
-    for cloud in clouds:
-        store = ChunkStore(cloud)
-        meta = store.meta()
-        metas.append(meta | {"name": cloud.name})
-        local = meta["georeference"] == "gcps"
-        if local and (control is None or control["fit"] is None):
+def georef_chunk(src: str, dst: str, part: int, index0: int | None, transform: GridWarp | AffineMap,
+                 cell_size: float | None, dtype: list[list[str]]) -> dict[str, Any]:
+    """Transform one chunk to ENU (a task for the executor) and bin it into ``dst``'s cells, or
+    write it whole to ``dst/<part>.npy`` when ``cell_size`` is None. ``index0`` numbers the points
+    (their index in the merged cloud); None keeps the numbers the chunk carries."""
+    chunk = np.load(src)
+    enu = transform.apply(chunk["x"], chunk["y"], chunk["z"])
+    rec = np.zeros(len(chunk), np.dtype([tuple(f) for f in dtype]))
+    for name in chunk.dtype.names:
+        rec[name] = chunk[name]
+    rec["x"], rec["y"], rec["z"] = enu[:, 0], enu[:, 1], enu[:, 2]
+    if index0 is not None:
+        rec["index"] = index0 + np.arange(len(rec))
+    if cell_size is None:
+        Path(dst).mkdir(parents=True, exist_ok=True)
+        np.save(Path(dst) / f"{part:05d}.npy", rec)
+    else:
+        store = CellStore(dst)
+        for cell, sub in CellGrid(cell_size).split(rec):
+            store.write(cell, part, sub)
+    return {"count": len(rec), "lo": enu.min(0).tolist(), "hi": enu.max(0).tolist()}
+
+
+def _merged_dtype(metas: list[dict[str, Any]]) -> np.dtype:
+    """The merged cloud's record: the common fields, a point index, and every cloud's extra
+    dimensions (zero for clouds that lack one)."""
+    fields = [*((n, POINT_DTYPE.fields[n][0].str) for n in POINT_DTYPE.names), ("index", "<i8")]
+    names = {f[0] for f in fields}
+    for m in metas:
+        for name, kind in m.get("extra_dims", []):
+            if name not in names:
+                fields.append((name, kind))
+                names.add(name)
+    return np.dtype(fields)
+
+
+def _cloud_transform(g: _Georeferencer, meta: dict[str, Any], control: dict[str, Any] | None
+                     ) -> tuple[GridWarp | AffineMap | None, pyproj.CRS | None]:
+    """The source -> ENU map of one cloud, after checking its extent lands at the site.
+
+    None means the grid could not reach its tolerance; the caller then transforms exactly.
+    """
+    zf = meta["z_factor"]
+    unit_z = np.diag([1.0, 1.0, zf, 1.0])
+    if meta["georeference"] == "gcps":
+        if control is None or control["fit"] is None:
             raise StageError("georeference: gcps needs a GCP file with local_x,local_y,local_z columns",
                              path=meta["source"])
-        crs = None if local else pyproj.CRS.from_wkt(meta["crs_wkt"])
-        per_cloud[cloud.name] = []
-        lon_rng, lat_rng = [np.inf, -np.inf], [np.inf, -np.inf]
-        for chunk in ctx.reporter.track(list(store), f"georef {cloud.name}"):
-            if local:
-                xyz = np.column_stack([chunk["x"], chunk["y"], chunk["z"] * meta["z_factor"]])
-                enu = control["fit"].transform.apply(xyz)
-                lo, hi = enu.min(0), enu.max(0)
-                corners = np.array([[lo[0], lo[1], lo[2]], [hi[0], lo[1], lo[2]],
-                                    [lo[0], hi[1], lo[2]], [hi[0], hi[1], lo[2]]])
-                lon, lat, _ = g.frame.enu_to_geodetic(corners)
-            else:
-                lon, lat, h, _ = g.geodetic(crs, chunk["x"], chunk["y"], chunk["z"], meta["source"],
-                                            accept=meta["accept_crs"], z_factor=meta["z_factor"])
-                enu = g.frame.geodetic_to_enu(lon, lat, h)
-            rec = np.array(chunk)
-            rec["x"], rec["y"], rec["z"] = enu[:, 0], enu[:, 1], enu[:, 2]
-            per_cloud[cloud.name].append(out.write(k, rec))
-            k += 1
-            total += len(rec)
-            lon_rng = [min(lon_rng[0], lon.min()), max(lon_rng[1], lon.max())]
-            lat_rng = [min(lat_rng[0], lat.min()), max(lat_rng[1], lat.max())]
-        g.note_extent(meta["source"], meta["crs_name"], np.array(lon_rng), np.array(lat_rng))
-    if clouds:
-        out.write_meta({"frame": "ENU", "origin": [g.frame.lat, g.frame.lon, g.frame.height],
-                        "count": total, "sources": [c.name for c in clouds]})
-    return total, per_cloud, metas
+        return AffineMap(control["fit"].transform.matrix() @ unit_z), None
+    crs = pyproj.CRS.from_wkt(meta["crs_wkt"])
+    xmin, ymin, zmin, xmax, ymax, zmax = meta["bounds"]
+    # the site checks on a grid over the cloud's box see every place a point can be
+    gx, gy = np.meshgrid(np.linspace(xmin, xmax, 9), np.linspace(ymin, ymax, 9))
+    for z in (zmin, zmax):
+        lon, lat, _, _ = g.geodetic(crs, gx.ravel(), gy.ravel(), np.full(gx.size, z), meta["source"],
+                                    accept=meta["accept_crs"], z_factor=zf)
+    g.note_extent(meta["source"], meta["crs_name"], lon, lat)
+    if crs.is_geocentric:
+        m = np.eye(4)
+        m[:3, :3] = g.frame.rotation
+        m[:3, 3] = -g.frame.rotation @ g.frame.origin_ecef
+        return AffineMap(m @ unit_z), crs
+
+    def exact(x: np.ndarray, y: np.ndarray, z: np.ndarray) -> np.ndarray:
+        lon, lat, h, _ = g.geodetic(crs, x, y, z, meta["source"], accept=True, z_factor=zf)
+        return g.frame.geodetic_to_enu(lon, lat, h)
+
+    return fit_grid_warp(exact, tuple(meta["bounds"])), crs
 
 
-def _xyz(paths: list[Path]) -> np.ndarray:
-    parts = [np.load(p, mmap_mode="r") for p in paths]
-    return np.concatenate([np.column_stack([c["x"], c["y"], c["z"]]) for c in parts])
+class _ExactMap:
+    """Per-point PROJ transform, for clouds too large for the interpolation grid (main process)."""
+
+    def __init__(self, g: _Georeferencer, crs: pyproj.CRS, meta: dict[str, Any]) -> None:
+        self.g, self.crs, self.meta = g, crs, meta
+
+    def apply(self, x: np.ndarray, y: np.ndarray, z: np.ndarray) -> np.ndarray:
+        lon, lat, h, _ = self.g.geodetic(self.crs, x, y, z, self.meta["source"], accept=True,
+                                         z_factor=self.meta["z_factor"])
+        return self.g.frame.geodetic_to_enu(lon, lat, h)
 
 
-def _align(ctx: StageContext, cfg: TwinConfig, per_cloud: dict[str, list[Path]],
-           metas: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """ICP-align every cloud marked ``align`` onto the first cloud that is not; rewrite its chunks."""
-    movers = [m for m in metas if m["align"]]
-    if not movers:
-        return []
-    fixed = [m for m in metas if not m["align"]]
-    if not fixed:
-        raise StageError("align: true needs a reference: at least one point cloud without align",
-                         path=movers[0]["source"])
-    target = _xyz(per_cloud[fixed[0]["name"]])
-    r = cfg.stages.georef.registration
+def _run_chunks(ctx: StageContext, tasks: list[tuple], label: str, exact: dict[int, _ExactMap]
+                ) -> list[dict[str, Any]]:
+    """Run ``georef_chunk`` tasks: through the executor, or here for those needing an exact map."""
+    futures = [None if i in exact else ctx.executor.submit(georef_chunk, *t) for i, t in enumerate(tasks)]
     results = []
-    for m in movers:
-        paths = per_cloud[m["name"]]
-        reg = register(_xyz(paths), target, voxel=r.voxel_size, max_correspondence=r.max_correspondence,
+    for i, f in enumerate(ctx.reporter.track(futures, label)):
+        if f is None:
+            t = tasks[i]
+            results.append(georef_chunk(t[0], t[1], t[2], t[3], exact[i], t[5], t[6]))
+        else:
+            results.append(f.result())
+    return results
+
+
+def _points(ctx: StageContext, g: _Georeferencer, cfg: TwinConfig, control: dict[str, Any] | None
+            ) -> dict[str, Any]:
+    """Georeference every cloud into one ENU cloud binned by cell (``points/``); aligns clouds
+    marked ``align`` onto the others first."""
+    clouds = sorted(p for p in (ctx.input_dir("ingest") / "points").glob("*") if p.is_dir())
+    if not clouds:
+        return {"points": 0}
+    metas = [ChunkStore(c).meta() | {"name": c.name} for c in clouds]
+    dtype = _merged_dtype(metas)
+    dtype_json = dtype_to_json(dtype)
+    cell_size = cfg.stages.georef.cell_size
+    out = ctx.out_dir / "points"
+    staging = ctx.out_dir / "_to_align"
+    tasks, exact, movers, index0, part = [], {}, [], 0, 0
+    report: dict[str, Any] = {"clouds": []}
+    for cloud, meta in zip(clouds, metas, strict=True):
+        transform, crs = _cloud_transform(g, meta, control)
+        if transform is None:
+            exact_map = _ExactMap(g, crs, meta)
+        aligned = meta["align"]
+        dst = staging / cloud.name if aligned else out
+        if aligned:
+            movers.append((meta, dst))
+        for path in ChunkStore(cloud).paths():
+            n = len(np.load(path, mmap_mode="r"))
+            if transform is None:
+                exact[len(tasks)] = exact_map
+            tasks.append((str(path), str(dst), part, index0, transform, None if aligned else cell_size,
+                          dtype_json))
+            index0 += n
+            part += 1
+        report["clouds"].append({"file": meta["source"], "transform": type(transform).__name__ if transform
+                                 else "exact", "grid_max_error_m": getattr(transform, "max_error_m", None)})
+    results = _run_chunks(ctx, tasks, "georef points", exact)
+    if movers:
+        report["registration"] = _align(ctx, cfg, movers, out, part, dtype_json)
+        shutil.rmtree(staging)
+    lo = np.min([r["lo"] for r in results], axis=0)
+    hi = np.max([r["hi"] for r in results], axis=0)
+    CellStore(out).write_meta({"frame": "ENU", "origin": [g.frame.lat, g.frame.lon, g.frame.height],
+                               "count": index0, "cell_size": cell_size, "dtype": dtype_json,
+                               "bounds": [*lo.tolist(), *hi.tolist()],
+                               "sources": [m["source"] for m in metas]})
+    report["points"] = index0
+    return report
+
+
+def _voxel_sample(xyz: np.ndarray, voxel: float) -> np.ndarray:
+    """First point of each voxel: registration downsamples anyway, so read the reference thinned."""
+    keys = np.floor(xyz / voxel).astype(np.int64)
+    _, first = np.unique(keys, axis=0, return_index=True)
+    return xyz[np.sort(first)]
+
+
+def _align(ctx: StageContext, cfg: TwinConfig, movers: list[tuple[dict[str, Any], Path]], out: Path,
+           part: int, dtype_json: list[list[str]]) -> list[dict[str, Any]]:
+    """ICP-align every cloud marked ``align`` onto the clouds that are not, then bin it."""
+    r = cfg.stages.georef.registration
+    store = CellStore(out)
+    ref = [_voxel_sample(np.column_stack([c["x"], c["y"], c["z"]]), r.voxel_size / 2) for _, c in store]
+    if not ref:
+        raise StageError("align: true needs a reference: at least one point cloud without align",
+                         path=movers[0][0]["source"])
+    target = np.concatenate(ref)
+    results = []
+    for meta, staged in movers:
+        paths = sorted(staged.glob("*.npy"))
+        xyz = np.concatenate([np.column_stack([c["x"], c["y"], c["z"]])
+                              for c in (np.load(p, mmap_mode="r") for p in paths)])
+        reg = register(xyz, target, voxel=r.voxel_size, max_correspondence=r.max_correspondence,
                        global_search=r.global_search, min_fitness=r.min_fitness)
-        info = {"file": m["source"], "reference": fixed[0]["source"], "method": reg.method,
+        info = {"file": meta["source"], "reference": "the clouds without align", "method": reg.method,
                 "fitness": reg.fitness, "inlier_rmse_m": reg.inlier_rmse, "transform": reg.transform.tolist()}
         if reg.fitness < r.min_fitness:
-            raise StageError(f"registration onto {Path(fixed[0]['source']).name} fits only "
-                             f"{reg.fitness:.2f} of the points (< stages.georef.registration.min_fitness "
-                             f"{r.min_fitness}); refusing to publish it", path=m["source"])
-        for p in paths:
-            rec = np.load(p)
-            xyz = reg.apply(np.column_stack([rec["x"], rec["y"], rec["z"]]))
-            rec["x"], rec["y"], rec["z"] = xyz[:, 0], xyz[:, 1], xyz[:, 2]
-            np.save(p, rec)
+            raise StageError(f"registration fits only {reg.fitness:.2f} of the points (< stages.georef."
+                             f"registration.min_fitness {r.min_fitness}); refusing to publish it",
+                             path=meta["source"])
+        tasks = [(str(p), str(out), int(p.stem), None, AffineMap(reg.transform), cfg.stages.georef.cell_size,
+                  dtype_json) for p in paths]
+        _run_chunks(ctx, tasks, f"bin {Path(meta['source']).name}", {})
         results.append(info)
     return results
 
@@ -271,17 +373,22 @@ def _dem(ctx: StageContext, g: _Georeferencer) -> dict[str, Any]:
     return {"shape": list(elev.values.shape), "undulation_range_m": [float(n.min()), float(n.max())]}
 
 
-def _lidar_check(ctx: StageContext, control: dict[str, Any], point_paths: list[Path], radius: float,
+def _lidar_check(ctx: StageContext, control: dict[str, Any], store: CellStore | None, radius: float,
                  max_rmse: float) -> dict[str, Any]:
     """Score the georeferenced LiDAR's heights at the surveyed points (median U within ``radius``)."""
     enu = control["enu"]
     pts = control["points"]
     dz: list[float | None] = [None] * len(pts)
-    if point_paths:
+    if store is not None:
         tree = cKDTree(enu[:, :2])
         near: list[list[np.ndarray]] = [[] for _ in pts]
-        for p in point_paths:
-            chunk = np.load(p, mmap_mode="r")
+        grid = store.grid()
+        for cell in store.cells():
+            e0, n0, e1, n1 = grid.bounds(cell)
+            if not np.any((enu[:, 0] > e0 - radius) & (enu[:, 0] < e1 + radius)
+                          & (enu[:, 1] > n0 - radius) & (enu[:, 1] < n1 + radius)):
+                continue
+            chunk = store.read(cell)
             d, idx = tree.query(np.column_stack([chunk["x"], chunk["y"]]), distance_upper_bound=radius)
             hit = np.isfinite(d)
             for j in np.unique(idx[hit]):
@@ -338,11 +445,9 @@ def run(ctx: StageContext, cfg: TwinConfig) -> StageResult:
     report: dict[str, Any] = {"frame": frame_info}
     counts: dict[str, int] = {}
     control = _control(ctx, g, cfg)
-    n_points, per_cloud, metas = _points(ctx, g, control)
-    counts["points"] = n_points
-    alignments = _align(ctx, cfg, per_cloud, metas)
-    if alignments:
-        report["registration"] = alignments
+    points = _points(ctx, g, cfg, control)
+    counts["points"] = points.pop("points")
+    report["pointclouds"] = points
     if (ingest / "footprints.json").is_file():
         counts["buildings"] = len(_footprints(ctx, g))
     if (ingest / "dem.json").is_file():
@@ -350,8 +455,8 @@ def run(ctx: StageContext, cfg: TwinConfig) -> StageResult:
     if control is not None:
         s = cfg.stages.georef
         report["control"] = _control_report(control)
-        report["lidar_check"] = _lidar_check(ctx, control, [p for ps in per_cloud.values() for p in ps],
-                                             s.gcp_search_radius, s.max_vertical_rmse)
+        store = CellStore(ctx.out_dir / "points") if counts["points"] else None
+        report["lidar_check"] = _lidar_check(ctx, control, store, s.gcp_search_radius, s.max_vertical_rmse)
     if (ingest / "pois.json").is_file():
         counts["pois"] = _pois(ctx, g)
     report["geoid"] = {"grid": str(g.geoid.path), "undulation_range_m": g.undulation}

@@ -25,7 +25,8 @@ from shapely.geometry import Polygon
 from pipeline.config import TwinConfig
 from pipeline.core.geodesy import SiteFrame
 from pipeline.core.meshing import coarse_grid_error, coarse_indices, grid_mesh, prism
-from pipeline.core.pointio import BUILDING, ChunkStore
+from pipeline.core.cells import CellStore
+from pipeline.core.pointio import BUILDING
 from pipeline.core.raster import read_elevation
 from pipeline.errors import FeatureSkippedWarning
 from pipeline.stage import StageContext, StageResult
@@ -118,10 +119,12 @@ def _buildings(ctx: StageContext, cfg: TwinConfig, frame: SiteFrame) -> dict[str
     if (ingest / "dem.tif").is_file():
         dem = read_elevation(ingest / "dem.tif",
                              json.loads((ingest / "dem.json").read_text())["crs_wkt"])
-    store = ChunkStore(ctx.input_dir("clean") / "points")
-    pts = store.read_all() if store.folder.is_dir() else None
-    if pts is not None:
-        pts = pts[pts["classification"] == BUILDING]
+    store = CellStore(ctx.input_dir("clean") / "points")
+    pts = None
+    if store.folder.is_dir():
+        # only building points are held: memory follows the roofs, not the cloud
+        parts = [rec[rec["classification"] == BUILDING] for _, rec in store]
+        pts = np.concatenate(parts) if parts else None
     all_v, all_f, all_id, records, skipped = [], [], [], [], []
     offset = 0
     sources = {"lidar": 0, "attribute": 0, "floors": 0, "default": 0}

@@ -22,8 +22,8 @@ from pipeline.config import TwinConfig
 from pipeline.core.atomic import write_bytes_atomic
 from pipeline.core.content import building_glb, point_glb, terrain_glb
 from pipeline.core.geodesy import SiteFrame
-from pipeline.core.pointio import ChunkStore
-from pipeline.core.pointtree import PointNode, build_point_tree
+from pipeline.core.cells import CellStore
+from pipeline.core.pointtree import OctreeFrame, PointNode, coarse_levels, column_trees
 from pipeline.core.tiles import aabb_box, box_corners, matrix_to_json, tileset_doc, transform_box
 from pipeline.stage import StageContext, StageResult
 
@@ -114,45 +114,135 @@ def _building_layer(ctx: StageContext, out: Path, m: np.ndarray, tile_size: floa
             "buildings": len(records)}
 
 
-def write_point_tile(path: str, pts: np.ndarray) -> int:
-    """Write one point tile (a task for the executor); returns its point count."""
+#: record fields that become standard point attributes; any other field but ``index`` is an extra
+#: dimension carried as a ``_NAME`` attribute
+_STANDARD = {"x", "y", "z", "red", "green", "blue", "intensity", "classification", "index",
+             "return_number", "number_of_returns"}
+
+
+def _write_glb(path: Path, pts: np.ndarray) -> int:
     xyz = np.column_stack([pts["x"], pts["y"], pts["z"]])
     rgb = np.column_stack([pts["red"], pts["green"], pts["blue"]])
-    write_bytes_atomic(path, point_glb(xyz, rgb, pts["intensity"], pts["classification"]))
-    return int(len(pts))
+    extras = {n: pts[n] for n in pts.dtype.names if n not in _STANDARD}
+    data = point_glb(xyz, rgb, pts["intensity"], pts["classification"], extras)
+    write_bytes_atomic(path, data)
+    return len(data)
 
 
-def _point_tile(node: PointNode) -> dict[str, Any]:
-    tile: dict[str, Any] = {"boundingVolume": {"box": aabb_box(node.lo, node.hi)},
-                            "geometricError": node.spacing,
-                            "content": {"uri": f"tiles/{node.key}.glb"}}
+def _tile_doc(node: PointNode) -> dict[str, Any]:
+    tile: dict[str, Any] = {"key": node.key, "lo": node.lo.tolist(), "hi": node.hi.tolist(),
+                            "geometricError": node.spacing, "points": len(node.index)}
     if node.children:
-        tile["children"] = [_point_tile(c) for c in node.children]
+        tile["children"] = [_tile_doc(c) for c in node.children]
+    return tile
+
+
+def tile_cell(src: str, cell: tuple[int, int], frame: OctreeFrame, max_points: int, out: str
+              ) -> dict[str, Any]:
+    """Executor task: write the subtrees of one cell; return them and the cell's candidates for
+    the levels above ``frame.split``."""
+    pts = CellStore(src).read(cell)
+    xyz = np.column_stack([pts["x"], pts["y"], pts["z"]])
+    cand, trees = column_trees(xyz, frame, max_points=max_points)
+    size = 0
+    for tree in trees:
+        for node in tree.walk():
+            size += _write_glb(Path(out) / f"tiles/{node.key}.glb", pts[node.index])
+    return {"candidates": pts[cand], "trees": [_tile_doc(t) for t in trees], "bytes": size}
+
+
+def write_coarse_tile(path: str, pts: np.ndarray) -> int:
+    """Executor task: one node above the split level; returns its size in bytes."""
+    return _write_glb(Path(path), pts)
+
+
+def _assemble(frame: OctreeFrame, coarse: dict[str, dict[str, Any]], trees: list[dict[str, Any]]
+              ) -> dict[str, Any]:
+    """The tile tree from the coarse nodes and the cells' subtrees; every ancestor of a subtree
+    exists (content-less where no coarse point fell), boxes are the union of content and children."""
+    nodes = dict(coarse)
+    for t in trees:
+        nodes[t["key"]] = t
+    for key in list(nodes):
+        for cut in range(1, len(key)):
+            parent = key[:cut]
+            nodes.setdefault(parent, {"key": parent, "geometricError": frame.spacing(cut - 1), "points": 0})
+    kids: dict[str, list[str]] = {}
+    for key in nodes:
+        if key != "r":
+            kids.setdefault(key[:-1], []).append(key)
+
+    def build(key: str) -> dict[str, Any]:
+        n = nodes[key]
+        children = [build(k) for k in sorted(kids.get(key, []))] if key in kids else \
+            [_from_doc(c) for c in n.get("children", [])]
+        boxes = [(np.array(n["lo"]), np.array(n["hi"]))] if n.get("points") else []
+        boxes += [(c["_lo"], c["_hi"]) for c in children]
+        lo = np.min([b[0] for b in boxes], axis=0)
+        hi = np.max([b[1] for b in boxes], axis=0)
+        tile: dict[str, Any] = {"boundingVolume": {"box": aabb_box(lo, hi)},
+                                "geometricError": n["geometricError"], "_lo": lo, "_hi": hi}
+        if n.get("points"):
+            tile["content"] = {"uri": f"tiles/{key}.glb"}
+        if children:
+            tile["children"] = children
+        return tile
+
+    def _from_doc(d: dict[str, Any]) -> dict[str, Any]:
+        children = [_from_doc(c) for c in d.get("children", [])]
+        tile: dict[str, Any] = {"boundingVolume": {"box": aabb_box(np.array(d["lo"]), np.array(d["hi"]))},
+                                "geometricError": d["geometricError"], "content": {"uri": f"tiles/{d['key']}.glb"},
+                                "_lo": np.array(d["lo"]), "_hi": np.array(d["hi"])}
+        if children:
+            tile["children"] = children
+        return tile
+
+    return build("r")
+
+
+def _strip(tile: dict[str, Any]) -> dict[str, Any]:
+    tile.pop("_lo"), tile.pop("_hi")
+    for c in tile.get("children", []):
+        _strip(c)
     return tile
 
 
 def _point_layer(ctx: StageContext, out: Path, m: np.ndarray, cfg: TwinConfig) -> dict[str, Any] | None:
-    store = ChunkStore(ctx.input_dir("clean") / "points")
-    if not store.folder.is_dir():
+    store = CellStore(ctx.input_dir("clean") / "points")
+    if not store.folder.is_dir() or not store.meta()["count"]:
         return None
-    pts = store.read_all()
+    meta = store.meta()
     t = cfg.stages.tile
-    tree = build_point_tree(np.column_stack([pts["x"], pts["y"], pts["z"]]),
-                            max_points=t.pointcloud_max_points, root_cells=t.pointcloud_root_cells)
-    nodes = list(tree.walk())
+    frame = OctreeFrame.covering(np.array(meta["bounds"][:3]), np.array(meta["bounds"][3:]),
+                                 meta["cell_size"], t.pointcloud_root_cells)
     (out / "tiles").mkdir(parents=True, exist_ok=True)
-    futures = [ctx.executor.submit(write_point_tile, str(out / f"tiles/{n.key}.glb"), pts[n.index])
-               for n in nodes]
-    written = sum(f.result() for f in ctx.reporter.track(futures, "tile point cloud"))
-    root = _point_tile(tree) | {"refine": "ADD", "transform": matrix_to_json(m)}
-    height_range = float(tree.hi[2] - tree.lo[2])
-    top = max(tree.spacing, height_range)
+    futures = [ctx.executor.submit(tile_cell, str(store.folder), cell, frame, t.pointcloud_max_points, str(out))
+               for cell in store.cells()]
+    trees, candidates, size = [], [], 0
+    for f in ctx.reporter.track(futures, "tile point cloud"):
+        r = f.result()
+        trees += r["trees"]
+        candidates.append(r["candidates"])
+        size += r["bytes"]
+    coarse: dict[str, dict[str, Any]] = {}
+    cand = np.concatenate(candidates)
+    if len(cand):
+        xyz = np.column_stack([cand["x"], cand["y"], cand["z"]])
+        jobs = []
+        for key, level, idx in coarse_levels(xyz, frame):
+            coarse[key] = {"key": key, "lo": xyz[idx].min(0).tolist(), "hi": xyz[idx].max(0).tolist(),
+                           "geometricError": frame.spacing(level), "points": len(idx)}
+            jobs.append(ctx.executor.submit(write_coarse_tile, str(out / f"tiles/{key}.glb"), cand[idx]))
+        size += sum(j.result() for j in jobs)
+    root = _assemble(frame, coarse, trees)
+    # the whole layer's error: its height range, or the root's spacing if that is coarser
+    top = max(root["geometricError"], float(root["_hi"][2] - root["_lo"][2]))
+    root = _strip(root) | {"refine": "ADD", "transform": matrix_to_json(m)}
     _dump(out / "tileset.json", tileset_doc(root, top))
-    return {"box": aabb_box(tree.lo, tree.hi), "geometricError": top, "tiles": len(nodes),
-            "points": written, "depth": max(len(n.key) for n in nodes) - 1,
-            "root_spacing_m": tree.spacing,
-            "bytes_per_point": round(sum((out / f"tiles/{n.key}.glb").stat().st_size for n in nodes)
-                                     / max(written, 1), 2)}
+    n_tiles = len(list((out / "tiles").glob("*.glb")))
+    return {"box": root["boundingVolume"]["box"], "geometricError": top, "tiles": n_tiles,
+            "points": int(meta["count"]), "split_level": frame.split, "root_spacing_m": frame.spacing(0),
+            "bytes_per_point": round(size / max(int(meta["count"]), 1), 2)}
 
 
 def run(ctx: StageContext, cfg: TwinConfig) -> StageResult:

@@ -1,0 +1,127 @@
+"""Spatial cells on disk: the unit of streaming and of parallel work for point clouds (ENU metres).
+
+A :class:`CellGrid` cuts the ENU plane into square columns of ``size`` metres anchored at E = N = 0,
+so the same point falls in the same cell whatever the data's extent. A :class:`CellStore` keeps
+each cell's points as ``.npy`` parts in ``<folder>/<i>_<j>/<part>.npy``; parts are numbered by the
+input chunk they came from, so reading a cell's parts in order gives its points in input order
+(which keeps "first point wins" rules deterministic). Memory then depends on the largest cell,
+not on the cloud.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+Cell = tuple[int, int]
+_CELL_DIR = re.compile(r"^(-?\d+)_(-?\d+)$")
+
+
+@dataclass(frozen=True)
+class CellGrid:
+    """Square ENU columns: cell (i, j) covers E in [i*size, (i+1)*size), N in [j*size, (j+1)*size)."""
+
+    size: float
+
+    def keys(self, e: np.ndarray, n: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Cell indices (i, j) of each point."""
+        return (np.floor(np.asarray(e) / self.size).astype(np.int64),
+                np.floor(np.asarray(n) / self.size).astype(np.int64))
+
+    def bounds(self, cell: Cell) -> tuple[float, float, float, float]:
+        """(e0, n0, e1, n1) of a cell."""
+        i, j = cell
+        return i * self.size, j * self.size, (i + 1) * self.size, (j + 1) * self.size
+
+    def split(self, rec: np.ndarray) -> Iterator[tuple[Cell, np.ndarray]]:
+        """(cell, records) for every cell that ``rec`` (with ENU x, y fields) touches, in cell order;
+        each cell's records keep their input order."""
+        i, j = self.keys(rec["x"], rec["y"])
+        if len(rec) == 0:
+            return
+        ci, cj = i - i.min(), j - j.min()
+        flat = ci * (int(cj.max()) + 1) + cj
+        order = np.argsort(flat, kind="stable")
+        flat_sorted = flat[order]
+        starts = np.flatnonzero(np.r_[True, flat_sorted[1:] != flat_sorted[:-1]])
+        ends = np.r_[starts[1:], len(order)]
+        for s, t in zip(starts, ends, strict=True):
+            first = order[s]
+            yield (int(i[first]), int(j[first])), rec[order[s:t]]
+
+
+def cell_name(cell: Cell) -> str:
+    return f"{cell[0]}_{cell[1]}"
+
+
+class CellStore:
+    """Points binned by :class:`CellGrid` cell, plus ``meta.json`` (frame, cell size, dtype, counts)."""
+
+    def __init__(self, folder: str | Path) -> None:
+        self.folder = Path(folder)
+
+    def cell_dir(self, cell: Cell) -> Path:
+        return self.folder / cell_name(cell)
+
+    def write(self, cell: Cell, part: int, rec: np.ndarray) -> Path:
+        """Write one part of a cell (``part`` orders the parts within the cell)."""
+        d = self.cell_dir(cell)
+        d.mkdir(parents=True, exist_ok=True)
+        path = d / f"{part:05d}.npy"
+        np.save(path, np.ascontiguousarray(rec))
+        return path
+
+    def cells(self) -> list[Cell]:
+        """Cells that hold points, sorted."""
+        out = []
+        if self.folder.is_dir():
+            for d in self.folder.iterdir():
+                m = _CELL_DIR.match(d.name)
+                if m and d.is_dir():
+                    out.append((int(m.group(1)), int(m.group(2))))
+        return sorted(out)
+
+    def parts(self, cell: Cell) -> list[Path]:
+        return sorted(self.cell_dir(cell).glob("*.npy"))
+
+    def read(self, cell: Cell) -> np.ndarray:
+        """All points of a cell in input order (empty array of the store's dtype if none)."""
+        parts = [np.load(p) for p in self.parts(cell)]
+        if not parts:
+            return np.empty(0, self.dtype())
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+    def __iter__(self) -> Iterator[tuple[Cell, np.ndarray]]:
+        for c in self.cells():
+            yield c, self.read(c)
+
+    def read_all(self) -> np.ndarray:
+        """The whole cloud in input order (by ``index``): only for clouds known to fit in memory."""
+        parts = [rec for _, rec in self]
+        if not parts:
+            return np.empty(0, self.dtype())
+        rec = np.concatenate(parts)
+        return rec[np.argsort(rec["index"], kind="stable")]
+
+    def write_meta(self, meta: dict) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        (self.folder / "meta.json").write_text(json.dumps(meta, indent=1, sort_keys=True))
+
+    def meta(self) -> dict:
+        return json.loads((self.folder / "meta.json").read_text())
+
+    def grid(self) -> CellGrid:
+        return CellGrid(float(self.meta()["cell_size"]))
+
+    def dtype(self) -> np.dtype:
+        return np.dtype([tuple(f) for f in self.meta()["dtype"]])
+
+
+def dtype_to_json(dtype: np.dtype) -> list[list[str]]:
+    """A structured dtype as JSON ([[name, type-string], ...]) for ``meta.json``."""
+    return [[name, dtype.fields[name][0].str] for name in dtype.names]
