@@ -61,7 +61,17 @@ class PointCloudInput(_InputFile):
         "crs", description="'crs': coordinates are in the file's (or given) CRS. 'gcps': coordinates "
                            "are in a local scanner frame, mapped by the control points' local_x/y/z.")
     align: bool = Field(
-        False, description="Fine-align this cloud onto the first cloud that is not aligned (ICP).")
+        False, description="Fine-align this cloud onto the clouds that are not aligned (ICP).")
+    format: Literal["auto", "las", "ply", "text"] = Field(
+        "auto", description="las (LAS 1.0-1.4, LAZ, COPC), ply, or text (XYZ/CSV); auto goes by suffix.")
+    columns: dict[str, int | str] | None = Field(
+        None, description="Text files: field -> column number (from 0) or, with header, column name. "
+                          "x, y, z are required; intensity, classification, red, green, blue, "
+                          "return_number, number_of_returns are standard; other names are kept as "
+                          "extra dimensions.")
+    delimiter: str | None = Field(None, description="Text files: column separator (default ',' for .csv, "
+                                                    "else whitespace).")
+    header: bool = Field(False, description="Text files: the first line names the columns.")
 
 
 class FootprintFields(_Model):

@@ -15,7 +15,6 @@ import importlib
 import json
 import shutil
 import time
-from functools import partial
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -130,7 +129,24 @@ class Runner:
         (self.workdir / "artifacts").mkdir(exist_ok=True)
         files = self._file_hashes()
         ex = self.cfg.executor
-        factory = partial(make_executor, ex.kind, ex.workers, ex.scheduler)
+        # one pool for the whole run: workers start (and import numpy, pyproj, ...) once, not per stage
+        shared: list[Any] = []
+
+        def executor() -> Any:
+            if not shared:
+                shared.append(make_executor(ex.kind, ex.workers, ex.scheduler))
+            return shared[0]
+
+        try:
+            self._run_stages(names, files, force, on_stage, executor)
+        finally:
+            if shared:
+                shared[0].shutdown(wait=True)
+        write_json_atomic(self.workdir / MANIFEST, self.manifest)
+        return self.manifest
+
+    def _run_stages(self, names: list[str], files: dict[str, str], force: bool, on_stage: Any,
+                    executor: Any) -> None:
         with Reporter(self.quiet) as reporter:
             for name in names:
                 module = stage_module(name)
@@ -147,7 +163,7 @@ class Runner:
                 tmp.mkdir(parents=True)
                 ctx = StageContext(self.workdir, tmp,
                                    {up: output_dir(self.workdir, up) for up in module.REQUIRES},
-                                   reporter, factory)
+                                   reporter, executor, owns_executor=False)
                 t0 = time.perf_counter()
                 try:
                     result: StageResult = module.run(ctx, self.cfg)
@@ -174,5 +190,3 @@ class Runner:
                 write_json_atomic(self.workdir / MANIFEST, self.manifest)
                 if on_stage:
                     on_stage(name, "done", entry)
-        write_json_atomic(self.workdir / MANIFEST, self.manifest)
-        return self.manifest

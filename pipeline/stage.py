@@ -34,6 +34,8 @@ class StageContext:
     inputs: dict[str, Path]
     reporter: Reporter
     executor_factory: Any = None
+    #: False when the runner shares one executor across stages and shuts it down itself
+    owns_executor: bool = True
     _executor: Executor | None = field(default=None, repr=False)
 
     def input_dir(self, stage: str) -> Path:
@@ -51,9 +53,9 @@ class StageContext:
         return self._executor
 
     def close(self) -> None:
-        if self._executor is not None:
+        if self._executor is not None and self.owns_executor:
             self._executor.shutdown(wait=True)
-            self._executor = None
+        self._executor = None
 
 
 @dataclass

@@ -95,8 +95,42 @@ def las_point_count(path: Path) -> int:
         return int(reader.header.point_count)
 
 
-def _to_records(points: laspy.ScaleAwarePointRecord) -> np.ndarray:
-    out = np.empty(len(points), POINT_DTYPE)
+def las_extra_dims(path: Path) -> list[tuple[str, str]]:
+    """(name, numpy type string) of the file's scalar ExtraBytes dimensions (array ones are split
+    into ``name_0``, ``name_1``, ...)."""
+    with _open(path) as reader:
+        pf = reader.header.point_format
+        out = []
+        for dim in pf.extra_dimensions:
+            base = np.dtype(dim.dtype)
+            # laspy applies an ExtraBytes scale/offset: the values are then float64
+            kind = "<f8" if dim.scales is not None else base.base.str
+            if base.shape:
+                out += [(f"{dim.name}_{i}", kind) for i in range(base.shape[0])]
+            else:
+                out.append((dim.name, kind))
+        return out
+
+
+def is_copc(path: Path) -> bool:
+    """True for a Cloud Optimized Point Cloud (a LAZ 1.4 file with the "copc" info VLR)."""
+    with _open(path) as reader:
+        return any(v.user_id == "copc" and v.record_id == 1 for v in reader.header.vlrs)
+
+
+def record_dtype(extra: list[tuple[str, str]]) -> np.dtype:
+    """:data:`POINT_DTYPE` followed by the extra dimensions."""
+    return np.dtype(POINT_DTYPE.descr + [(n, t) for n, t in extra])
+
+
+def _to_records(points: laspy.ScaleAwarePointRecord, extra: list[tuple[str, str]] = ()) -> np.ndarray:
+    out = np.empty(len(points), record_dtype(list(extra)))
+    for name, _ in extra:
+        base, _, i = name.rpartition("_")
+        if name in points.point_format.extra_dimension_names:
+            out[name] = points[name]
+        else:  # a component of an array dimension
+            out[name] = np.asarray(points[base])[:, int(i)]
     out["x"], out["y"], out["z"] = points.x, points.y, points.z
     out["intensity"] = points.intensity
     out["return_number"] = points.return_number
@@ -108,8 +142,24 @@ def _to_records(points: laspy.ScaleAwarePointRecord) -> np.ndarray:
     return out
 
 
+def point_format_of(path: Path, declared: str = "auto") -> str:
+    """'las' (LAS, LAZ, COPC), 'ply' or 'text' (XYZ, CSV, TXT, PTS) from ``declared`` or the suffix."""
+    if declared != "auto":
+        return declared
+    suffix = path.suffix.lower()
+    if suffix in (".las", ".laz"):
+        return "las"
+    if suffix == ".ply":
+        return "ply"
+    if suffix in (".xyz", ".csv", ".txt", ".pts"):
+        return "text"
+    raise PointCloudError(f"unknown point cloud format {suffix!r}: set the input's format "
+                          "(las, ply or text)", path=path)
+
+
 def iter_las_chunks(path: str | Path, chunk_size: int) -> Iterator[np.ndarray]:
-    """Yield chunks of :data:`POINT_DTYPE` from a LAS/LAZ file (coordinates in the file's CRS units).
+    """Yield chunks of :func:`record_dtype` records from a LAS/LAZ/COPC file (coordinates in the
+    file's CRS units; extra dimensions after the standard fields).
 
     Raises :class:`PointCloudError` for a zero scale, zero points, NaN/inf coordinates, a
     truncated file or a header count that disagrees with the points actually read.
@@ -124,14 +174,13 @@ def iter_las_chunks(path: str | Path, chunk_size: int) -> Iterator[np.ndarray]:
         if expected == 0:
             raise PointCloudError("file holds zero points", path=path)
         seen = 0
+        extra = las_extra_dims(path)
         try:
             for points in reader.chunk_iterator(chunk_size):
                 if len(points) == 0:
                     break
-                rec = _to_records(points)
-                if not (np.all(np.isfinite(rec["x"])) and np.all(np.isfinite(rec["y"]))
-                        and np.all(np.isfinite(rec["z"]))):
-                    raise PointCloudError(f"non-finite coordinates near point {seen}", path=path)
+                rec = _to_records(points, extra)
+                _check_finite(rec, seen, path)
                 seen += len(rec)
                 yield rec
         except PointCloudError:
@@ -144,6 +193,111 @@ def iter_las_chunks(path: str | Path, chunk_size: int) -> Iterator[np.ndarray]:
                                   path=path)
 
 
+def _check_finite(rec: np.ndarray, seen: int, path: Path) -> None:
+    if not (np.all(np.isfinite(rec["x"])) and np.all(np.isfinite(rec["y"])) and np.all(np.isfinite(rec["z"]))):
+        raise PointCloudError(f"non-finite coordinates near point {seen}", path=path)
+
+
+#: PLY / text field names taken as the standard attributes (first match wins)
+_ALIASES = {"intensity": ("intensity", "scalar_intensity"),
+            "classification": ("classification", "scalar_classification", "class"),
+            "return_number": ("return_number", "scalar_return_number"),
+            "number_of_returns": ("number_of_returns", "scalar_number_of_returns"),
+            "red": ("red", "r"), "green": ("green", "g"), "blue": ("blue", "b")}
+
+
+def _fill_standard(out: np.ndarray, get: dict[str, np.ndarray]) -> None:
+    """Standard fields from named source arrays; 8-bit colours are widened to LAS's 16 bits."""
+    for field, names in _ALIASES.items():
+        src = next((get[n] for n in names if n in get), None)
+        if src is None:
+            out[field] = 1 if field in ("return_number", "number_of_returns") else 0
+        elif field in ("red", "green", "blue") and np.asarray(src).dtype.itemsize == 1:
+            out[field] = np.asarray(src, np.uint16) * 257
+        else:
+            out[field] = src
+
+
+def _ply_vertices(path: Path) -> tuple[np.ndarray, list[tuple[str, str]]]:
+    """The vertex records of a PLY file (memory-mapped when binary) and its extra dimensions:
+    every scalar vertex property that is not a coordinate or a standard attribute."""
+    from plyfile import PlyData
+
+    if not path.is_file():
+        raise PointCloudError("point cloud file not found", path=path)
+    try:
+        data = PlyData.read(path, mmap=True)
+        vertex = data["vertex"].data
+    except KeyError:
+        raise PointCloudError("PLY file has no vertex element", path=path) from None
+    except Exception as exc:  # plyfile raises several types on malformed or truncated files
+        raise PointCloudError(f"not a readable PLY point cloud ({type(exc).__name__}: {exc})",
+                              path=path) from None
+    names = set(vertex.dtype.names or ())
+    if not {"x", "y", "z"} <= names:
+        raise PointCloudError("PLY vertex element needs x, y and z properties", path=path)
+    standard = {n for v in _ALIASES.values() for n in v} | {"x", "y", "z"}
+    extra = [(n, vertex.dtype[n].newbyteorder("<").str) for n in vertex.dtype.names
+             if n not in standard and vertex.dtype[n].shape == () and vertex.dtype[n].kind in "iuf"]
+    return vertex, extra
+
+
+def iter_ply_chunks(path: str | Path, chunk_size: int) -> Iterator[np.ndarray]:
+    """Yield record chunks from a PLY point cloud (binary files are memory-mapped and streamed)."""
+    path = Path(path)
+    vertex, extra = _ply_vertices(path)
+    if len(vertex) == 0:
+        raise PointCloudError("file holds zero points", path=path)
+    for start in range(0, len(vertex), chunk_size):
+        part = vertex[start:start + chunk_size]
+        out = np.empty(len(part), record_dtype(extra))
+        out["x"], out["y"], out["z"] = part["x"], part["y"], part["z"]
+        _fill_standard(out, {n: part[n] for n in part.dtype.names})
+        for name, _ in extra:
+            out[name] = part[name]
+        _check_finite(out, start, path)
+        yield out
+
+
+def iter_text_chunks(path: str | Path, chunk_size: int, columns: dict[str, int | str], *,
+                     delimiter: str | None, header: bool) -> Iterator[np.ndarray]:
+    """Yield record chunks from an XYZ/CSV text file; ``columns`` maps field names (x, y, z, any
+    standard attribute, anything else as a float64 extra dimension) to column numbers (from 0)
+    or, with ``header``, column names."""
+    import pandas as pd
+
+    path = Path(path)
+    if not path.is_file():
+        raise PointCloudError("point cloud file not found", path=path)
+    missing = {"x", "y", "z"} - set(columns)
+    if missing:
+        raise PointCloudError(f"the column mapping lacks {', '.join(sorted(missing))}", path=path)
+    extra = [(n, "<f8") for n in columns if n not in {"x", "y", "z"} and n not in _ALIASES]
+    sep = delimiter if delimiter is not None else ("," if path.suffix.lower() == ".csv" else r"\s+")
+    seen = 0
+    try:
+        reader = pd.read_csv(path, sep=sep, header=0 if header else None, chunksize=chunk_size,
+                             comment="#", engine="c")
+        for frame in reader:
+            data = {n: pd.to_numeric(frame.iloc[:, k] if isinstance(k, int) else frame[k],
+                                     errors="raise").to_numpy() for n, k in columns.items()}
+            out = np.empty(len(frame), record_dtype(extra))
+            out["x"], out["y"], out["z"] = data["x"], data["y"], data["z"]
+            _fill_standard(out, data)
+            for name, _ in extra:
+                out[name] = data[name]
+            _check_finite(out, seen, path)
+            seen += len(out)
+            yield out
+    except PointCloudError:
+        raise
+    except Exception as exc:  # pandas raises many types on bad rows and missing columns
+        raise PointCloudError(f"unreadable text point data after {seen} points ({type(exc).__name__}: "
+                              f"{str(exc).splitlines()[0] if str(exc) else ''})", path=path) from None
+    if seen == 0:
+        raise PointCloudError("file holds zero points", path=path)
+
+
 class ChunkStore:
     """A folder of point chunks (``chunk_00000.npy`` ...) plus ``meta.json``."""
 
@@ -151,10 +305,10 @@ class ChunkStore:
         self.folder = Path(folder)
 
     def write(self, index: int, chunk: np.ndarray) -> Path:
-        """Write chunk ``index``; returns its path."""
+        """Write chunk ``index`` (records of :func:`record_dtype`); returns its path."""
         self.folder.mkdir(parents=True, exist_ok=True)
         path = self.folder / f"chunk_{index:05d}.npy"
-        np.save(path, np.ascontiguousarray(chunk, dtype=POINT_DTYPE))
+        np.save(path, np.ascontiguousarray(chunk))
         return path
 
     def write_meta(self, meta: dict) -> None:

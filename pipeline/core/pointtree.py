@@ -130,17 +130,18 @@ def column_trees(xyz: np.ndarray, frame: OctreeFrame, *, max_points: int, max_de
                  ) -> tuple[np.ndarray, list[PointNode]]:
     """Split one cell's points: indices of its candidates for the levels above ``frame.split``,
     and the subtrees (one per occupied node at depth ``split``) holding every other point."""
-    all_idx = np.arange(len(xyz))
     if frame.split > 0:
         cand = frame.lattice_first(xyz, frame.split - 1)
-        rest = np.setdiff1d(all_idx, cand, assume_unique=True)
+        is_cand = np.zeros(len(xyz), bool)
+        is_cand[cand] = True
+        rest = np.flatnonzero(~is_cand)
     else:
-        cand, rest = np.empty(0, np.int64), all_idx
+        cand, rest = np.empty(0, np.int64), np.arange(len(xyz))
     trees = []
     if len(rest):
         coords = frame.coords(xyz[rest], frame.split)
-        for c in np.unique(coords, axis=0):
-            sub = rest[np.all(coords == c, axis=1)]
+        for c, members in _groups(coords, frame.split):
+            sub = rest[members]
             trees.append(_node(xyz, sub, frame.centre(c, frame.split), frame.edge / 2 ** frame.split / 2,
                                frame.spacing(frame.split), frame.key(c, frame.split), max_points,
                                frame.split, max_depth))
@@ -158,8 +159,19 @@ def coarse_levels(xyz: np.ndarray, frame: OctreeFrame) -> list[tuple[str, int, n
             pick = remaining[frame.lattice_first(xyz[remaining], level)]
         else:
             pick = remaining
-        coords = frame.coords(xyz[pick], level)
-        for c in np.unique(coords, axis=0):
-            out.append((frame.key(c, level), level, pick[np.all(coords == c, axis=1)]))
-        remaining = np.setdiff1d(remaining, pick, assume_unique=True)
+        for c, members in _groups(frame.coords(xyz[pick], level), level):
+            out.append((frame.key(c, level), level, pick[members]))
+        taken = np.zeros(len(xyz), bool)
+        taken[pick] = True
+        remaining = remaining[~taken[remaining]]
     return out
+
+
+def _groups(coords: np.ndarray, level: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(node coordinate, member indices in input order) per distinct node of ``coords``."""
+    n = 2 ** level
+    flat = (coords[:, 2] * n + coords[:, 1]) * n + coords[:, 0]
+    order = np.argsort(flat, kind="stable")
+    starts = np.flatnonzero(np.r_[True, flat[order][1:] != flat[order][:-1]])
+    ends = np.r_[starts[1:], len(order)]
+    return [(coords[order[a]], order[a:b]) for a, b in zip(starts, ends, strict=True)]

@@ -8,9 +8,12 @@ open3d's float math never sees large coordinates.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import open3d as o3d
+
+if TYPE_CHECKING:
+    import open3d as o3d
 
 
 @dataclass
@@ -27,6 +30,9 @@ class Registration:
 
 
 def _cloud(xyz: np.ndarray, voxel: float) -> o3d.geometry.PointCloud:
+    # open3d is imported where used: it costs 2 s and 200 MB in every worker process otherwise
+    import open3d as o3d
+
     pcd = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(np.asarray(xyz, np.float64)))
     pcd = pcd.voxel_down_sample(voxel)
     pcd.estimate_normals(o3d.geometry.KDTreeSearchParamHybrid(radius=voxel * 3, max_nn=30))
@@ -35,6 +41,8 @@ def _cloud(xyz: np.ndarray, voxel: float) -> o3d.geometry.PointCloud:
 
 def _icp(src: o3d.geometry.PointCloud, dst: o3d.geometry.PointCloud, max_corr: float,
          init: np.ndarray) -> o3d.pipelines.registration.RegistrationResult:
+    import open3d as o3d
+
     reg = o3d.pipelines.registration
     return reg.registration_icp(src, dst, max_corr, init,
                                 reg.TransformationEstimationPointToPlane(),
@@ -43,6 +51,8 @@ def _icp(src: o3d.geometry.PointCloud, dst: o3d.geometry.PointCloud, max_corr: f
 
 
 def _global(src: o3d.geometry.PointCloud, dst: o3d.geometry.PointCloud, voxel: float) -> np.ndarray:
+    import open3d as o3d
+
     reg = o3d.pipelines.registration
     param = o3d.geometry.KDTreeSearchParamHybrid(radius=voxel * 5, max_nn=100)
     f_src = reg.compute_fpfh_feature(src, param)

@@ -262,10 +262,10 @@ def compound_crs() -> pyproj.CRS:
     return pyproj.CRS.from_user_input(f"EPSG:{CRS_EPSG}+{VERTICAL_EPSG}")
 
 
-def city_cloud(path: str | Path, n_points: int, seed: int = SEED) -> int:
+def city_cloud(path: str | Path, n_points: int, seed: int = SEED, classes_path: str | Path | None = None) -> int:
     """Write an aerial LiDAR file (.las or .laz by suffix) of about ``n_points`` over a square
-    around the origin: the sample's model grown to the size asked (for benchmarks). Returns the
-    number of points written."""
+    around the origin: the sample's model grown to the size asked (for benchmarks and tests).
+    Returns the number of points written; ``classes_path`` gets their true ASPRS classes (.npy)."""
     side = float(np.sqrt(n_points / LIDAR_DENSITY))
     extent = (-side / 2, -side / 2, side / 2, side / 2)
     rng = np.random.default_rng(seed)
@@ -276,6 +276,8 @@ def city_cloud(path: str | Path, n_points: int, seed: int = SEED) -> int:
     pts = simulate_lidar(rng, buildings, trees, extent)
     x0, y0 = origin_xy()
     write_laz(Path(path), pts, x0, y0)
+    if classes_path is not None:
+        np.save(classes_path, pts["cls"])
     return int(len(pts["x"]))
 
 

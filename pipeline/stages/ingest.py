@@ -11,6 +11,7 @@ import csv
 import json
 import math
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,10 +20,11 @@ import shapely
 
 from pipeline.config import TwinConfig
 from pipeline.core.geodesy import parse_crs
-from pipeline.core.pointio import ChunkStore, iter_las_chunks, las_point_count, read_las_crs
+from pipeline.core.pointio import (POINT_DTYPE, ChunkStore, is_copc, iter_las_chunks, iter_ply_chunks,
+                                   iter_text_chunks, las_point_count, point_format_of, read_las_crs)
 from pipeline.core.raster import read_elevation
 from pipeline.core.vector import read_features
-from pipeline.errors import CRSError, InputError
+from pipeline.errors import ConfigError, CRSError, InputError
 from pipeline.stage import StageContext, StageResult
 
 NAME = "ingest"
@@ -33,9 +35,24 @@ def _dump(path: Path, obj: Any) -> None:
     path.write_text(json.dumps(obj, indent=1, sort_keys=True))
 
 
+def _point_chunks(path: Path, pc: Any, chunk_size: int) -> tuple[str, Iterator[np.ndarray], int | None]:
+    """(format, chunk iterator, expected point count if the header says) of one input cloud."""
+    fmt = point_format_of(path, pc.format)
+    if fmt == "las":
+        return ("copc" if is_copc(path) else "las"), iter_las_chunks(path, chunk_size), las_point_count(path)
+    if fmt == "ply":
+        return "ply", iter_ply_chunks(path, chunk_size), None
+    if not pc.columns:
+        raise ConfigError("a text point cloud needs its columns mapped (inputs.pointclouds[].columns)",
+                          path=path)
+    return "text", iter_text_chunks(path, chunk_size, pc.columns, delimiter=pc.delimiter,
+                                    header=pc.header), None
+
+
 def _ingest_pointcloud(ctx: StageContext, cfg: TwinConfig, i: int, pc: Any) -> dict[str, Any]:
     path = cfg.resolve(pc.path)
-    file_crs, z_factor = read_las_crs(path)
+    fmt, chunks, total = _point_chunks(path, pc, cfg.stages.ingest.chunk_size)
+    file_crs, z_factor = read_las_crs(path) if fmt in ("las", "copc") else (None, 1.0)
     crs = parse_crs(pc.crs, path=path) if pc.crs else file_crs
     if crs is None and cfg.site.crs and pc.georeference == "crs":
         crs = parse_crs(cfg.site.crs, path=path)
@@ -43,25 +60,25 @@ def _ingest_pointcloud(ctx: StageContext, cfg: TwinConfig, i: int, pc: Any) -> d
         raise CRSError("point cloud has no CRS record; set its crs (or site.crs) in the config, or "
                        "georeference: gcps for a scan in a local frame", path=path)
     store = ChunkStore(ctx.out_dir / "points" / f"{i:02d}_{path.stem}")
-    total = las_point_count(path)
-    chunk_size = cfg.stages.ingest.chunk_size
-    n_chunks = max(1, math.ceil(total / chunk_size))
+    n_chunks = max(1, math.ceil(total / cfg.stages.ingest.chunk_size)) if total else None
     count, lo, hi = 0, np.full(3, np.inf), np.full(3, -np.inf)
     classes = np.zeros(256, np.int64)
-    for k, chunk in enumerate(ctx.reporter.track(iter_las_chunks(path, chunk_size),
-                                                 f"ingest {path.name}", n_chunks)):
+    extra: list[list[str]] = []
+    for k, chunk in enumerate(ctx.reporter.track(chunks, f"ingest {path.name}", n_chunks)):
         store.write(k, chunk)
-        xyz = np.column_stack([chunk["x"], chunk["y"], chunk["z"]])
-        lo, hi = np.minimum(lo, xyz.min(0)), np.maximum(hi, xyz.max(0))
+        extra = [[n, chunk.dtype.fields[n][0].str] for n in chunk.dtype.names if n not in POINT_DTYPE.names]
+        for a, axis in enumerate("xyz"):
+            lo[a], hi[a] = min(lo[a], chunk[axis].min()), max(hi[a], chunk[axis].max())
         classes += np.bincount(chunk["classification"], minlength=256)
         count += len(chunk)
-    meta = {"source": str(path), "crs_wkt": crs.to_wkt() if crs else None,
+    meta = {"source": str(path), "format": fmt, "crs_wkt": crs.to_wkt() if crs else None,
             "crs_name": crs.name if crs else "local scanner frame", "z_factor": z_factor,
             "georeference": pc.georeference, "align": pc.align, "accept_crs": pc.accept_crs,
             "frame": "source", "count": count, "bounds": [*lo.tolist(), *hi.tolist()],
-            "classes": {str(c): int(n) for c, n in enumerate(classes) if n}}
+            "extra_dims": extra, "classes": {str(c): int(n) for c, n in enumerate(classes) if n}}
     store.write_meta(meta)
-    return {"file": str(path), "crs": meta["crs_name"], "points": count, "bounds": meta["bounds"]}
+    return {"file": str(path), "format": fmt, "crs": meta["crs_name"], "points": count,
+            "bounds": meta["bounds"], "extra_dims": [n for n, _ in extra]}
 
 
 def _ingest_footprints(ctx: StageContext, cfg: TwinConfig) -> dict[str, Any]:

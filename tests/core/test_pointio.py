@@ -145,3 +145,93 @@ def test_geotiff_unit_keys_are_honoured(tmp_path):
     x, y = pyproj.Transformer.from_crs(crs, "EPSG:5186", always_xy=True).transform(xyz[:, 0] / ft,
                                                                                    xyz[:, 1] / ft)
     assert np.abs(x - xyz[:, 0]).max() < 1e-3 and np.abs(y - xyz[:, 1]).max() < 1e-3
+
+
+def test_las_extra_dimensions_are_kept(tmp_path):
+    path = tmp_path / "extra.las"
+    header = laspy.LasHeader(point_format=6, version="1.4")
+    header.scales = np.array([0.01, 0.01, 0.01])
+    header.add_extra_dim(laspy.ExtraBytesParams(name="range", type=np.uint16))
+    header.add_extra_dim(laspy.ExtraBytesParams(name="echo_width", type=np.int32, scales=np.array([0.1]),
+                                                offsets=np.array([0.0])))
+    header.add_extra_dim(laspy.ExtraBytesParams(name="normal", type="3f4"))
+    las = laspy.LasData(header)
+    n = 500
+    rng = np.random.default_rng(3)
+    las.x, las.y, las.z = rng.uniform(0, 100, (3, n)).round(2)
+    las.range = np.arange(n, dtype=np.uint16)
+    las.echo_width = np.arange(n) * 0.1
+    las.normal = rng.normal(size=(n, 3)).astype(np.float32)
+    las.write(path)
+    rec = np.concatenate(list(iter_las_chunks(path, 128)))
+    assert list(rec.dtype.names[len(POINT_DTYPE.names):]) == ["range", "echo_width", "normal_0", "normal_1",
+                                                             "normal_2"]
+    assert np.array_equal(rec["range"], np.arange(n))
+    assert np.allclose(rec["echo_width"], np.arange(n) * 0.1)
+    assert np.array_equal(rec["normal_2"], np.asarray(las.normal)[:, 2])
+
+
+def _ply(path: Path, n: int, text: bool) -> np.ndarray:
+    from plyfile import PlyData, PlyElement
+
+    rng = np.random.default_rng(5)
+    v = np.zeros(n, [("x", "f8"), ("y", "f8"), ("z", "f8"), ("red", "u1"), ("green", "u1"), ("blue", "u1"),
+                     ("scalar_intensity", "f4"), ("reflectance", "f4")])
+    v["x"], v["y"], v["z"] = rng.uniform(0, 50, (3, n))
+    v["red"], v["green"], v["blue"] = 255, 128, 0
+    v["scalar_intensity"] = rng.integers(0, 1000, n)
+    v["reflectance"] = rng.normal(size=n)
+    PlyData([PlyElement.describe(v, "vertex")], text=text).write(str(path))
+    return v
+
+
+@pytest.mark.parametrize("text", [False, True])
+def test_ply_reads_in_chunks_with_extras(tmp_path, text):
+    from pipeline.core.pointio import iter_ply_chunks
+
+    v = _ply(tmp_path / "c.ply", 1000, text)
+    chunks = list(iter_ply_chunks(tmp_path / "c.ply", 300))
+    assert [len(c) for c in chunks] == [300, 300, 300, 100]
+    rec = np.concatenate(chunks)
+    assert np.allclose(rec["x"], v["x"]) and np.allclose(rec["z"], v["z"])
+    assert np.all(rec["red"] == 255 * 257) and np.all(rec["green"] == 128 * 257)
+    assert np.array_equal(rec["intensity"], v["scalar_intensity"].astype(np.uint16))
+    assert np.allclose(rec["reflectance"], v["reflectance"])
+
+
+def test_text_points_with_a_column_mapping(tmp_path):
+    from pipeline.core.pointio import iter_text_chunks
+
+    rng = np.random.default_rng(7)
+    xyz = rng.uniform(0, 100, (700, 3)).round(3)
+    cls = rng.integers(1, 7, 700)
+    path = tmp_path / "pts.csv"
+    lines = ["E,N,H,class,amplitude"] + [f"{a},{b},{c},{k},{k * 1.5}" for (a, b, c), k in zip(xyz, cls, strict=True)]
+    path.write_text("\n".join(lines) + "\n")
+    cols = {"x": "E", "y": "N", "z": "H", "classification": "class", "amplitude": "amplitude"}
+    rec = np.concatenate(list(iter_text_chunks(path, 256, cols, delimiter=None, header=True)))
+    assert np.allclose(np.column_stack([rec["x"], rec["y"], rec["z"]]), xyz)
+    assert np.array_equal(rec["classification"], cls) and np.allclose(rec["amplitude"], cls * 1.5)
+    xyz_path = tmp_path / "pts.xyz"
+    xyz_path.write_text("\n".join(f"{a} {b}  {c}" for a, b, c in xyz) + "\n")
+    rec = np.concatenate(list(iter_text_chunks(xyz_path, 256, {"x": 0, "y": 1, "z": 2}, delimiter=None,
+                                               header=False)))
+    assert np.allclose(rec["z"], xyz[:, 2]) and np.all(rec["number_of_returns"] == 1)
+
+
+def test_bad_text_and_ply_name_the_file(tmp_path):
+    from pipeline.core.pointio import iter_ply_chunks, iter_text_chunks
+
+    bad = tmp_path / "bad.xyz"
+    bad.write_text("1 2 3\n4 five 6\n")
+    with pytest.raises(PointCloudError, match="bad.xyz"):
+        list(iter_text_chunks(bad, 100, {"x": 0, "y": 1, "z": 2}, delimiter=None, header=False))
+    nan = tmp_path / "nan.xyz"
+    nan.write_text("1 2 3\n4 nan 6\n")
+    with pytest.raises(PointCloudError, match="non-finite"):
+        list(iter_text_chunks(nan, 100, {"x": 0, "y": 1, "z": 2}, delimiter=None, header=False))
+    trunc = tmp_path / "t.ply"
+    _ply(trunc, 1000, False)
+    trunc.write_bytes(trunc.read_bytes()[:-5000])
+    with pytest.raises(PointCloudError, match="t.ply"):
+        list(iter_ply_chunks(trunc, 100))

@@ -1,0 +1,93 @@
+"""clean and the point-cloud tiles on a small city: results do not depend on the cell size, the
+classes match the generator's truth with either ground filter, every point is tiled once."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from pipeline.core.cells import CellStore
+from pipeline.core.classify import BUILDING, GROUND
+from pipeline.samples.generator import city_cloud
+from tests.conftest import run_cli
+
+
+@pytest.fixture(scope="module")
+def city(tmp_path_factory):
+    d = tmp_path_factory.mktemp("city")
+    city_cloud(d / "city.laz", 300_000, classes_path=d / "classes.npy")
+    return d
+
+
+def _run(city, name: str, cell: float, clean: str = "{}", stages: str = "ingest..clean"):
+    w = city / name
+    cfg = city / f"{name}.yaml"
+    cfg.write_text("site: {origin: {lat: 37.5770, lon: 126.8898}}\n"
+                   f"inputs: {{pointclouds: [{{path: {city / 'city.laz'}}}]}}\n"
+                   f"stages: {{ingest: {{chunk_size: 50000}}, georef: {{cell_size: {cell}}}, clean: {clean}}}\n")
+    proc = run_cli("run", str(cfg), "--workdir", str(w), "--stages", stages, "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    return w
+
+
+def _clean(w):
+    return CellStore(w / "artifacts" / "clean" / "points").read_all()
+
+
+def test_results_do_not_depend_on_the_cell_size(city):
+    opts = "{voxel_size: 0.25, outlier_std_ratio: 1.0}"  # a strict filter, so many points are at stake
+    a = _clean(_run(city, "c40", 40, opts))
+    b = _clean(_run(city, "c70", 70, opts))
+    report = json.loads((city / "c40" / "reports" / "clean.json").read_text())
+    assert report["statistical_outliers_removed"] > 1000 and report["thinned_away"] > 1000
+    assert report["border_uncertain_points"] == 0
+    assert np.array_equal(a["index"], b["index"])
+    assert np.array_equal(a["x"], b["x"]) and np.array_equal(a["z"], b["z"])
+    # surface variation is float32 arithmetic around each cell's centre: a point on the threshold
+    # may flip, nothing more
+    assert np.mean(a["classification"] == b["classification"]) > 0.9999
+
+
+@pytest.mark.parametrize("method", ["smrf", "csf"])
+def test_classes_against_the_generators_truth(city, method):
+    got = _clean(_run(city, f"m_{method}", 100, f"{{ground_method: {method}}}"))
+    truth = np.load(city / "classes.npy")[got["index"]]
+    for k in (GROUND, BUILDING):
+        assert np.mean(got["classification"][truth == k] == k) >= 0.95, k
+
+
+def test_existing_classes_are_kept_unless_reclassify(city, tmp_path):
+    import laspy
+
+    las = laspy.read(city / "city.laz")
+    las.classification = np.where(np.arange(len(las.points)) % 2 == 0, 9, 1).astype(np.uint8)  # 9: water
+    las.write(city / "city_water.laz")
+    for reclass, want_water in ((False, True), (True, False)):
+        w = tmp_path / f"r{reclass}"
+        cfg = tmp_path / f"r{reclass}.yaml"
+        cfg.write_text("site: {origin: {lat: 37.5770, lon: 126.8898}}\n"
+                       f"inputs: {{pointclouds: [{{path: {city / 'city_water.laz'}}}]}}\n"
+                       f"stages: {{clean: {{reclassify: {str(reclass).lower()}}}}}\n")
+        proc = run_cli("run", str(cfg), "--workdir", str(w), "--stages", "ingest..clean", "--quiet")
+        assert proc.returncode == 0, proc.stderr
+        got = _clean(w)
+        even = got["index"] % 2 == 0
+        assert np.all(got["classification"][even] == 9) == want_water
+        assert not np.any(got["classification"][~even] == 1)
+
+
+def test_rasters_are_tiled_compressed_with_nodata(city):
+    import rasterio
+
+    w = city / "c40"
+    for name in ("dtm.tif", "dsm.tif"):
+        with rasterio.open(w / "artifacts" / "clean" / name) as r:
+            assert r.nodata == -9999.0 and r.profile["tiled"] and r.compression.name == "deflate"
+    with rasterio.open(w / "artifacts" / "clean" / "dtm.tif") as dtm, \
+            rasterio.open(w / "artifacts" / "clean" / "dsm.tif") as dsm:
+        a, b = dtm.read(1), dsm.read(1)
+        both = (a != -9999.0) & (b != -9999.0)
+        assert np.all(b[both] >= a[both] - 0.5)  # the surface is never below the ground
+        assert (b[both] - a[both]).max() > 10  # and rises over the buildings
