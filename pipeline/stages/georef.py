@@ -447,6 +447,8 @@ def run(ctx: StageContext, cfg: TwinConfig) -> StageResult:
     control = _control(ctx, g, cfg)
     points = _points(ctx, g, cfg, control)
     counts["points"] = points.pop("points")
+    if "registration" in points:
+        report["registration"] = points.pop("registration")
     report["pointclouds"] = points
     if (ingest / "footprints.json").is_file():
         counts["buildings"] = len(_footprints(ctx, g))

@@ -91,3 +91,36 @@ def test_rasters_are_tiled_compressed_with_nodata(city):
         both = (a != -9999.0) & (b != -9999.0)
         assert np.all(b[both] >= a[both] - 0.5)  # the surface is never below the ground
         assert (b[both] - a[both]).max() > 10  # and rises over the buildings
+
+
+def test_ply_with_an_extra_dimension_reaches_the_tiles(tmp_path):
+    from plyfile import PlyData, PlyElement
+
+    from pipeline.core.gltf import read_accessor, read_glb
+
+    rng = np.random.default_rng(9)
+    n = 60_000
+    v = np.zeros(n, [("x", "f8"), ("y", "f8"), ("z", "f8"), ("reflectance", "f4")])
+    # EPSG:5186 near the site: a gently sloping 80 m square
+    v["x"] = 190_000 + rng.uniform(0, 80, n)
+    v["y"] = 553_000 + rng.uniform(0, 80, n)
+    v["z"] = 20 + 0.01 * (v["x"] - 190_000) + rng.normal(0, 0.02, n)
+    v["reflectance"] = np.round(v["x"] - 190_000, 1)
+    PlyData([PlyElement.describe(v, "vertex")]).write(str(tmp_path / "scan.ply"))
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("site: {origin: {lat: 37.5770, lon: 126.8898}}\n"
+                   "inputs: {pointclouds: [{path: scan.ply, crs: 'EPSG:5186+5773'}]}\n"
+                   "stages: {georef: {cell_size: 20}, tile: {pointcloud_max_points: 5000}}\n")
+    proc = run_cli("run", str(cfg), "--workdir", str(tmp_path / "w"), "--stages", "ingest..tile", "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    total, pairs = 0, []
+    for glb in (tmp_path / "w" / "artifacts" / "tile" / "pointcloud" / "tiles").glob("*.glb"):
+        doc, binary = read_glb(glb.read_bytes())
+        attrs = doc["meshes"][0]["primitives"][0]["attributes"]
+        refl = read_accessor(doc, binary, attrs["_REFLECTANCE"])
+        total += len(refl)
+        pairs.append(refl)
+    kept = _clean(tmp_path / "w")
+    assert total == len(kept) > 0.99 * n
+    assert np.array_equal(kept["reflectance"], v["reflectance"][kept["index"]])
+    assert np.array_equal(np.sort(np.concatenate(pairs)), np.sort(kept["reflectance"]))
