@@ -140,6 +140,9 @@ class GeorefConfig(_Model):
 
 
 class CleanConfig(_Model):
+    enabled: bool = Field(
+        True, description="false: points go to the tiles as delivered (classes, noise and all; no "
+                          "DTM/DSM), for clouds a survey vendor has already cleaned and classified.")
     remove_duplicates: bool = Field(True, description="Drop points that repeat an earlier point's coordinates.")
     outlier_neighbors: int = Field(10, ge=2, description="Neighbours of the statistical outlier filter and "
                                                          "of the local geometry.")

@@ -225,3 +225,27 @@ def test_killed_run_resumes_to_identical_outputs(sample_run, tmp_path):
     m = json.loads((workdir / "manifest.json").read_text())
     assert m["stages"]["ingest"]["skipped"] and m["stages"]["georef"]["skipped"]
     assert not list((workdir / "artifacts").glob(".tmp-*"))
+
+
+def test_dtm_against_the_true_terrain(sample_run):
+    import pyproj
+    import rasterio
+
+    from pipeline.core.geodesy import GeoidModel, SiteFrame, geodetic_to_source
+    from pipeline.samples.generator import terrain_height
+
+    with rasterio.open(sample_run / "artifacts" / "clean" / "dtm.tif") as r:
+        u = r.read(1).astype(np.float64)
+        rows, cols = np.mgrid[0:r.height, 0:r.width]
+        e, n = rasterio.transform.xy(r.transform, rows.ravel(), cols.ravel())
+    valid = u.ravel() != -9999.0
+    enu = np.column_stack([np.asarray(e)[valid], np.asarray(n)[valid], u.ravel()[valid]])
+    frame = SiteFrame.from_origin(json.loads((sample_run / "artifacts" / "georef" / "frame.json")
+                                             .read_text())["origin"])
+    lon, lat, h = frame.enu_to_geodetic(enu)
+    x, y, height = geodetic_to_source(pyproj.CRS("EPSG:5186+5773"), lon, lat, h, heights="orthometric",
+                                      geoid=GeoidModel.from_spec("egm96"))
+    err = height - terrain_height(x, y)
+    assert valid.mean() > 0.99
+    rmse = float(np.sqrt(np.mean(err ** 2)))
+    assert rmse <= 0.15, rmse

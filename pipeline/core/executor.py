@@ -8,15 +8,24 @@ A Dask cluster plugs in through ``Client.get_executor()``; ``core`` never import
 from __future__ import annotations
 
 import multiprocessing
+import os
 from concurrent.futures import Executor, ProcessPoolExecutor
 
 from pipeline.errors import ConfigError
 
 
+def _one_thread_per_worker() -> None:
+    # the pool already keeps every core busy; OpenMP / BLAS threads inside each worker (pykdtree,
+    # numpy) would only contend with the other workers. Set before those libraries load.
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = "1"
+
+
 def make_executor(kind: str = "local", workers: int = 2, scheduler: str | None = None) -> Executor:
     """An executor for ``kind`` 'local' (spawned processes) or 'dask' (scheduler address or LocalCluster)."""
     if kind == "local":
-        return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+        return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+                                   initializer=_one_thread_per_worker)
     if kind == "dask":
         try:
             from dask.distributed import Client, LocalCluster

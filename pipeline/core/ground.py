@@ -87,20 +87,46 @@ def fill_nearest(values: np.ndarray) -> np.ndarray:
     return values[tuple(idx)]
 
 
-def fill_linear(grid: Grid, values: np.ndarray) -> np.ndarray:
+def _interpolate_holes(values: np.ndarray, holes: np.ndarray, out: np.ndarray, r0: int, c0: int) -> None:
+    """Linear interpolation of the ``holes`` of window ``values`` (at r0, c0 in ``out``) from the
+    valid cells within two cells of them."""
+    rim = ndimage.binary_dilation(holes, iterations=2) & ~np.isnan(values)
+    if rim.sum() < 3:
+        return
+    rr, cc = np.nonzero(rim)
+    hr, hc = np.nonzero(holes)
+    try:
+        out[r0 + hr, c0 + hc] = interpolate.griddata((rr, cc), values[rr, cc], (hr, hc), method="linear")
+    except Exception:  # Qhull refuses a rim on one line: the nearest fill takes over
+        return
+
+
+def fill_linear(grid: Grid, values: np.ndarray, block: int = 256) -> np.ndarray:
     """NaN cells interpolated linearly from the valid cells around them (nearest outside their hull).
 
-    Only valid cells on the rim of a hole are triangulated: the interpolation inside a hole
-    depends on its rim alone, and the rims are a small fraction of a city grid.
+    Only the rims of holes (valid cells within two cells of one) are triangulated. Holes that fit
+    in a ``block``-cell square are done together per block, larger ones one at a time, so memory
+    follows a block or the largest hole, not the whole district.
     """
     mask = np.isnan(values)
     if not mask.any():
         return values
-    ce, cn = grid.centers()
-    known = ndimage.binary_dilation(mask, iterations=2) & ~mask
+    labels, _ = ndimage.label(mask)
     filled = values.copy()
-    filled[mask] = interpolate.griddata((ce[known], cn[known]), values[known],
-                                        (ce[mask], cn[mask]), method="linear")
+    groups: dict[tuple[int, int], list[int]] = {}
+    for lab, sl in enumerate(ndimage.find_objects(labels), start=1):
+        if sl[0].stop - sl[0].start <= block and sl[1].stop - sl[1].start <= block:
+            groups.setdefault((sl[0].start // block, sl[1].start // block), []).append(lab)
+        else:
+            r0, r1 = max(sl[0].start - 2, 0), min(sl[0].stop + 2, grid.rows)
+            c0, c1 = max(sl[1].start - 2, 0), min(sl[1].stop + 2, grid.cols)
+            _interpolate_holes(values[r0:r1, c0:c1], labels[r0:r1, c0:c1] == lab, filled, r0, c0)
+    for (bi, bj), labs in groups.items():
+        # a group's holes start in this block and are at most a block long: two blocks hold them
+        r0, r1 = max(bi * block - 2, 0), min((bi + 2) * block + 2, grid.rows)
+        c0, c1 = max(bj * block - 2, 0), min((bj + 2) * block + 2, grid.cols)
+        window = labels[r0:r1, c0:c1]
+        _interpolate_holes(values[r0:r1, c0:c1], np.isin(window, labs), filled, r0, c0)
     return fill_nearest(filled)
 
 

@@ -23,7 +23,9 @@ site origin, which matches ENU E/N to well under a millimetre within 2 km).
 
 from __future__ import annotations
 
+import os
 import shutil
+import time
 from pathlib import Path
 from typing import Any
 
@@ -189,6 +191,34 @@ def _ground_surface(grid: gnd.Grid, zmin: np.ndarray, c: CleanConfig) -> np.ndar
     return gnd.fill_linear(grid, np.where(is_ground, zmin, np.nan))
 
 
+def _pass_through(src: CellStore, out: CellStore, meta: dict[str, Any]) -> StageResult:
+    """Publish georef's cells unchanged: hard links, so no point is copied."""
+    classes = np.zeros(256, np.int64)
+    for cell in src.cells():
+        out.cell_dir(cell).mkdir(parents=True)
+        for part in src.parts(cell):
+            os.link(part, out.cell_dir(cell) / part.name)
+            classes += np.bincount(np.load(part, mmap_mode="r")["classification"], minlength=256)
+    out.write_meta(meta | {"classified": False})
+    report = {"input_points": int(meta["count"]), "output_points": int(meta["count"]), "enabled": False,
+              "classes": {str(k): int(v) for k, v in enumerate(classes) if v}}
+    return StageResult({"points": int(meta["count"]), "ground": int(classes[GROUND]),
+                        "building_points": int(classes[BUILDING])}, report)
+
+
+class _Clock:
+    """Seconds per step, for the report (timings live in reports, never in outputs)."""
+
+    def __init__(self) -> None:
+        self.t = time.perf_counter()
+        self.laps: dict[str, float] = {}
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.laps[name] = round(now - self.t, 3)
+        self.t = now
+
+
 def _check(c: CleanConfig, cell_size: float) -> None:
     if c.voxel_size > 0:
         ratio = cell_size / c.voxel_size
@@ -204,11 +234,14 @@ def run(ctx: StageContext, cfg: TwinConfig) -> StageResult:
     if not src.folder.is_dir():
         return StageResult({"points": 0}, {"note": "no point clouds"})
     meta = src.meta()
+    if not c.enabled:
+        return _pass_through(src, CellStore(ctx.out_dir / "points"), meta)
     _check(c, meta["cell_size"])
     cells = src.cells()
     tmp = ctx.out_dir / "_work"
     tmp.mkdir(parents=True)
     ex = ctx.executor
+    clock = _Clock()
     measured = [f.result() for f in ctx.reporter.track(
         [ex.submit(measure_cell, str(src.folder), cell, str(tmp), c.outlier_neighbors, c.cell_buffer,
                    c.remove_duplicates) for cell in cells], "clean: neighbourhoods")]
@@ -216,6 +249,7 @@ def run(ctx: StageContext, cfg: TwinConfig) -> StageResult:
     mean = sum(m["sum"] for m in measured) / max(n, 1)
     std = np.sqrt(max(sum(m["sumsq"] for m in measured) / max(n, 1) - mean ** 2, 0.0))
     threshold = mean + c.outlier_std_ratio * std
+    clock.lap("neighbourhoods")
 
     lo, hi = meta["bounds"][:3], meta["bounds"][3:]
     grid = gnd.Grid.covering(np.array([lo[0], hi[0]]), np.array([lo[1], hi[1]]), c.ground_cell)
@@ -226,7 +260,9 @@ def run(ctx: StageContext, cfg: TwinConfig) -> StageResult:
             r0, c0, values = b
             view = zmin[r0:r0 + values.shape[0], c0:c0 + values.shape[1]]
             view[...] = np.fmin(view, values)
+    clock.lap("minimum_surface")
     surface = _ground_surface(grid, zmin, c)
+    clock.lap("ground_filter")
     surface_path = tmp / "surface.npy"
     np.save(surface_path, surface)
 
@@ -251,13 +287,20 @@ def run(ctx: StageContext, cfg: TwinConfig) -> StageResult:
             ground_n[flat] += cnt
             view = dsm[r0:r0 + rows, c0:c0 + cols]
             view[...] = np.maximum(view, top.reshape(rows, cols))
+    clock.lap("classify")
     shutil.rmtree(tmp)
     out.write_meta(meta | {"count": kept, "classified": True})
+    # cells without ground points (under roofs and canopy) take the filtered ground surface,
+    # already interpolated across those holes
+    ce, cn = dtm_grid.centers()
     with np.errstate(invalid="ignore", divide="ignore"):
         dtm = np.where(ground_n > 0, ground_sum / ground_n, np.nan).reshape(dtm_grid.rows, dtm_grid.cols)
-    _write_raster(ctx.out_dir / "dtm.tif", dtm_grid, gnd.fill_linear(dtm_grid, dtm), cfg, "the bare ground")
+    holes = np.isnan(dtm)
+    dtm[holes] = grid.sample(surface, ce[holes], cn[holes])
+    _write_raster(ctx.out_dir / "dtm.tif", dtm_grid, dtm, cfg, "the bare ground")
     _write_raster(ctx.out_dir / "dsm.tif", dtm_grid, np.where(np.isinf(dsm), np.nan, dsm), cfg,
                   "the highest point")
+    clock.lap("rasters")
     noise = sum(m["noise"] for m in measured)
     dups = sum(m["duplicates"] for m in measured)
     report = {"input_points": int(meta["count"]), "cells": len(cells),
@@ -268,6 +311,7 @@ def run(ctx: StageContext, cfg: TwinConfig) -> StageResult:
               "border_uncertain_points": uncertain,
               "thinned_away": thinned, "output_points": kept, "ground_method": c.ground_method,
               "classes": {str(k): int(v) for k, v in enumerate(classes) if v},
-              "dtm": {"resolution_m": c.dtm_resolution, "shape": [dtm_grid.rows, dtm_grid.cols]}}
+              "dtm": {"resolution_m": c.dtm_resolution, "shape": [dtm_grid.rows, dtm_grid.cols]},
+              "seconds": clock.laps}
     return StageResult({"points": kept, "ground": int(classes[GROUND]),
                         "building_points": int(classes[BUILDING])}, report)
