@@ -21,7 +21,7 @@ $(BIN)/python:
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
 	fi
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q -e '.[dev,meshopt]'
 	npm install --no-audit --no-fund --silent
 	@touch $@
 

@@ -74,11 +74,12 @@ def folder_bytes(path: Path, suffixes: tuple[str, ...]) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file() and p.suffix in suffixes)
 
 
-def run_ours(src: Path, n: int, tag: str, clean: bool = True) -> dict:
-    cfg = WORK / f"{tag}{'' if clean else '_convert'}.yaml"
+def run_ours(src: Path, n: int, tag: str, clean: bool = True, meshopt: bool = False) -> dict:
+    cfg = WORK / f"{tag}{'' if clean else '_convert'}{'_meshopt' if meshopt else ''}.yaml"
     cfg.write_text(f"site: {{origin: {{lat: 37.5770, lon: 126.8898}}}}\n"
                    f"inputs: {{pointclouds: [{{path: {src}}}]}}\n"
-                   f"stages: {{clean: {{enabled: {str(clean).lower()}}}}}\n")
+                   f"stages: {{clean: {{enabled: {str(clean).lower()}}}, "
+                   f"tile: {{pointcloud_meshopt: {str(meshopt).lower()}}}}}\n")
     workdir = WORK / f"ours_{tag}"
     shutil.rmtree(workdir, ignore_errors=True)
     r = measure([sys.executable, "-m", "pipeline", "run", str(cfg), "--workdir", str(workdir),
@@ -123,7 +124,7 @@ def table(results: list[dict]) -> str:
              "| ours ÷ py3dtiles throughput |",
              "|---:|---|---|---:|---:|---:|---:|---:|"]
     for r in results:
-        for tool in ("py3dtiles", "dmc-twin", "dmc-twin convert"):
+        for tool in ("py3dtiles", "dmc-twin", "dmc-twin convert", "dmc-twin convert meshopt"):
             m = r[tool]
             ok = m["wall_s"] is not None and not m.get("error")
             rate = r["points"] / m["wall_s"] / 1e6 if ok else None
@@ -160,7 +161,8 @@ def main() -> int:
             row = {"points": n, "format": fmt,
                    "py3dtiles": run_py3dtiles(exe, src, n, tag, fmt == "laz"),
                    "dmc-twin": run_ours(src, n, tag),
-                   "dmc-twin convert": run_ours(src, n, tag, clean=False)}
+                   "dmc-twin convert": run_ours(src, n, tag, clean=False),
+                   "dmc-twin convert meshopt": run_ours(src, n, tag, clean=False, meshopt=True)}
             print(json.dumps(row, indent=1), flush=True)
             results.append(row)
     out = REPO / "benchmarks" / "results"
@@ -180,7 +182,8 @@ Machine: {machine}. Input: synthetic city clouds from the sample generator (LAS 
 backend: its forked workers hang on the parallel one). "dmc-twin" runs `dmctwin run --stages
 ingest..tile`, which also cleans and classifies the cloud and writes a DTM and DSM (py3dtiles does
 none of that); "dmc-twin convert" is the same run with `stages.clean.enabled: false`, the same
-output kind as py3dtiles (every input point tiled, RGB, intensity, classes). Peak RSS is
+output kind as py3dtiles (every input point tiled, RGB, intensity, classes); "convert meshopt"
+adds `stages.tile.pointcloud_meshopt: true` (EXT_meshopt_compression). Peak RSS is
 the sum over the whole process tree, sampled every 50 ms. Both tools run in the same invocation,
 one after the other, so the ratio compares like with like.
 

@@ -188,6 +188,9 @@ class TileConfig(_Model):
     pointcloud_root_cells: int = Field(
         128, ge=8, description="Root sampling grid: cells per edge of the cloud's bounding cube; "
                                "each level halves the spacing.")
+    pointcloud_meshopt: bool = Field(
+        False, description="Compress point tiles with EXT_meshopt_compression (needs the meshopt "
+                           "extra: pip install 'dmc-twin[meshopt]'; CesiumJS decodes it).")
 
 
 class AnchorsConfig(_Model):

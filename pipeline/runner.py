@@ -22,7 +22,7 @@ from typing import Any
 from pipeline import __version__
 from pipeline.config import STAGE_NAMES, TwinConfig
 from pipeline.core.atomic import digest_of, replace_dir, sha256_file, tree_hashes, write_json_atomic
-from pipeline.core.executor import make_executor
+from pipeline.core.executor import make_executor, preload
 from pipeline.core.progress import Reporter
 from pipeline.errors import ConfigError, InputError, StageError, TwinError
 from pipeline.stage import StageContext, StageResult
@@ -137,6 +137,12 @@ class Runner:
                 shared.append(make_executor(ex.kind, ex.workers, ex.scheduler))
             return shared[0]
 
+        first = names[0]
+        if force or not self._up_to_date(first, self._key(first, stage_module(first), files)):
+            # start the workers now: they import the stages' libraries while the first stage runs
+            pool = executor()
+            for _ in range(ex.workers):
+                pool.submit(preload, [f"pipeline.stages.{n}" for n in names])
         try:
             self._run_stages(names, files, force, on_stage, executor)
         finally:
@@ -176,7 +182,10 @@ class Runner:
                     ctx.close()
                 seconds = time.perf_counter() - t0
                 outputs = tree_hashes(tmp)
-                replace_dir(tmp, final)
+                # intermediate artifacts skip the fsync (seconds per gigabyte): a torn file after a
+                # power cut fails the output-hash check on resume and the stage reruns; the
+                # published bundle is what users take away, so it is made durable
+                replace_dir(tmp, final, durable=name == "publish")
                 if result.report:
                     write_json_atomic(self.workdir / "reports" / f"{name}.json", result.report)
                 entry = {"key": key, "config_hash": self.cfg.stage_hash(name),

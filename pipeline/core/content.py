@@ -120,15 +120,16 @@ def position_step(xyz: np.ndarray) -> np.ndarray:
 
 
 def point_glb(xyz: np.ndarray, rgb16: np.ndarray, intensity: np.ndarray, classification: np.ndarray,
-              extras: dict[str, np.ndarray] | None = None) -> bytes:
+              extras: dict[str, np.ndarray] | None = None, *, meshopt: bool = False) -> bytes:
     """GLB of a point cloud (mode POINTS) with KHR_mesh_quantization positions.
 
     Positions are unsigned 16-bit steps over the points' own box; the node's translation and scale
     restore metres (error at most half a step, :func:`position_step`). RGB, _INTENSITY and
     _CLASSIFICATION ride along as attributes, and each of ``extras`` (the input's extra
-    dimensions) as a float32 ``_NAME`` attribute.
+    dimensions) as a float32 ``_NAME`` attribute. ``meshopt`` stores every attribute
+    EXT_meshopt_compression-encoded.
     """
-    b = GltfBuilder()
+    b = GltfBuilder(meshopt=meshopt)
     g = enu_to_gltf(np.asarray(xyz, np.float64))
     lo = g.min(0)
     step = position_step(xyz)

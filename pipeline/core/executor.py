@@ -7,6 +7,7 @@ A Dask cluster plugs in through ``Client.get_executor()``; ``core`` never import
 
 from __future__ import annotations
 
+import importlib
 import multiprocessing
 import os
 from concurrent.futures import Executor, ProcessPoolExecutor
@@ -19,6 +20,12 @@ def _one_thread_per_worker() -> None:
     # numpy) would only contend with the other workers. Set before those libraries load.
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[var] = "1"
+
+
+def preload(modules: list[str]) -> None:
+    """Import ``modules`` in a worker (a warm-up task), so later tasks start at once."""
+    for name in modules:
+        importlib.import_module(name)
 
 
 def make_executor(kind: str = "local", workers: int = 2, scheduler: str | None = None) -> Executor:

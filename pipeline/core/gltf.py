@@ -40,7 +40,11 @@ def gltf_to_enu(v: np.ndarray) -> np.ndarray:
 class GltfBuilder:
     """Accumulates buffers, accessors, meshes and extensions; :meth:`to_glb` serialises."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, meshopt: bool = False) -> None:
+        """``meshopt``: vertex attribute views are stored EXT_meshopt_compression-encoded (the
+        uncompressed layout lives in a data-less fallback buffer, as the extension prescribes)."""
+        self.meshopt = meshopt
+        self._fallback = 0
         self._bin = bytearray()
         self.doc: dict[str, Any] = {"asset": {"version": "2.0", "generator": "dmc-twin"},
                                     "buffers": [], "bufferViews": [], "accessors": [],
@@ -49,8 +53,12 @@ class GltfBuilder:
         self.used: set[str] = set()
         self.required: set[str] = set()
 
-    def buffer_view(self, data: bytes, target: int | None = None, stride: int | None = None) -> int:
-        """Append ``data`` (8-byte aligned) as a buffer view; returns its index."""
+    def buffer_view(self, data: bytes, target: int | None = None, stride: int | None = None,
+                    element: int | None = None) -> int:
+        """Append ``data`` (8-byte aligned) as a buffer view; returns its index. ``element`` is
+        the byte size of one vertex of an attribute view (needed for meshopt encoding)."""
+        if self.meshopt and target == ARRAY_BUFFER and element:
+            return self._meshopt_view(data, element)
         pad = (-len(self._bin)) % 8
         self._bin.extend(b"\0" * pad)
         view: dict[str, Any] = {"buffer": 0, "byteOffset": len(self._bin), "byteLength": len(data)}
@@ -59,6 +67,26 @@ class GltfBuilder:
         if stride is not None:
             view["byteStride"] = stride
         self._bin.extend(data)
+        self.doc["bufferViews"].append(view)
+        return len(self.doc["bufferViews"]) - 1
+
+    def _meshopt_view(self, data: bytes, element: int) -> int:
+        import meshoptimizer
+
+        # EXT_meshopt_compression is defined on version 0 of the vertex codec
+        meshoptimizer.encode_vertex_version(0)
+        count = len(data) // element
+        encoded = meshoptimizer.encode_vertex_buffer(np.frombuffer(data, np.uint8).reshape(count, element),
+                                                     count, element)
+        self._bin.extend(b"\0" * ((-len(self._bin)) % 8))
+        ext = {"buffer": 0, "byteOffset": len(self._bin), "byteLength": len(encoded), "byteStride": element,
+               "count": count, "mode": "ATTRIBUTES"}
+        self._bin.extend(encoded)
+        self._fallback += (-self._fallback) % 8
+        view = {"buffer": 1, "byteOffset": self._fallback, "byteLength": len(data), "byteStride": element,
+                "target": ARRAY_BUFFER, "extensions": {"EXT_meshopt_compression": ext}}
+        self._fallback += len(data)
+        self.extension("EXT_meshopt_compression", required=True)
         self.doc["bufferViews"].append(view)
         return len(self.doc["bufferViews"]) - 1
 
@@ -73,9 +101,9 @@ class GltfBuilder:
             stride = row + (-row) % 4
             padded = np.zeros((len(array), stride), np.uint8)
             padded[:, :row] = array.reshape(len(array), -1).view(np.uint8).reshape(len(array), row)
-            view = self.buffer_view(padded.tobytes(), target, stride)
+            view = self.buffer_view(padded.tobytes(), target, stride, element=stride)
         else:
-            view = self.buffer_view(array.tobytes(), target)
+            view = self.buffer_view(array.tobytes(), target, element=row if target == ARRAY_BUFFER else None)
         acc: dict[str, Any] = {"bufferView": view, "componentType": _COMPONENT[array.dtype],
                                "count": int(array.shape[0]), "type": _TYPE[comps]}
         if normalized:
@@ -119,6 +147,9 @@ class GltfBuilder:
         doc = dict(self.doc)
         self._bin.extend(b"\0" * ((-len(self._bin)) % 4))
         doc["buffers"] = [{"byteLength": len(self._bin)}]
+        if self._fallback:
+            doc["buffers"].append({"byteLength": self._fallback,
+                                   "extensions": {"EXT_meshopt_compression": {"fallback": True}}})
         if self.used:
             doc["extensionsUsed"] = sorted(self.used)
         if self.required:
@@ -143,9 +174,18 @@ def read_glb(data: bytes) -> tuple[dict[str, Any], bytes]:
 
 
 def read_accessor(doc: dict[str, Any], binary: bytes, index: int) -> np.ndarray:
-    """The data of accessor ``index`` as a numpy array (tightly packed views only)."""
+    """The data of accessor ``index`` as a numpy array (EXT_meshopt_compression views decoded)."""
     acc = doc["accessors"][index]
     view = doc["bufferViews"][acc["bufferView"]]
+    ext = view.get("extensions", {}).get("EXT_meshopt_compression")
+    if ext is not None:
+        import meshoptimizer
+
+        raw = binary[ext.get("byteOffset", 0):ext.get("byteOffset", 0) + ext["byteLength"]]
+        # the decoder returns float32 words whatever the content: only their bytes matter here
+        binary = meshoptimizer.decode_vertex_buffer(ext["count"], ext["byteStride"],
+                                                    np.frombuffer(raw, np.uint8)).tobytes()
+        view = {"byteOffset": 0, "byteStride": ext["byteStride"]}
     dtype = {FLOAT: np.float32, UNSIGNED_BYTE: np.uint8, UNSIGNED_SHORT: np.uint16,
              UNSIGNED_INT: np.uint32}[acc["componentType"]]
     comps = {v: k for k, v in _TYPE.items()}[acc["type"]]

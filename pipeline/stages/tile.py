@@ -1,5 +1,7 @@
 """tile: 3D Tiles 1.1 of terrain, buildings and the point cloud, tied by one root tileset.
 
+Files are written plainly: the stage writes into a temporary folder the runner swaps in whole.
+
 Outputs: ``tileset.json`` (root, ECEF boxes, layers as external tilesets) and per layer
 ``<layer>/tileset.json`` + ``<layer>/tiles/*.glb``. Each layer's root carries the ENU->ECEF
 transform of the site, so a layer is usable on its own; content positions are float32 relative to
@@ -19,12 +21,12 @@ import numpy as np
 
 from pipeline import __version__
 from pipeline.config import TwinConfig
-from pipeline.core.atomic import write_bytes_atomic
 from pipeline.core.content import building_glb, point_glb, terrain_glb
 from pipeline.core.geodesy import SiteFrame
 from pipeline.core.cells import CellStore
 from pipeline.core.pointtree import OctreeFrame, PointNode, coarse_levels, column_trees
 from pipeline.core.tiles import aabb_box, box_corners, matrix_to_json, tileset_doc, transform_box
+from pipeline.errors import ConfigError
 from pipeline.stage import StageContext, StageResult
 
 NAME = "tile"
@@ -58,14 +60,13 @@ def _terrain_layer(ctx: StageContext, out: Path, m: np.ndarray) -> dict[str, Any
         lo, hi = v.min(0), v.max(0)
         lo_all, hi_all = np.minimum(lo_all, lo), np.maximum(hi_all, hi)
         name = f"tiles/{Path(t['file']).stem}.glb"
-        write_bytes_atomic(out / name, terrain_glb(v, f, (lo + hi) / 2))
+        (out / name).write_bytes(terrain_glb(v, f, (lo + hi) / 2))
         children.append({"boundingVolume": {"box": aabb_box(lo, hi)}, "geometricError": 0.0,
                          "content": {"uri": name}})
     c = np.load(folder / info["coarse"]["file"])
     lo_c, hi_c = c["vertices"].min(0), c["vertices"].max(0)
     lo_all, hi_all = np.minimum(lo_all, lo_c), np.maximum(hi_all, hi_c)
-    write_bytes_atomic(out / "tiles/coarse.glb",
-                       terrain_glb(c["vertices"], c["faces"], (lo_c + hi_c) / 2))
+    (out / "tiles/coarse.glb").write_bytes(terrain_glb(c["vertices"], c["faces"], (lo_c + hi_c) / 2))
     coarse_error = float(info["coarse"]["max_vertical_error_m"])
     root = {"boundingVolume": {"box": aabb_box(lo_all, hi_all)}, "geometricError": coarse_error,
             "refine": "REPLACE", "transform": matrix_to_json(m),
@@ -99,8 +100,7 @@ def _building_layer(ctx: StageContext, out: Path, m: np.ndarray, tile_size: floa
         lo, hi = verts[used].min(0), verts[used].max(0)
         name = f"tiles/b_{key[0]}_{key[1]}.glb"
         tile_records = [records[i] for i in members]
-        write_bytes_atomic(out / name, building_glb(verts, f, local[face_feat[fsel]], tile_records,
-                                                    (lo + hi) / 2))
+        (out / name).write_bytes(building_glb(verts, f, local[face_feat[fsel]], tile_records, (lo + hi) / 2))
         children.append({"boundingVolume": {"box": aabb_box(lo, hi)}, "geometricError": 0.0,
                          "content": {"uri": name}})
         for i in members:
@@ -120,12 +120,12 @@ _STANDARD = {"x", "y", "z", "red", "green", "blue", "intensity", "classification
              "return_number", "number_of_returns"}
 
 
-def _write_glb(path: Path, pts: np.ndarray) -> int:
+def _write_glb(path: Path, pts: np.ndarray, meshopt: bool) -> int:
     xyz = np.column_stack([pts["x"], pts["y"], pts["z"]])
     rgb = np.column_stack([pts["red"], pts["green"], pts["blue"]])
     extras = {n: pts[n] for n in pts.dtype.names if n not in _STANDARD}
-    data = point_glb(xyz, rgb, pts["intensity"], pts["classification"], extras)
-    write_bytes_atomic(path, data)
+    data = point_glb(xyz, rgb, pts["intensity"], pts["classification"], extras, meshopt=meshopt)
+    path.write_bytes(data)
     return len(data)
 
 
@@ -137,8 +137,8 @@ def _tile_doc(node: PointNode) -> dict[str, Any]:
     return tile
 
 
-def tile_cell(src: str, cell: tuple[int, int], frame: OctreeFrame, max_points: int, out: str
-              ) -> dict[str, Any]:
+def tile_cell(src: str, cell: tuple[int, int], frame: OctreeFrame, max_points: int, out: str,
+              meshopt: bool = False) -> dict[str, Any]:
     """Executor task: write the subtrees of one cell; return them and the cell's candidates for
     the levels above ``frame.split``."""
     pts = CellStore(src).read(cell)
@@ -147,13 +147,13 @@ def tile_cell(src: str, cell: tuple[int, int], frame: OctreeFrame, max_points: i
     size = 0
     for tree in trees:
         for node in tree.walk():
-            size += _write_glb(Path(out) / f"tiles/{node.key}.glb", pts[node.index])
+            size += _write_glb(Path(out) / f"tiles/{node.key}.glb", pts[node.index], meshopt)
     return {"candidates": pts[cand], "trees": [_tile_doc(t) for t in trees], "bytes": size}
 
 
-def write_coarse_tile(path: str, pts: np.ndarray) -> int:
+def write_coarse_tile(path: str, pts: np.ndarray, meshopt: bool = False) -> int:
     """Executor task: one node above the split level; returns its size in bytes."""
-    return _write_glb(Path(path), pts)
+    return _write_glb(Path(path), pts, meshopt)
 
 
 def _assemble(frame: OctreeFrame, coarse: dict[str, dict[str, Any]], trees: list[dict[str, Any]]
@@ -216,8 +216,14 @@ def _point_layer(ctx: StageContext, out: Path, m: np.ndarray, cfg: TwinConfig) -
     frame = OctreeFrame.covering(np.array(meta["bounds"][:3]), np.array(meta["bounds"][3:]),
                                  meta["cell_size"], t.pointcloud_root_cells)
     (out / "tiles").mkdir(parents=True, exist_ok=True)
-    futures = [ctx.executor.submit(tile_cell, str(store.folder), cell, frame, t.pointcloud_max_points, str(out))
-               for cell in store.cells()]
+    if t.pointcloud_meshopt:
+        try:
+            import meshoptimizer  # noqa: F401
+        except ImportError:
+            raise ConfigError("stages.tile.pointcloud_meshopt needs the meshopt extra: "
+                              "pip install 'dmc-twin[meshopt]'") from None
+    futures = [ctx.executor.submit(tile_cell, str(store.folder), cell, frame, t.pointcloud_max_points, str(out),
+                                   t.pointcloud_meshopt) for cell in store.cells()]
     trees, candidates, size = [], [], 0
     for f in ctx.reporter.track(futures, "tile point cloud"):
         r = f.result()
@@ -232,7 +238,8 @@ def _point_layer(ctx: StageContext, out: Path, m: np.ndarray, cfg: TwinConfig) -
         for key, level, idx in coarse_levels(xyz, frame):
             coarse[key] = {"key": key, "lo": xyz[idx].min(0).tolist(), "hi": xyz[idx].max(0).tolist(),
                            "geometricError": frame.spacing(level), "points": len(idx)}
-            jobs.append(ctx.executor.submit(write_coarse_tile, str(out / f"tiles/{key}.glb"), cand[idx]))
+            jobs.append(ctx.executor.submit(write_coarse_tile, str(out / f"tiles/{key}.glb"), cand[idx],
+                                            t.pointcloud_meshopt))
         size += sum(j.result() for j in jobs)
     root = _assemble(frame, coarse, trees)
     # the whole layer's error: its height range, or the root's spacing if that is coarser
