@@ -213,7 +213,8 @@ class Stages(_Model):
 
 
 class ExecutorConfig(_Model):
-    kind: Literal["local", "dask"] = Field("local", description="local processes or a Dask cluster.")
+    kind: Literal["local", "inline", "dask"] = Field(
+        "local", description="local processes, inline (one process, for debugging) or a Dask cluster.")
     workers: int = Field(2, ge=1, description="Worker processes for kind=local.")
     scheduler: str | None = Field(None, description="Dask scheduler address (tcp://host:8786) for kind=dask.")
 

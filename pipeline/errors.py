@@ -20,6 +20,10 @@ class TwinError(Exception):
         self.stage = stage
         super().__init__(message)
 
+    def __reduce__(self) -> tuple:
+        # errors raised in executor workers are pickled back to the runner: keep path and stage
+        return (_rebuild, (type(self), self.message, self.path, self.stage))
+
     def __str__(self) -> str:
         parts = []
         if self.stage:
@@ -28,6 +32,10 @@ class TwinError(Exception):
             parts.append(f"{self.path}:")
         parts.append(self.message)
         return " ".join(parts)
+
+
+def _rebuild(cls: type[TwinError], message: str, path: str | None, stage: str | None) -> TwinError:
+    return cls(message, path=path, stage=stage)
 
 
 class ConfigError(TwinError, ValueError):

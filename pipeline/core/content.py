@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from pipeline.core.arrayops import column_bounds
 from pipeline.core.gltf import (ELEMENT_ARRAY_BUFFER, POINTS, TRIANGLES, GltfBuilder, enu_to_gltf,
                                 string_column)
 from pipeline.core.meshing import face_normals
@@ -116,7 +117,8 @@ POSITION_LEVELS = 65535
 def position_step(xyz: np.ndarray) -> np.ndarray:
     """Quantization step (m) per glTF axis of a point set: its extent over 65535 levels."""
     g = enu_to_gltf(np.asarray(xyz, np.float64))
-    return np.maximum(g.max(0) - g.min(0), 1e-6) / POSITION_LEVELS
+    lo, hi = column_bounds(g)
+    return np.maximum(hi - lo, 1e-6) / POSITION_LEVELS
 
 
 def point_glb(xyz: np.ndarray, rgb16: np.ndarray, intensity: np.ndarray, classification: np.ndarray,
@@ -131,7 +133,7 @@ def point_glb(xyz: np.ndarray, rgb16: np.ndarray, intensity: np.ndarray, classif
     """
     b = GltfBuilder(meshopt=meshopt)
     g = enu_to_gltf(np.asarray(xyz, np.float64))
-    lo = g.min(0)
+    lo = column_bounds(g)[0]
     step = position_step(xyz)
     q = np.round((g - lo) / step).astype(np.uint16)
     rgba = np.concatenate([(rgb16 >> 8).astype(np.uint8), np.full((len(g), 1), 255, np.uint8)], axis=1)

@@ -10,7 +10,8 @@ from __future__ import annotations
 import importlib
 import multiprocessing
 import os
-from concurrent.futures import Executor, ProcessPoolExecutor
+from concurrent.futures import Executor, Future, ProcessPoolExecutor
+from typing import Any
 
 from pipeline.errors import ConfigError
 
@@ -28,8 +29,24 @@ def preload(modules: list[str]) -> None:
         importlib.import_module(name)
 
 
+class InlineExecutor(Executor):
+    """Runs each task at once in the calling process: for debugging, profiling and measuring a
+    stage's memory in one process."""
+
+    def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> Future:
+        future: Future = Future()
+        try:
+            future.set_result(fn(*args, **kwargs))
+        except BaseException as exc:  # delivered through the future, as a pool would
+            future.set_exception(exc)
+        return future
+
+
 def make_executor(kind: str = "local", workers: int = 2, scheduler: str | None = None) -> Executor:
-    """An executor for ``kind`` 'local' (spawned processes) or 'dask' (scheduler address or LocalCluster)."""
+    """An executor for ``kind`` 'local' (spawned processes), 'inline' (this process, one task at a
+    time) or 'dask' (scheduler address or LocalCluster)."""
+    if kind == "inline":
+        return InlineExecutor()
     if kind == "local":
         return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
                                    initializer=_one_thread_per_worker)

@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from pipeline.core.arrayops import column_bounds
+
 FLOAT, UNSIGNED_BYTE, UNSIGNED_SHORT, UNSIGNED_INT = 5126, 5121, 5123, 5125
 ARRAY_BUFFER, ELEMENT_ARRAY_BUFFER = 34962, 34963
 POINTS, TRIANGLES = 0, 4
@@ -111,8 +113,9 @@ class GltfBuilder:
         if minmax:
             flat = array.reshape(len(array), comps)
             cast = int if np.issubdtype(array.dtype, np.integer) else float
-            acc["min"] = [cast(x) for x in flat.min(0)]
-            acc["max"] = [cast(x) for x in flat.max(0)]
+            lo, hi = column_bounds(flat)
+            acc["min"] = [cast(x) for x in lo]
+            acc["max"] = [cast(x) for x in hi]
         self.doc["accessors"].append(acc)
         return len(self.doc["accessors"]) - 1
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+
+from pipeline.core.arrayops import column_bounds
 from pykdtree.kdtree import KDTree
 
 #: points per block of the covariance step (bounds its (block, k, 3) temporaries)
@@ -99,8 +101,8 @@ def first_per_key(keys: np.ndarray) -> np.ndarray:
     keys = np.asarray(keys, np.int64)
     if len(keys) == 0:
         return np.empty(0, np.int64)
-    lo = keys.min(0)
-    span = keys.max(0) - lo + 1
+    lo, hi = column_bounds(keys)
+    span = hi - lo + 1
     if float(np.prod(span.astype(np.float64))) < 2.0 ** 62:
         k = keys - lo
         flat = (k[:, 2] * span[1] + k[:, 1]) * span[0] + k[:, 0]

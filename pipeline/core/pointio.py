@@ -1,6 +1,7 @@
 """Point-cloud reading and the on-disk chunk format shared by the stages.
 
-Readers stream: :func:`iter_las_chunks` yields fixed-size chunks and never holds the whole file.
+Readers stream: :func:`iter_las_chunks` yields fixed-size chunks and never holds the whole file;
+:func:`read_las_range` reads one range, so several processes can share a file.
 laspy only logs a header point count that disagrees with the data; here it is an error, as are
 a zero scale, NaN coordinates and empty files.
 
@@ -89,12 +90,6 @@ def read_las_crs(path: Path) -> tuple[pyproj.CRS | None, float]:
     return crs, z_factor
 
 
-def las_point_count(path: Path) -> int:
-    """Point count claimed by the header (not trusted: see :func:`iter_las_chunks`)."""
-    with _open(path) as reader:
-        return int(reader.header.point_count)
-
-
 def las_extra_dims(path: Path) -> list[tuple[str, str]]:
     """(name, numpy type string) of the file's scalar ExtraBytes dimensions (array ones are split
     into ``name_0``, ``name_1``, ...)."""
@@ -155,6 +150,46 @@ def point_format_of(path: Path, declared: str = "auto") -> str:
         return "text"
     raise PointCloudError(f"unknown point cloud format {suffix!r}: set the input's format "
                           "(las, ply or text)", path=path)
+
+
+def las_checked_count(path: str | Path) -> int:
+    """The header's point count after the checks a reader can make before reading: a non-zero
+    scale, at least one point, and (for uncompressed files) bytes enough for every point."""
+    path = Path(path)
+    with _open(path) as reader:
+        header = reader.header
+        if np.any(header.scales == 0):
+            raise PointCloudError(f"header scale is zero (x, y, z scales {', '.join(f'{s:g}' for s in header.scales)})",
+                                  path=path)
+        expected = int(header.point_count)
+        if expected == 0:
+            raise PointCloudError("file holds zero points", path=path)
+        if not header.are_points_compressed:
+            size = header.point_format.size
+            held = (path.stat().st_size - header.offset_to_point_data) // size
+            if held < expected:
+                raise PointCloudError(f"header claims {expected} points but the file holds {held}", path=path)
+    return expected
+
+
+def read_las_range(path: str | Path, start: int, count: int) -> np.ndarray:
+    """Records of points ``start`` .. ``start + count`` of a LAS/LAZ/COPC file (a seek, then one
+    read: ranges of one file can be read by several processes at once)."""
+    path = Path(path)
+    extra = las_extra_dims(path)
+    with _open(path) as reader:
+        try:
+            reader.seek(start)
+            points = reader.read_points(count)
+        except Exception as exc:  # lazrs/laspy raise many types on corrupt data
+            raise PointCloudError(f"truncated or corrupt point data after {start} points ({exc})",
+                                  path=path) from None
+        if len(points) != count:
+            raise PointCloudError(f"header claims {int(reader.header.point_count)} points but the file "
+                                  f"holds {start + len(points)}", path=path)
+    rec = _to_records(points, extra)
+    _check_finite(rec, start, path)
+    return rec
 
 
 def iter_las_chunks(path: str | Path, chunk_size: int) -> Iterator[np.ndarray]:

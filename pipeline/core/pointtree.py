@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from pipeline.core.arrayops import column_bounds
+
 
 @dataclass
 class PointNode:
@@ -33,7 +35,7 @@ class PointNode:
 def _node(xyz: np.ndarray, idx: np.ndarray, centre: np.ndarray, half: float, spacing: float,
           key: str, max_points: int, depth: int, max_depth: int) -> PointNode:
     pts = xyz[idx]
-    lo, hi = pts.min(0), pts.max(0)
+    lo, hi = column_bounds(pts)
     if len(idx) <= max_points or depth >= max_depth:
         return PointNode(key, idx, 0.0, lo, hi)
     cells = np.floor((pts - (centre - half)) / spacing).astype(np.int64)
@@ -60,7 +62,7 @@ def build_point_tree(xyz: np.ndarray, *, max_points: int = 100_000, root_cells: 
     """Octree over ``xyz`` (N, 3) metres; the root samples on a grid of ``root_cells`` per edge of
     the bounding cube, each level halving the spacing, until nodes hold at most ``max_points``."""
     xyz = np.asarray(xyz, np.float64)
-    lo, hi = xyz.min(0), xyz.max(0)
+    lo, hi = column_bounds(xyz)
     half = float((hi - lo).max()) / 2 * 1.0001 + 1e-9
     centre = (lo + hi) / 2
     return _node(xyz, np.arange(len(xyz)), centre, half, 2 * half / root_cells, "r", max_points, 0,

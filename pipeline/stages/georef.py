@@ -20,6 +20,7 @@ import pyproj
 import shapely
 from scipy.spatial import cKDTree
 
+from pipeline.core.arrayops import column_bounds
 from pipeline.config import TwinConfig
 from pipeline.core.geodesy import (GeoidModel, SiteFrame, check_area_of_use, check_near_site,
                                    ecef_to_geodetic, ellipsoidal_heights, horizontal_crs, source_to_lonlat)
@@ -161,7 +162,8 @@ def georef_chunk(src: str, dst: str, part: int, index0: int | None, transform: G
         store = CellStore(dst)
         for cell, sub in CellGrid(cell_size).split(rec):
             store.write(cell, part, sub)
-    return {"count": len(rec), "lo": enu.min(0).tolist(), "hi": enu.max(0).tolist()}
+    lo, hi = column_bounds(enu)
+    return {"count": len(rec), "lo": lo.tolist(), "hi": hi.tolist()}
 
 
 def _merged_dtype(metas: list[dict[str, Any]]) -> np.dtype:

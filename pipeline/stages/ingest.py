@@ -20,8 +20,9 @@ import shapely
 
 from pipeline.config import TwinConfig
 from pipeline.core.geodesy import parse_crs
-from pipeline.core.pointio import (POINT_DTYPE, ChunkStore, is_copc, iter_las_chunks, iter_ply_chunks,
-                                   iter_text_chunks, las_point_count, point_format_of, read_las_crs)
+from pipeline.core.arrayops import column_bounds
+from pipeline.core.pointio import (POINT_DTYPE, ChunkStore, is_copc, iter_ply_chunks, iter_text_chunks,
+                                   las_checked_count, point_format_of, read_las_crs, read_las_range)
 from pipeline.core.raster import read_elevation
 from pipeline.core.vector import read_features
 from pipeline.errors import ConfigError, CRSError, InputError
@@ -35,23 +36,56 @@ def _dump(path: Path, obj: Any) -> None:
     path.write_text(json.dumps(obj, indent=1, sort_keys=True))
 
 
-def _point_chunks(path: Path, pc: Any, chunk_size: int) -> tuple[str, Iterator[np.ndarray], int | None]:
-    """(format, chunk iterator, expected point count if the header says) of one input cloud."""
+def ingest_las_range(path: str, start: int, count: int, dst: str) -> dict[str, Any]:
+    """Executor task: read one range of a LAS/LAZ file, check it and store it as a chunk."""
+    rec = read_las_range(path, start, count)
+    np.save(dst, rec)
+    return _chunk_stats(rec)
+
+
+def _chunk_stats(rec: np.ndarray) -> dict[str, Any]:
+    lo, hi = column_bounds(np.column_stack([rec["x"], rec["y"], rec["z"]]))
+    return {"count": len(rec), "lo": lo, "hi": hi, "classes": np.bincount(rec["classification"], minlength=256),
+            "extra": [[n, rec.dtype.fields[n][0].str] for n in rec.dtype.names if n not in POINT_DTYPE.names]}
+
+
+def _las_chunks(ctx: StageContext, path: Path, store: ChunkStore, chunk_size: int) -> Iterator[dict[str, Any]]:
+    """Read a LAS/LAZ/COPC file range by range in the executor's workers."""
+    total = las_checked_count(path)
+    store.folder.mkdir(parents=True, exist_ok=True)
+    futures = [ctx.executor.submit(ingest_las_range, str(path), start, min(chunk_size, total - start),
+                                   str(store.folder / f"chunk_{k:05d}.npy"))
+               for k, start in enumerate(range(0, total, chunk_size))]
+    for f in ctx.reporter.track(futures, f"ingest {path.name}"):
+        yield f.result()
+
+
+def _sequential_chunks(ctx: StageContext, path: Path, store: ChunkStore, chunks: Iterator[np.ndarray]
+                       ) -> Iterator[dict[str, Any]]:
+    for k, chunk in enumerate(ctx.reporter.track(chunks, f"ingest {path.name}")):
+        store.write(k, chunk)
+        yield _chunk_stats(chunk)
+
+
+def _point_chunks(ctx: StageContext, path: Path, pc: Any, store: ChunkStore, chunk_size: int
+                  ) -> tuple[str, Iterator[dict[str, Any]]]:
+    """(format, per-chunk statistics as the chunks are stored) of one input cloud."""
     fmt = point_format_of(path, pc.format)
     if fmt == "las":
-        return ("copc" if is_copc(path) else "las"), iter_las_chunks(path, chunk_size), las_point_count(path)
+        return ("copc" if is_copc(path) else "las"), _las_chunks(ctx, path, store, chunk_size)
     if fmt == "ply":
-        return "ply", iter_ply_chunks(path, chunk_size), None
+        return "ply", _sequential_chunks(ctx, path, store, iter_ply_chunks(path, chunk_size))
     if not pc.columns:
         raise ConfigError("a text point cloud needs its columns mapped (inputs.pointclouds[].columns)",
                           path=path)
-    return "text", iter_text_chunks(path, chunk_size, pc.columns, delimiter=pc.delimiter,
-                                    header=pc.header), None
+    return "text", _sequential_chunks(ctx, path, store, iter_text_chunks(
+        path, chunk_size, pc.columns, delimiter=pc.delimiter, header=pc.header))
 
 
 def _ingest_pointcloud(ctx: StageContext, cfg: TwinConfig, i: int, pc: Any) -> dict[str, Any]:
     path = cfg.resolve(pc.path)
-    fmt, chunks, total = _point_chunks(path, pc, cfg.stages.ingest.chunk_size)
+    store = ChunkStore(ctx.out_dir / "points" / f"{i:02d}_{path.stem}")
+    fmt, chunks = _point_chunks(ctx, path, pc, store, cfg.stages.ingest.chunk_size)
     file_crs, z_factor = read_las_crs(path) if fmt in ("las", "copc") else (None, 1.0)
     crs = parse_crs(pc.crs, path=path) if pc.crs else file_crs
     if crs is None and cfg.site.crs and pc.georeference == "crs":
@@ -59,18 +93,14 @@ def _ingest_pointcloud(ctx: StageContext, cfg: TwinConfig, i: int, pc: Any) -> d
     if crs is None and pc.georeference == "crs":
         raise CRSError("point cloud has no CRS record; set its crs (or site.crs) in the config, or "
                        "georeference: gcps for a scan in a local frame", path=path)
-    store = ChunkStore(ctx.out_dir / "points" / f"{i:02d}_{path.stem}")
-    n_chunks = max(1, math.ceil(total / cfg.stages.ingest.chunk_size)) if total else None
     count, lo, hi = 0, np.full(3, np.inf), np.full(3, -np.inf)
     classes = np.zeros(256, np.int64)
     extra: list[list[str]] = []
-    for k, chunk in enumerate(ctx.reporter.track(chunks, f"ingest {path.name}", n_chunks)):
-        store.write(k, chunk)
-        extra = [[n, chunk.dtype.fields[n][0].str] for n in chunk.dtype.names if n not in POINT_DTYPE.names]
-        for a, axis in enumerate("xyz"):
-            lo[a], hi[a] = min(lo[a], chunk[axis].min()), max(hi[a], chunk[axis].max())
-        classes += np.bincount(chunk["classification"], minlength=256)
-        count += len(chunk)
+    for st in chunks:
+        extra = st["extra"]
+        lo, hi = np.minimum(lo, st["lo"]), np.maximum(hi, st["hi"])
+        classes += st["classes"]
+        count += st["count"]
     meta = {"source": str(path), "format": fmt, "crs_wkt": crs.to_wkt() if crs else None,
             "crs_name": crs.name if crs else "local scanner frame", "z_factor": z_factor,
             "georeference": pc.georeference, "align": pc.align, "accept_crs": pc.accept_crs,

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from pipeline import __version__
+from pipeline.core.arrayops import column_bounds
 from pipeline.config import TwinConfig
 from pipeline.core.content import building_glb, point_glb, terrain_glb
 from pipeline.core.geodesy import SiteFrame
@@ -53,6 +54,7 @@ def _terrain_layer(ctx: StageContext, out: Path, m: np.ndarray) -> dict[str, Any
     if not (folder / "terrain.json").is_file():
         return None
     info = json.loads((folder / "terrain.json").read_text())
+    (out / "tiles").mkdir(parents=True, exist_ok=True)
     children, lo_all, hi_all = [], np.full(3, np.inf), np.full(3, -np.inf)
     for t in info["tiles"]:
         d = np.load(folder / t["file"])
@@ -83,6 +85,7 @@ def _building_layer(ctx: StageContext, out: Path, m: np.ndarray, tile_size: floa
     if not (mesh / "buildings.npz").is_file():
         return None
     d = np.load(mesh / "buildings.npz")
+    (out / "tiles").mkdir(parents=True, exist_ok=True)
     verts, faces, vfeat = d["vertices"], d["faces"], d["vertex_feature"]
     records = json.loads((mesh / "buildings.json").read_text())["buildings"]
     face_feat = vfeat[faces[:, 0]]
@@ -236,7 +239,8 @@ def _point_layer(ctx: StageContext, out: Path, m: np.ndarray, cfg: TwinConfig) -
         xyz = np.column_stack([cand["x"], cand["y"], cand["z"]])
         jobs = []
         for key, level, idx in coarse_levels(xyz, frame):
-            coarse[key] = {"key": key, "lo": xyz[idx].min(0).tolist(), "hi": xyz[idx].max(0).tolist(),
+            lo, hi = column_bounds(xyz[idx])
+            coarse[key] = {"key": key, "lo": lo.tolist(), "hi": hi.tolist(),
                            "geometricError": frame.spacing(level), "points": len(idx)}
             jobs.append(ctx.executor.submit(write_coarse_tile, str(out / f"tiles/{key}.glb"), cand[idx],
                                             t.pointcloud_meshopt))

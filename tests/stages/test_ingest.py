@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from pipeline.config import load_config
+from pipeline.core.executor import InlineExecutor
 from pipeline.core.pointio import ChunkStore
 from pipeline.core.progress import Reporter
 from pipeline.stage import StageContext
@@ -39,7 +40,8 @@ def test_ingest_memory_follows_the_chunk_size_not_the_file(tmp_path):
     cfg = load_config(cfg_path)
     out = tmp_path / "out"
     out.mkdir()
-    ctx = StageContext(tmp_path, out, {}, Reporter(quiet=True))
+    # inline: every chunk is read in this process, where tracemalloc sees it
+    ctx = StageContext(tmp_path, out, {}, Reporter(quiet=True), executor_factory=InlineExecutor)
     tracemalloc.start()
     try:
         result = ingest.run(ctx, cfg)
