@@ -22,7 +22,7 @@ from typing import Any
 from pipeline import __version__
 from pipeline.config import STAGE_NAMES, TwinConfig
 from pipeline.core.atomic import digest_of, replace_dir, sha256_file, tree_hashes, write_json_atomic
-from pipeline.core.executor import make_executor, preload
+from pipeline.core.executor import make_executor, return_freed_memory
 from pipeline.core.progress import Reporter
 from pipeline.errors import ConfigError, InputError, StageError, TwinError
 from pipeline.stage import StageContext, StageResult
@@ -128,6 +128,7 @@ class Runner:
         self.workdir.mkdir(parents=True, exist_ok=True)
         (self.workdir / "artifacts").mkdir(exist_ok=True)
         files = self._file_hashes()
+        return_freed_memory()
         ex = self.cfg.executor
         # one pool for the whole run: workers start (and import numpy, pyproj, ...) once, not per stage
         shared: list[Any] = []
@@ -137,12 +138,6 @@ class Runner:
                 shared.append(make_executor(ex.kind, ex.workers, ex.scheduler))
             return shared[0]
 
-        first = names[0]
-        if force or not self._up_to_date(first, self._key(first, stage_module(first), files)):
-            # start the workers now: they import the stages' libraries while the first stage runs
-            pool = executor()
-            for _ in range(ex.workers):
-                pool.submit(preload, [f"pipeline.stages.{n}" for n in names])
         try:
             self._run_stages(names, files, force, on_stage, executor)
         finally:
