@@ -172,10 +172,28 @@ def las_checked_count(path: str | Path) -> int:
     return expected
 
 
+#: LASzip's chunk size for variable-size chunks (COPC writes one chunk per octree node)
+VARIABLE_CHUNKS = 0xFFFFFFFF
+
+
+def las_seekable(path: str | Path) -> bool:
+    """True when points can be read from any index: uncompressed LAS, or LAZ with fixed-size
+    chunks. laspy's seek in LAZ assumes fixed chunks and returns wrong points otherwise (COPC)."""
+    with _open(Path(path)) as reader:
+        if not reader.header.are_points_compressed:
+            return True
+        for vlr in reader.header.vlrs:
+            if vlr.user_id == "laszip encoded" and vlr.record_id == 22204:
+                return int(np.frombuffer(vlr.record_data[12:16], "<u4")[0]) != VARIABLE_CHUNKS
+    return False
+
+
 def read_las_range(path: str | Path, start: int, count: int) -> np.ndarray:
-    """Records of points ``start`` .. ``start + count`` of a LAS/LAZ/COPC file (a seek, then one
-    read: ranges of one file can be read by several processes at once)."""
+    """Records of points ``start`` .. ``start + count`` of a seekable LAS/LAZ file (see
+    :func:`las_seekable`): a seek, then one read, so several processes can share a file."""
     path = Path(path)
+    if not las_seekable(path):
+        raise ValueError(f"{path}: variable-size LAZ chunks cannot be read by range")
     extra = las_extra_dims(path)
     with _open(path) as reader:
         try:

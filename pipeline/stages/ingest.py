@@ -21,8 +21,9 @@ import shapely
 from pipeline.config import TwinConfig
 from pipeline.core.geodesy import parse_crs
 from pipeline.core.arrayops import column_bounds
-from pipeline.core.pointio import (POINT_DTYPE, ChunkStore, is_copc, iter_ply_chunks, iter_text_chunks,
-                                   las_checked_count, point_format_of, read_las_crs, read_las_range)
+from pipeline.core.pointio import (POINT_DTYPE, ChunkStore, is_copc, iter_las_chunks, iter_ply_chunks,
+                                   iter_text_chunks, las_checked_count, las_seekable, point_format_of,
+                                   read_las_crs, read_las_range)
 from pipeline.core.raster import read_elevation
 from pipeline.core.vector import read_features
 from pipeline.errors import ConfigError, CRSError, InputError
@@ -72,7 +73,11 @@ def _point_chunks(ctx: StageContext, path: Path, pc: Any, store: ChunkStore, chu
     """(format, per-chunk statistics as the chunks are stored) of one input cloud."""
     fmt = point_format_of(path, pc.format)
     if fmt == "las":
-        return ("copc" if is_copc(path) else "las"), _las_chunks(ctx, path, store, chunk_size)
+        kind = "copc" if is_copc(path) else "las"
+        if las_seekable(path):
+            return kind, _las_chunks(ctx, path, store, chunk_size)
+        # variable-size LAZ chunks (COPC) only read front to back
+        return kind, _sequential_chunks(ctx, path, store, iter_las_chunks(path, chunk_size))
     if fmt == "ply":
         return "ply", _sequential_chunks(ctx, path, store, iter_ply_chunks(path, chunk_size))
     if not pc.columns:

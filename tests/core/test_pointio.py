@@ -235,3 +235,52 @@ def test_bad_text_and_ply_name_the_file(tmp_path):
     trunc.write_bytes(trunc.read_bytes()[:-5000])
     with pytest.raises(PointCloudError, match="t.ply"):
         list(iter_ply_chunks(trunc, 100))
+
+
+def test_copc_is_recognised_and_read_whole(tmp_path):
+    """A COPC file written by copc-lib (an independent writer) reads like any LAZ and holds what
+    laspy's own COPC reader finds through the octree hierarchy."""
+    import copclib
+
+    from pipeline.core.pointio import is_copc, las_checked_count, las_seekable
+
+    path = tmp_path / "cloud.copc.laz"
+    writer = copclib.FileWriter(str(path), copclib.CopcConfigWriter(
+        6, copclib.Vector3(0.01, 0.01, 0.01), copclib.Vector3(190000, 553000, 0)))
+    header = writer.copc_config.las_header
+    rng = np.random.default_rng(2)
+    written = []
+    for key in [copclib.VoxelKey(0, 0, 0, 0), copclib.VoxelKey(1, 0, 0, 0), copclib.VoxelKey(1, 1, 0, 0)]:
+        pts = copclib.Points(header)
+        xyz = np.column_stack([190000 + rng.uniform(0, 100, 400), 553000 + rng.uniform(0, 100, 400),
+                               rng.uniform(0, 30, 400)]).round(2)
+        for p in xyz:
+            q = pts.CreatePoint()
+            q.x, q.y, q.z = p
+            pts.AddPoint(q)
+        writer.AddNode(key, pts)
+        written.append(xyz)
+    writer.Close()
+    assert is_copc(path) and las_checked_count(path) == 1200
+    # one LAZ chunk per octree node: laspy cannot seek in it, so it is read front to back
+    assert not las_seekable(path)
+    rec = np.concatenate(list(iter_las_chunks(path, 500)))
+    got = np.sort(np.round(rec["x"] * 100).astype(np.int64))
+    want = np.sort(np.round(np.concatenate(written)[:, 0] * 100).astype(np.int64))
+    assert np.array_equal(got, want)
+    with laspy.CopcReader.open(str(path)) as reader:
+        via_hierarchy = reader.query()
+    assert np.array_equal(np.sort(np.round(np.asarray(via_hierarchy.x) * 100).astype(np.int64)), want)
+
+
+def test_laz_ranges_equal_a_front_to_back_read(tmp_path):
+    from pipeline.core.pointio import las_seekable, read_las_range
+
+    write_las(tmp_path / "r.las", n=120_000)
+    laspy.read(tmp_path / "r.las").write(tmp_path / "r.laz")  # fixed 50 000-point chunks
+    for name in ("r.las", "r.laz"):
+        assert las_seekable(tmp_path / name)
+        whole = np.concatenate(list(iter_las_chunks(tmp_path / name, 1_000_000)))
+        ranges = np.concatenate([read_las_range(tmp_path / name, s, min(33_333, 120_000 - s))
+                                 for s in range(0, 120_000, 33_333)])
+        assert np.array_equal(whole, ranges)
