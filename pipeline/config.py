@@ -146,10 +146,14 @@ class CleanConfig(_Model):
     remove_duplicates: bool = Field(True, description="Drop points that repeat an earlier point's coordinates.")
     outlier_neighbors: int = Field(10, ge=2, description="Neighbours of the statistical outlier filter and "
                                                          "of the local geometry.")
-    outlier_std_ratio: float = Field(3.0, gt=0, description="Std-dev multiplier of the outlier filter.")
+    outlier_std_ratio: float = Field(
+        8.0, gt=0, description="Std-dev multiplier of the outlier filter. Mean neighbour distances of "
+                               "aerial LiDAR are heavy-tailed (canopy fringes): on the sample, 3 (PCL's "
+                               "habit) drops 5.9 % of the tree points, 8 drops 5 of them and still every stray.")
     cell_buffer: float = Field(
         10.0, gt=0, description="Ring (m) of neighbouring cells read with each cell, so neighbour "
-                                "queries near a cell border see what a whole-cloud query would.")
+                                "queries near a cell border see what a whole-cloud query would; "
+                                "outlier-filter distances are capped at it.")
     voxel_size: float = Field(0.0, ge=0, description="Voxel thinning size in metres (must divide "
                                                      "stages.georef.cell_size); 0 keeps all points.")
     reclassify: bool = Field(

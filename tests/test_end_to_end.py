@@ -249,3 +249,12 @@ def test_dtm_against_the_true_terrain(sample_run):
     assert valid.mean() > 0.99
     rmse = float(np.sqrt(np.mean(err ** 2)))
     assert rmse <= 0.15, rmse
+
+
+def test_outlier_filter_takes_the_strays_and_keeps_the_city(sample_run):
+    classes = np.load(SAMPLE / "truth" / "point_classes.npz")["classes"]
+    kept = np.zeros(len(classes), bool)
+    kept[CellStore(sample_run / "artifacts" / "clean" / "points").read_all()["index"]] = True
+    stray = classes == 7  # the generator's injected noise
+    assert not kept[stray].any()
+    assert kept[~stray].mean() > 0.9995

@@ -21,16 +21,12 @@ BLOCK = 65_536
 
 @dataclass
 class Neighbourhood:
-    """Per query point: mean distance to its k neighbours (m), the k-th distance (m) and surface
-    variation λ3 / (λ1 + λ2 + λ3) of the neighbourhood covariance (0 on a plane, 1/3 for isotropic
-    scatter)."""
+    """Per query point: mean distance to its k neighbours, each distance capped at ``cap`` (m),
+    and surface variation λ3 / (λ1 + λ2 + λ3) of the neighbourhood covariance (0 on a plane, 1/3
+    for isotropic scatter)."""
 
     mean_distance: np.ndarray
-    kth_distance: np.ndarray
     surface_variation: np.ndarray
-    #: mean of min(distance, ``complete_within``): a lower bound of the true mean distance when
-    #: ``points`` holds only the points within that radius of each query
-    mean_distance_lower: np.ndarray
 
 
 def smallest_eigenvalue(a00: np.ndarray, a11: np.ndarray, a22: np.ndarray, a01: np.ndarray,
@@ -59,13 +55,13 @@ def spatial_order(xyz: np.ndarray, block: float = 8.0) -> np.ndarray:
     return np.lexsort((b[:, 1], b[:, 0]))
 
 
-def neighbourhood(points: np.ndarray, queries: np.ndarray, k: int,
-                  complete_within: np.ndarray | float = np.inf) -> Neighbourhood:
+def neighbourhood(points: np.ndarray, queries: np.ndarray, k: int, cap: float = np.inf) -> Neighbourhood:
     """Measures for each of ``queries`` (M, 3) over its ``k`` nearest other points of ``points``
     (N, 3), which must contain the queries themselves and hold no duplicate coordinates.
 
-    ``complete_within`` (m, per query or one value): ``points`` is known to hold every point of
-    the whole cloud within this distance of the query; beyond it, neighbours may be missing.
+    With ``points`` holding every point of the cloud within ``cap`` of each query, the capped
+    mean distance is exactly the whole cloud's: a neighbour found beyond the cap counts as the
+    cap, and so does any nearer one that lies outside ``points`` (it is farther than the cap too).
     """
     # float32 coordinates relative to the queries' centre: half the memory traffic of float64,
     # and still 10 µm resolution over the few hundred metres of a cell and its ring
@@ -90,10 +86,7 @@ def neighbourhood(points: np.ndarray, queries: np.ndarray, k: int,
             total = cov[0] + cov[1] + cov[2]
             with np.errstate(invalid="ignore", divide="ignore"):
                 sv[s:s + BLOCK] = np.where(total > 0, np.maximum(smallest_eigenvalue(*cov), 0) / total, 0.0)
-    radius = np.broadcast_to(np.asarray(complete_within, np.float64), (len(qs),))[:, None]
-    lower = np.minimum(nd, radius).mean(1)
-    return Neighbourhood(nd.mean(1, dtype=np.float64).astype(np.float32), nd[:, -1].astype(np.float32), sv,
-                         lower.astype(np.float32))
+    return Neighbourhood(np.minimum(nd, np.float32(cap)).mean(1, dtype=np.float64).astype(np.float32), sv)
 
 
 def first_per_key(keys: np.ndarray) -> np.ndarray:

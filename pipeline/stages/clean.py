@@ -7,10 +7,12 @@ follows the densest cell (plus a ``cell_buffer`` ring of its neighbours), not th
    order stays); query the k nearest neighbours over the cell and the ring around it, which gives
    each point its mean neighbour distance and local geometry exactly as a whole-cloud query would;
 2. the statistical outlier threshold (mean + ``outlier_std_ratio`` x std of the mean distances)
-   is taken over the whole cloud, from every cell's sums, leaving out isolated points (k-th
-   neighbour farther than ``cell_buffer``: outliers by any standard, which would inflate it);
-   per cell: drop outliers, thin to one point per ``voxel_size`` voxel (voxels are anchored at
-   multiples of their size, so none straddles a cell border), and reduce to the lowest point per ground-grid cell;
+   is taken over the whole cloud, from every cell's sums. Each neighbour distance is capped at
+   ``cell_buffer``: the ring then holds everything a point's capped mean depends on, so it is
+   exactly the whole cloud's and does not change with the cell size (and a handful of far strays
+   cannot inflate the threshold, as they do in PCL's uncapped filter); per cell: drop outliers,
+   thin to one point per ``voxel_size`` voxel (voxels are anchored at multiples of their size,
+   so none straddles a cell border), and reduce to the lowest point per ground-grid cell;
 3. the ground filter (SMRF or CSF) runs once on the district's minimum surface;
 4. per cell: height above ground and local geometry give the classes; ground means and highest
    points give the DTM and DSM.
@@ -46,8 +48,7 @@ from pipeline.stage import StageContext, StageResult
 NAME = "clean"
 REQUIRES = ("georef",)
 
-FEATURE_DTYPE = np.dtype([("mean_distance", "<f4"), ("mean_distance_lower", "<f4"),
-                          ("surface_variation", "<f4"), ("isolated", "?")])
+FEATURE_DTYPE = np.dtype([("mean_distance", "<f4"), ("surface_variation", "<f4")])
 
 
 def _xyz(rec: np.ndarray) -> np.ndarray:
@@ -89,39 +90,30 @@ def measure_cell(src: str, cell: Cell, tmp: str, k: int, buffer: float, dedupe: 
     if len(pts):
         order = spatial_order(xyz)
         q = xyz[order]
-        # every point of the cloud within (ring + distance to the cell's nearest edge) is here
-        edge = np.minimum(np.minimum(q[:, 0] - e0, e1 - q[:, 0]), np.minimum(q[:, 1] - n0, n1 - q[:, 1]))
-        nb = neighbourhood(np.concatenate([q, *ring]), q, k, complete_within=buffer + edge)
+        # every point within ``buffer`` of a point of the cell is in the cell or its ring
+        nb = neighbourhood(np.concatenate([q, *ring]), q, k, cap=buffer)
         feats["mean_distance"][order] = nb.mean_distance
-        feats["mean_distance_lower"][order] = nb.mean_distance_lower
         feats["surface_variation"][order] = nb.surface_variation
-        feats["isolated"][order] = nb.kth_distance > buffer
     np.save(Path(tmp) / f"pts_{cell[0]}_{cell[1]}.npy", pts)
     np.save(Path(tmp) / f"feat_{cell[0]}_{cell[1]}.npy", feats)
-    # the threshold's statistics leave out isolated points (k-th neighbour beyond the ring): their
-    # distances are only bounded here, and a few far points would inflate the threshold anyway;
-    # which points those are does not depend on the cell size, so neither does the threshold
-    d = feats["mean_distance"][~feats["isolated"]].astype(np.float64)
+    d = feats["mean_distance"].astype(np.float64)
     return {"cell": cell, "noise": noise, "duplicates": dups, "n": len(d), "sum": float(d.sum()),
-            "sumsq": float((d ** 2).sum()), "isolated": int(feats["isolated"].sum())}
+            "sumsq": float((d ** 2).sum())}
 
 
-def _kept(tmp: str, cell: Cell, threshold: float, voxel: float
-          ) -> tuple[np.ndarray, np.ndarray, int, int, int]:
+def _kept(tmp: str, cell: Cell, threshold: float, voxel: float) -> tuple[np.ndarray, np.ndarray, int, int]:
     """Points of ``cell`` that pass the outlier threshold and thinning, with their measures; the
-    counts of outliers, thinned points and outliers that a whole-cloud query might have kept
-    (their neighbours reach past the ring and the lower bound of their mean is not over)."""
+    counts of outliers and of thinned points."""
     pts = np.load(Path(tmp) / f"pts_{cell[0]}_{cell[1]}.npy")
     feats = np.load(Path(tmp) / f"feat_{cell[0]}_{cell[1]}.npy")
     inlier = feats["mean_distance"] <= threshold
-    uncertain = int(np.sum(~inlier & (feats["mean_distance_lower"] <= threshold)))
     pts, feats = pts[inlier], feats[inlier]
     thinned = 0
     if voxel > 0 and len(pts):
         first = first_per_key(np.floor(_xyz(pts) / voxel).astype(np.int64))
         thinned = len(pts) - len(first)
         pts, feats = pts[first], feats[first]
-    return pts, feats, int((~inlier).sum()), thinned, uncertain
+    return pts, feats, int((~inlier).sum()), thinned
 
 
 def lowest_cell(tmp: str, cell: Cell, threshold: float, voxel: float, grid: gnd.Grid
@@ -140,8 +132,8 @@ def lowest_cell(tmp: str, cell: Cell, threshold: float, voxel: float, grid: gnd.
 def classify_cell(tmp: str, cell: Cell, threshold: float, c: CleanConfig, grid: gnd.Grid,
                   surface_path: str, dtm_grid: gnd.Grid, out: str) -> dict[str, Any]:
     """Pass 3 (executor task): classes of the cell's points, written to ``out``; DTM / DSM blocks."""
-    pts, feats, outliers, thinned, uncertain = _kept(tmp, cell, threshold, c.voxel_size)
-    result: dict[str, Any] = {"outliers": outliers, "thinned": thinned, "uncertain": uncertain, "points": len(pts),
+    pts, feats, outliers, thinned = _kept(tmp, cell, threshold, c.voxel_size)
+    result: dict[str, Any] = {"outliers": outliers, "thinned": thinned, "points": len(pts),
                               "classes": np.zeros(256, np.int64)}
     if not len(pts):
         return result
@@ -272,12 +264,11 @@ def run(ctx: StageContext, cfg: TwinConfig) -> StageResult:
     dsm = np.full((dtm_grid.rows, dtm_grid.cols), -np.inf)
     out = CellStore(ctx.out_dir / "points")
     classes = np.zeros(256, np.int64)
-    outliers = thinned = kept = uncertain = 0
+    outliers = thinned = kept = 0
     for f in ctx.reporter.track([ex.submit(classify_cell, str(tmp), cell, threshold, c, grid, str(surface_path),
                                            dtm_grid, str(out.folder)) for cell in cells], "clean: classify"):
         r = f.result()
         outliers, thinned, kept = outliers + r["outliers"], thinned + r["thinned"], kept + r["points"]
-        uncertain += r["uncertain"]
         classes += r["classes"]
         if "blocks" in r:
             r0, c0, rows, cols, s, cnt, top = r["blocks"]
@@ -307,8 +298,6 @@ def run(ctx: StageContext, cfg: TwinConfig) -> StageResult:
               "noise_class_points_dropped": noise, "duplicates_removed": dups,
               "statistical_outliers_removed": outliers,
               "outlier_threshold_m": threshold, "mean_neighbour_distance_m": mean,
-              "isolated_points": sum(m["isolated"] for m in measured),
-              "border_uncertain_points": uncertain,
               "thinned_away": thinned, "output_points": kept, "ground_method": c.ground_method,
               "classes": {str(k): int(v) for k, v in enumerate(classes) if v},
               "dtm": {"resolution_m": c.dtm_resolution, "shape": [dtm_grid.rows, dtm_grid.cols]},

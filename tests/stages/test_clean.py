@@ -42,7 +42,6 @@ def test_results_do_not_depend_on_the_cell_size(city):
     b = _clean(_run(city, "c70", 70, opts))
     report = json.loads((city / "c40" / "reports" / "clean.json").read_text())
     assert report["statistical_outliers_removed"] > 1000 and report["thinned_away"] > 1000
-    assert report["border_uncertain_points"] == 0
     assert np.array_equal(a["index"], b["index"])
     assert np.array_equal(a["x"], b["x"]) and np.array_equal(a["z"], b["z"])
     # surface variation is float32 arithmetic around each cell's centre: a point on the threshold
