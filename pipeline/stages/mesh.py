@@ -26,6 +26,7 @@ from pipeline.config import TwinConfig
 from pipeline.core.geodesy import SiteFrame
 from pipeline.core.meshing import coarse_grid_error, coarse_indices, grid_mesh, prism
 from pipeline.core.cells import CellStore
+from pipeline.core.pointindex import PointGridIndex
 from pipeline.core.pointio import BUILDING
 from pipeline.core.raster import read_elevation
 from pipeline.errors import FeatureSkippedWarning
@@ -100,14 +101,6 @@ def _ground_height(dem: Any, feat: dict[str, Any]) -> float | None:
     return float(v.min()) if v.size else None
 
 
-def _roof_points(pts: np.ndarray, poly: Polygon) -> np.ndarray:
-    minx, miny, maxx, maxy = poly.bounds
-    cand = np.flatnonzero((pts["x"] >= minx) & (pts["x"] <= maxx)
-                          & (pts["y"] >= miny) & (pts["y"] <= maxy))
-    inside = shapely.contains_xy(poly, pts["x"][cand], pts["y"][cand])
-    return cand[inside]
-
-
 def _buildings(ctx: StageContext, cfg: TwinConfig, frame: SiteFrame) -> dict[str, Any]:
     fp_path = ctx.input_dir("georef") / "footprints.json"
     if not fp_path.is_file():
@@ -125,6 +118,7 @@ def _buildings(ctx: StageContext, cfg: TwinConfig, frame: SiteFrame) -> dict[str
         # only building points are held: memory follows the roofs, not the cloud
         parts = [rec[rec["classification"] == BUILDING] for _, rec in store]
         pts = np.concatenate(parts) if parts else None
+    index = PointGridIndex(pts["x"], pts["y"]) if pts is not None and len(pts) else None
     all_v, all_f, all_id, records, skipped = [], [], [], [], []
     offset = 0
     sources = {"lidar": 0, "attribute": 0, "floors": 0, "default": 0}
@@ -146,8 +140,8 @@ def _buildings(ctx: StageContext, cfg: TwinConfig, frame: SiteFrame) -> dict[str
             continue
         n_c = feat["centroid"]["undulation"]
         roof, source, n_pts = None, None, 0
-        if pts is not None:
-            idx = np.concatenate([_roof_points(pts, p) for p in polys])
+        if index is not None:
+            idx = np.concatenate([index.within(p) for p in polys])
             n_pts = int(len(idx))
             if n_pts >= m.min_roof_points:
                 enu = np.column_stack([pts["x"][idx], pts["y"][idx], pts["z"][idx]])
