@@ -218,16 +218,10 @@ def iter_las_chunks(path: str | Path, chunk_size: int) -> Iterator[np.ndarray]:
     truncated file or a header count that disagrees with the points actually read.
     """
     path = Path(path)
+    expected = las_checked_count(path)
+    extra = las_extra_dims(path)
     with _open(path) as reader:
-        header = reader.header
-        if np.any(header.scales == 0):
-            raise PointCloudError(f"header scale is zero (x, y, z scales {', '.join(f'{s:g}' for s in header.scales)})",
-                                  path=path)
-        expected = int(header.point_count)
-        if expected == 0:
-            raise PointCloudError("file holds zero points", path=path)
         seen = 0
-        extra = las_extra_dims(path)
         try:
             for points in reader.chunk_iterator(chunk_size):
                 if len(points) == 0:
