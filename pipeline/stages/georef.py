@@ -25,6 +25,7 @@ from pipeline.config import TwinConfig
 from pipeline.core.geodesy import (GeoidModel, SiteFrame, check_area_of_use, check_near_site,
                                    ecef_to_geodetic, ellipsoidal_heights, horizontal_crs, source_to_lonlat)
 from pipeline.core.helmert import robust_similarity
+from pipeline.core.neighbourhood import first_per_key
 from pipeline.core.registration import register
 from pipeline.core.cells import CellGrid, CellStore, dtype_to_json
 from pipeline.core.gridwarp import AffineMap, GridWarp, fit_grid_warp
@@ -288,9 +289,7 @@ def _points(ctx: StageContext, g: _Georeferencer, cfg: TwinConfig, control: dict
 
 def _voxel_sample(xyz: np.ndarray, voxel: float) -> np.ndarray:
     """First point of each voxel: registration downsamples anyway, so read the reference thinned."""
-    keys = np.floor(xyz / voxel).astype(np.int64)
-    _, first = np.unique(keys, axis=0, return_index=True)
-    return xyz[np.sort(first)]
+    return xyz[first_per_key(np.floor(xyz / voxel).astype(np.int64))]
 
 
 def _align(ctx: StageContext, cfg: TwinConfig, movers: list[tuple[dict[str, Any], Path]], out: Path,
