@@ -132,12 +132,10 @@ def _write_glb(path: Path, pts: np.ndarray, meshopt: bool) -> int:
     return len(data)
 
 
-def _tile_doc(node: PointNode) -> dict[str, Any]:
-    tile: dict[str, Any] = {"key": node.key, "lo": node.lo.tolist(), "hi": node.hi.tolist(),
-                            "geometricError": node.spacing, "points": len(node.index)}
-    if node.children:
-        tile["children"] = [_tile_doc(c) for c in node.children]
-    return tile
+def _node_docs(tree: PointNode) -> list[dict[str, Any]]:
+    """Every node of a subtree as a flat record (key, subtree box, geometric error, own points)."""
+    return [{"key": n.key, "lo": n.lo.tolist(), "hi": n.hi.tolist(), "geometricError": n.spacing,
+             "points": len(n.index)} for n in tree.walk()]
 
 
 def tile_cell(src: str, cell: tuple[int, int], frame: OctreeFrame, max_points: int, out: str,
@@ -151,7 +149,7 @@ def tile_cell(src: str, cell: tuple[int, int], frame: OctreeFrame, max_points: i
     for tree in trees:
         for node in tree.walk():
             size += _write_glb(Path(out) / f"tiles/{node.key}.glb", pts[node.index], meshopt)
-    return {"candidates": pts[cand], "trees": [_tile_doc(t) for t in trees], "bytes": size}
+    return {"candidates": pts[cand], "nodes": [d for t in trees for d in _node_docs(t)], "bytes": size}
 
 
 def write_coarse_tile(path: str, pts: np.ndarray, meshopt: bool = False) -> int:
@@ -159,55 +157,31 @@ def write_coarse_tile(path: str, pts: np.ndarray, meshopt: bool = False) -> int:
     return _write_glb(Path(path), pts, meshopt)
 
 
-def _assemble(frame: OctreeFrame, coarse: dict[str, dict[str, Any]], trees: list[dict[str, Any]]
-              ) -> dict[str, Any]:
-    """The tile tree from the coarse nodes and the cells' subtrees; every ancestor of a subtree
-    exists (content-less where no coarse point fell), boxes are the union of content and children."""
-    nodes = dict(coarse)
-    for t in trees:
-        nodes[t["key"]] = t
+def _assemble(frame: OctreeFrame, nodes: dict[str, dict[str, Any]]) -> tuple[dict[str, Any], np.ndarray, np.ndarray]:
+    """(root tile, its box's lo, hi) of the tree of ``nodes`` (key -> record): every ancestor is
+    made (content-less where no point fell), boxes are the union of content and children."""
     for key in list(nodes):
         for cut in range(1, len(key)):
-            parent = key[:cut]
-            nodes.setdefault(parent, {"key": parent, "geometricError": frame.spacing(cut - 1), "points": 0})
+            nodes.setdefault(key[:cut], {"key": key[:cut], "geometricError": frame.spacing(cut - 1), "points": 0})
     kids: dict[str, list[str]] = {}
-    for key in nodes:
+    for key in sorted(nodes):
         if key != "r":
             kids.setdefault(key[:-1], []).append(key)
 
-    def build(key: str) -> dict[str, Any]:
+    def build(key: str) -> tuple[dict[str, Any], np.ndarray, np.ndarray]:
         n = nodes[key]
-        children = [build(k) for k in sorted(kids.get(key, []))] if key in kids else \
-            [_from_doc(c) for c in n.get("children", [])]
-        boxes = [(np.array(n["lo"]), np.array(n["hi"]))] if n.get("points") else []
-        boxes += [(c["_lo"], c["_hi"]) for c in children]
+        built = [build(k) for k in kids.get(key, [])]
+        boxes = ([(np.array(n["lo"]), np.array(n["hi"]))] if n["points"] else []) + [(lo, hi) for _, lo, hi in built]
         lo = np.min([b[0] for b in boxes], axis=0)
         hi = np.max([b[1] for b in boxes], axis=0)
-        tile: dict[str, Any] = {"boundingVolume": {"box": aabb_box(lo, hi)},
-                                "geometricError": n["geometricError"], "_lo": lo, "_hi": hi}
-        if n.get("points"):
+        tile: dict[str, Any] = {"boundingVolume": {"box": aabb_box(lo, hi)}, "geometricError": n["geometricError"]}
+        if n["points"]:
             tile["content"] = {"uri": f"tiles/{key}.glb"}
-        if children:
-            tile["children"] = children
-        return tile
-
-    def _from_doc(d: dict[str, Any]) -> dict[str, Any]:
-        children = [_from_doc(c) for c in d.get("children", [])]
-        tile: dict[str, Any] = {"boundingVolume": {"box": aabb_box(np.array(d["lo"]), np.array(d["hi"]))},
-                                "geometricError": d["geometricError"], "content": {"uri": f"tiles/{d['key']}.glb"},
-                                "_lo": np.array(d["lo"]), "_hi": np.array(d["hi"])}
-        if children:
-            tile["children"] = children
-        return tile
+        if built:
+            tile["children"] = [t for t, _, _ in built]
+        return tile, lo, hi
 
     return build("r")
-
-
-def _strip(tile: dict[str, Any]) -> dict[str, Any]:
-    tile.pop("_lo"), tile.pop("_hi")
-    for c in tile.get("children", []):
-        _strip(c)
-    return tile
 
 
 def _point_layer(ctx: StageContext, out: Path, m: np.ndarray, cfg: TwinConfig) -> dict[str, Any] | None:
@@ -227,28 +201,28 @@ def _point_layer(ctx: StageContext, out: Path, m: np.ndarray, cfg: TwinConfig) -
                               "pip install 'dmc-twin[meshopt]'") from None
     futures = [ctx.executor.submit(tile_cell, str(store.folder), cell, frame, t.pointcloud_max_points, str(out),
                                    t.pointcloud_meshopt) for cell in store.cells()]
-    trees, candidates, size = [], [], 0
+    nodes: dict[str, dict[str, Any]] = {}
+    candidates, size = [], 0
     for f in ctx.reporter.track(futures, "tile point cloud"):
         r = f.result()
-        trees += r["trees"]
+        nodes.update((d["key"], d) for d in r["nodes"])
         candidates.append(r["candidates"])
         size += r["bytes"]
-    coarse: dict[str, dict[str, Any]] = {}
     cand = np.concatenate(candidates)
     if len(cand):
         xyz = np.column_stack([cand["x"], cand["y"], cand["z"]])
         jobs = []
         for key, level, idx in coarse_levels(xyz, frame):
             lo, hi = column_bounds(xyz[idx])
-            coarse[key] = {"key": key, "lo": lo.tolist(), "hi": hi.tolist(),
+            nodes[key] = {"key": key, "lo": lo.tolist(), "hi": hi.tolist(),
                            "geometricError": frame.spacing(level), "points": len(idx)}
             jobs.append(ctx.executor.submit(write_coarse_tile, str(out / f"tiles/{key}.glb"), cand[idx],
                                             t.pointcloud_meshopt))
         size += sum(j.result() for j in jobs)
-    root = _assemble(frame, coarse, trees)
+    root, lo, hi = _assemble(frame, nodes)
     # the whole layer's error: its height range, or the root's spacing if that is coarser
-    top = max(root["geometricError"], float(root["_hi"][2] - root["_lo"][2]))
-    root = _strip(root) | {"refine": "ADD", "transform": matrix_to_json(m)}
+    top = max(root["geometricError"], float(hi[2] - lo[2]))
+    root |= {"refine": "ADD", "transform": matrix_to_json(m)}
     _dump(out / "tileset.json", tileset_doc(root, top))
     n_tiles = len(list((out / "tiles").glob("*.glb")))
     return {"box": root["boundingVolume"]["box"], "geometricError": top, "tiles": n_tiles,
