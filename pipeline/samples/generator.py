@@ -86,17 +86,69 @@ def terrain_height(x: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 
 @dataclass
+class Roof:
+    """A pitched roof over a rectangular footprint: ``kind`` gable, hip or shed.
+
+    The rectangle is centred on ``cx, cy`` (local m) with ``width`` along its own u axis, which is
+    grid east turned ``rotation`` degrees counter-clockwise, and ``depth`` along v. Gable and hip
+    ridges run along the longer side; a shed falls along the shorter one. ``pitch`` in degrees.
+    """
+
+    kind: str
+    pitch: float
+    cx: float
+    cy: float
+    width: float
+    depth: float
+    rotation: float
+
+    def rise(self) -> float:
+        """Height (m) of the ridge (shed: the high eave) above the low eaves."""
+        run = min(self.width, self.depth)
+        return float(np.tan(np.radians(self.pitch)) * (run if self.kind == "shed" else run / 2))
+
+    def drop(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """How far (m) the roof surface at local ``x, y`` lies below the ridge (>= 0)."""
+        r = np.radians(self.rotation)
+        u = (x - self.cx) * np.cos(r) + (y - self.cy) * np.sin(r)
+        v = -(x - self.cx) * np.sin(r) + (y - self.cy) * np.cos(r)
+        if self.depth > self.width:  # ridge along the longer side: make that u
+            u, v = v, -u
+        long_half, short_half = max(self.width, self.depth) / 2, min(self.width, self.depth) / 2
+        t = np.tan(np.radians(self.pitch))
+        if self.kind == "gable":
+            return t * np.abs(v)
+        if self.kind == "hip":
+            return t * np.maximum(np.abs(v), np.abs(u) - (long_half - short_half))
+        return t * (v + short_half)  # shed: high eave along v = -short_half
+
+
+@dataclass
 class Building:
     id: str
     name: str
     use: str
     floors: int
-    height: float           # true height above the base, metres
+    height: float           # true height of the highest roof point above the base, metres
     footprint: Polygon      # local coordinates (m)
     base: float = 0.0       # lowest terrain height under the footprint (m, orthometric)
     height_attribute: bool = True  # whether the footprint file carries the height
     landmark: bool = False
+    roof: Roof | None = None  # None: flat roof at base + height
     extra: dict = field(default_factory=dict)
+
+    def roof_height(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """True roof surface (m, orthometric) at local ``x, y`` inside the footprint."""
+        top = np.full(np.shape(x), self.base + self.height)
+        return top if self.roof is None else top - self.roof.drop(np.asarray(x), np.asarray(y))
+
+    def roof_truth(self) -> dict:
+        """The roof as the truth file records it (heights orthometric m)."""
+        top = round(self.base + self.height, 4)
+        if self.roof is None:
+            return {"type": "flat", "ridge": top, "eave": top}
+        return {"type": self.roof.kind, "pitch_deg": self.roof.pitch, "ridge": top,
+                "eave": round(self.base + self.height - self.roof.rise(), 4)}
 
 
 def _rect(cx: float, cy: float, w: float, d: float, rot: float) -> Polygon:
@@ -117,10 +169,15 @@ def _landmark_footprint(lm, cx: float, cy: float) -> Polygon:
 
 
 def make_buildings(rng: np.random.Generator, core: tuple[float, float, float, float] = (-225.0, -165.0, 265.0, 445.0),
-                   n_core: int = 36) -> list[Building]:
+                   n_core: int = 36, roof_seed: int = SEED) -> list[Building]:
     """Landmarks at their approximate real positions, then ``n_core`` office blocks in ``core``
-    (local xmin, ymin, xmax, ymax) and housing blocks north-west of the district."""
+    (local xmin, ymin, xmax, ymax) and housing blocks north-west of the district.
+
+    About half of the rectangular blocks get a gable, hip or shed roof; those draws come from
+    their own generator (``roof_seed``), so the placement of everything else does not depend on them.
+    """
     x0, y0 = origin_xy()
+    roof_rng = np.random.default_rng(roof_seed)
     to_tm = pyproj.Transformer.from_crs("EPSG:4326", f"EPSG:{CRS_EPSG}", always_xy=True)
     buildings: list[Building] = []
     for i, lm in enumerate(LANDMARKS):
@@ -144,7 +201,8 @@ def make_buildings(rng: np.random.Generator, core: tuple[float, float, float, fl
             cy = rng.uniform(region[1], region[3])
             w, d = rng.uniform(22, 46), rng.uniform(16, 32)
             fp = box(cx - w / 2, cy - d / 2, cx + w / 2, cy + d / 2)
-            if rng.random() < 0.3:  # L-shaped block: a wing on one corner
+            l_shaped = rng.random() < 0.3
+            if l_shaped:  # L-shaped block: a wing on one corner
                 fp = shapely.union(fp, box(cx + w / 2 - 12, cy + d / 2 - 1, cx + w / 2, cy + d / 2 + 12))
                 fp = shapely.normalize(shapely.simplify(fp, 0.01))
             fp = affinity.rotate(fp, rot, origin=(cx, cy))
@@ -154,8 +212,15 @@ def make_buildings(rng: np.random.Generator, core: tuple[float, float, float, fl
             height = round(floors * rng.uniform(3.6, 4.2) + rng.uniform(1.0, 3.0), 2)
             use = str(rng.choice(use_choices))
             idx = start + count
+            roof = None
+            kind_draw, pitch_draw = roof_rng.random(), roof_rng.random()
+            if not l_shaped and kind_draw < 0.55:
+                kind = "gable" if kind_draw < 0.25 else "hip" if kind_draw < 0.45 else "shed"
+                pitch = round(6.0 + 8.0 * pitch_draw if kind == "shed" else 18.0 + 17.0 * pitch_draw, 1)
+                roof = Roof(kind, pitch, cx, cy, w, d, rot)
+                height = round(height + roof.rise(), 2)  # the storeys stay; the roof sits on them
             buildings.append(Building(f"DMC-{prefix}{idx:03d}", f"{use.title()} block {idx}", use, floors,
-                                      height, fp, height_attribute=bool(rng.random() < 0.5)))
+                                      height, fp, height_attribute=bool(rng.random() < 0.5), roof=roof))
             occupied.append(fp.buffer(8.0))
             count += 1
 
@@ -217,7 +282,7 @@ def simulate_lidar(rng: np.random.Generator, buildings: list[Building], trees: n
         if cand.size == 0:
             continue
         inside = cand[shapely.contains_xy(b.footprint, x[cand], y[cand])]
-        z[inside] = b.base + b.height
+        z[inside] = b.roof_height(x[inside], y[inside])
         cls[inside] = BUILDING
         use_of[inside] = i
 
@@ -387,6 +452,66 @@ def write_pois(path: Path) -> None:
     path.write_text(json.dumps(_feature_collection(feats, None), indent=1))
 
 
+#: a design model of a proposed tower on an empty lot of the LiDAR area (local m, EPSG:5186 offsets
+#: from the origin); the real DMC landmark tower (133 floors) was planned in 2009 and never built
+TOWER = {"id": "DMC-P001", "name": "DMC Landmark Tower (proposal)", "use": "proposed",
+         "local": (225.0, 290.0), "heading_deg": 332.0, "height": 320.0, "base": 44.0, "top": 22.0,
+         "twist_deg": 90.0, "storey": 4.0, "segments": 32}
+
+
+def tower_model() -> tuple[np.ndarray, np.ndarray]:
+    """The proposed tower in its own frame (metres; x east, y north, z up before the heading):
+    a rounded square tapering and twisting upwards, closed by flat caps. Like most CAD exports it
+    repeats the vertices along one seam of its sides (where texture coordinates would wrap), so
+    the pipeline has something to repair."""
+    t = TOWER
+    k, levels = t["segments"], int(t["height"] / t["storey"]) + 1
+    ang = np.linspace(0.0, 2 * np.pi, k + 1)  # the last column repeats the first: the seam
+    # a superellipse of exponent 4: a square with rounded corners
+    ux = np.sign(np.cos(ang)) * np.abs(np.cos(ang)) ** 0.5
+    uy = np.sign(np.sin(ang)) * np.abs(np.sin(ang)) ** 0.5
+    ux[-1], uy[-1] = ux[0], uy[0]
+    z = np.linspace(0.0, t["height"], levels)
+    half = (t["base"] + (t["top"] - t["base"]) * z / t["height"]) / 2
+    twist = np.radians(t["twist_deg"]) * z / t["height"]
+    c, s_ = np.cos(twist)[:, None], np.sin(twist)[:, None]
+    x = half[:, None] * (ux[None, :] * c - uy[None, :] * s_)
+    y = half[:, None] * (ux[None, :] * s_ + uy[None, :] * c)
+    side = np.stack([x, y, np.broadcast_to(z[:, None], x.shape)], axis=-1).reshape(-1, 3)
+    idx = np.arange(levels * (k + 1)).reshape(levels, k + 1)
+    a, b = idx[:-1, :-1].ravel(), idx[:-1, 1:].ravel()
+    cc, d = idx[1:, :-1].ravel(), idx[1:, 1:].ravel()
+    faces = [np.column_stack([a, b, d]), np.column_stack([a, d, cc])]
+    n = len(side)
+    caps = np.array([[0.0, 0.0, 0.0], [0.0, 0.0, t["height"]]])
+    ring = np.arange(k)
+    faces.append(np.column_stack([np.full(k, n), idx[0, ring + 1], idx[0, ring]]))
+    faces.append(np.column_stack([np.full(k, n + 1), idx[-1, ring], idx[-1, ring + 1]]))
+    return np.vstack([side, caps]), np.concatenate(faces).astype(np.uint32)
+
+
+def write_tower(path: Path) -> None:
+    """The tower as a GLB (glTF is y-up: x, z, -y), written by the pipeline's own deterministic
+    glTF writer so the bytes never change."""
+    from pipeline.core.gltf import ARRAY_BUFFER, TRIANGLES, GltfBuilder, enu_to_gltf
+
+    v, f = tower_model()
+    b = GltfBuilder()
+    pos = b.accessor(enu_to_gltf(v).astype(np.float32), target=ARRAY_BUFFER, minmax=True)
+    b.mesh_node([{"attributes": {"POSITION": pos}, "indices": b.indices(f), "mode": TRIANGLES}])
+    path.write_bytes(b.to_glb())
+
+
+def tower_origin() -> tuple[float, float, float]:
+    """EPSG:5186 x, y and orthometric (EGM96) height of the tower model's origin: the lowest
+    ground under its base."""
+    x0, y0 = origin_xy()
+    lx, ly = TOWER["local"]
+    r = TOWER["base"] / 2 * 1.5
+    gx, gy = np.meshgrid(np.linspace(lx - r, lx + r, 41), np.linspace(ly - r, ly + r, 41))
+    return x0 + lx, y0 + ly, round(float(terrain_local(gx, gy).min()), 3)
+
+
 def generate(out_dir: str | Path, seed: int = SEED) -> dict:
     """Write the sample into ``out_dir``; return a summary. Same seed, same bytes."""
     out = Path(out_dir)
@@ -401,6 +526,7 @@ def generate(out_dir: str | Path, seed: int = SEED) -> dict:
     write_footprints(out / "buildings.geojson", buildings, x0, y0)
     write_gcps(out / "gcps.csv", rng, buildings, trees, x0, y0)
     write_pois(out / "pois.geojson")
+    write_tower(out / "landmark_tower.glb")
     np.savez_compressed(out / "truth" / "point_classes.npz", classes=pts["cls"])
     truth = {
         "seed": seed, "crs": f"EPSG:{CRS_EPSG}+{VERTICAL_EPSG}",
@@ -408,12 +534,15 @@ def generate(out_dir: str | Path, seed: int = SEED) -> dict:
         "lidar_extent_local": LIDAR_EXTENT, "dem_extent_local": DEM_EXTENT,
         "buildings": [{"id": b.id, "name": b.name, "use": b.use, "floors": b.floors,
                        "base": round(b.base, 4), "height": b.height,
-                       "roof": round(b.base + b.height, 4), "landmark": b.landmark,
+                       "roof": round(b.base + b.height, 4), "roof_shape": b.roof_truth(),
+                       "landmark": b.landmark,
                        "footprint_wkt": shapely.to_wkt(affinity.translate(b.footprint, x0, y0),
                                                        rounding_precision=3)}
                       for b in buildings],
         "trees": int(len(trees)),
         "points": int(len(pts["x"])),
+        "model": {"file": "landmark_tower.glb", "id": TOWER["id"], "origin": list(tower_origin()),
+                  "heading_deg": TOWER["heading_deg"], "height": TOWER["height"], "up_axis": "y"},
     }
     (out / "truth" / "truth.json").write_text(json.dumps(truth, indent=1))
     return {"buildings": len(buildings), "points": int(len(pts["x"])), "trees": int(len(trees))}

@@ -23,7 +23,7 @@ def regenerated(tmp_path_factory):
 
 @pytest.mark.slow
 def test_committed_assets_are_the_generators_output(regenerated):
-    for name in ("buildings.geojson", "gcps.csv", "pois.geojson", "truth/truth.json"):
+    for name in ("buildings.geojson", "gcps.csv", "pois.geojson", "landmark_tower.glb", "truth/truth.json"):
         assert (regenerated / name).read_bytes() == (SAMPLE / name).read_bytes(), name
     a, b = laspy.read(regenerated / "dmc_aerial.laz"), laspy.read(SAMPLE / "dmc_aerial.laz")
     assert np.array_equal(a.points.array, b.points.array)
