@@ -68,3 +68,8 @@ class TwinWarning(UserWarning):
 
 class FeatureSkippedWarning(TwinWarning):
     """A feature (building, POI) was skipped; the stage report counts it."""
+
+
+class FeatureRepairedWarning(TwinWarning):
+    """A feature's geometry was repaired (e.g. a self-intersecting footprint made valid); the
+    stage report lists it."""

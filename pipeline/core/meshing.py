@@ -1,70 +1,22 @@
-"""Triangle meshes for the twin: terrain grids and extruded building solids (ENU metres).
+"""Closed building solids under planar roofs, and small mesh checks (plan metres, heights metres).
 
-Meshes are plain arrays: ``vertices`` (V, 3) float64 ENU and ``faces`` (F, 3) int32, counter-
-clockwise seen from outside (normals point out / up).
+Meshes are plain arrays: ``vertices`` (V, 3) and ``faces`` (F, 3) int32, counter-clockwise seen
+from outside (normals point out). Solids are built in a plan frame (x, y) with heights (z);
+the caller places every vertex on its own plumb line (see ``SiteFrame.plan_to_enu``).
 """
 
 from __future__ import annotations
 
-import mapbox_earcut
+from collections.abc import Sequence
+
 import numpy as np
+import shapely
+from shapely.geometry import LineString, Polygon, box
 
+from pipeline.core.roofs import Plane, envelope
 
-def grid_faces(rows: int, cols: int) -> np.ndarray:
-    """Triangles (F, 3) of a rows x cols vertex grid (row 0 north, col 0 west), CCW seen from above.
-
-    Each cell (NW a, NE b, SW c, SE d) splits into (a, c, b) and (b, c, d).
-    """
-    r, c = np.meshgrid(np.arange(rows - 1), np.arange(cols - 1), indexing="ij")
-    a = (r * cols + c).ravel()
-    b, cc = a + 1, a + cols
-    d = cc + 1
-    return np.concatenate([np.column_stack([a, cc, b]), np.column_stack([b, cc, d])]).astype(np.int64)
-
-
-def grid_mesh(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Mesh of a (rows, cols, 3) vertex grid; triangles touching a NaN vertex are dropped and
-    unused vertices removed."""
-    rows, cols, _ = points.shape
-    verts = points.reshape(-1, 3)
-    faces = grid_faces(rows, cols)
-    valid = np.all(np.isfinite(verts), axis=1)
-    faces = faces[np.all(valid[faces], axis=1)]
-    used = np.unique(faces)
-    remap = np.full(len(verts), -1, np.int64)
-    remap[used] = np.arange(len(used))
-    return verts[used], remap[faces].astype(np.int32)
-
-
-def coarse_indices(n: int, step: int) -> np.ndarray:
-    """Every ``step``-th index of 0..n-1, always including the last."""
-    idx = np.arange(0, n, step)
-    return idx if idx[-1] == n - 1 else np.append(idx, n - 1)
-
-
-def coarse_grid_error(points: np.ndarray, rows_idx: np.ndarray, cols_idx: np.ndarray) -> float:
-    """Max vertical (U) distance (m) between a full grid and its coarse version at every full vertex.
-
-    The coarse surface is interpolated with the same triangle split as :func:`grid_faces`.
-    Cells with a NaN corner are skipped (they are not part of either mesh).
-    """
-    rows, cols, _ = points.shape
-    u = points[..., 2]
-    ri = np.clip(np.searchsorted(rows_idx, np.arange(rows), side="right") - 1, 0, len(rows_idx) - 2)
-    ci = np.clip(np.searchsorted(cols_idx, np.arange(cols), side="right") - 1, 0, len(cols_idx) - 2)
-    r0, r1 = rows_idx[ri], rows_idx[ri + 1]
-    c0, c1 = cols_idx[ci], cols_idx[ci + 1]
-    fr = ((np.arange(rows) - r0) / (r1 - r0))[:, None]
-    fc = ((np.arange(cols) - c0) / (c1 - c0))[None, :]
-    A = u[np.ix_(r0, c0)]
-    B = u[np.ix_(r0, c1)]
-    C = u[np.ix_(r1, c0)]
-    D = u[np.ix_(r1, c1)]
-    upper = fr + fc <= 1.0
-    interp = np.where(upper, A + fr * (C - A) + fc * (B - A),
-                      D + (1 - fr) * (B - D) + (1 - fc) * (C - D))
-    err = np.abs(u - interp)
-    return float(np.nanmax(err)) if np.any(np.isfinite(err)) else 0.0
+#: precision (m) of roof crease nodes
+GRID = 1e-6
 
 
 def _signed_area(xy: np.ndarray) -> float:
@@ -72,44 +24,110 @@ def _signed_area(xy: np.ndarray) -> float:
     return 0.5 * float(np.dot(x, np.roll(y, -1)) - np.dot(np.roll(x, -1), y))
 
 
-def prism(rings_xy: list[np.ndarray], bottom: list[np.ndarray], top: list[np.ndarray]
-          ) -> tuple[np.ndarray, np.ndarray]:
-    """A closed solid between a floor and a roof polygon with holes.
+def _triangulate(poly: Polygon, ids: dict[tuple[float, float], int]) -> np.ndarray:
+    """Triangles (T, 3) of vertex ids (``ids`` maps each ring vertex's x, y to its id), CCW seen
+    from above. GEOS's constrained Delaunay keeps every ring vertex, collinear ones included (an
+    ear-clipper drops those, leaving T-junctions where a crease meets a straight outline)."""
+    tris = shapely.get_parts(shapely.constrained_delaunay_triangles(poly))
+    xy = shapely.get_coordinates(tris).reshape(-1, 4, 2)[:, :3]
+    cross = ((xy[:, 1, 0] - xy[:, 0, 0]) * (xy[:, 2, 1] - xy[:, 0, 1])
+             - (xy[:, 1, 1] - xy[:, 0, 1]) * (xy[:, 2, 0] - xy[:, 0, 0]))
+    out = np.array([[ids[(float(x), float(y))] for x, y in t] for t in xy], np.int64).reshape(-1, 3)
+    out[cross < 0] = out[cross < 0][:, ::-1]
+    return out[cross != 0]
 
-    ``rings_xy``: exterior then holes, (k, 2) plan coordinates without the closing vertex, used
-    to triangulate the caps; ``bottom``/``top``: matching (k, 3) positions of each ring's floor
-    and roof vertices. Vertices are shared, so the result is watertight; faces face outward.
+
+def _halfplane(bounds: tuple[float, float, float, float], a: float, b: float, c: float) -> Polygon | None:
+    """The part of the box ``bounds`` where ``a x + b y + c <= 0`` (None when empty)."""
+    corners = np.array([[bounds[0], bounds[1]], [bounds[2], bounds[1]], [bounds[2], bounds[3]],
+                        [bounds[0], bounds[3]]])
+    f = corners @ np.array([a, b]) + c
+    out = []
+    for i in range(4):
+        j = (i + 1) % 4
+        if f[i] <= 0:
+            out.append(corners[i])
+        if (f[i] < 0 < f[j]) or (f[j] < 0 < f[i]):
+            t = f[i] / (f[i] - f[j])
+            out.append(corners[i] + t * (corners[j] - corners[i]))
+    return Polygon(out) if len(out) >= 3 else None
+
+
+def roof_regions(footprint: Polygon, planes: Sequence[Plane]) -> list[Polygon]:
+    """The faces of the roof over ``footprint``: where each plane is the lowest, split at every
+    crease, with every crease and outline vertex shared by the faces that meet there."""
+    if len(planes) == 1:
+        return [footprint]
+    x0, y0, x1, y1 = footprint.bounds
+    big = (x0 - 10.0, y0 - 10.0, x1 + 10.0, y1 + 10.0)
+    edges = [footprint.boundary]
+    for i, p in enumerate(planes):
+        region: shapely.Geometry = box(*big)
+        for j, q in enumerate(planes):
+            if i == j:
+                continue
+            half = _halfplane(big, p.a - q.a, p.b - q.b, p.c - q.c)
+            region = region.intersection(half) if half is not None else Polygon()
+        edges.append(region.intersection(footprint).boundary)
+    # noding on a micrometre grid: creases meeting at a hip or an outline corner are computed in
+    # several ways, and float noise between them would leave sliver faces and doubled vertices
+    noded = shapely.unary_union(edges, grid_size=GRID)
+    faces = [f for f in shapely.get_parts(shapely.polygonize(shapely.get_parts(noded)))
+             if f.area > 0 and footprint.contains(f.representative_point())]
+    return faces
+
+
+def roof_solid(footprint: Polygon, planes: Sequence[Plane], ground: float
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """A closed solid from ``ground`` (m) up to the lower envelope of ``planes`` over a footprint
+    polygon (holes allowed): (vertices (V, 3) as plan x, y and height, faces (F, 3)).
+
+    One horizontal plane gives an LoD1 prism. Roof vertices are shared by the roof faces and the
+    wall tops, wall bottoms by the walls and the floor, so the solid is watertight.
     """
-    rings_xy = [np.asarray(r, np.float64) for r in rings_xy]
-    bottom = [np.asarray(b, np.float64) for b in bottom]
-    top = [np.asarray(t, np.float64) for t in top]
-    # exterior counter-clockwise, holes clockwise: then the inside is left of every edge
-    for i, r in enumerate(rings_xy):
-        want_ccw = i == 0
-        if (_signed_area(r) > 0) != want_ccw:
-            rings_xy[i], bottom[i], top[i] = r[::-1], bottom[i][::-1], top[i][::-1]
-    sizes = [len(r) for r in rings_xy]
-    n = sum(sizes)
-    verts = np.concatenate(bottom + top)
-    flat_xy = np.concatenate(rings_xy)
-    tri = np.asarray(mapbox_earcut.triangulate_float64(flat_xy, np.cumsum(sizes).astype(np.uint32)),
-                     np.int64).reshape(-1, 3)
-    p = flat_xy[tri]
-    cross = ((p[:, 1, 0] - p[:, 0, 0]) * (p[:, 2, 1] - p[:, 0, 1])
-             - (p[:, 1, 1] - p[:, 0, 1]) * (p[:, 2, 0] - p[:, 0, 0]))
-    tri[cross < 0] = tri[cross < 0][:, ::-1]
-    roof = tri + n
-    floor = tri[:, ::-1]
-    walls = []
-    start = 0
-    for k in sizes:
-        i = np.arange(start, start + k)
-        j = np.roll(i, -1)
-        walls.append(np.column_stack([i, j, j + n]))
-        walls.append(np.column_stack([i, j + n, i + n]))
-        start += k
+    faces_2d = roof_regions(footprint, planes)
+    ring_xy = [np.asarray(r.coords)[:-1] for f in faces_2d for r in [f.exterior, *f.interiors]]
+    top_xy = np.unique(np.concatenate(ring_xy), axis=0)
+    top_ids = {(float(x), float(y)): i for i, (x, y) in enumerate(top_xy)}
+    top_z, _ = envelope(list(planes), top_xy[:, 0], top_xy[:, 1])
+    roof = np.concatenate([_triangulate(f, top_ids) for f in faces_2d])
+    # walls and floor follow the outline through every roof vertex that lies on it
+    n_top = len(top_xy)
+    rings, walls = [], []
+    pts = shapely.points(top_xy)
+    for k, ring in enumerate([footprint.exterior, *footprint.interiors]):
+        line = LineString(ring.coords)
+        on = np.flatnonzero(shapely.distance(line, pts) < 10 * GRID)
+        order = on[np.argsort(shapely.line_locate_point(line, pts[on]), kind="stable")]
+        if (_signed_area(top_xy[order]) > 0) != (k == 0):  # exterior counter-clockwise, holes clockwise
+            order = order[::-1]
+        base = n_top + sum(len(r) for r in rings)
+        rings.append(order)
+        i_bot = base + np.arange(len(order))
+        j_bot = np.roll(i_bot, -1)
+        i_top, j_top = order, np.roll(order, -1)
+        walls.append(np.column_stack([i_bot, j_bot, j_top]))
+        walls.append(np.column_stack([i_bot, j_top, i_top]))
+    bottom = np.concatenate(rings)
+    bottom_ids = {(float(x), float(y)): n_top + i for i, (x, y) in enumerate(top_xy[bottom])}
+    floor_poly = Polygon(top_xy[rings[0]], [top_xy[r] for r in rings[1:]])
+    floor = _triangulate(floor_poly, bottom_ids)[:, ::-1]
+    vertices = np.vstack([np.column_stack([top_xy, top_z]),
+                          np.column_stack([top_xy[bottom], np.full(len(bottom), ground)])])
     faces = np.concatenate([roof, floor, *walls]).astype(np.int32)
-    return verts, faces
+    return vertices, faces
+
+
+def is_closed(faces: np.ndarray) -> bool:
+    """Whether a mesh is watertight and consistently wound: every directed edge occurs once and
+    its reverse once."""
+    f = np.asarray(faces, np.int64)
+    directed = np.concatenate([f[:, [0, 1]], f[:, [1, 2]], f[:, [2, 0]]])
+    n = int(directed.max()) + 1 if len(directed) else 1
+    code = directed[:, 0] * n + directed[:, 1]
+    rev = directed[:, 1] * n + directed[:, 0]
+    uniq = np.unique(code)
+    return len(uniq) == len(code) and bool(np.all(np.isin(rev, uniq)))
 
 
 def face_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
@@ -118,3 +136,9 @@ def face_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
     nrm = np.cross(v[:, 1] - v[:, 0], v[:, 2] - v[:, 0])
     length = np.linalg.norm(nrm, axis=1, keepdims=True)
     return nrm / np.where(length == 0, 1.0, length)
+
+
+def mesh_volume(vertices: np.ndarray, faces: np.ndarray) -> float:
+    """Signed volume (m^3) of a closed mesh; positive when its faces point outward."""
+    v = vertices[faces]
+    return float(np.einsum("ij,ij->i", v[:, 0], np.cross(v[:, 1], v[:, 2])).sum() / 6.0)

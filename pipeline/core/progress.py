@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Iterable, Iterator
 from typing import TypeVar
 
@@ -44,3 +45,16 @@ class Reporter:
         for item in items:
             yield item
             self._progress.advance(task)
+
+
+class Clock:
+    """Seconds per step, for a stage's report (timings live in reports, never in outputs)."""
+
+    def __init__(self) -> None:
+        self.t = time.perf_counter()
+        self.laps: dict[str, float] = {}
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.laps[name] = round(now - self.t, 3)
+        self.t = now

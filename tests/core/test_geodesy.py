@@ -174,3 +174,17 @@ def write_gtx(path, *, lat0, lon0, rows, cols, step, value):
     header = struct.pack(">4d2i", lat0, lon0, step, step, rows, cols)
     path.write_bytes(header + np.full(rows * cols, value, ">f4").tobytes())
     return path
+
+
+def test_plan_coordinates_invert_exactly_and_keep_the_plumb_line():
+    frame = SiteFrame(*ORIGIN)
+    lon = ORIGIN[1] + np.array([0.0, 0.011, -0.017, 0.02])
+    lat = ORIGIN[0] + np.array([0.0, -0.013, 0.008, 0.015])
+    n = 22.7
+    plan = frame.geodetic_to_enu(lon, lat, np.full(4, n))
+    back_lon, back_lat = frame.plan_to_geodetic(plan[:, 0], plan[:, 1], n)
+    assert np.abs(back_lon - lon).max() < 1e-11 and np.abs(back_lat - lat).max() < 1e-11
+    # a point 150 m up its own plumb line keeps its plan position but not its ENU E/N
+    up = frame.plan_to_enu(plan[:, 0], plan[:, 1], n, np.full(4, n + 150.0))
+    assert np.abs(up - frame.geodetic_to_enu(lon, lat, np.full(4, n + 150.0))).max() < 1e-6
+    assert np.abs(up[1:, :2] - plan[1:, :2]).max() > 0.01  # the vertical leans away from ENU up

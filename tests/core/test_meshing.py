@@ -1,58 +1,79 @@
-"""Building solids are closed, outward-facing prisms; terrain grids and their measured error."""
+"""Building solids under planar roofs: closed, outward, with the volume geometry says they have."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import trimesh
+from shapely.geometry import Polygon, box
 
-from pipeline.core.meshing import coarse_grid_error, coarse_indices, face_normals, grid_mesh, prism
+from pipeline.core.meshing import face_normals, is_closed, mesh_volume, roof_regions, roof_solid
+from pipeline.core.roofs import Plane
 from tests.nasty import CLOCKWISE_SQUARE, COURTYARD, L_SHAPE, SQUARE
 
+T30 = float(np.tan(np.radians(30.0)))
+RECT = box(0, 0, 40, 20)  # long axis along x, ridge at y = 10
 
-def _rings(poly):
-    return [np.asarray(poly.exterior.coords)[:-1]] + [np.asarray(r.coords)[:-1] for r in poly.interiors]
+
+def _check_closed_outward(v, f):
+    mesh = trimesh.Trimesh(v, f, process=False)
+    assert is_closed(f) and mesh.is_watertight and mesh.is_winding_consistent
+    assert mesh_volume(v, f) > 0  # positive signed volume: faces point out
+    return mesh
 
 
 @pytest.mark.parametrize("poly", [SQUARE, CLOCKWISE_SQUARE, COURTYARD, L_SHAPE])
-def test_prism_is_watertight_outward_with_exact_volume(poly):
-    rings = _rings(poly)
+def test_lod1_prism_volume_is_area_times_height(poly):
     z0, z1 = 12.5, 47.25
-    bottom = [np.column_stack([r, np.full(len(r), z0)]) for r in rings]
-    top = [np.column_stack([r, np.full(len(r), z1)]) for r in rings]
-    v, f = prism(rings, bottom, top)
-    mesh = trimesh.Trimesh(v, f, process=False)
-    assert mesh.is_watertight and mesh.is_winding_consistent
-    assert mesh.volume == pytest.approx(poly.area * (z1 - z0), rel=1e-6)  # > 0: outward normals
+    v, f = roof_solid(poly, [Plane(0.0, 0.0, z1)], z0)
+    _check_closed_outward(v, f)
+    assert mesh_volume(v, f) == pytest.approx(poly.area * (z1 - z0), rel=1e-6)
     n = face_normals(v, f)
-    centre = v.mean(0)
-    roof = np.all(v[f][:, :, 2] == z1, axis=1)
-    assert np.all(n[roof, 2] > 0.999) and np.all(n[np.all(v[f][:, :, 2] == z0, axis=1), 2] < -0.999)
-    assert centre[2] == pytest.approx((z0 + z1) / 2)
+    top = np.all(v[f][:, :, 2] == z1, axis=1)
+    bottom = np.all(v[f][:, :, 2] == z0, axis=1)
+    assert np.all(n[top, 2] > 0.999) and np.all(n[bottom, 2] < -0.999)
+    walls = ~(top | bottom)
+    assert np.all(np.abs(n[walls, 2]) < 1e-9)  # walls are vertical
 
 
-def test_grid_mesh_faces_up_and_skips_nodata():
-    rows, cols = 5, 6
-    e, n = np.meshgrid(np.arange(cols) * 5.0, -np.arange(rows) * 5.0)  # row 0 north
-    grid = np.stack([e, n, 0.1 * e], axis=-1)
-    grid[2, 3] = np.nan
-    v, f = grid_mesh(grid)
-    assert np.all(np.isfinite(v))
-    assert len(f) == 2 * (rows - 1) * (cols - 1) - 6  # the NaN vertex touches six triangles
-    assert np.all(face_normals(v, f)[:, 2] > 0)
+def test_gable_and_hip_volumes_match_their_formulas():
+    ground, ridge = 10.0, 40.0
+    rise = T30 * 10.0
+    eave = ridge - rise
+    gable = [Plane(0, T30, ridge - 10 * T30), Plane(0, -T30, ridge + 10 * T30)]
+    v, f = roof_solid(RECT, gable, ground)
+    _check_closed_outward(v, f)
+    # prism to the eaves + triangular prism of the roof
+    assert mesh_volume(v, f) == pytest.approx(800 * (eave - ground) + 0.5 * 20 * rise * 40, rel=1e-9)
+    assert v[:, 2].max() == pytest.approx(ridge)
+    hip = gable + [Plane(T30, 0, ridge - 10 * T30), Plane(-T30, 0, ridge + 30 * T30)]
+    v, f = roof_solid(RECT, hip, ground)
+    _check_closed_outward(v, f)
+    # hip roof over W x L with rise h: h W (3L - W) / 6
+    assert mesh_volume(v, f) == pytest.approx(800 * (eave - ground) + rise * 20 * (3 * 40 - 20) / 6, rel=1e-9)
+    assert len(roof_regions(RECT, hip)) == 4
 
 
-def test_coarse_error_is_exact_for_planes_and_measures_bumps():
-    rows, cols = 9, 9
-    e, n = np.meshgrid(np.arange(cols, dtype=float), -np.arange(rows, dtype=float))
-    plane = np.stack([e, n, 2 * e - 3 * n + 1], axis=-1)
-    ri, ci = coarse_indices(rows, 4), coarse_indices(cols, 4)
-    assert coarse_grid_error(plane, ri, ci) == pytest.approx(0.0, abs=1e-12)
-    bump = plane.copy()
-    bump[3, 5, 2] += 0.75  # not a coarse vertex: the coarse mesh misses it by exactly 0.75
-    assert coarse_grid_error(bump, ri, ci) == pytest.approx(0.75)
+def test_shed_and_skewed_gable_close():
+    shed = [Plane(0.0, 0.2, 30.0)]
+    v, f = roof_solid(RECT, shed, 10.0)
+    _check_closed_outward(v, f)
+    assert mesh_volume(v, f) == pytest.approx(800 * (30 + 0.2 * 10 - 10), rel=1e-9)
+    quad = Polygon([(0, 0), (30, 10), (25, 25), (-5, 15)])
+    v, f = roof_solid(quad, [Plane(0.3, 0.1, 20), Plane(-0.3, -0.1, 30)], 0.0)
+    _check_closed_outward(v, f)
 
 
-def test_coarse_indices_keep_the_last_row():
-    assert coarse_indices(10, 4).tolist() == [0, 4, 8, 9]
-    assert coarse_indices(9, 4).tolist() == [0, 4, 8]
+def test_gable_over_a_courtyard_closes():
+    planes = [Plane(0, 0.3, 40 - 0.3 * 20), Plane(0, -0.3, 40 + 0.3 * 20)]
+    v, f = roof_solid(COURTYARD, planes, 0.0)
+    _check_closed_outward(v, f)
+
+
+def test_is_closed_sees_holes_and_flipped_faces():
+    v, f = roof_solid(SQUARE, [Plane(0, 0, 10)], 0)
+    assert is_closed(f)
+    assert not is_closed(f[1:])
+    flipped = f.copy()
+    flipped[0] = flipped[0][::-1]
+    assert not is_closed(flipped)
