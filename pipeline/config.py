@@ -102,9 +102,29 @@ class POIInput(_InputFile):
     """GeoJSON of points of interest (name, kind)."""
 
 
+class MeshInput(_InputFile):
+    """A 3D model (OBJ, PLY, glTF/GLB, STL, OFF), e.g. a photogrammetry model of a landmark or a
+    design model of a proposed building, placed on the earth by the georeference below."""
+
+    id: str | None = Field(None, description="Feature id in the twin (default: the file name without suffix).")
+    name: str | None = Field(None, description="Name shown when the model is picked.")
+    use: str | None = Field(None, description="Building use (colours the model in the tiles).")
+    origin: tuple[float, float, float] = Field(
+        description="Where the model's (0, 0, 0) goes: x, y in ``crs`` (or site.crs) and z, a height "
+                    "(orthometric unless the CRS or site.heights says ellipsoidal).")
+    heading_deg: float = Field(0.0, description="Degrees clockwise from north that the model's +y axis points to.")
+    scale: float = Field(1.0, gt=0, description="Metres per model unit.")
+    up_axis: Literal["auto", "z", "y"] = Field(
+        "auto", description="The model's up axis: y for glTF/GLB (its specification), z otherwise, "
+                            "unless given.")
+    replaces: str | None = Field(
+        None, description="Id of a footprint whose LoD1/LoD2 solid this model replaces (its attributes stay).")
+
+
 class Inputs(_Model):
     pointclouds: list[PointCloudInput] = Field(default_factory=list, description="Aerial/mobile LiDAR.")
     footprints: FootprintInput | None = Field(None, description="Building footprints.")
+    meshes: list[MeshInput] = Field(default_factory=list, description="Imported 3D models.")
     dem: RasterInput | None = Field(None, description="Digital elevation model of the terrain.")
     gcps: GCPInput | None = Field(None, description="Surveyed control / check points.")
     pois: POIInput | None = Field(None, description="Points of interest for AR anchors.")
@@ -175,18 +195,60 @@ class CleanConfig(_Model):
 
 
 class MeshConfig(_Model):
-    terrain_tiles: int = Field(4, ge=1, le=64, description="Terrain split into N x N leaf tiles.")
-    terrain_coarse_step: int = Field(4, ge=2, description="Grid step of the coarse terrain level.")
+    terrain_resolution: float = Field(
+        1.0, gt=0, description="Post spacing (m) of the terrain heightfield on the ENU grid: the LiDAR "
+                               "DTM where it has data, the DEM elsewhere.")
+    terrain_max_error: float = Field(
+        0.25, gt=0, description="Largest vertical distance (m) of the full-detail terrain TIN from any "
+                                "heightfield post.")
+    terrain_lods: int = Field(4, ge=1, le=8, description="Terrain levels of detail, the full one included.")
+    terrain_lod_factor: float = Field(
+        4.0, gt=1, description="Each coarser terrain level's error bound is this times the previous one's.")
+    terrain_blend: float = Field(
+        10.0, ge=0, description="Distance (m) inside the LiDAR DTM's edge over which it is blended into "
+                                "the DEM, so the two meet without a step.")
     roof_percentile: float = Field(
-        90.0, gt=50, le=100, description="Percentile of in-footprint points taken as roof height.")
+        90.0, gt=50, le=100, description="Percentile of in-footprint points taken as the LoD1 roof height.")
     min_roof_points: int = Field(20, ge=1, description="Fewer LiDAR points than this: fall back to attributes.")
     storey_height: float = Field(3.5, gt=0, description="Metres per floor when only floors are known.")
     default_height: float = Field(10.0, gt=0, description="Height (m) when nothing else is known.")
-    min_area: float = Field(4.0, ge=0, description="Footprints smaller than this (m^2) are dropped and counted.")
+    min_area: float = Field(
+        4.0, ge=0, description="Footprint parts smaller than this (m^2) are slivers: dropped and counted.")
+    lod2: bool = Field(True, description="Reconstruct flat, shed, gable and hip roofs (LoD2) from the LiDAR.")
+    roof_plane_threshold: float = Field(
+        0.15, gt=0, description="Vertical distance (m) within which a roof point belongs to a plane (RANSAC).")
+    roof_max_rmse: float = Field(0.2, gt=0, description="A roof model fitting worse than this (m) falls back to LoD1.")
+    roof_min_share: float = Field(
+        0.85, gt=0, le=1, description="Share of roof points the model must explain, else LoD1.")
+    roof_flat_slope: float = Field(5.0, gt=0, lt=45, description="Roof planes flatter than this (degrees) are flat.")
+    footprints_from_points: Literal["auto", "always", "never"] = Field(
+        "auto", description="Outline buildings from the building-class points: auto (when no footprints "
+                            "are given), always (instead of the given ones) or never.")
+    footprint_cell: float = Field(0.5, gt=0, description="Grid cell (m) footprints are outlined on.")
+    footprint_tolerance: float = Field(
+        0.75, gt=0, description="Simplification tolerance (m) of outlines before they are squared.")
+    lod_ratio: float = Field(
+        0.25, gt=0, lt=1, description="Each coarser level of a building or model keeps this share of faces "
+                                      "(quadric decimation).")
+    lod_levels: int = Field(4, ge=1, le=8, description="Most levels of detail per building or model.")
 
 
 class TileConfig(_Model):
-    building_tile_size: float = Field(250.0, gt=0, description="Edge (m) of building leaf tiles.")
+    compression: Literal["draco", "meshopt", "quantized", "none"] = Field(
+        "draco", description="Terrain and building content: draco (KHR_draco_mesh_compression), meshopt "
+                             "(KHR_mesh_quantization + EXT_meshopt_compression; the meshopt extra), "
+                             "quantized (KHR_mesh_quantization only) or none (float32).")
+    building_tile_size: float = Field(
+        1000.0, gt=0, description="Largest edge (m) of a building leaf tile (quadtree over the site).")
+    tile_max_features: int = Field(
+        500, ge=1, description="Building tiles holding more buildings than this are split further.")
+    terrain_tile_size: float = Field(2000.0, gt=0, description="Largest edge (m) of a terrain leaf tile.")
+    tile_max_triangles: int = Field(
+        100_000, ge=1000, description="Tiles whose content would hold more triangles than this are split further.")
+    hlod_error_fraction: float = Field(
+        0.03, gt=0, lt=1, description="A coarser building tile of edge S shows each building at its coarsest "
+                                      "level within S x this of the full detail, and leaves out buildings "
+                                      "lower than that; its geometricError is the largest deviation it keeps.")
     pointcloud_max_points: int = Field(
         200_000, ge=1000, description="Point-tree nodes with more points than this are split (octree).")
     pointcloud_root_cells: int = Field(
@@ -240,6 +302,7 @@ class TwinConfig(_Model):
     def input_paths(self) -> list[Path]:
         """Absolute paths of every input file this config names (geoid grid included)."""
         paths = [self.resolve(pc.path) for pc in self.inputs.pointclouds]
+        paths += [self.resolve(m.path) for m in self.inputs.meshes]
         for item in (self.inputs.footprints, self.inputs.dem, self.inputs.gcps, self.inputs.pois):
             if item is not None:
                 paths.append(self.resolve(item.path))
@@ -256,7 +319,8 @@ class TwinConfig(_Model):
         if stage == "ingest":
             # resolved paths: the same file named relative to another config is the same input
             inputs = self.inputs.model_copy(deep=True)
-            for item in [*inputs.pointclouds, inputs.footprints, inputs.dem, inputs.gcps, inputs.pois]:
+            for item in [*inputs.pointclouds, *inputs.meshes, inputs.footprints, inputs.dem, inputs.gcps,
+                         inputs.pois]:
                 if item is not None:
                     item.path = self.resolve(item.path)
             relevant["inputs"] = inputs.model_dump(mode="json")

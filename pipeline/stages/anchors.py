@@ -2,9 +2,10 @@
 
 Writes ``anchors.json`` (validated against the shipped ``anchors.schema.json``),
 ``anchors.geojson`` (points with ellipsoidal heights) and a copy of the schema. Building anchors
-sit at the footprint centroid (computed in the footprint's own CRS) on the ground, face along the
-building's long axis and name the building's feature in the 3D Tiles. POI heights are the DEM's
-ground height there. Vertical accuracy is the georef check-point RMSE.
+sit at the footprint centroid (computed in the footprint's own CRS; for footprints outlined from
+the LiDAR or imported models, in plan ENU) on the ground, face along the building's long axis and
+name the building's feature in the 3D Tiles. POI heights are the DEM's ground height there.
+Vertical accuracy is the georef check-point RMSE.
 """
 
 from __future__ import annotations
@@ -53,20 +54,19 @@ def run(ctx: StageContext, cfg: TwinConfig) -> StageResult:
     anchors: list[dict[str, Any]] = []
     skipped: list[dict[str, str]] = []
     if cfg.stages.anchors.include_buildings and (mesh / "buildings.json").is_file():
-        footprints = {f["id"]: f for f in json.loads((georef / "footprints.json").read_text())["features"]}
         index = json.loads((tile / "buildings" / "features.json").read_text())["buildings"]
         for b in json.loads((mesh / "buildings.json").read_text())["buildings"]:
-            fp = footprints[b["id"]]
-            c = fp["centroid"]
-            outline = np.concatenate([np.asarray(p[0]["en"]) for p in fp["parts"]])
+            c = b["centroid"]
+            outline = np.asarray(b["outline_en"], np.float64)
             feature = {"building_id": b["id"], "tileset": "buildings/tileset.json",
                        "content": f"buildings/{index[b['id']]['tile']}",
                        "feature_id": index[b["id"]]["feature_id"]}
             anchors.append(_anchor(f"building:{b['id']}", "building", b["name"] or b["id"], b["use"],
                                    c["lon"], c["lat"], b["ground_height"], c["undulation"],
-                                   polygon_heading(outline), feature,
+                                   polygon_heading(outline) if len(outline) >= 3 else 0.0, feature,
                                    {"height": b["height"], "roof_orthometric_height": b["roof_height"],
-                                    "floors": b["floors"], "height_source": b["height_source"]}))
+                                    "floors": b["floors"], "height_source": b["height_source"],
+                                    "lod": b["lod"], "roof_type": b["roof_type"]}))
     if cfg.stages.anchors.include_pois and (georef / "pois.json").is_file():
         ingest = ctx.input_dir("ingest")
         dem_meta = json.loads((ingest / "dem.json").read_text())

@@ -27,14 +27,10 @@ from __future__ import annotations
 
 import os
 import shutil
-import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import rasterio
-from rasterio.crs import CRS as RioCRS
-from rasterio.transform import from_origin
 
 from pipeline.config import CleanConfig, TwinConfig
 from pipeline.core import ground as gnd
@@ -42,6 +38,8 @@ from pipeline.core.cells import Cell, CellStore
 from pipeline.core.classify import BUILDING, GROUND, classify_points
 from pipeline.core.neighbourhood import first_of_duplicates, first_per_key, neighbourhood, spatial_order
 from pipeline.core.pointio import HIGH_NOISE, LOW_NOISE
+from pipeline.core.progress import Clock
+from pipeline.core.raster import write_enu_raster
 from pipeline.errors import ConfigError
 from pipeline.stage import StageContext, StageResult
 
@@ -161,19 +159,6 @@ def classify_cell(tmp: str, cell: Cell, threshold: float, c: CleanConfig, grid: 
     return result
 
 
-def _write_raster(path: Path, grid: gnd.Grid, values: np.ndarray, cfg: TwinConfig, what: str) -> None:
-    o = cfg.site.origin
-    crs = RioCRS.from_proj4(f"+proj=ortho +lat_0={o.lat} +lon_0={o.lon} +ellps=WGS84 +units=m")
-    profile = dict(driver="GTiff", width=grid.cols, height=grid.rows, count=1, dtype="float32",
-                   crs=crs, transform=from_origin(grid.e0, grid.n1, grid.res, grid.res),
-                   nodata=-9999.0, tiled=True, blockxsize=256, blockysize=256, compress="deflate",
-                   predictor=3)
-    with rasterio.open(path, "w", **profile) as dst:
-        dst.write(np.where(np.isnan(values), -9999.0, values).astype(np.float32), 1)
-        dst.update_tags(FRAME="ENU", VALUES=f"U metres (ENU up) of {what}, not a height",
-                        ORIGIN=f"{o.lat},{o.lon},{o.height}")
-
-
 def _ground_surface(grid: gnd.Grid, zmin: np.ndarray, c: CleanConfig) -> np.ndarray:
     if c.ground_method == "csf":
         is_ground = gnd.csf_ground(grid, zmin, cloth_resolution=c.csf_cloth_resolution,
@@ -198,19 +183,6 @@ def _pass_through(src: CellStore, out: CellStore, meta: dict[str, Any]) -> Stage
                         "building_points": int(classes[BUILDING])}, report)
 
 
-class _Clock:
-    """Seconds per step, for the report (timings live in reports, never in outputs)."""
-
-    def __init__(self) -> None:
-        self.t = time.perf_counter()
-        self.laps: dict[str, float] = {}
-
-    def lap(self, name: str) -> None:
-        now = time.perf_counter()
-        self.laps[name] = round(now - self.t, 3)
-        self.t = now
-
-
 def _check(c: CleanConfig, cell_size: float) -> None:
     if c.voxel_size > 0:
         ratio = cell_size / c.voxel_size
@@ -233,7 +205,7 @@ def run(ctx: StageContext, cfg: TwinConfig) -> StageResult:
     tmp = ctx.out_dir / "_work"
     tmp.mkdir(parents=True)
     ex = ctx.executor
-    clock = _Clock()
+    clock = Clock()
     measured = [f.result() for f in ctx.reporter.track(
         [ex.submit(measure_cell, str(src.folder), cell, str(tmp), c.outlier_neighbors, c.cell_buffer,
                    c.remove_duplicates) for cell in cells], "clean: neighbourhoods")]
@@ -281,16 +253,16 @@ def run(ctx: StageContext, cfg: TwinConfig) -> StageResult:
     clock.lap("classify")
     shutil.rmtree(tmp)
     out.write_meta(meta | {"count": kept, "classified": True})
-    # cells without ground points (under roofs and canopy) take the filtered ground surface,
-    # already interpolated across those holes
-    ce, cn = dtm_grid.centers()
+    # cells without ground points (under roofs and canopy) are interpolated from the mean ground
+    # heights around them: the filter's surface there is made of cell minima, which noise pulls
+    # down by centimetres, and building bases are read off this DTM
     with np.errstate(invalid="ignore", divide="ignore"):
         dtm = np.where(ground_n > 0, ground_sum / ground_n, np.nan).reshape(dtm_grid.rows, dtm_grid.cols)
-    holes = np.isnan(dtm)
-    dtm[holes] = grid.sample(surface, ce[holes], cn[holes])
-    _write_raster(ctx.out_dir / "dtm.tif", dtm_grid, dtm, cfg, "the bare ground")
-    _write_raster(ctx.out_dir / "dsm.tif", dtm_grid, np.where(np.isinf(dsm), np.nan, dsm), cfg,
-                  "the highest point")
+    dtm = gnd.fill_linear(dtm_grid, dtm)
+    origin = cfg.site.origin.model_dump()
+    write_enu_raster(ctx.out_dir / "dtm.tif", dtm_grid, dtm, origin, "the bare ground")
+    write_enu_raster(ctx.out_dir / "dsm.tif", dtm_grid, np.where(np.isinf(dsm), np.nan, dsm), origin,
+                     "the highest point")
     clock.lap("rasters")
     noise = sum(m["noise"] for m in measured)
     dups = sum(m["duplicates"] for m in measured)

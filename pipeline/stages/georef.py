@@ -4,7 +4,8 @@ Outputs: ``frame.json`` (origin, ENU->ECEF matrix, geoid grid); ``points/`` the 
 binned by ENU cell (:class:`~pipeline.core.cells.CellStore`) with x, y, z = E, N, U metres and
 ``index`` = the point's position in the merged input order; ``footprints.json`` (rings in
 source CRS, WGS84 lon/lat, geoid undulation per vertex, ENU E/N); ``dem_enu.npy`` (rows, cols,
-3) ENU of each DEM pixel centre, NaN where nodata; ``gcps.json``; ``pois.json``. The report
+3) ENU of each DEM pixel centre, NaN where nodata; ``meshes/`` imported models in ENU (vertices,
+faces) with their placement; ``gcps.json``; ``pois.json``. The report
 checks every input lands near the site and scores the LiDAR's heights against the surveyed check points.
 """
 
@@ -25,6 +26,7 @@ from pipeline.config import TwinConfig
 from pipeline.core.geodesy import (GeoidModel, SiteFrame, check_area_of_use, check_near_site,
                                    ecef_to_geodetic, ellipsoidal_heights, horizontal_crs, source_to_lonlat)
 from pipeline.core.helmert import robust_similarity
+from pipeline.core.meshimport import local_to_site, model_to_local
 from pipeline.core.neighbourhood import first_per_key
 from pipeline.core.registration import register
 from pipeline.core.cells import CellGrid, CellStore, dtype_to_json
@@ -355,8 +357,36 @@ def _footprints(ctx: StageContext, g: _Georeferencer) -> list[dict[str, Any]]:
     if all_lon:
         g.note_extent(data["source"], crs.name, np.concatenate(all_lon), np.concatenate(all_lat))
     (ctx.out_dir / "footprints.json").write_text(json.dumps(
-        {"frame": "ENU", "crs_wkt": data["crs_wkt"], "features": out, "skipped": data["skipped"]},
+        {"frame": "ENU", "crs_wkt": data["crs_wkt"], "features": out, "skipped": data["skipped"],
+         "repaired": data.get("repaired", [])},
         indent=1, sort_keys=True))
+    return out
+
+
+def _meshes(ctx: StageContext, g: _Georeferencer) -> list[dict[str, Any]]:
+    """Each imported model into the site's ENU frame: its origin through the CRS (and geoid),
+    its body through the local tangent frame at that origin."""
+    src = ctx.input_dir("ingest") / "meshes"
+    out_dir = ctx.out_dir / "meshes"
+    out_dir.mkdir()
+    out = []
+    for meta_path in sorted(src.glob("*.json")):
+        meta = _load(meta_path)
+        crs = pyproj.CRS.from_wkt(meta["crs_wkt"])
+        x, y, z = meta["origin"]
+        lon, lat, h, n = g.geodetic(crs, np.array([x]), np.array([y]), np.array([z]), meta["source"],
+                                    accept=meta.get("accept_crs", False))
+        data = np.load(src / meta["file"])
+        local = model_to_local(data["vertices"], up_axis=meta["up_axis"], scale=meta["scale"],
+                               heading_deg=meta["heading_deg"])
+        enu = local_to_site(local, float(lon[0]), float(lat[0]), float(h[0]), g.frame)
+        np.savez(out_dir / meta["file"], vertices=enu, faces=data["faces"])
+        placed = meta | {"frame": "ENU", "origin_lonlat": [float(lon[0]), float(lat[0])],
+                         "origin_ellipsoidal_height": float(h[0]), "undulation": float(n[0])}
+        (out_dir / meta_path.name).write_text(json.dumps(placed, indent=1, sort_keys=True))
+        g.note_extent(meta["source"], crs.name, lon, lat)
+        lo, hi = enu.min(axis=0), enu.max(axis=0)
+        out.append({"file": meta["source"], "id": meta["id"], "enu_bounds": [*lo.tolist(), *hi.tolist()]})
     return out
 
 
@@ -453,6 +483,9 @@ def run(ctx: StageContext, cfg: TwinConfig) -> StageResult:
     report["pointclouds"] = points
     if (ingest / "footprints.json").is_file():
         counts["buildings"] = len(_footprints(ctx, g))
+    if (ingest / "meshes").is_dir():
+        report["meshes"] = _meshes(ctx, g)
+        counts["meshes"] = len(report["meshes"])
     if (ingest / "dem.json").is_file():
         report["dem"] = _dem(ctx, g)
     if control is not None:

@@ -1,8 +1,10 @@
 """ingest: read every declared input, check it, and store it normalised with its CRS.
 
 Outputs (coordinates still in each input's own CRS):
-``points/<n>_<stem>/chunk_*.npy`` + ``meta.json`` per point cloud; ``footprints.json``;
-``dem.tif`` + ``dem.json``; ``gcps.json``; ``pois.json``.
+``points/<n>_<stem>/chunk_*.npy`` + ``meta.json`` per point cloud; ``footprints.json`` (repaired
+footprints; skipped and repaired ones listed with the reason); ``meshes/<n>_<stem>.npz`` + ``.json``
+per imported model (repaired, in the model's own frame, with its placement); ``dem.tif`` +
+``dem.json``; ``gcps.json``; ``pois.json``.
 """
 
 from __future__ import annotations
@@ -11,22 +13,26 @@ import csv
 import json
 import math
 import shutil
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import shapely
+from shapely.geometry import MultiPolygon
 
 from pipeline.config import TwinConfig
-from pipeline.core.geodesy import parse_crs
 from pipeline.core.arrayops import column_bounds
+from pipeline.core.footprints import repair as repair_footprint
+from pipeline.core.geodesy import parse_crs
+from pipeline.core.meshimport import read_mesh, repair_mesh
 from pipeline.core.pointio import (POINT_DTYPE, ChunkStore, is_copc, iter_las_chunks, iter_ply_chunks,
                                    iter_text_chunks, las_checked_count, las_seekable, point_format_of,
                                    read_las_crs, read_las_range)
 from pipeline.core.raster import read_elevation
 from pipeline.core.vector import read_features
-from pipeline.errors import ConfigError, CRSError, InputError
+from pipeline.errors import ConfigError, CRSError, FeatureRepairedWarning, FeatureSkippedWarning, InputError
 from pipeline.stage import StageContext, StageResult
 
 NAME = "ingest"
@@ -121,33 +127,67 @@ def _ingest_footprints(ctx: StageContext, cfg: TwinConfig) -> dict[str, Any]:
     path = cfg.resolve(fp.path)
     fs = read_features(path, fp.crs, cfg.site.crs)
     f = fp.fields
-    records, skipped = [], []
+    records, skipped, repaired = [], [], []
     for i, geom in enumerate(fs.geometries):
         ident = fs.value(f.id, i)
         ident = str(ident) if ident is not None else f"feature-{i}"
-        if geom is None or shapely.is_empty(geom):
-            skipped.append({"feature": ident, "reason": "empty geometry"})
+        fixed = repair_footprint(geom)
+        if not fixed.polygons:
+            skipped.append({"feature": ident, "reason": fixed.reason})
+            warnings.warn(f"{path.name}: building {ident}: skipped, {fixed.reason}", FeatureSkippedWarning,
+                          stacklevel=2)
             continue
-        if geom.geom_type not in ("Polygon", "MultiPolygon"):
-            skipped.append({"feature": ident, "reason": f"{geom.geom_type} is not a polygon"})
-            continue
-        coords = shapely.get_coordinates(geom)
-        if not np.all(np.isfinite(coords)):
-            skipped.append({"feature": ident, "reason": "non-finite coordinates"})
-            continue
+        if fixed.note:
+            repaired.append({"feature": ident, "repair": fixed.note, "parts": len(fixed.polygons)})
+            warnings.warn(f"{path.name}: building {ident}: {fixed.note}", FeatureRepairedWarning, stacklevel=2)
+        geom = fixed.polygons[0] if len(fixed.polygons) == 1 else MultiPolygon(fixed.polygons)
         records.append({
             "id": ident, "name": fs.value(f.name, i), "use": fs.value(f.use, i),
             "floors": fs.value(f.floors, i), "height": fs.value(f.height, i),
-            "wkt": shapely.to_wkt(shapely.force_2d(geom), rounding_precision=-1),
+            "wkt": shapely.to_wkt(geom, rounding_precision=-1),
         })
     ids = [r["id"] for r in records]
     if len(set(ids)) != len(ids):
         dup = sorted({x for x in ids if ids.count(x) > 1})[0]
         raise InputError(f"building id {dup!r} occurs more than once", path=path)
     _dump(ctx.out_dir / "footprints.json", {"source": str(path), "crs_wkt": fs.crs.to_wkt(),
-                                            "accept_crs": fp.accept_crs,
-                                            "features": records, "skipped": skipped})
-    return {"file": str(path), "crs": fs.crs.name, "features": len(records), "skipped": skipped}
+                                            "accept_crs": fp.accept_crs, "features": records,
+                                            "skipped": skipped, "repaired": repaired})
+    return {"file": str(path), "crs": fs.crs.name, "features": len(records), "skipped": skipped,
+            "repaired": repaired}
+
+
+def _ingest_meshes(ctx: StageContext, cfg: TwinConfig) -> list[dict[str, Any]]:
+    """Each imported model: read, repaired and stored in its own frame with its placement."""
+    out = []
+    folder = ctx.out_dir / "meshes"
+    folder.mkdir()
+    ids = set()
+    for i, m in enumerate(cfg.inputs.meshes):
+        path = cfg.resolve(m.path)
+        vertices, faces = read_mesh(path)
+        vertices, faces, fixed = repair_mesh(vertices, faces)
+        if len(faces) == 0:
+            raise InputError("mesh has no faces left after dropping degenerate and non-finite ones", path=path)
+        crs_text = m.crs or cfg.site.crs
+        if not crs_text:
+            raise CRSError(f"inputs.meshes[{i}]: the origin needs a CRS; set its crs (or site.crs)", path=path)
+        crs = parse_crs(crs_text, path=path)
+        ident = m.id or path.stem
+        if ident in ids:
+            raise ConfigError(f"inputs.meshes[{i}]: id {ident!r} is used twice", path=path)
+        ids.add(ident)
+        up = m.up_axis if m.up_axis != "auto" else ("y" if path.suffix.lower() in (".gltf", ".glb") else "z")
+        name = f"{i:02d}_{path.stem}"
+        np.savez(folder / f"{name}.npz", vertices=vertices, faces=faces)
+        meta = {"source": str(path), "file": f"{name}.npz", "id": ident, "name": m.name, "use": m.use,
+                "crs_wkt": crs.to_wkt(), "accept_crs": m.accept_crs, "origin": list(m.origin),
+                "heading_deg": m.heading_deg, "scale": m.scale, "up_axis": up, "replaces": m.replaces,
+                "repair": fixed.as_dict()}
+        _dump(folder / f"{name}.json", meta)
+        out.append({"file": str(path), "id": ident, "faces": int(len(faces)), "vertices": int(len(vertices)),
+                    "repair": fixed.as_dict()})
+    return out
 
 
 def _ingest_dem(ctx: StageContext, cfg: TwinConfig) -> dict[str, Any]:
@@ -244,6 +284,9 @@ def run(ctx: StageContext, cfg: TwinConfig) -> StageResult:
     if cfg.inputs.footprints:
         report["footprints"] = _ingest_footprints(ctx, cfg)
         counts["buildings"] = report["footprints"]["features"]
+    if cfg.inputs.meshes:
+        report["meshes"] = _ingest_meshes(ctx, cfg)
+        counts["meshes"] = len(report["meshes"])
     if cfg.inputs.dem:
         report["dem"] = _ingest_dem(ctx, cfg)
     if cfg.inputs.gcps:

@@ -1,198 +1,556 @@
-"""mesh: terrain from the DEM and LoD1 building solids with heights from the LiDAR.
+"""mesh: terrain TINs with measured error, LoD2/LoD1 building solids, imported models, and levels
+of detail with their measured deviation.
 
-Outputs (ENU metres):
-``terrain/coarse.npz`` and ``terrain/tile_<r>_<c>.npz`` (vertices, faces) + ``terrain/terrain.json``
-(tile layout and the measured vertical error of the coarse level); ``buildings.npz`` (vertices,
-faces, vertex_feature) + ``buildings.json`` (per-building attributes in feature order).
+Terrain: one heightfield on the ENU grid (``stages.mesh.terrain_resolution``): clean's LiDAR
+DTM where it has data, the DEM (resampled in its own pixel lattice) elsewhere, blended over
+``terrain_blend`` metres; nodata stays nodata. Each level is a pydelatin TIN whose vertical
+error bound grows by ``terrain_lod_factor``; the error recorded is measured on every post.
 
-Building heights are orthometric metres (above the geoid). The base is the lowest DEM height
-under the footprint; the roof is a robust percentile of the building-class LiDAR points inside
-it, falling back to the height attribute, then floors x storey height, then a default; the
-source is recorded. Every vertex is placed exactly: ENU of (lon, lat, H + N) per vertex, so walls
-follow the local vertical and a corner lands where PROJ puts it.
+Buildings: footprints from georef (or outlined from the building points, ``footprints_from_points``)
+lose their sliver parts; the ground is the lowest heightfield value under the footprint. With
+enough LiDAR points the roof is fitted (flat, shed, gable or hip: LoD2), or else the LoD1 roof is
+a robust percentile of them; without LiDAR the height comes from the attributes. Solids are built
+in plan metres with orthometric heights and every vertex is placed on its own plumb line (ENU of
+lon, lat, H + N), so walls are vertical where they stand and corners land where PROJ puts them.
+Levels of detail: the LoD2 solid, its LoD1 block, then quadric decimations, each with its
+Hausdorff distance to the first. Imported models (georef's ``meshes/``) join as buildings or
+replace one, with decimated levels measured the same way. Work runs per block of buildings
+in the executor.
+
+Outputs (ENU metres): ``terrain/terrain.tif`` (the heightfield, ENU U), ``terrain/level_<k>.npz``
+(vertices, faces) + ``terrain/terrain.json``; ``buildings.npz`` (every building's levels as
+pieces: ``vertices``, ``faces`` indexing into their own piece, ``piece_building``, ``piece_level``,
+``vertex_start``, ``face_start``) + ``buildings.json`` (attributes in feature-ID order, levels
+with errors, roof fits, what was skipped or repaired). Heights in the attributes are orthometric.
 """
 
 from __future__ import annotations
 
 import json
 import warnings
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import shapely
-from shapely.geometry import Polygon
+from shapely.geometry import MultiPoint, Polygon
 
-from pipeline.config import TwinConfig
-from pipeline.core.geodesy import SiteFrame
-from pipeline.core.meshing import coarse_grid_error, coarse_indices, grid_mesh, prism
+from pipeline.config import MeshConfig, TwinConfig
 from pipeline.core.cells import CellStore
+from pipeline.core.footprints import footprints_from_points
+from pipeline.core.geodesy import GeoidModel, SiteFrame
+from pipeline.core.ground import Grid
+from pipeline.core.lod import Level, hausdorff, lod_chain
+from pipeline.core.meshing import is_closed, roof_solid
 from pipeline.core.pointindex import PointGridIndex
 from pipeline.core.pointio import BUILDING
-from pipeline.core.raster import read_elevation
+from pipeline.core.progress import Clock
+from pipeline.core.raster import read_enu_raster, write_enu_raster
+from pipeline.core.roofs import Plane, envelope, fit_roof
+from pipeline.core.terrain import (Heightfield, build_tin, fuse, resample_grid, resample_lattice, sample_bilinear,
+                                   vertical_error)
 from pipeline.errors import FeatureSkippedWarning
 from pipeline.stage import StageContext, StageResult
 
 NAME = "mesh"
 REQUIRES = ("ingest", "georef", "clean")
 
+#: roof points closer than this (m) to the outline are left out of the roof fit: wall hits and
+#: points spilling over the eaves belong to no roof plane
+ROOF_EDGE_MARGIN = 0.5
+
+
+# --- terrain ------------------------------------------------------------------------------------
+
+def _inner_extent(e: np.ndarray, n: np.ndarray) -> tuple[float, float, float, float]:
+    """The ENU rectangle inside a raster's pixel-centre lattice (E min, N min, E max, N max): a
+    projected grid is turned a little against ENU, so its bounding box would reach past it."""
+    return (float(np.nanmax(e[:, 0])), float(np.nanmax(n[-1, :])),
+            float(np.nanmin(e[:, -1])), float(np.nanmin(n[0, :])))
+
+
+def _post_grid(lo_e: float, lo_n: float, hi_e: float, hi_n: float, res: float) -> Grid:
+    """A grid aligned on multiples of ``res`` whose posts (cell centres) lie within the extent."""
+    e0 = np.ceil((lo_e - res / 2) / res) * res
+    n1 = np.floor((hi_n + res / 2) / res) * res
+    cols = int(np.floor((hi_e - (e0 + res / 2)) / res)) + 1
+    rows = int(np.floor(((n1 - res / 2) - lo_n) / res)) + 1
+    return Grid(float(e0), float(n1), res, max(rows, 0), max(cols, 0))
+
+
+def _heightfield(ctx: StageContext, m: MeshConfig) -> tuple[Heightfield | None, dict[str, Any]]:
+    dtm_path = ctx.input_dir("clean") / "dtm.tif"
+    dem_path = ctx.input_dir("georef") / "dem_enu.npy"
+    res = m.terrain_resolution
+    extents, sources = [], {}
+    dtm = dem = None
+    if dtm_path.is_file():
+        dtm = read_enu_raster(dtm_path)
+        g = dtm[0]
+        extents.append((g.e0 + g.res / 2, g.n1 - (g.rows - 0.5) * g.res,
+                        g.e0 + (g.cols - 0.5) * g.res, g.n1 - g.res / 2))
+        sources["lidar_dtm"] = {"resolution_m": g.res, "shape": [g.rows, g.cols]}
+    if dem_path.is_file():
+        dem = np.load(dem_path)
+        extents.append(_inner_extent(dem[..., 0], dem[..., 1]))
+        sources["dem"] = {"shape": list(dem.shape[:2])}
+    if not extents:
+        return None, sources
+    ext = np.array(extents)
+    grid = _post_grid(ext[:, 0].min(), ext[:, 1].min(), ext[:, 2].max(), ext[:, 3].max(), res)
+    u_dtm = resample_grid(dtm[1], dtm[0], grid) if dtm is not None else None
+    u_dem = resample_lattice(dem[..., 2], dem[..., 0], dem[..., 1], grid) if dem is not None else None
+    if u_dtm is not None and u_dem is not None:
+        u = fuse(u_dtm, u_dem, res, m.terrain_blend)
+        sources["posts_from_lidar_dtm"] = float(np.isfinite(u_dtm).mean())
+    else:
+        u = u_dtm if u_dtm is not None else u_dem
+    return Heightfield(grid, u), sources
+
+
+def terrain_level(tif: str, max_error: float, out: str) -> dict[str, Any]:
+    """Executor task: the TIN of the heightfield in ``tif`` within ``max_error`` (m), saved to
+    ``out``; returns its size and its measured error."""
+    grid, u = read_enu_raster(tif)
+    hf = Heightfield(grid, u)
+    tin = build_tin(hf, max_error)
+    measured, coverage = vertical_error(tin, hf)
+    np.savez(out, vertices=tin.vertices, faces=tin.faces)
+    return {"file": Path(out).name, "max_error_bound_m": max_error, "max_vertical_error_m": round(measured, 6),
+            "coverage": round(coverage, 6), "faces": int(len(tin.faces)), "vertices": int(len(tin.vertices))}
+
 
 def _terrain(ctx: StageContext, cfg: TwinConfig) -> dict[str, Any]:
-    path = ctx.input_dir("georef") / "dem_enu.npy"
-    if not path.is_file():
+    m = cfg.stages.mesh
+    hf, sources = _heightfield(ctx, m)
+    if hf is None:
         return {}
-    grid = np.load(path)
-    rows, cols, _ = grid.shape
     out = ctx.out_dir / "terrain"
     out.mkdir()
-    m = cfg.stages.mesh
-    ri, ci = coarse_indices(rows, m.terrain_coarse_step), coarse_indices(cols, m.terrain_coarse_step)
-    coarse = grid[np.ix_(ri, ci)]
-    v, f = grid_mesh(coarse)
-    np.savez(out / "coarse.npz", vertices=v, faces=f)
-    coarse_faces = len(f)
-    error = coarse_grid_error(grid, ri, ci)
-    # leaf tiles share their border rows/columns, so neighbours meet without cracks
-    n = m.terrain_tiles
-    r_edges = np.linspace(0, rows - 1, n + 1).round().astype(int)
-    c_edges = np.linspace(0, cols - 1, n + 1).round().astype(int)
-    tiles = []
-    for a in range(n):
-        for b in range(n):
-            sub = grid[r_edges[a]:r_edges[a + 1] + 1, c_edges[b]:c_edges[b + 1] + 1]
-            v, f = grid_mesh(sub)
-            if len(f) == 0:
-                continue
-            name = f"tile_{a}_{b}.npz"
-            np.savez(out / name, vertices=v, faces=f)
-            tiles.append({"file": name, "rows": [int(r_edges[a]), int(r_edges[a + 1])],
-                          "cols": [int(c_edges[b]), int(c_edges[b + 1])], "faces": int(len(f))})
-    info = {"coarse": {"file": "coarse.npz", "step": m.terrain_coarse_step,
-                       "max_vertical_error_m": error, "faces": int(coarse_faces)},
-            "tiles": tiles, "grid_shape": [rows, cols]}
+    tif = out / "terrain.tif"
+    write_enu_raster(tif, hf.grid, hf.u, cfg.site.origin.model_dump(), "the terrain (LiDAR DTM and DEM)")
+    errors = [m.terrain_max_error * m.terrain_lod_factor ** k for k in range(m.terrain_lods)]
+    futures = [ctx.executor.submit(terrain_level, str(tif), e, str(out / f"level_{k}.npz"))
+               for k, e in enumerate(errors)]
+    levels = [f.result() for f in ctx.reporter.track(futures, "mesh terrain")]
+    g = hf.grid
+    info = {"heightfield": {"file": "terrain.tif", "resolution_m": g.res, "shape": [g.rows, g.cols],
+                            "e0": g.e0, "n1": g.n1, "data_posts": float(np.isfinite(hf.u).mean())},
+            "sources": sources, "levels": levels}
     (out / "terrain.json").write_text(json.dumps(info, indent=1, sort_keys=True))
     return info
 
 
-def _polygon_en(part: list[dict[str, Any]]) -> Polygon:
-    return Polygon(part[0]["en"], [r["en"] for r in part[1:]])
+# --- buildings ----------------------------------------------------------------------------------
+
+def _rings_en(part: list[dict[str, Any]] | list[list[list[float]]]) -> list[np.ndarray]:
+    return [np.asarray(r["en"] if isinstance(r, dict) else r, np.float64) for r in part]
 
 
-def _ground_height(dem: Any, feat: dict[str, Any]) -> float | None:
-    """Lowest DEM height (orthometric m) under a footprint: pixels inside and the outline."""
-    values = []
+def _ground(terrain: tuple[Grid, np.ndarray] | None, polys: list[Polygon], frame: SiteFrame,
+            undulation: float) -> float | None:
+    """Lowest terrain height (orthometric m) under a footprint: the posts inside it and the
+    heightfield along its outline (every vertex, and every post spacing along each edge)."""
+    if terrain is None or terrain[0].rows == 0:
+        return None
+    grid, u = terrain
+    e, n = grid.centers()
+    cand = []
+    for p in polys:
+        inside = shapely.contains_xy(p, e, n) & np.isfinite(u)
+        cand.append(np.column_stack([e[inside], n[inside], u[inside]]))
+        for ring in [p.exterior, *p.interiors]:
+            steps = max(int(np.ceil(ring.length / grid.res)), 1)
+            pts = shapely.line_interpolate_point(ring, np.linspace(0, ring.length, steps + 1))
+            xy = shapely.get_coordinates(pts)
+            val = sample_bilinear(u, grid, xy[:, 0], xy[:, 1])
+            ok = np.isfinite(val)
+            cand.append(np.column_stack([xy[ok, 0], xy[ok, 1], val[ok]]))
+    enu = np.concatenate(cand)
+    if len(enu) == 0:
+        return None
+    _, _, h = frame.enu_to_geodetic(enu)
+    return float(np.min(h) - undulation)
+
+
+def _place(frame: SiteFrame, vertices: np.ndarray, undulation: float) -> np.ndarray:
+    """Plan x, y + orthometric height (m) -> ENU, each vertex on its own plumb line."""
+    return frame.plan_to_enu(vertices[:, 0], vertices[:, 1], undulation, vertices[:, 2] + undulation)
+
+
+def _concat(meshes: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    verts, faces, offset = [], [], 0
+    for v, f in meshes:
+        verts.append(v)
+        faces.append(np.asarray(f, np.int64) + offset)
+        offset += len(v)
+    return np.concatenate(verts), np.concatenate(faces).astype(np.int32)
+
+
+def _fallback_height(feat: dict[str, Any], ground: float, m: MeshConfig) -> tuple[float, str]:
+    if feat.get("height"):
+        return ground + float(feat["height"]), "attribute"
+    if feat.get("floors"):
+        return ground + float(feat["floors"]) * m.storey_height, "floors"
+    return ground + m.default_height, "default"
+
+
+def _mesh_building(feat: dict[str, Any], polys: list[Polygon], pts: dict[str, np.ndarray] | None,
+                   index: PointGridIndex | None, terrain: tuple[Grid, np.ndarray] | None,
+                   frame: SiteFrame, m: MeshConfig) -> tuple[dict[str, Any], list[Level]] | str:
+    """(record, levels) of one building, or why it was skipped."""
+    und = float(feat["centroid"]["undulation"])
+    ground = _ground(terrain, polys, frame, und)
+    if ground is None:
+        return "no terrain height under the footprint"
+    sel = np.concatenate([index.within(p) for p in polys]) if index is not None else np.empty(0, np.int64)
+    px, py, ph = (pts["px"][sel], pts["py"][sel], pts["h"][sel] - und) if len(sel) else (None, None, None)
+    n_pts = int(len(sel))
+    fits: list[Any] = []
+    kind, rmse, fallback = None, None, None
+    if n_pts >= m.min_roof_points:
+        roof_h, source = float(np.percentile(ph, m.roof_percentile)), "lidar"
+        if m.lod2:
+            for p in polys:
+                inner = p.buffer(-ROOF_EDGE_MARGIN)
+                inside = shapely.contains_xy(inner, px, py) if not inner.is_empty else np.zeros(n_pts, bool)
+                if inside.sum() < m.min_roof_points:
+                    fits.append(None)
+                    fallback = fallback or "too few roof points inside a footprint part"
+                    continue
+                fit = fit_roof(px[inside], py[inside], ph[inside], threshold=m.roof_plane_threshold,
+                               min_share=m.roof_min_share, max_rmse=m.roof_max_rmse, flat_slope=m.roof_flat_slope,
+                               min_points=m.min_roof_points, seed=feat["id"])
+                fits.append(fit)
+                fallback = fallback or fit.reason
+    else:
+        roof_h, source = _fallback_height(feat, ground, m)
+        fallback = f"{n_pts} LiDAR points on the roof (< stages.mesh.min_roof_points)" if pts is not None else None
+    lod1_parts = [roof_solid(p, [Plane(0.0, 0.0, roof_h)], ground) for p in polys]
+    lod1 = _concat([(_place(frame, v, und), f) for v, f in lod1_parts])
+    lod2 = None
+    if fits and all(f is not None and f.reason is None for f in fits):
+        parts = [roof_solid(p, f.planes, ground) for p, f in zip(polys, fits, strict=True)]
+        if all(is_closed(f) for _, f in parts):
+            lod2 = _concat([(_place(frame, v, und), f) for v, f in parts])
+            top = float(max(v[:, 2].max() for v, _ in parts))
+            # the eave: the lowest roof point on any outline
+            eave = float(min(envelope(f.planes, *np.asarray(p.exterior.coords).T)[0].min()
+                             for p, f in zip(polys, fits, strict=True)))
+            main = max(range(len(polys)), key=lambda i: polys[i].area)
+            kind, rmse = fits[main].kind, max(f.rmse for f in fits)
+        else:
+            fallback = "roof solid did not close"
+    if lod2 is not None:
+        levels = [Level(*lod2, 0.0)]
+        if kind != "flat":
+            levels.append(Level(*lod1, hausdorff(lod2, lod1)))
+        lod = "LoD2"
+    else:
+        levels = [Level(*lod1, 0.0)]
+        top = eave = roof_h
+        lod = "LoD1"
+    levels = lod_chain(levels, ratio=m.lod_ratio, max_levels=m.lod_levels)
+    area = float(sum(p.area for p in polys))
+    verts = levels[0].vertices
+    record = {
+        "id": feat["id"], "name": feat.get("name"), "use": feat.get("use"), "floors": feat.get("floors"),
+        "height": round(top - ground, 3), "ground_height": round(ground, 3), "roof_height": round(top, 3),
+        "eave_height": round(eave, 3), "lod1_roof_height": round(roof_h, 3), "height_source": source,
+        "lod": lod, "roof_type": kind if lod == "LoD2" else None,
+        "roof_fit_rmse_m": round(rmse, 4) if rmse is not None else None,
+        "lod2_fallback": fallback if lod != "LoD2" else None, "roof_points": n_pts,
+        "footprint_area_m2": round(area, 2), "footprint_source": feat.get("footprint_source", "input"),
+        "bbox_enu": [*verts.min(0).tolist(), *verts.max(0).tolist()],
+        "centroid": feat["centroid"],
+        "outline_en": np.asarray(max(polys, key=lambda p: p.area).exterior.coords)[:-1].round(3).tolist(),
+    }
+    return record, levels
+
+
+def _polygons(feat: dict[str, Any], min_area: float) -> tuple[list[Polygon], int]:
+    """The footprint's parts in plan metres, slivers (< ``min_area`` m^2) dropped and counted."""
+    polys = []
     for part in feat["parts"]:
-        src = Polygon(part[0]["src"], [r["src"] for r in part[1:]])
-        ring = np.concatenate([np.asarray(r["src"]) for r in part])
-        values.append(dem.sample(ring[:, 0], ring[:, 1]))
-        minx, miny, maxx, maxy = src.bounds
-        inv = ~dem.transform
-        c0, r0 = inv * (minx, maxy)
-        c1, r1 = inv * (maxx, miny)
-        rs = np.arange(max(int(r0), 0), min(int(np.ceil(r1)) + 1, dem.values.shape[0]))
-        cs = np.arange(max(int(c0), 0), min(int(np.ceil(c1)) + 1, dem.values.shape[1]))
-        if len(rs) and len(cs):
-            cc, rr = np.meshgrid(cs + 0.5, rs + 0.5)
-            t = dem.transform
-            x, y = t.a * cc + t.b * rr + t.c, t.d * cc + t.e * rr + t.f
-            inside = shapely.contains_xy(src, x.ravel(), y.ravel())
-            values.append(dem.values[rs[:, None], cs[None, :]].ravel()[inside])
-    v = np.concatenate(values)
-    v = v[np.isfinite(v)]
-    return float(v.min()) if v.size else None
+        rings = _rings_en(part)
+        p = Polygon(rings[0], rings[1:])
+        if not p.is_valid:
+            p = shapely.make_valid(p)
+        polys += [q for q in shapely.get_parts(p) if q.geom_type == "Polygon"]
+    kept = [p for p in polys if p.area >= min_area]
+    return kept, len(polys) - len(kept)
 
 
-def _buildings(ctx: StageContext, cfg: TwinConfig, frame: SiteFrame) -> dict[str, Any]:
-    fp_path = ctx.input_dir("georef") / "footprints.json"
-    if not fp_path.is_file():
-        return {}
-    m = cfg.stages.mesh
-    feats = json.loads(fp_path.read_text())["features"]
-    ingest = ctx.input_dir("ingest")
-    dem = None
-    if (ingest / "dem.tif").is_file():
-        dem = read_elevation(ingest / "dem.tif",
-                             json.loads((ingest / "dem.json").read_text())["crs_wkt"])
+def _block_points(store: str | None, cells: list[tuple[int, int]], frame: SiteFrame, undulation: float,
+                  bounds: tuple[float, float, float, float]) -> dict[str, np.ndarray] | None:
+    """Building-class points of ``cells`` within ``bounds`` (ENU E/N): plan x, y at ellipsoidal
+    height ``undulation`` and ellipsoidal h."""
+    if store is None:
+        return None
+    cs = CellStore(store)
+    present = set(cs.cells())
+    parts = []
+    for cell in cells:
+        if cell not in present:
+            continue
+        rec = cs.read(cell)
+        rec = rec[(rec["classification"] == BUILDING) & (rec["x"] >= bounds[0]) & (rec["x"] <= bounds[2])
+                  & (rec["y"] >= bounds[1]) & (rec["y"] <= bounds[3])]
+        parts.append(np.column_stack([rec["x"], rec["y"], rec["z"]]))
+    enu = np.concatenate(parts) if parts else np.empty((0, 3))
+    if len(enu) == 0:
+        return {"px": np.empty(0), "py": np.empty(0), "h": np.empty(0)}
+    lon, lat, h = frame.enu_to_geodetic(enu)
+    plan = frame.geodetic_to_enu(lon, lat, np.full(len(lon), undulation))
+    return {"px": plan[:, 0], "py": plan[:, 1], "h": h}
+
+
+def mesh_block(features: list[dict[str, Any]], store: str | None, cells: list[tuple[int, int]],
+               terrain_tif: str | None, origin: dict[str, float], m_dump: dict[str, Any]) -> dict[str, Any]:
+    """Executor task: mesh a block of buildings; returns their records, levels and what was skipped."""
+    m = MeshConfig.model_validate(m_dump)
+    frame = SiteFrame.from_origin(origin)
+    polys_of = [_polygons(f, m.min_area) for f in features]
+    shapes = [p for ps, _ in polys_of for p in ps]
+    # slivers: parts dropped from buildings that keep others (a building of slivers only is skipped)
+    out: dict[str, Any] = {"records": [], "levels": [], "skipped": [],
+                           "slivers": sum(s for ps, s in polys_of if ps)}
+    if not shapes:
+        out["skipped"] = [{"feature": f["id"], "reason": "smaller than stages.mesh.min_area"} for f in features]
+        return out
+    bounds = shapely.unary_union(shapes).buffer(2.0).bounds
+    und = float(np.mean([f["centroid"]["undulation"] for f in features]))
+    pts = _block_points(store, cells, frame, und, bounds)
+    index = PointGridIndex(pts["px"], pts["py"]) if pts is not None and len(pts["px"]) else None
+    terrain = read_enu_raster(terrain_tif, bounds) if terrain_tif else None
+    for feat, (polys, _) in zip(features, polys_of, strict=True):
+        if not polys:
+            out["skipped"].append({"feature": feat["id"], "reason": "smaller than stages.mesh.min_area"})
+            continue
+        res = _mesh_building(feat, polys, pts, index, terrain, frame, m)
+        if isinstance(res, str):
+            out["skipped"].append({"feature": feat["id"], "reason": res})
+            continue
+        record, levels = res
+        record["index"] = feat["index"]
+        out["records"].append(record)
+        out["levels"].append([(lv.vertices, lv.faces, lv.error) for lv in levels])
+    return out
+
+
+def _derived_features(ctx: StageContext, cfg: TwinConfig, frame: SiteFrame, geoid: GeoidModel
+                      ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Footprints outlined from the building-class points, as feature records."""
     store = CellStore(ctx.input_dir("clean") / "points")
-    pts = None
-    if store.folder.is_dir():
-        # only building points are held: memory follows the roofs, not the cloud
-        parts = [rec[rec["classification"] == BUILDING] for _, rec in store]
-        pts = np.concatenate(parts) if parts else None
-    index = PointGridIndex(pts["x"], pts["y"]) if pts is not None and len(pts) else None
-    all_v, all_f, all_id, records, skipped = [], [], [], [], []
-    offset = 0
-    sources = {"lidar": 0, "attribute": 0, "floors": 0, "default": 0}
-    for feat in ctx.reporter.track(feats, "mesh buildings"):
-        parts = feat["parts"]
-        polys = [_polygon_en(p) for p in parts]
-        area = float(sum(p.area for p in polys))
-        if area < m.min_area or not all(p.is_valid for p in polys):
-            reason = "smaller than stages.mesh.min_area" if area < m.min_area else "invalid polygon"
-            skipped.append({"feature": feat["id"], "reason": reason})
-            warnings.warn(f"building {feat['id']}: skipped, {reason}", FeatureSkippedWarning,
-                          stacklevel=2)
-            continue
-        ground = _ground_height(dem, feat) if dem is not None else None
-        if ground is None:
-            skipped.append({"feature": feat["id"], "reason": "no DEM height under the footprint"})
-            warnings.warn(f"building {feat['id']}: skipped, no DEM height under the footprint",
-                          FeatureSkippedWarning, stacklevel=2)
-            continue
-        n_c = feat["centroid"]["undulation"]
-        roof, source, n_pts = None, None, 0
-        if index is not None:
-            idx = np.concatenate([index.within(p) for p in polys])
-            n_pts = int(len(idx))
-            if n_pts >= m.min_roof_points:
-                enu = np.column_stack([pts["x"][idx], pts["y"][idx], pts["z"][idx]])
-                _, _, h = frame.enu_to_geodetic(enu)
-                # N varies by under a millimetre across one building: the centroid's is used
-                roof = float(np.percentile(h - n_c, m.roof_percentile))
-                source = "lidar"
-        if roof is None:
-            if feat.get("height"):
-                roof, source = ground + float(feat["height"]), "attribute"
-            elif feat.get("floors"):
-                roof, source = ground + float(feat["floors"]) * m.storey_height, "floors"
-            else:
-                roof, source = ground + m.default_height, "default"
-        sources[source] += 1
-        fid = len(records)
-        for part in parts:
-            rings_xy = [np.asarray(r["en"]) for r in part]
-            lonlat = [np.asarray(r["lonlat"]) for r in part]
-            und = [np.asarray(r["undulation"]) for r in part]
-            bottom = [frame.geodetic_to_enu(ll[:, 0], ll[:, 1], ground + n) for ll, n in zip(lonlat, und, strict=True)]
-            top = [frame.geodetic_to_enu(ll[:, 0], ll[:, 1], roof + n) for ll, n in zip(lonlat, und, strict=True)]
-            v, f = prism(rings_xy, bottom, top)
-            all_v.append(v)
-            all_f.append(f + offset)
-            all_id.append(np.full(len(v), fid, np.int32))
-            offset += len(v)
-        verts = np.concatenate(all_v[-len(parts):])
-        records.append({
-            "feature_id": fid, "id": feat["id"], "name": feat["name"], "use": feat["use"],
-            "floors": feat["floors"], "height": round(roof - ground, 3),
-            "ground_height": round(ground, 3), "roof_height": round(roof, 3),
-            "height_source": source, "roof_points": n_pts,
-            "footprint_area_m2": round(area, 2),
-            "bbox_enu": [*verts.min(0).tolist(), *verts.max(0).tolist()],
-            "centroid_en": feat["centroid"]["en"],
-        })
+    if not store.folder.is_dir():
+        return [], {"source": "lidar", "derived": 0, "note": "no classified points"}
+    n0 = float(geoid.undulation(np.array([frame.lon]), np.array([frame.lat]))[0])
+    parts = []
+    for _, rec in store:
+        b = rec[rec["classification"] == BUILDING]
+        parts.append(np.column_stack([b["x"], b["y"], b["z"]]))
+    enu = np.concatenate(parts) if parts else np.empty((0, 3))
+    if len(enu):
+        lon, lat, _ = frame.enu_to_geodetic(enu)
+        plan = frame.geodetic_to_enu(lon, lat, np.full(len(lon), n0))
+    else:
+        plan = np.empty((0, 3))
+    m = cfg.stages.mesh
+    derived, dropped = footprints_from_points(plan[:, 0], plan[:, 1], outline_cell=m.footprint_cell,
+                                              min_area=max(m.min_area, 20.0), tolerance=m.footprint_tolerance)
+    # stable ids: north to south, then west to east, by centroid
+    derived.sort(key=lambda d: (-round(d.polygon.centroid.y, 1), round(d.polygon.centroid.x, 1)))
+    feats = []
+    for k, d in enumerate(derived):
+        c = d.polygon.centroid
+        lon, lat = frame.plan_to_geodetic(np.array([c.x]), np.array([c.y]), n0)
+        und = float(geoid.undulation(lon, lat)[0])
+        rings = [np.asarray(d.polygon.exterior.coords)[:-1].tolist()] + [
+            np.asarray(r.coords)[:-1].tolist() for r in d.polygon.interiors]
+        feats.append({"id": f"LIDAR-{k + 1:04d}", "name": None, "use": None, "floors": None, "height": None,
+                      "parts": [rings], "footprint_source": "lidar",
+                      "centroid": {"lon": float(lon[0]), "lat": float(lat[0]), "undulation": und,
+                                   "en": [c.x, c.y]}})
+    info = {"source": "lidar", "derived": len(feats), "squared": int(sum(d.squared for d in derived)),
+            "clusters_too_small": dropped, "building_points": int(len(plan))}
+    return feats, info
+
+
+def _features(ctx: StageContext, cfg: TwinConfig, frame: SiteFrame
+              ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    fp_path = ctx.input_dir("georef") / "footprints.json"
+    mode = cfg.stages.mesh.footprints_from_points
+    given = fp_path.is_file() and mode != "always"
+    if given:
+        data = json.loads(fp_path.read_text())
+        feats = data["features"]
+        info = {"source": "input", "features": len(feats), "skipped_at_ingest": data.get("skipped", []),
+                "repaired_at_ingest": data.get("repaired", [])}
+    elif mode != "never":
+        geoid = GeoidModel.from_spec(str(cfg.resolve(Path(cfg.site.geoid))) if cfg.site.geoid.lower() != "egm96"
+                                     else "egm96")
+        feats, info = _derived_features(ctx, cfg, frame, geoid)
+    else:
+        return [], {"source": None}
+    for i, f in enumerate(feats):
+        f["index"] = i
+    return feats, info
+
+
+def _blocks(feats: list[dict[str, Any]], store: CellStore | None, size: float
+            ) -> list[tuple[list[dict[str, Any]], list[tuple[int, int]]]]:
+    """Buildings grouped by the ``size`` block their centroid falls in, with the point cells each
+    group's footprints touch."""
+    groups: dict[tuple[int, int], list[dict[str, Any]]] = {}
+    for f in feats:
+        e, n = f["centroid"]["en"]
+        groups.setdefault((int(np.floor(e / size)), int(np.floor(n / size))), []).append(f)
+    grid = store.grid() if store is not None else None
+    out = []
+    for key in sorted(groups):
+        members = groups[key]
+        cells: set[tuple[int, int]] = set()
+        if grid is not None:
+            xy = np.concatenate([np.asarray(r["en"] if isinstance(r, dict) else r)
+                                 for f in members for part in f["parts"] for r in part])
+            (i0, i1), (j0, j1) = grid.keys(np.array([xy[:, 0].min() - 2.0, xy[:, 0].max() + 2.0]),
+                                           np.array([xy[:, 1].min() - 2.0, xy[:, 1].max() + 2.0]))
+            cells = {(int(i), int(j)) for i in range(i0, i1 + 1) for j in range(j0, j1 + 1)}
+        out.append((members, sorted(cells)))
+    return out
+
+
+def _model_record(meta: dict[str, Any], levels: list[Level], terrain: tuple[Grid, np.ndarray] | None,
+                  frame: SiteFrame) -> dict[str, Any]:
+    und = float(meta["undulation"])
+    v = levels[0].vertices
+    _, _, h = frame.enu_to_geodetic(v)
+    hull = MultiPoint(v[:, :2]).convex_hull
+    ground = _ground(terrain, [hull] if hull.geom_type == "Polygon" else [], frame, und)
+    lon, lat = meta["origin_lonlat"]
+    base = float(h.min() - und)
+    ground = base if ground is None else ground
+    top = float(h.max() - und)
+    return {"id": meta["id"], "name": meta.get("name"), "use": meta.get("use"), "floors": None,
+            "height": round(top - ground, 3), "ground_height": round(ground, 3), "roof_height": round(top, 3),
+            "eave_height": None, "lod1_roof_height": None, "height_source": "model", "lod": "imported",
+            "roof_type": None, "roof_fit_rmse_m": None, "lod2_fallback": None, "roof_points": 0,
+            "footprint_area_m2": round(float(hull.area), 2), "footprint_source": "model",
+            "bbox_enu": [*v.min(0).tolist(), *v.max(0).tolist()],
+            "centroid": {"lon": lon, "lat": lat, "undulation": und, "en": hull.centroid.coords[0]},
+            "outline_en": np.asarray(hull.exterior.coords)[:-1].round(3).tolist()
+            if hull.geom_type == "Polygon" else [], "source_file": Path(meta["source"]).name,
+            "repair": meta["repair"]}
+
+
+def mesh_model(npz: str, m_dump: dict[str, Any]) -> list[tuple[np.ndarray, np.ndarray, float]]:
+    """Executor task: the levels of detail of one imported model (ENU)."""
+    m = MeshConfig.model_validate(m_dump)
+    d = np.load(npz)
+    levels = lod_chain([Level(d["vertices"], d["faces"].astype(np.int32), 0.0)], ratio=m.lod_ratio,
+                       max_levels=m.lod_levels)
+    return [(lv.vertices, lv.faces, lv.error) for lv in levels]
+
+
+def _buildings(ctx: StageContext, cfg: TwinConfig, frame: SiteFrame, terrain_tif: Path | None) -> dict[str, Any]:
+    m = cfg.stages.mesh
+    feats, fp_info = _features(ctx, cfg, frame)
+    clean_points = ctx.input_dir("clean") / "points"
+    store = CellStore(clean_points) if clean_points.is_dir() else None
+    cell_size = store.meta()["cell_size"] if store is not None else 200.0
+    tif = str(terrain_tif) if terrain_tif is not None else None
+    origin = {"lat": frame.lat, "lon": frame.lon, "height": frame.height}
+    futures = [ctx.executor.submit(mesh_block, members, str(clean_points) if store is not None else None, cells,
+                                   tif, origin, m.model_dump(mode="json"))
+               for members, cells in _blocks(feats, store, cell_size)]
+    model_dir = ctx.input_dir("georef") / "meshes"
+    metas = [json.loads(p.read_text()) for p in sorted(model_dir.glob("*.json"))] if model_dir.is_dir() else []
+    model_futures = [ctx.executor.submit(mesh_model, str(model_dir / meta["file"]), m.model_dump(mode="json"))
+                     for meta in metas]
+    records: list[dict[str, Any]] = []
+    levels: list[list[tuple[np.ndarray, np.ndarray, float]]] = []
+    skipped: list[dict[str, Any]] = []
+    slivers = 0
+    for f in ctx.reporter.track(futures, "mesh buildings"):
+        r = f.result()
+        records += r["records"]
+        levels += r["levels"]
+        skipped += r["skipped"]
+        slivers += r["slivers"]
+    order = np.argsort([r["index"] for r in records], kind="stable")
+    records = [records[i] for i in order]
+    levels = [levels[i] for i in order]
+    for r in records:
+        del r["index"]
+    for s in skipped:
+        warnings.warn(f"building {s['feature']}: skipped, {s['reason']}", FeatureSkippedWarning, stacklevel=2)
+    terrain = read_enu_raster(terrain_tif) if terrain_tif is not None else None
+    by_id = {r["id"]: i for i, r in enumerate(records)}
+    models = []
+    for meta, fut in zip(metas, model_futures, strict=True):
+        lv = fut.result()
+        rec = _model_record(meta, [Level(*x) for x in lv], terrain, frame)
+        target = meta.get("replaces")
+        if target is not None and target in by_id:
+            i = by_id[target]
+            old = records[i]
+            rec |= {k: old[k] for k in ("id", "name", "use", "floors")}
+            rec["name"] = meta.get("name") or old["name"]
+            rec["use"] = meta.get("use") or old["use"]
+            rec["replaced_footprint"] = True
+            records[i], levels[i] = rec, lv
+        else:
+            if target is not None:
+                skipped.append({"feature": meta["id"], "reason": f"replaces unknown building {target!r}; "
+                                                                 "added as a building of its own"})
+            records.append(rec)
+            levels.append(lv)
+        models.append({"id": rec["id"], "file": rec["source_file"], "replaces": target,
+                       "repair": meta["repair"], "levels": [{"faces": int(len(x[1])), "error_m": round(x[2], 4)}
+                                                            for x in lv]})
+    pieces_v, pieces_f, p_building, p_level = [], [], [], []
+    for fid, (rec, lv) in enumerate(zip(records, levels, strict=True)):
+        rec["feature_id"] = fid
+        rec["levels"] = [{"level": k, "faces": int(len(f)), "error_m": round(float(e), 4)}
+                         for k, (_, f, e) in enumerate(lv)]
+        for k, (v, f, _) in enumerate(lv):
+            pieces_v.append(v)
+            pieces_f.append(f)
+            p_building.append(fid)
+            p_level.append(k)
     if records:
-        np.savez(ctx.out_dir / "buildings.npz", vertices=np.concatenate(all_v),
-                 faces=np.concatenate(all_f), vertex_feature=np.concatenate(all_id))
+        vs = np.concatenate([[0], np.cumsum([len(v) for v in pieces_v])])
+        fs = np.concatenate([[0], np.cumsum([len(f) for f in pieces_f])])
+        np.savez(ctx.out_dir / "buildings.npz", vertices=np.concatenate(pieces_v),
+                 faces=np.concatenate(pieces_f).astype(np.int32), piece_building=np.array(p_building, np.int32),
+                 piece_level=np.array(p_level, np.int16), vertex_start=vs.astype(np.int64),
+                 face_start=fs.astype(np.int64))
+    lods = [r["lod"] for r in records]
+    kinds = [r["roof_type"] for r in records if r["roof_type"]]
+    sources = [r["height_source"] for r in records]
+    summary = {"buildings": len(records), "lod": {k: lods.count(k) for k in sorted(set(lods))},
+               "roof_types": {k: kinds.count(k) for k in sorted(set(kinds))},
+               "height_sources": {k: sources.count(k) for k in sorted(set(sources))},
+               "skipped": skipped, "slivers_dropped": slivers, "footprints": fp_info, "models": models,
+               "roofs": [{"id": r["id"], "lod": r["lod"], "roof_type": r["roof_type"],
+                          "fit_rmse_m": r["roof_fit_rmse_m"], "roof_points": r["roof_points"],
+                          "fallback": r["lod2_fallback"], "level_errors_m": [x["error_m"] for x in r["levels"]]}
+                         for r in records]}
     (ctx.out_dir / "buildings.json").write_text(json.dumps(
-        {"buildings": records, "skipped": skipped, "height_units": "metres, orthometric"},
-        indent=1, sort_keys=True))
-    return {"buildings": len(records), "skipped": skipped, "height_sources": sources}
+        {"buildings": records, "skipped": skipped, "slivers_dropped": slivers, "footprints": fp_info,
+         "height_units": "metres, orthometric"}, indent=1, sort_keys=True))
+    return summary
 
 
 def run(ctx: StageContext, cfg: TwinConfig) -> StageResult:
-    """Mesh the terrain and the buildings."""
+    """Mesh the terrain, the buildings and the imported models."""
+    clock = Clock()
     frame = SiteFrame.from_origin(json.loads((ctx.input_dir("georef") / "frame.json").read_text())["origin"])
     terrain = _terrain(ctx, cfg)
-    buildings = _buildings(ctx, cfg, frame)
-    counts = {"buildings": buildings.get("buildings", 0),
-              "terrain_tiles": len(terrain.get("tiles", []))}
-    return StageResult(counts, {"terrain": terrain, "buildings": buildings})
+    clock.lap("terrain")
+    tif = ctx.out_dir / "terrain" / "terrain.tif" if terrain else None
+    buildings = _buildings(ctx, cfg, frame, tif)
+    clock.lap("buildings")
+    counts = {"buildings": buildings["buildings"], "terrain_levels": len(terrain.get("levels", [])),
+              "lod2_buildings": buildings["lod"].get("LoD2", 0)}
+    return StageResult(counts, {"terrain": terrain, "buildings": buildings, "seconds": clock.laps})

@@ -1,0 +1,122 @@
+"""The mesh stage on bad geometry: every odd footprint is repaired or skipped with a warning and
+a count, never a crash and never a silent loss; a model without faces stops the run in one line."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pyproj
+import pytest
+import rasterio
+import trimesh
+from rasterio.transform import from_origin
+
+from pipeline.config import load_config
+from pipeline.errors import FeatureRepairedWarning, FeatureSkippedWarning
+from pipeline.runner import Runner
+from pipeline.samples.generator import origin_xy
+from tests.conftest import run_cli
+
+
+def _site(tmp_path, features: list[dict], meshes: str = "") -> tuple:
+    """A 300 x 300 m site at the sample's origin: a flat 5 m DEM and the given footprints."""
+    x0, y0 = origin_xy()
+    dem = tmp_path / "dem.tif"
+    with rasterio.open(dem, "w", driver="GTiff", width=60, height=60, count=1, dtype="float32", crs="EPSG:5186",
+                       transform=from_origin(x0 - 150, y0 + 150, 5, 5), nodata=-9999.0) as dst:
+        dst.write(np.full((60, 60), 15.0, np.float32), 1)
+    fc = {"type": "FeatureCollection", "crs": {"type": "name", "properties": {"name": "urn:ogc:def:crs:EPSG::5186"}},
+          "features": [{"type": "Feature", "properties": {"id": f"F{i}", "floors": 4},
+                        "geometry": geom} for i, geom in enumerate(features)]}
+    fp = tmp_path / "footprints.geojson"
+    fp.write_text(json.dumps(fc))
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text(f"""site: {{name: bad geometry, origin: {{lat: 37.5770, lon: 126.8898}}}}
+inputs:
+  footprints: {{path: {fp}}}
+  dem: {{path: {dem}}}
+{meshes}
+stages: {{mesh: {{terrain_lods: 2}}}}
+executor: {{kind: inline}}
+""")
+    return cfg, x0, y0
+
+
+def _square(x0, y0, dx, dy, size, z=None):
+    ring = [[x0 + dx, y0 + dy], [x0 + dx + size, y0 + dy], [x0 + dx + size, y0 + dy + size], [x0 + dx, y0 + dy + size]]
+    if z is not None:
+        ring = [[x, y, z] for x, y in ring]
+    return {"type": "Polygon", "coordinates": [ring + [ring[0]]]}
+
+
+def test_bad_footprints_are_repaired_or_counted(tmp_path):
+    x0, y0 = origin_xy()
+    good = _square(x0, y0, -100, -100, 20)
+    bowtie = {"type": "Polygon",
+              "coordinates": [[[x0, y0], [x0 + 20, y0 + 20], [x0 + 20, y0], [x0, y0 + 20], [x0, y0]]]}
+    empty = {"type": "Polygon", "coordinates": []}
+    zero = {"type": "Polygon", "coordinates": [[[x0 + 50, y0], [x0 + 60, y0], [x0 + 70, y0], [x0 + 50, y0]]]}
+    nan_z = _square(x0, y0, 40, 40, 15, z=float("nan"))
+    sliver = {"type": "MultiPolygon", "coordinates": [
+        _square(x0, y0, -60, 30, 25)["coordinates"], _square(x0, y0, -30, 30, 1)["coordinates"]]}
+    tiny = _square(x0, y0, 80, -80, 1)
+    text = json.dumps([good, bowtie, empty, zero, nan_z, sliver, tiny]).replace("NaN", "null")
+    features = json.loads(text)
+    features[4]["coordinates"] = [[[x, y, float("nan")] for x, y, _ in features[4]["coordinates"][0]]]
+    cfg_path, _, _ = _site(tmp_path, features)
+    cfg = load_config(cfg_path)
+    with pytest.warns((FeatureSkippedWarning, FeatureRepairedWarning)) as caught:
+        Runner(cfg, tmp_path / "w", quiet=True).run(["ingest", "georef", "clean", "mesh"])
+    messages = [str(w.message) for w in caught]
+    buildings = json.loads((tmp_path / "w" / "artifacts" / "mesh" / "buildings.json").read_text())
+    ids = {b["id"] for b in buildings["buildings"]}
+    # good, the repaired bow-tie, the 3-D footprint with NaN z and the multipolygon's large part
+    assert ids == {"F0", "F1", "F4", "F5"}
+    ingest = json.loads((tmp_path / "w" / "artifacts" / "ingest" / "footprints.json").read_text())
+    assert {s["feature"]: s["reason"] for s in ingest["skipped"]} == {"F2": "empty geometry", "F3": "zero area"}
+    assert [r["feature"] for r in ingest["repaired"]] == ["F1"]
+    assert buildings["slivers_dropped"] == 1
+    assert {s["feature"] for s in buildings["skipped"]} == {"F6"}  # one part, smaller than min_area
+    assert any("F1" in m and "made valid" in m for m in messages)
+    assert any("F2" in m and "empty" in m for m in messages)
+    assert any("F6" in m and "min_area" in m for m in messages)
+    # 7 footprints in: 4 meshed, 3 accounted for with a reason
+    assert len(ids) + len(ingest["skipped"]) + len(buildings["skipped"]) == 7
+    f1 = next(b for b in buildings["buildings"] if b["id"] == "F1")
+    assert f1["footprint_area_m2"] == pytest.approx(200.0, rel=1e-3)  # two triangles of the bow-tie
+    report = json.loads((tmp_path / "w" / "reports" / "mesh.json").read_text())
+    assert report["buildings"]["slivers_dropped"] == 1 and report["buildings"]["lod"] == {"LoD1": 4}
+
+
+def test_a_model_without_faces_stops_the_run_in_one_line(tmp_path):
+    x0, y0 = origin_xy()
+    cloud = tmp_path / "scan.ply"
+    trimesh.PointCloud(np.random.default_rng(0).normal(size=(50, 3))).export(cloud)
+    meshes = f"  meshes: [{{path: {cloud}, crs: EPSG:5186, origin: [{x0}, {y0}, 15.0]}}]"
+    cfg, _, _ = _site(tmp_path, [_square(x0, y0, 0, 0, 20)], meshes)
+    proc = run_cli("run", str(cfg), "--workdir", str(tmp_path / "w"), "--quiet")
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert proc.returncode == 2 and len(lines) == 1, proc.stderr
+    assert "scan.ply" in lines[0] and "no faces" in lines[0]
+    assert not (tmp_path / "w" / "artifacts" / "ingest").exists()
+
+
+def test_a_model_replaces_the_footprint_it_names(tmp_path):
+    x0, y0 = origin_xy()
+    box = trimesh.creation.box((10, 10, 30))
+    box.apply_translation([0, 0, 15])
+    model = tmp_path / "hall.obj"
+    box.export(model)
+    # the model stands on the footprint F0 (20 x 20 m at 0..20, 0..20 from the origin)
+    lon, lat = pyproj.Transformer.from_crs("EPSG:5186", "EPSG:4326", always_xy=True).transform(x0 + 10, y0 + 10)
+    meshes = (f"  meshes: [{{path: {model}, crs: EPSG:5186, origin: [{x0 + 10}, {y0 + 10}, 15.0], "
+              f"replaces: F0, name: Hall (scanned)}}]")
+    cfg, _, _ = _site(tmp_path, [_square(x0, y0, 0, 0, 20), _square(x0, y0, 50, 50, 20)], meshes)
+    Runner(load_config(cfg), tmp_path / "w", quiet=True).run(["ingest", "georef", "clean", "mesh"])
+    buildings = json.loads((tmp_path / "w" / "artifacts" / "mesh" / "buildings.json").read_text())["buildings"]
+    assert [b["id"] for b in buildings] == ["F0", "F1"]
+    hall = buildings[0]
+    assert hall["lod"] == "imported" and hall["name"] == "Hall (scanned)" and hall["floors"] == 4
+    assert hall["height"] == pytest.approx(30.0, abs=1e-3) and hall["ground_height"] == pytest.approx(15.0, abs=1e-3)
+    assert hall["centroid"]["lon"] == pytest.approx(lon, abs=1e-9)
