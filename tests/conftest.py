@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from pipeline.core import gltf_validator
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "assets" / "sample"
@@ -32,14 +32,24 @@ def sample_run(tmp_path_factory) -> Path:
 
 def validate_gltf(paths: list[Path]) -> list[dict]:
     """Khronos glTF validator reports (npm gltf-validator, installed by make setup)."""
-    node = shutil.which("node")
-    script = REPO / "tools" / "validate_gltf.cjs"
-    if node is None or not (REPO / "node_modules" / "gltf-validator").is_dir():
+    if not gltf_validator.available():
         pytest.fail("the glTF validator is not installed: run make setup")
-    reports = []
-    for i in range(0, len(paths), 40):
-        proc = subprocess.run([node, str(script), *map(str, paths[i:i + 40])], capture_output=True,
-                              text=True, timeout=600, cwd=REPO)
-        assert proc.returncode == 0, proc.stderr
-        reports.extend(json.loads(proc.stdout))
-    return reports
+    return gltf_validator.validate(list(paths))
+
+
+def variant_run(sample_run: Path, workdir: Path, stage_settings: str, stages: str) -> Path:
+    """Rerun ``stages`` (e.g. ``mesh..publish``) of a copy of the sample run with extra stage
+    settings (a YAML line such as ``tile: {compression: none}``). The copy hard-links the
+    finished artifacts; earlier stages are skipped because their config is unchanged."""
+    import os
+    import shutil
+
+    shutil.copytree(sample_run / "artifacts", workdir / "artifacts", copy_function=os.link)
+    shutil.copy(sample_run / "manifest.json", workdir / "manifest.json")
+    text = SAMPLE_CONFIG.read_text().replace("../assets/sample/", str(SAMPLE) + "/")
+    text = text.replace("stages:\n", f"stages:\n  {stage_settings}\n", 1)
+    cfg = workdir / "variant.yaml"
+    cfg.write_text(text)
+    proc = run_cli("run", str(cfg), "--workdir", str(workdir), "--stages", stages, "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    return workdir

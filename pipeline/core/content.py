@@ -1,113 +1,251 @@
-"""GLB tile content: building meshes with feature IDs and metadata, terrain meshes, point clouds.
+"""GLB tile content: triangle meshes (buildings with feature IDs and metadata, terrain) and point
+clouds, in four encodings.
 
-Inputs are ENU metres (float64) plus the tile centre (ENU); output positions are float32
-relative to the centre, in the glTF y-up frame, and the root node carries the centre as its
-translation so nothing is lost to float32 rounding.
+Inputs are ENU metres (float64); the GLB's root node carries the translation (and, when
+positions are quantized, the scale) that restores them, in the glTF y-up frame, so nothing is
+lost to float32. Mesh encodings (``compression``):
+
+- ``none``: float32 positions and normals, the uncompressed reference;
+- ``quantized``: KHR_mesh_quantization, unsigned 16-bit positions over the content's box with
+  one scale for all axes (so normals need no correction) and signed 8-bit normals;
+- ``meshopt``: the quantized layout, triangles reordered for the vertex cache and vertices for
+  fetch locality, every buffer view EXT_meshopt_compression-encoded (needs the meshopt extra);
+- ``draco``: KHR_draco_mesh_compression (DracoPy), 16-bit positions, 10-bit normals.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from pipeline.core.arrayops import column_bounds
-from pipeline.core.gltf import (ELEMENT_ARRAY_BUFFER, POINTS, TRIANGLES, GltfBuilder, enu_to_gltf,
-                                string_column)
+from pipeline.core.gltf import (FLOAT, POINTS, TRIANGLES, UNSIGNED_BYTE, UNSIGNED_INT, UNSIGNED_SHORT,
+                                GltfBuilder, enu_to_gltf, string_column)
 from pipeline.core.meshing import face_normals
+
+COMPRESSIONS = ("draco", "meshopt", "quantized", "none")
 
 #: RGB (0-255) per building use; unknown uses get the last colour
 USE_COLOURS: dict[str, tuple[int, int, int]] = {
     "broadcast": (96, 140, 200), "office": (190, 190, 185), "retail": (215, 170, 120),
     "public": (150, 185, 150), "culture": (200, 140, 170), "transport": (120, 120, 135),
-    "stadium": (230, 230, 235), "residential": (205, 140, 110), "other": (175, 175, 175),
+    "stadium": (230, 230, 235), "residential": (205, 140, 110), "proposed": (240, 200, 90),
+    "other": (175, 175, 175),
 }
 
+TERRAIN_COLOUR = [0.55, 0.6, 0.45, 1.0]
+
+#: EXT_structural_metadata class of a building (one property table row per building in a tile)
 BUILDING_SCHEMA: dict[str, Any] = {
     "id": "dmc_twin_buildings",
     "classes": {"building": {
         "name": "Building",
-        "description": "A building of the Sangam DMC twin. Heights are metres, orthometric.",
+        "description": "A building of the Sangam DMC twin. Heights are metres, orthometric (above the geoid).",
         "properties": {
             "id": {"type": "STRING", "description": "Stable building id (anchors refer to it)"},
             "name": {"type": "STRING"},
             "use": {"type": "STRING"},
             "floors": {"type": "SCALAR", "componentType": "UINT16", "noData": 0},
             "height": {"type": "SCALAR", "componentType": "FLOAT32",
-                       "description": "Roof minus ground height, metres"},
+                       "description": "Highest roof point minus ground height, metres"},
             "ground_height": {"type": "SCALAR", "componentType": "FLOAT32",
                               "description": "Orthometric ground height, metres"},
-            "source": {"type": "STRING", "description": "Where the height came from"},
+            "roof_height": {"type": "SCALAR", "componentType": "FLOAT32",
+                            "description": "Orthometric height of the highest roof point, metres"},
+            "roof_type": {"type": "STRING", "description": "flat, shed, gable, hip (LoD2), or empty"},
+            "lod": {"type": "STRING", "description": "LoD2, LoD1 or imported (the full-detail model)"},
+            "source": {"type": "STRING", "description": "Where the height came from: lidar, attribute, "
+                                                        "floors, default or model"},
         }}},
 }
 
 
-def _material(b: GltfBuilder) -> int:
-    return b.material({"pbrMetallicRoughness": {"baseColorFactor": [1.0, 1.0, 1.0, 1.0],
-                                                "metallicFactor": 0.0, "roughnessFactor": 0.9}})
+@dataclass
+class MeshData:
+    """An indexed triangle mesh ready to encode: ``positions`` / ``normals`` (V, 3) ENU,
+    ``faces`` (F, 3), optional ``colours`` (V, 4) uint8 and ``features`` (V,) feature IDs."""
+
+    positions: np.ndarray
+    normals: np.ndarray
+    faces: np.ndarray
+    colours: np.ndarray | None = None
+    features: np.ndarray | None = None
 
 
-def _flat(vertices: np.ndarray, faces: np.ndarray, centre: np.ndarray
-          ) -> tuple[np.ndarray, np.ndarray]:
-    """Unwelded positions and normals (glTF frame, float32) for flat shading."""
-    normals = np.repeat(face_normals(vertices, faces), 3, axis=0)
-    pos = (vertices[faces].reshape(-1, 3) - centre)
-    return (enu_to_gltf(pos).astype(np.float32), enu_to_gltf(normals).astype(np.float32))
+def flat_mesh(vertices: np.ndarray, faces: np.ndarray, face_feature: np.ndarray | None = None,
+              feature_colours: np.ndarray | None = None) -> MeshData:
+    """Flat-shaded mesh: a vertex per (corner, face normal, feature), so coplanar triangles of a
+    wall or roof share their vertices and edges between faces keep sharp normals."""
+    f = np.asarray(faces, np.int64)
+    n = face_normals(vertices, f)
+    corner = f.ravel()
+    nrm = np.repeat(np.round(n, 4), 3, axis=0)
+    feat = np.repeat(face_feature, 3) if face_feature is not None else np.zeros(len(corner), np.int64)
+    key = np.column_stack([corner.astype(np.float64), nrm, feat.astype(np.float64)])
+    _, first, inverse = np.unique(key, axis=0, return_index=True, return_inverse=True)
+    first_order = np.argsort(first, kind="stable")
+    rank = np.empty_like(first_order)
+    rank[first_order] = np.arange(len(first_order))
+    corners = first[first_order]
+    out_faces = rank[inverse.ravel()].reshape(-1, 3)
+    normals = np.repeat(n, 3, axis=0)[corners]
+    features = feat[corners] if face_feature is not None else None
+    colours = None
+    if feature_colours is not None and features is not None:
+        colours = feature_colours[features]
+    return MeshData(np.asarray(vertices, np.float64)[corner[corners]], normals, out_faces, colours, features)
 
 
-def building_glb(vertices: np.ndarray, faces: np.ndarray, face_feature: np.ndarray,
-                 records: list[dict[str, Any]], centre: np.ndarray) -> bytes:
-    """GLB of building solids with EXT_mesh_features IDs and an EXT_structural_metadata table.
+def smooth_mesh(vertices: np.ndarray, faces: np.ndarray) -> MeshData:
+    """Mesh with area-weighted vertex normals (terrain)."""
+    v = np.asarray(vertices, np.float64)
+    f = np.asarray(faces, np.int64)
+    cross = np.cross(v[f[:, 1]] - v[f[:, 0]], v[f[:, 2]] - v[f[:, 0]])
+    vn = np.zeros_like(v)
+    for k in range(3):
+        np.add.at(vn, f[:, k], cross)
+    vn /= np.maximum(np.linalg.norm(vn, axis=1, keepdims=True), 1e-12)
+    return MeshData(v, vn, f)
 
-    ``face_feature`` gives each face's row in ``records`` (the tile-local feature ID).
-    """
-    b = GltfBuilder()
-    pos, nrm = _flat(vertices, faces, centre)
-    fid = np.repeat(face_feature, 3).astype(np.float32)
-    colours = np.array([USE_COLOURS.get(r.get("use") or "other", USE_COLOURS["other"])
-                        for r in records], np.uint8)
-    rgba = np.concatenate([colours[np.repeat(face_feature, 3)],
-                           np.full((len(fid), 1), 255, np.uint8)], axis=1)
-    attrs = {"POSITION": b.accessor(pos, minmax=True), "NORMAL": b.accessor(nrm),
-             "COLOR_0": b.accessor(rgba, normalized=True), "_FEATURE_ID_0": b.accessor(fid)}
-    prim = {"attributes": attrs, "mode": TRIANGLES, "material": _material(b),
-            "extensions": {"EXT_mesh_features": {"featureIds": [
-                {"featureCount": len(records), "attribute": 0, "propertyTable": 0}]}}}
+
+def _feature_dtype(count: int) -> np.dtype:
+    return np.dtype(np.uint8) if count <= 255 else np.dtype(np.uint16) if count <= 65535 else np.dtype(np.float32)
+
+
+def _optimize_order(mesh: MeshData) -> MeshData:
+    """Triangles in vertex-cache order (meshoptimizer), vertices in first-use order: what the
+    meshopt codecs compress best."""
+    import meshoptimizer
+
+    idx = np.ascontiguousarray(mesh.faces.ravel().astype(np.uint32))
+    dest = np.zeros_like(idx)
+    meshoptimizer.optimize_vertex_cache(dest, idx, len(idx), len(mesh.positions))
+    _, first = np.unique(dest, return_index=True)
+    order = np.unique(dest)[np.argsort(first, kind="stable")]
+    remap = np.empty(len(mesh.positions), np.int64)
+    remap[order] = np.arange(len(order))
+
+    def take(a: np.ndarray | None) -> np.ndarray | None:
+        return None if a is None else a[order]
+
+    return MeshData(mesh.positions[order], mesh.normals[order], remap[dest].reshape(-1, 3),
+                    take(mesh.colours), take(mesh.features))
+
+
+def _metadata(b: GltfBuilder, records: list[dict[str, Any]], schema_uri: str | None) -> None:
+    """EXT_structural_metadata property table of ``records`` (one row each, in feature-ID order),
+    with the schema inline or, given ``schema_uri``, in a file shared by every tile."""
     props: dict[str, Any] = {}
-    for key, src in (("id", "id"), ("name", "name"), ("use", "use"), ("source", "height_source")):
+    for key, src in (("id", "id"), ("name", "name"), ("use", "use"), ("roof_type", "roof_type"),
+                     ("lod", "lod"), ("source", "height_source")):
         values, offsets = string_column([str(r.get(src) or "") for r in records])
+        if not values:
+            continue  # all empty: a table may leave a property out, a buffer view may not be empty
         props[key] = {"values": b.buffer_view(values), "stringOffsets": b.buffer_view(offsets),
                       "stringOffsetType": "UINT32"}
     props["floors"] = {"values": b.buffer_view(
         np.array([int(r.get("floors") or 0) for r in records], np.uint16).tobytes())}
-    for key in ("height", "ground_height"):
+    for key in ("height", "ground_height", "roof_height"):
         props[key] = {"values": b.buffer_view(np.array([r[key] for r in records], np.float32).tobytes())}
     b.extension("EXT_mesh_features")
-    b.extension("EXT_structural_metadata", {
-        "schema": BUILDING_SCHEMA,
+    schema: dict[str, Any] = {"schemaUri": schema_uri} if schema_uri else {"schema": BUILDING_SCHEMA}
+    b.extension("EXT_structural_metadata", schema | {
         "propertyTables": [{"name": "buildings", "class": "building", "count": len(records),
                             "properties": props}]})
-    b.mesh_node([prim], enu_to_gltf(centre))
+
+
+def _quantized(b: GltfBuilder, mesh: MeshData) -> tuple[dict[str, int], np.ndarray, float]:
+    """KHR_mesh_quantization attributes: (accessors, node translation, node scale), glTF frame."""
+    g = enu_to_gltf(mesh.positions)
+    lo, hi = column_bounds(g)
+    step = max(float((hi - lo).max()), 1e-6) / 65535.0
+    q = np.round((g - lo) / step).astype(np.uint16)
+    n = np.round(enu_to_gltf(mesh.normals) * 127.0).astype(np.int8)
+    b.extension("KHR_mesh_quantization", required=True)
+    return ({"POSITION": b.accessor(q, minmax=True), "NORMAL": b.accessor(n, normalized=True)}, lo, step)
+
+
+def _draco(b: GltfBuilder, mesh: MeshData, centre: np.ndarray, feature_dtype: np.dtype | None
+           ) -> dict[str, Any]:
+    """A KHR_draco_mesh_compression primitive (positions relative to ``centre``)."""
+    import DracoPy
+
+    pos = enu_to_gltf(mesh.positions - centre)
+    generic = {}
+    if mesh.features is not None:
+        generic[0] = mesh.features.astype(np.uint16 if feature_dtype != np.float32 else np.float32).reshape(-1, 1)
+    blob = DracoPy.encode(pos, mesh.faces.astype(np.uint32), quantization_bits=16, compression_level=7,
+                          normals=enu_to_gltf(mesh.normals), normal_quantization_bits=10,
+                          colors=mesh.colours, generic_attributes=generic or None)
+    # accessors must describe the decoded data (Draco drops unused vertices and reorders)
+    dec = DracoPy.decode(blob)
+    ids = {a["attribute_type"]: a["unique_id"] for a in dec.attributes}
+    count = len(dec.points)
+    dpos = np.asarray(dec.points, np.float64)
+    attrs = {"POSITION": b.compressed_accessor(count, FLOAT, "VEC3", lo=dpos.min(0).tolist(),
+                                               hi=dpos.max(0).tolist()),
+             "NORMAL": b.compressed_accessor(count, FLOAT, "VEC3")}
+    ext_attrs = {"POSITION": ids[0], "NORMAL": ids[1]}
+    if mesh.colours is not None:
+        attrs["COLOR_0"] = b.compressed_accessor(count, UNSIGNED_BYTE, "VEC4", normalized=True)
+        ext_attrs["COLOR_0"] = ids[2]
+    if mesh.features is not None:
+        comp = FLOAT if feature_dtype == np.float32 else UNSIGNED_SHORT
+        attrs["_FEATURE_ID_0"] = b.compressed_accessor(count, comp, "SCALAR")
+        ext_attrs["_FEATURE_ID_0"] = ids[4]
+    faces = np.asarray(dec.faces)
+    indices = b.compressed_accessor(faces.size, UNSIGNED_INT if count > 65535 else UNSIGNED_SHORT, "SCALAR")
+    view = b.buffer_view(bytes(blob))
+    b.extension("KHR_draco_mesh_compression", required=True)
+    return {"attributes": attrs, "indices": indices, "mode": TRIANGLES,
+            "extensions": {"KHR_draco_mesh_compression": {"bufferView": view, "attributes": ext_attrs}}}
+
+
+def mesh_glb(mesh: MeshData, *, compression: str = "draco", colour: list[float] | None = None,
+             records: list[dict[str, Any]] | None = None, schema_uri: str | None = None) -> bytes:
+    """GLB of one triangle mesh. With ``records`` the mesh's ``features`` index them: an
+    EXT_mesh_features feature ID attribute and an EXT_structural_metadata table are written
+    (``schema_uri``: where the tile finds :data:`BUILDING_SCHEMA`, relative to it; inline if None)."""
+    if compression not in COMPRESSIONS:
+        raise ValueError(f"unknown compression {compression!r}")
+    b = GltfBuilder(meshopt=compression == "meshopt")
+    if compression == "meshopt":
+        mesh = _optimize_order(mesh)
+    lo, hi = column_bounds(mesh.positions)
+    centre = (lo + hi) / 2
+    fdtype = _feature_dtype(len(records)) if records is not None else None
+    material = b.material({"pbrMetallicRoughness": {"baseColorFactor": colour or [1.0, 1.0, 1.0, 1.0],
+                                                    "metallicFactor": 0.0, "roughnessFactor": 0.9}})
+    translation, scale = enu_to_gltf(centre), None
+    if compression == "draco":
+        prim = _draco(b, mesh, centre, fdtype)
+    else:
+        if compression == "none":
+            attrs = {"POSITION": b.accessor(enu_to_gltf(mesh.positions - centre).astype(np.float32), minmax=True),
+                     "NORMAL": b.accessor(enu_to_gltf(mesh.normals).astype(np.float32))}
+        else:
+            attrs, translation, step = _quantized(b, mesh)
+            scale = np.full(3, step)
+        if mesh.colours is not None:
+            attrs["COLOR_0"] = b.accessor(np.ascontiguousarray(mesh.colours, np.uint8), normalized=True)
+        if mesh.features is not None:
+            attrs["_FEATURE_ID_0"] = b.accessor(mesh.features.astype(fdtype))
+        prim = {"attributes": attrs, "indices": b.indices(mesh.faces), "mode": TRIANGLES}
+    prim["material"] = material
+    if records is not None:
+        prim.setdefault("extensions", {})["EXT_mesh_features"] = {"featureIds": [
+            {"featureCount": len(records), "attribute": 0, "propertyTable": 0}]}
+        _metadata(b, records, schema_uri)
+    b.mesh_node([prim], translation, scale)
     return b.to_glb()
 
 
-def terrain_glb(vertices: np.ndarray, faces: np.ndarray, centre: np.ndarray) -> bytes:
-    """GLB of an indexed terrain mesh with smooth vertex normals."""
-    b = GltfBuilder()
-    fn = face_normals(vertices, faces)
-    vn = np.zeros_like(vertices)
-    for k in range(3):
-        np.add.at(vn, faces[:, k], fn)
-    vn /= np.maximum(np.linalg.norm(vn, axis=1, keepdims=True), 1e-12)
-    pos = enu_to_gltf(vertices - centre).astype(np.float32)
-    attrs = {"POSITION": b.accessor(pos, minmax=True),
-             "NORMAL": b.accessor(enu_to_gltf(vn).astype(np.float32))}
-    idx = b.accessor(faces.astype(np.uint32).ravel(), target=ELEMENT_ARRAY_BUFFER)
-    material = b.material({"pbrMetallicRoughness": {"baseColorFactor": [0.55, 0.6, 0.45, 1.0],
-                                                    "metallicFactor": 0.0, "roughnessFactor": 1.0}})
-    b.mesh_node([{"attributes": attrs, "indices": idx, "mode": TRIANGLES, "material": material}],
-                enu_to_gltf(centre))
-    return b.to_glb()
+def building_colours(records: list[dict[str, Any]]) -> np.ndarray:
+    """RGBA (N, 4) uint8 per building by its use."""
+    rgb = np.array([USE_COLOURS.get(r.get("use") or "other", USE_COLOURS["other"]) for r in records], np.uint8)
+    return np.concatenate([rgb, np.full((len(records), 1), 255, np.uint8)], axis=1)
 
 
 #: quantization levels of point positions (KHR_mesh_quantization, unsigned 16-bit)

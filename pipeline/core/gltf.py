@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import struct
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -22,8 +23,9 @@ from pipeline.core.arrayops import column_bounds
 FLOAT, UNSIGNED_BYTE, UNSIGNED_SHORT, UNSIGNED_INT = 5126, 5121, 5123, 5125
 ARRAY_BUFFER, ELEMENT_ARRAY_BUFFER = 34962, 34963
 POINTS, TRIANGLES = 0, 4
-_COMPONENT = {np.dtype("float32"): FLOAT, np.dtype("uint8"): UNSIGNED_BYTE,
-              np.dtype("uint16"): UNSIGNED_SHORT, np.dtype("uint32"): UNSIGNED_INT}
+BYTE, SHORT = 5120, 5122
+_COMPONENT = {np.dtype("float32"): FLOAT, np.dtype("uint8"): UNSIGNED_BYTE, np.dtype("int8"): BYTE,
+              np.dtype("uint16"): UNSIGNED_SHORT, np.dtype("int16"): SHORT, np.dtype("uint32"): UNSIGNED_INT}
 _TYPE = {1: "SCALAR", 2: "VEC2", 3: "VEC3", 4: "VEC4"}
 
 
@@ -58,9 +60,12 @@ class GltfBuilder:
     def buffer_view(self, data: bytes, target: int | None = None, stride: int | None = None,
                     element: int | None = None) -> int:
         """Append ``data`` (8-byte aligned) as a buffer view; returns its index. ``element`` is
-        the byte size of one vertex of an attribute view (needed for meshopt encoding)."""
+        the byte size of one vertex of an attribute view, or of one index of a triangle-list
+        index view (needed for meshopt encoding)."""
         if self.meshopt and target == ARRAY_BUFFER and element:
             return self._meshopt_view(data, element)
+        if self.meshopt and target == ELEMENT_ARRAY_BUFFER and element:
+            return self._meshopt_indices(data, element)
         pad = (-len(self._bin)) % 8
         self._bin.extend(b"\0" * pad)
         view: dict[str, Any] = {"buffer": 0, "byteOffset": len(self._bin), "byteLength": len(data)}
@@ -91,6 +96,45 @@ class GltfBuilder:
         self.extension("EXT_meshopt_compression", required=True)
         self.doc["bufferViews"].append(view)
         return len(self.doc["bufferViews"]) - 1
+
+    def _meshopt_indices(self, data: bytes, size: int) -> int:
+        import meshoptimizer
+
+        # EXT_meshopt_compression's TRIANGLES mode is version 1 of the index codec
+        meshoptimizer.encode_index_version(1)
+        indices = np.frombuffer(data, np.uint16 if size == 2 else np.uint32).astype(np.uint32)
+        encoded = meshoptimizer.encode_index_buffer(indices, len(indices), int(indices.max()) + 1)
+        self._bin.extend(b"\0" * ((-len(self._bin)) % 8))
+        ext = {"buffer": 0, "byteOffset": len(self._bin), "byteLength": len(encoded), "byteStride": size,
+               "count": len(indices), "mode": "TRIANGLES"}
+        self._bin.extend(encoded)
+        self._fallback += (-self._fallback) % 8
+        view = {"buffer": 1, "byteOffset": self._fallback, "byteLength": len(data),
+                "target": ELEMENT_ARRAY_BUFFER, "extensions": {"EXT_meshopt_compression": ext}}
+        self._fallback += len(data)
+        self.extension("EXT_meshopt_compression", required=True)
+        self.doc["bufferViews"].append(view)
+        return len(self.doc["bufferViews"]) - 1
+
+    def indices(self, faces: np.ndarray) -> int:
+        """Accessor of a triangle list's indices (uint16 when they fit, else uint32)."""
+        flat = np.asarray(faces).ravel()
+        arr = flat.astype(np.uint16 if flat.size == 0 or flat.max() < 65535 else np.uint32)
+        view = self.buffer_view(arr.tobytes(), ELEMENT_ARRAY_BUFFER, element=arr.dtype.itemsize)
+        self.doc["accessors"].append({"bufferView": view, "componentType": _COMPONENT[arr.dtype],
+                                      "count": int(arr.size), "type": "SCALAR"})
+        return len(self.doc["accessors"]) - 1
+
+    def compressed_accessor(self, count: int, component: int, kind: str, *, normalized: bool = False,
+                            lo: list[float] | None = None, hi: list[float] | None = None) -> int:
+        """An accessor whose data lives in a compressed primitive (no buffer view)."""
+        acc: dict[str, Any] = {"componentType": component, "count": int(count), "type": kind}
+        if normalized:
+            acc["normalized"] = True
+        if lo is not None and hi is not None:
+            acc["min"], acc["max"] = lo, hi
+        self.doc["accessors"].append(acc)
+        return len(self.doc["accessors"]) - 1
 
     def accessor(self, array: np.ndarray, *, target: int | None = ARRAY_BUFFER,
                  normalized: bool = False, minmax: bool = False) -> int:
@@ -179,18 +223,25 @@ def read_glb(data: bytes) -> tuple[dict[str, Any], bytes]:
 def read_accessor(doc: dict[str, Any], binary: bytes, index: int) -> np.ndarray:
     """The data of accessor ``index`` as a numpy array (EXT_meshopt_compression views decoded)."""
     acc = doc["accessors"][index]
+    if "bufferView" not in acc:
+        raise ValueError(f"accessor {index} has no buffer view (its data is in a compressed primitive: "
+                         "see read_primitive)")
     view = doc["bufferViews"][acc["bufferView"]]
     ext = view.get("extensions", {}).get("EXT_meshopt_compression")
     if ext is not None:
         import meshoptimizer
 
-        raw = binary[ext.get("byteOffset", 0):ext.get("byteOffset", 0) + ext["byteLength"]]
-        # the decoder returns float32 words whatever the content: only their bytes matter here
-        binary = meshoptimizer.decode_vertex_buffer(ext["count"], ext["byteStride"],
-                                                    np.frombuffer(raw, np.uint8)).tobytes()
-        view = {"byteOffset": 0, "byteStride": ext["byteStride"]}
-    dtype = {FLOAT: np.float32, UNSIGNED_BYTE: np.uint8, UNSIGNED_SHORT: np.uint16,
-             UNSIGNED_INT: np.uint32}[acc["componentType"]]
+        raw = np.frombuffer(binary[ext.get("byteOffset", 0):ext.get("byteOffset", 0) + ext["byteLength"]], np.uint8)
+        if ext["mode"] == "TRIANGLES":
+            indices = meshoptimizer.decode_index_buffer(ext["count"], 4, raw).view(np.uint32)[:ext["count"]]
+            binary = indices.astype(np.uint16 if ext["byteStride"] == 2 else np.uint32).tobytes()
+            view = {"byteOffset": 0}
+        else:
+            # the decoder returns float32 words whatever the content: only their bytes matter here
+            binary = meshoptimizer.decode_vertex_buffer(ext["count"], ext["byteStride"], raw).tobytes()
+            view = {"byteOffset": 0, "byteStride": ext["byteStride"]}
+    dtype = {FLOAT: np.float32, UNSIGNED_BYTE: np.uint8, UNSIGNED_SHORT: np.uint16, BYTE: np.int8,
+             SHORT: np.int16, UNSIGNED_INT: np.uint32}[acc["componentType"]]
     comps = {v: k for k, v in _TYPE.items()}[acc["type"]]
     start = view.get("byteOffset", 0) + acc.get("byteOffset", 0)
     size = np.dtype(dtype).itemsize * comps
@@ -210,3 +261,87 @@ def string_column(values: list[str]) -> tuple[bytes, bytes]:
     offsets = np.zeros(len(encoded) + 1, np.uint32)
     offsets[1:] = np.cumsum([len(e) for e in encoded])
     return b"".join(encoded), offsets.tobytes()
+
+
+def read_primitive(doc: dict[str, Any], binary: bytes, primitive: dict[str, Any]) -> dict[str, np.ndarray]:
+    """A primitive's attributes (by name) and ``"indices"`` as numpy arrays in the accessors'
+    declared types, whether stored plainly, meshopt-encoded or Draco-compressed (values as the
+    accessors define them: quantized positions stay quantized)."""
+    draco = primitive.get("extensions", {}).get("KHR_draco_mesh_compression")
+    out: dict[str, np.ndarray] = {}
+    if draco is None:
+        for name, idx in primitive["attributes"].items():
+            out[name] = read_accessor(doc, binary, idx)
+        if "indices" in primitive:
+            out["indices"] = read_accessor(doc, binary, primitive["indices"])
+        return out
+    import DracoPy
+
+    view = doc["bufferViews"][draco["bufferView"]]
+    start = view.get("byteOffset", 0)
+    mesh = DracoPy.decode(binary[start:start + view["byteLength"]])
+    by_id = {a["unique_id"]: a["data"] for a in mesh.attributes}
+    for name, uid in draco["attributes"].items():
+        acc = doc["accessors"][primitive["attributes"][name]]
+        data = np.asarray(by_id[uid])
+        if acc.get("normalized") and acc["componentType"] == UNSIGNED_BYTE:
+            data = data.astype(np.uint8)
+        out[name] = data[:, 0] if data.ndim == 2 and data.shape[1] == 1 else data
+    if "indices" in primitive:
+        out["indices"] = np.asarray(mesh.faces).ravel()
+    return out
+
+
+#: glTF's y-up to 3D Tiles' z-up (x, y, z) -> (x, -z, y)
+Y_UP_TO_Z_UP = np.array([[1.0, 0, 0, 0], [0, 0, -1, 0], [0, 1, 0, 0], [0, 0, 0, 1]])
+
+
+def _node_matrix(node: dict[str, Any]) -> np.ndarray:
+    if "matrix" in node:
+        return np.asarray(node["matrix"], np.float64).reshape(4, 4).T
+    m = np.eye(4)
+    if "rotation" in node or "scale" in node:
+        x, y, z, w = node.get("rotation", [0, 0, 0, 1])
+        r = np.array([[1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
+                      [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
+                      [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)]])
+        m[:3, :3] = r * np.asarray(node.get("scale", [1, 1, 1]), np.float64)
+    m[:3, 3] = node.get("translation", [0, 0, 0])
+    return m
+
+
+def _dequantize(doc: dict[str, Any], accessor: int, values: np.ndarray) -> np.ndarray:
+    acc = doc["accessors"][accessor]
+    out = values.astype(np.float64)
+    if acc.get("normalized"):
+        limit = {5120: 127.0, 5121: 255.0, 5122: 32767.0, 5123: 65535.0}[acc["componentType"]]
+        out = np.maximum(out / limit, -1.0)
+    return out
+
+
+def gltf_positions(doc: dict[str, Any], binary: bytes, up: np.ndarray = Y_UP_TO_Z_UP) -> np.ndarray:
+    """All POSITION values of a glTF's default scene through its node transforms and ``up``
+    (glTF y-up to the tile's z-up), float64 (N, 3)."""
+    out = []
+
+    def visit(idx: int, parent: np.ndarray) -> None:
+        node = doc["nodes"][idx]
+        m = parent @ _node_matrix(node)
+        if "mesh" in node:
+            for prim in doc["meshes"][node["mesh"]]["primitives"]:
+                data = read_primitive(doc, binary, prim)
+                pos = _dequantize(doc, prim["attributes"]["POSITION"], data["POSITION"])
+                out.append(pos @ m[:3, :3].T + m[:3, 3])
+        for child in node.get("children", []):
+            visit(child, m)
+
+    scene = doc.get("scene", 0)
+    for root in doc.get("scenes", [{"nodes": []}])[scene]["nodes"]:
+        visit(root, up)
+    return np.concatenate(out) if out else np.empty((0, 3))
+
+
+def glb_positions(path: Path) -> np.ndarray:
+    """Positions of a GLB file's default scene in its tile's frame (z up), float64 (N, 3)."""
+    doc, binary = read_glb(Path(path).read_bytes())
+    return gltf_positions(doc, binary)

@@ -27,9 +27,11 @@ Produced by dmc-twin {code_version}. Everything a viewer, the city twin hub or a
 
 | path | what |
 |---|---|
-| `tileset.json` | root 3D Tiles 1.1 tileset; the layers below are external tilesets |
-| `terrain/tileset.json` | terrain mesh (from the DEM), coarse root + full-resolution tiles |
-| `buildings/tileset.json` | LoD1 buildings; each has an EXT_mesh_features ID and an EXT_structural_metadata row |
+| `tileset.json` | root 3D Tiles 1.1 tileset with provenance metadata; the layers are external tilesets |
+| `terrain/tileset.json` | terrain TINs (LiDAR DTM, DEM) in a quadtree of levels of detail |
+| `buildings/tileset.json` | LoD2/LoD1 buildings and imported models in a quadtree of levels of detail |
+| `buildings/schema.json` | metadata schema: each building has a feature ID and a property table row |
+| `buildings/features.json` | building id -> the leaf tile and feature ID holding its full detail |
 | `pointcloud/tileset.json` | classified LiDAR points (glTF POINTS), additive refinement |
 | `anchors/anchors.json` | AR anchors: WGS84 lat/lon, ellipsoidal + orthometric heights, ENU and EUS quaternions |
 | `anchors/anchors.geojson` | the same anchors as GeoJSON points (third coordinate: ellipsoidal height) |

@@ -2,13 +2,15 @@
 
 Files are written plainly: the stage writes into a temporary folder the runner swaps in whole.
 
-Outputs: ``tileset.json`` (root, ECEF boxes, layers as external tilesets) and per layer
-``<layer>/tileset.json`` + ``<layer>/tiles/*.glb``. Each layer's root carries the ENU->ECEF
-transform of the site, so a layer is usable on its own; content positions are float32 relative to
-their tile centre. geometricError values come from measurements: the coarse terrain's measured
-vertical error, each point-tree level's sampling spacing (octree, additive refinement, every point
-in exactly one tile, positions quantized with KHR_mesh_quantization), and the tallest building a
-content-less tile omits.
+Outputs: ``tileset.json`` (root, ECEF boxes, layers as external tilesets, provenance metadata)
+and per layer ``<layer>/tileset.json`` + ``<layer>/tiles/*.glb``; ``buildings/features.json``
+(building id -> leaf tile and feature ID). Each layer's root carries the ENU->ECEF transform of
+the site, so a layer is usable on its own; content is stored relative to its own box (quantized
+or compressed, ``stages.tile.compression``). geometricError values are measurements, never
+constants: terrain levels' vertical error on every heightfield post, building levels' Hausdorff
+distance to the full detail (both from mesh), each point-tree level's sampling spacing.
+Mesh layers are quadtrees with REPLACE refinement (hierarchical levels of detail); the point
+cloud is an octree with ADD refinement, every point in exactly one tile.
 """
 
 from __future__ import annotations
@@ -21,13 +23,17 @@ import numpy as np
 
 from pipeline import __version__
 from pipeline.core.arrayops import column_bounds
-from pipeline.config import TwinConfig
-from pipeline.core.content import building_glb, point_glb, terrain_glb
+from pipeline.config import TileConfig, TwinConfig
+from pipeline.core.content import (BUILDING_SCHEMA, TERRAIN_COLOUR, building_colours, flat_mesh, mesh_glb, point_glb,
+                                   smooth_mesh)
 from pipeline.core.geodesy import SiteFrame
 from pipeline.core.cells import CellStore
 from pipeline.core.pointtree import OctreeFrame, PointNode, coarse_levels, column_trees
+from pipeline.core.quadtree import QuadNode, build_quadtree
+from pipeline.core.gltf import gltf_positions, read_glb
 from pipeline.core.tiles import aabb_box, box_corners, matrix_to_json, tileset_doc, transform_box
-from pipeline.errors import ConfigError
+from pipeline.core.atomic import sha256_file
+from pipeline.errors import ConfigError, StageError
 from pipeline.stage import StageContext, StageResult
 
 NAME = "tile"
@@ -35,12 +41,23 @@ REQUIRES = ("georef", "clean", "mesh")
 
 PROVENANCE_SCHEMA = {
     "id": "dmc_twin_tileset",
-    "classes": {"provenance": {"properties": {
-        "generator": {"type": "STRING"}, "version": {"type": "STRING"},
-        "site": {"type": "STRING"}, "geoid_grid": {"type": "STRING"},
-        "georef_vertical_rmse_m": {"type": "SCALAR", "componentType": "FLOAT64",
-                                   "description": "LiDAR vs surveyed check points, metres"},
-    }}},
+    "classes": {"provenance": {
+        "name": "Provenance",
+        "description": "Where the twin's data came from and how well it is georeferenced.",
+        "properties": {
+            "generator": {"type": "STRING", "required": True},
+            "version": {"type": "STRING", "required": True, "description": "dmc-twin version"},
+            "site": {"type": "STRING"},
+            "geoid_grid": {"type": "STRING", "description": "Grid that turned orthometric heights ellipsoidal"},
+            "origin": {"type": "SCALAR", "componentType": "FLOAT64", "array": True, "count": 3,
+                       "description": "ENU origin: longitude, latitude (degrees), ellipsoidal height (m)"},
+            "source_files": {"type": "STRING", "array": True,
+                             "description": "Input files with the start of their sha256"},
+            "georef_vertical_rmse_m": {"type": "SCALAR", "componentType": "FLOAT64",
+                                       "description": "LiDAR vs surveyed check points, metres"},
+            "georef_horizontal_rmse_m": {"type": "SCALAR", "componentType": "FLOAT64",
+                                         "description": "Control-point fit of a locally referenced scan, metres"},
+        }}},
 }
 
 
@@ -49,72 +66,230 @@ def _dump(path: Path, doc: dict[str, Any]) -> None:
     path.write_text(json.dumps(doc, indent=1))
 
 
-def _terrain_layer(ctx: StageContext, out: Path, m: np.ndarray) -> dict[str, Any] | None:
+def write_mesh_tile(path: str, vertices: np.ndarray, faces: np.ndarray, compression: str, *,
+                    smooth: bool = False, face_feature: np.ndarray | None = None,
+                    records: list[dict[str, Any]] | None = None, skirt: float = 0.0,
+                    colour: list[float] | None = None, schema_uri: str | None = None
+                    ) -> tuple[list[float], list[float], int]:
+    """Executor task: write one mesh tile (ENU vertices); returns the (lo, hi) corners of what
+    it holds and its size in bytes. ``skirt`` (m) hangs a curtain below every open edge."""
+    if skirt > 0:
+        vertices, faces = add_skirts(vertices, faces, skirt)
+    if smooth:
+        mesh = smooth_mesh(vertices, faces)
+    else:
+        mesh = flat_mesh(vertices, faces, face_feature,
+                         building_colours(records) if records is not None else None)
+    data = mesh_glb(mesh, compression=compression, colour=colour, records=records, schema_uri=schema_uri)
+    Path(path).write_bytes(data)
+    # bounds of what a viewer decodes: quantization moves positions by up to half a step
+    lo, hi = column_bounds(gltf_positions(*read_glb(data)))
+    return lo.tolist(), hi.tolist(), len(data)
+
+
+def add_skirts(vertices: np.ndarray, faces: np.ndarray, depth: float) -> tuple[np.ndarray, np.ndarray]:
+    """A vertical curtain ``depth`` m deep (ENU U) below every edge used by one face only, facing
+    out of the mesh: it hides the gap to a neighbour tile drawn at another level of detail."""
+    f = np.asarray(faces, np.int64)
+    edges = np.concatenate([f[:, [0, 1]], f[:, [1, 2]], f[:, [2, 0]]])
+    key = np.sort(edges, axis=1)
+    _, inverse, counts = np.unique(key, axis=0, return_inverse=True, return_counts=True)
+    open_edges = edges[counts[inverse.ravel()] == 1]
+    if len(open_edges) == 0:
+        return vertices, faces
+    used = np.unique(open_edges)
+    low = np.asarray(vertices, np.float64)[used].copy()
+    low[:, 2] -= depth
+    remap = np.full(len(vertices), -1, np.int64)
+    remap[used] = len(vertices) + np.arange(len(used))
+    a, b = open_edges[:, 0], open_edges[:, 1]
+    # the open edge a->b runs counter-clockwise around the mesh seen from above: (b, a, a') and
+    # (b, a', b') face outward
+    curtain = np.concatenate([np.column_stack([b, a, remap[a]]), np.column_stack([b, remap[a], remap[b]])])
+    return np.vstack([vertices, low]), np.vstack([f, curtain]).astype(np.int32)
+
+
+def _node_box(content: tuple[list[float], list[float]] | None, children: list[dict[str, Any]]
+              ) -> tuple[np.ndarray, np.ndarray]:
+    boxes = ([(np.array(content[0]), np.array(content[1]))] if content else []) + [
+        (np.array(c["_lo"]), np.array(c["_hi"])) for c in children]
+    return np.min([b[0] for b in boxes], axis=0), np.max([b[1] for b in boxes], axis=0)
+
+
+def _finish(node_docs: dict[str, dict[str, Any]], tree: QuadNode, boxes: dict[str, tuple[list[float], list[float]]]
+            ) -> dict[str, Any] | None:
+    """The tile JSON of ``tree`` from each node's document (geometricError, content) and content
+    box: boxes are the union of content and children, and no child's error exceeds its parent's."""
+    kids = [_finish(node_docs, c, boxes) for c in tree.children]
+    kids = [k for k in kids if k is not None]
+    doc = node_docs[tree.key]
+    content = boxes.get(tree.key)
+    if content is None and not kids:
+        return None
+    lo, hi = _node_box(content, kids)
+    tile: dict[str, Any] = {"boundingVolume": {"box": aabb_box(lo, hi)},
+                            "geometricError": max([doc["geometricError"]] + [k["geometricError"] for k in kids])}
+    if content is not None:
+        tile["content"] = {"uri": doc["uri"]}
+    if kids:
+        tile["children"] = [{k: v for k, v in c.items() if not k.startswith("_")} for c in kids]
+    tile["_lo"], tile["_hi"] = lo.tolist(), hi.tolist()
+    return tile
+
+
+def _write_layer(ctx: StageContext, out: Path, tree: QuadNode, docs: dict[str, dict[str, Any]],
+                 jobs: dict[str, Any], m: np.ndarray, top_error: float, provenance: dict[str, Any], label: str
+                 ) -> tuple[dict[str, Any], np.ndarray, np.ndarray, int]:
+    """Wait for a quadtree layer's tile jobs and write its ``tileset.json`` (REPLACE refinement,
+    the site's ENU->ECEF transform on the root); returns (document, lo, hi, content bytes)."""
+    boxes, size = {}, 0
+    for key, job in ctx.reporter.track(list(jobs.items()), label):
+        lo, hi, n = job.result()
+        boxes[key] = (lo, hi)
+        size += n
+    root = _finish(docs, tree, boxes)
+    lo, hi = np.array(root.pop("_lo")), np.array(root.pop("_hi"))
+    root |= {"refine": "REPLACE", "transform": matrix_to_json(m)}
+    doc = tileset_doc(root, max(top_error, root["geometricError"]), **provenance)
+    _dump(out / "tileset.json", doc)
+    return doc, lo, hi, size
+
+
+class _Pieces:
+    """The building levels of mesh's ``buildings.npz``: piece (building, level) -> vertices, faces."""
+
+    def __init__(self, path: Path) -> None:
+        d = np.load(path)
+        self.vertices, self.faces = d["vertices"], d["faces"]
+        self.vs, self.fs = d["vertex_start"], d["face_start"]
+        self.index = {(int(b), int(k)): p for p, (b, k) in enumerate(zip(d["piece_building"], d["piece_level"],
+                                                                           strict=True))}
+
+    def get(self, building: int, level: int) -> tuple[np.ndarray, np.ndarray]:
+        p = self.index[(building, level)]
+        return self.vertices[self.vs[p]:self.vs[p + 1]], self.faces[self.fs[p]:self.fs[p + 1]]
+
+
+def _building_layer(ctx: StageContext, out: Path, m: np.ndarray, t: TileConfig, provenance: dict[str, Any]
+                    ) -> dict[str, Any] | None:
+    """Quadtree of buildings (by footprint centroid): leaves hold each building once at full
+    detail (geometricError 0); a parent holds its subtree's buildings at their coarsest level
+    within edge x ``hlod_error_fraction`` of the full detail, leaving out lower buildings, with
+    REPLACE refinement; its geometricError is the largest measured deviation it keeps (a level's
+    Hausdorff distance from mesh, or a left-out building's height)."""
+    mesh = ctx.input_dir("mesh")
+    if not (mesh / "buildings.npz").is_file():
+        return None
+    pieces = _Pieces(mesh / "buildings.npz")
+    records = json.loads((mesh / "buildings.json").read_text())["buildings"]
+    errors = [[lv["error_m"] for lv in r["levels"]] for r in records]
+    faces0 = np.array([r["levels"][0]["faces"] for r in records])
+    cen = np.array([r["centroid"]["en"] for r in records], np.float64)
+    lo_all = np.min([r["bbox_enu"][:2] for r in records], axis=0)
+    hi_all = np.max([r["bbox_enu"][3:5] for r in records], axis=0)
+
+    def split(node: QuadNode) -> bool:
+        return len(node.items) > 1 and (node.size > t.building_tile_size or len(node.items) > t.tile_max_features
+                                        or faces0[node.items].sum() > t.tile_max_triangles)
+
+    tree = build_quadtree(cen[:, 0], cen[:, 1], split, bounds=(*lo_all, *hi_all))
+    (out / "tiles").mkdir(parents=True, exist_ok=True)
+    # every tile's property table refers to this one schema file
+    _dump(out / "schema.json", BUILDING_SCHEMA)
+    docs: dict[str, dict[str, Any]] = {}
+    jobs = {}
+    index: dict[str, dict[str, Any]] = {}
+    for node in tree.walk():
+        if node.children:
+            tau = node.size * t.hlod_error_fraction
+            chosen, worst = [], 0.0
+            for b in node.items.tolist():
+                if records[b]["height"] <= tau:
+                    worst = max(worst, records[b]["height"])  # left out: the whole building is the error
+                    continue
+                k = max(i for i, e in enumerate(errors[b]) if e <= tau or i == 0)
+                chosen.append((b, k))
+                worst = max(worst, errors[b][k])
+            if worst == 0.0 and len(chosen) == len(node.items) and all(k == 0 for _, k in chosen):
+                node.children = []  # already the full detail of every building below: a leaf
+        else:
+            chosen, worst = [(b, 0) for b in node.items.tolist()], 0.0
+        uri = f"tiles/{node.key}.glb"
+        docs[node.key] = {"geometricError": float(worst), "uri": uri}
+        if not chosen:
+            continue
+        parts = [pieces.get(b, k) for b, k in chosen]
+        verts, faces, offset, feat = [], [], 0, []
+        for local, (v, f) in enumerate(parts):
+            verts.append(v)
+            faces.append(f + offset)
+            feat.append(np.full(len(f), local, np.int64))
+            offset += len(v)
+        tile_records = [records[b] for b, _ in chosen]
+        jobs[node.key] = ctx.executor.submit(
+            write_mesh_tile, str(out / uri), np.concatenate(verts), np.concatenate(faces), t.compression,
+            face_feature=np.concatenate(feat), records=tile_records, schema_uri="../schema.json")
+        if not node.children:
+            for local, (b, _) in enumerate(chosen):
+                index[records[b]["id"]] = {"tile": uri, "feature_id": local, "tile_key": node.key}
+    tallest = max(r["height"] for r in records)
+    doc, lo, hi, size = _write_layer(ctx, out, tree, docs, jobs, m, tallest, provenance, "tile buildings")
+    _dump(out / "features.json", {"buildings": index})
+    leaves = sum(1 for _ in tree.leaves())
+    return {"box": aabb_box(lo, hi), "geometricError": doc["geometricError"], "tiles": len(jobs),
+            "leaf_tiles": leaves, "depth": max(n.depth for n in tree.walk()), "buildings": len(records),
+            "bytes": size, "compression": t.compression}
+
+
+def _terrain_layer(ctx: StageContext, out: Path, m: np.ndarray, t: TileConfig, provenance: dict[str, Any]
+                   ) -> dict[str, Any] | None:
+    """Quadtree over the terrain: a node ``h`` levels above the leaves holds TIN level ``h`` (the
+    coarsest for the top of deeper trees) clipped to its square by triangle centroid, so tiles of
+    one level share their edge vertices exactly; skirts as deep as the node's and its parent's
+    errors together cover the step to a neighbour one level coarser. geometricError is the
+    level's vertical error measured on every heightfield post in mesh."""
     folder = ctx.input_dir("mesh") / "terrain"
     if not (folder / "terrain.json").is_file():
         return None
     info = json.loads((folder / "terrain.json").read_text())
-    (out / "tiles").mkdir(parents=True, exist_ok=True)
-    children, lo_all, hi_all = [], np.full(3, np.inf), np.full(3, -np.inf)
-    for t in info["tiles"]:
-        d = np.load(folder / t["file"])
-        v, f = d["vertices"], d["faces"]
-        lo, hi = v.min(0), v.max(0)
-        lo_all, hi_all = np.minimum(lo_all, lo), np.maximum(hi_all, hi)
-        name = f"tiles/{Path(t['file']).stem}.glb"
-        (out / name).write_bytes(terrain_glb(v, f, (lo + hi) / 2))
-        children.append({"boundingVolume": {"box": aabb_box(lo, hi)}, "geometricError": 0.0,
-                         "content": {"uri": name}})
-    c = np.load(folder / info["coarse"]["file"])
-    lo_c, hi_c = c["vertices"].min(0), c["vertices"].max(0)
-    lo_all, hi_all = np.minimum(lo_all, lo_c), np.maximum(hi_all, hi_c)
-    (out / "tiles/coarse.glb").write_bytes(terrain_glb(c["vertices"], c["faces"], (lo_c + hi_c) / 2))
-    coarse_error = float(info["coarse"]["max_vertical_error_m"])
-    root = {"boundingVolume": {"box": aabb_box(lo_all, hi_all)}, "geometricError": coarse_error,
-            "refine": "REPLACE", "transform": matrix_to_json(m),
-            "content": {"uri": "tiles/coarse.glb"}, "children": children}
-    relief = float(hi_all[2] - lo_all[2])
-    _dump(out / "tileset.json", tileset_doc(root, max(relief, coarse_error)))
-    return {"box": aabb_box(lo_all, hi_all), "geometricError": max(relief, coarse_error),
-            "tiles": len(children) + 1, "coarse_error_m": coarse_error}
+    levels = [np.load(folder / lv["file"]) for lv in info["levels"]]
+    errors = [float(lv["max_vertical_error_m"]) for lv in info["levels"]]
+    cents = []
+    for lv in levels:
+        v, f = lv["vertices"], lv["faces"]
+        cents.append(v[f].mean(axis=1))
+    c0 = cents[0]
+    lo_all, hi_all = c0[:, :2].min(0), c0[:, :2].max(0)
 
+    def split(node: QuadNode) -> bool:
+        return node.size > t.terrain_tile_size or len(node.items) > t.tile_max_triangles
 
-def _building_layer(ctx: StageContext, out: Path, m: np.ndarray, tile_size: float
-                    ) -> dict[str, Any] | None:
-    mesh = ctx.input_dir("mesh")
-    if not (mesh / "buildings.npz").is_file():
-        return None
-    d = np.load(mesh / "buildings.npz")
+    tree = build_quadtree(c0[:, 0], c0[:, 1], split, bounds=(*lo_all, *hi_all))
     (out / "tiles").mkdir(parents=True, exist_ok=True)
-    verts, faces, vfeat = d["vertices"], d["faces"], d["vertex_feature"]
-    records = json.loads((mesh / "buildings.json").read_text())["buildings"]
-    face_feat = vfeat[faces[:, 0]]
-    centroids = np.array([r["centroid_en"] for r in records])
-    cell = np.floor(centroids / tile_size).astype(np.int64)
-    children, index = [], {}
-    lo_all, hi_all = verts.min(0), verts.max(0)
-    for key in sorted({tuple(c) for c in cell.tolist()}):
-        members = np.flatnonzero((cell[:, 0] == key[0]) & (cell[:, 1] == key[1]))
-        local = np.full(len(records), -1, np.int64)
-        local[members] = np.arange(len(members))
-        fsel = np.isin(face_feat, members)
-        f = faces[fsel]
-        used = np.unique(f)
-        lo, hi = verts[used].min(0), verts[used].max(0)
-        name = f"tiles/b_{key[0]}_{key[1]}.glb"
-        tile_records = [records[i] for i in members]
-        (out / name).write_bytes(building_glb(verts, f, local[face_feat[fsel]], tile_records, (lo + hi) / 2))
-        children.append({"boundingVolume": {"box": aabb_box(lo, hi)}, "geometricError": 0.0,
-                         "content": {"uri": name}})
-        for i in members:
-            index[records[i]["id"]] = {"tile": name, "feature_id": int(local[i])}
-    tallest = max(r["height"] for r in records)
-    root = {"boundingVolume": {"box": aabb_box(lo_all, hi_all)}, "geometricError": tallest,
-            "refine": "ADD", "transform": matrix_to_json(m), "children": children}
-    _dump(out / "tileset.json", tileset_doc(root, tallest))
-    _dump(out / "features.json", {"buildings": index})
-    return {"box": aabb_box(lo_all, hi_all), "geometricError": tallest, "tiles": len(children),
-            "buildings": len(records)}
+    docs: dict[str, dict[str, Any]] = {}
+    jobs = {}
+    parents = {c.key: node for node in tree.walk() for c in node.children}
+    for node in tree.walk():
+        k = min(node.height, len(levels) - 1)
+        v, f = levels[k]["vertices"], levels[k]["faces"]
+        sel = node.items if k == 0 else np.flatnonzero(node.contains(cents[k][:, 0], cents[k][:, 1]))
+        uri = f"tiles/{node.key}.glb"
+        docs[node.key] = {"geometricError": errors[k], "uri": uri}
+        if len(sel) == 0:
+            continue
+        sub = f[sel]
+        used = np.unique(sub)
+        remap = np.full(len(v), -1, np.int64)
+        remap[used] = np.arange(len(used))
+        parent = parents.get(node.key)
+        coarser = errors[min(parent.height, len(levels) - 1)] if parent is not None else errors[k]
+        jobs[node.key] = ctx.executor.submit(write_mesh_tile, str(out / uri), v[used], remap[sub], t.compression,
+                                             smooth=True, skirt=errors[k] + coarser, colour=TERRAIN_COLOUR)
+    relief = float(levels[0]["vertices"][:, 2].max() - levels[0]["vertices"][:, 2].min())
+    doc, lo, hi, size = _write_layer(ctx, out, tree, docs, jobs, m, relief, provenance, "tile terrain")
+    return {"box": aabb_box(lo, hi), "geometricError": doc["geometricError"], "tiles": len(jobs),
+            "depth": max(n.depth for n in tree.walk()), "level_errors_m": errors, "bytes": size,
+            "compression": t.compression}
 
 
 #: record fields that become standard point attributes; any other field but ``index`` is an extra
@@ -184,7 +359,8 @@ def _assemble(frame: OctreeFrame, nodes: dict[str, dict[str, Any]]) -> tuple[dic
     return build("r")
 
 
-def _point_layer(ctx: StageContext, out: Path, m: np.ndarray, cfg: TwinConfig) -> dict[str, Any] | None:
+def _point_layer(ctx: StageContext, out: Path, m: np.ndarray, cfg: TwinConfig, provenance: dict[str, Any]
+                 ) -> dict[str, Any] | None:
     store = CellStore(ctx.input_dir("clean") / "points")
     if not store.folder.is_dir() or not store.meta()["count"]:
         return None
@@ -193,12 +369,6 @@ def _point_layer(ctx: StageContext, out: Path, m: np.ndarray, cfg: TwinConfig) -
     frame = OctreeFrame.covering(np.array(meta["bounds"][:3]), np.array(meta["bounds"][3:]),
                                  meta["cell_size"], t.pointcloud_root_cells)
     (out / "tiles").mkdir(parents=True, exist_ok=True)
-    if t.pointcloud_meshopt:
-        try:
-            import meshoptimizer  # noqa: F401
-        except ImportError:
-            raise ConfigError("stages.tile.pointcloud_meshopt needs the meshopt extra: "
-                              "pip install 'dmc-twin[meshopt]'") from None
     futures = [ctx.executor.submit(tile_cell, str(store.folder), cell, frame, t.pointcloud_max_points, str(out),
                                    t.pointcloud_meshopt) for cell in store.cells()]
     nodes: dict[str, dict[str, Any]] = {}
@@ -223,39 +393,58 @@ def _point_layer(ctx: StageContext, out: Path, m: np.ndarray, cfg: TwinConfig) -
     # the whole layer's error: its height range, or the root's spacing if that is coarser
     top = max(root["geometricError"], float(hi[2] - lo[2]))
     root |= {"refine": "ADD", "transform": matrix_to_json(m)}
-    _dump(out / "tileset.json", tileset_doc(root, top))
+    _dump(out / "tileset.json", tileset_doc(root, top, **provenance))
     n_tiles = len(list((out / "tiles").glob("*.glb")))
     return {"box": root["boundingVolume"]["box"], "geometricError": top, "tiles": n_tiles,
             "points": int(meta["count"]), "split_level": frame.split, "root_spacing_m": frame.spacing(0),
             "bytes_per_point": round(size / max(int(meta["count"]), 1), 2)}
 
 
+def _provenance(ctx: StageContext, cfg: TwinConfig, frame_info: dict[str, Any]) -> dict[str, Any]:
+    """Tileset metadata (3D Tiles 1.1): the schema and the tileset's provenance values."""
+    props: dict[str, Any] = {"generator": "dmc-twin", "version": __version__, "site": cfg.site.name,
+                             "geoid_grid": frame_info["geoid_grid"],
+                             "origin": [frame_info["origin"]["lon"], frame_info["origin"]["lat"],
+                                        frame_info["origin"].get("height", 0.0)],
+                             "source_files": [f"{p.name} sha256:{sha256_file(p)[:16]}" for p in cfg.input_paths()]}
+    gcps_path = ctx.input_dir("georef") / "gcps.json"
+    if gcps_path.is_file():
+        gcps = json.loads(gcps_path.read_text())
+        if gcps.get("vertical_rmse") is not None:
+            props["georef_vertical_rmse_m"] = gcps["vertical_rmse"]
+        if gcps.get("horizontal_rmse") is not None:
+            props["georef_horizontal_rmse_m"] = gcps["horizontal_rmse"]
+    return {"schema": PROVENANCE_SCHEMA, "metadata": {"class": "provenance", "properties": props}}
+
+
 def run(ctx: StageContext, cfg: TwinConfig) -> StageResult:
     """Write the layer tilesets and the root tileset."""
+    t = cfg.stages.tile
+    if t.compression == "meshopt" or t.pointcloud_meshopt:
+        try:
+            import meshoptimizer  # noqa: F401
+        except ImportError:
+            raise ConfigError("stages.tile compression with meshopt needs the meshopt extra: "
+                              "pip install 'dmc-twin[meshopt]' (or use compression: draco)") from None
     frame_info = json.loads((ctx.input_dir("georef") / "frame.json").read_text())
     m = SiteFrame.from_origin(frame_info["origin"]).enu_to_ecef_matrix()
+    provenance = _provenance(ctx, cfg, frame_info)
     layers = {
-        "terrain": _terrain_layer(ctx, ctx.out_dir / "terrain", m),
-        "buildings": _building_layer(ctx, ctx.out_dir / "buildings", m, cfg.stages.tile.building_tile_size),
-        "pointcloud": _point_layer(ctx, ctx.out_dir / "pointcloud", m, cfg),
+        "terrain": _terrain_layer(ctx, ctx.out_dir / "terrain", m, t, provenance),
+        "buildings": _building_layer(ctx, ctx.out_dir / "buildings", m, t, provenance),
+        "pointcloud": _point_layer(ctx, ctx.out_dir / "pointcloud", m, cfg, provenance),
     }
     layers = {k: v for k, v in layers.items() if v is not None}
+    if not layers:
+        raise StageError("nothing to tile: no terrain, buildings or points came out of the earlier stages")
     corners = np.concatenate([box_corners(v["box"]) for v in layers.values()])
     union = aabb_box(corners.min(0), corners.max(0), margin=0.0)
     children = [{"boundingVolume": {"box": transform_box(v["box"], m)},
                  "geometricError": v["geometricError"], "content": {"uri": f"{k}/tileset.json"}}
                 for k, v in layers.items()]
     top_error = max(v["geometricError"] for v in layers.values())
-    gcps_path = ctx.input_dir("georef") / "gcps.json"
-    rmse = json.loads(gcps_path.read_text()).get("vertical_rmse") if gcps_path.is_file() else None
-    meta_props: dict[str, Any] = {"generator": "dmc-twin", "version": __version__,
-                                  "site": cfg.site.name, "geoid_grid": frame_info["geoid_grid"]}
-    if rmse is not None:
-        meta_props["georef_vertical_rmse_m"] = rmse
     root = {"boundingVolume": {"box": transform_box(union, m)}, "geometricError": top_error,
             "refine": "ADD", "children": children}
-    _dump(ctx.out_dir / "tileset.json", tileset_doc(
-        root, top_error, schema=PROVENANCE_SCHEMA,
-        metadata={"class": "provenance", "properties": meta_props}))
+    _dump(ctx.out_dir / "tileset.json", tileset_doc(root, top_error, **provenance))
     counts = {f"{k}_tiles": v["tiles"] for k, v in layers.items()}
     return StageResult(counts, {"layers": layers})

@@ -123,3 +123,26 @@ def test_lying_point_files_are_one_line_and_leave_nothing(tmp_path, kind):
     assert expect in line
     assert not (workdir / "artifacts" / "ingest").exists()
     assert not list((workdir / "artifacts").glob(".tmp-*"))
+
+
+def test_validate_command_exit_codes(tmp_path):
+    import json
+
+    from tests.core.test_tileset_check import _good
+
+    good = tmp_path / "tileset.json"
+    good.write_text(json.dumps(_good(tmp_path)))
+    ok = run_cli("validate", str(tmp_path))
+    assert ok.returncode == 0 and "valid: 0 errors" in ok.stdout and "2 GLBs" in ok.stdout
+    doc = _good(tmp_path)
+    doc["root"]["children"][0]["geometricError"] = 99.0
+    doc["root"]["children"][1]["content"]["uri"] = "gone.glb"
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(doc))
+    broken = run_cli("validate", str(bad), "--json")
+    assert broken.returncode == 1
+    report = json.loads(broken.stdout)
+    messages = [f["message"] for f in report["findings"] if f["severity"] == "error"]
+    assert any("exceeds its parent" in m for m in messages) and any("gone.glb" in m for m in messages)
+    line = _one_error_line(run_cli("validate", str(tmp_path / "nowhere")))
+    assert "nowhere" in line

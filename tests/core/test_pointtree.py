@@ -6,7 +6,7 @@ import numpy as np
 
 from pipeline.core.content import point_glb, position_step
 from pipeline.core.pointtree import build_point_tree
-from pipeline.core.tileset_check import glb_positions
+from pipeline.core.gltf import glb_positions
 from pipeline.core.gltf import gltf_to_enu
 
 
