@@ -14,6 +14,8 @@ setup: .setup-stamp
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
+# npm runs no install scripts: the tools we use are plain JavaScript, and the native add-ons some
+# of 3d-tiles-tools' dependencies would build (sqlite, sharp) download binaries we cannot reach
 .setup-stamp: pyproject.toml package.json $(BIN)/python
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
@@ -22,7 +24,7 @@ $(BIN)/python:
 	fi
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[dev,meshopt]'
-	npm install --no-audit --no-fund --silent
+	npm install --no-audit --no-fund --silent --ignore-scripts
 	@touch $@
 
 demo: setup
@@ -32,6 +34,7 @@ demo: setup
 	@echo "  bundle/tileset.json          root 3D Tiles 1.1 (terrain, buildings, point cloud)"
 	@echo "  bundle/anchors/anchors.json  AR anchors (WGS84 + ellipsoidal heights)"
 	@echo "  reports/                     georef, clean, mesh, tile reports; manifest.json"
+	@echo "Check: $(BIN)/dmctwin validate out/sample/bundle"
 	@echo "View: python3 -m http.server 8000 -d out/sample/bundle, then load"
 	@echo "      http://localhost:8000/tileset.json in a 3D Tiles viewer (e.g. CesiumJS Cesium3DTileset.fromUrl)."
 
