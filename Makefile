@@ -4,8 +4,10 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-# open3d needs libusb/libGL/libgomp; proj-data carries the EGM96 geoid grid (egm96_15.gtx)
-APT_PACKAGES := libusb-1.0-0 libgl1 libgomp1 proj-data
+# open3d needs libusb/libGL/libgomp; proj-data carries the EGM96 geoid grid (egm96_15.gtx);
+# chromium renders the bundle in CesiumJS for the tests (Playwright drives it; it cannot download
+# a browser here)
+APT_PACKAGES := libusb-1.0-0 libgl1 libgomp1 proj-data chromium
 
 .PHONY: setup demo test bench clean-out
 

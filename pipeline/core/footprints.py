@@ -22,7 +22,7 @@ from rasterio import features
 from rasterio.transform import Affine
 from scipy import ndimage
 from shapely import affinity
-from shapely.geometry import MultiPolygon, Polygon
+from shapely.geometry import Polygon
 from shapely.geometry.base import BaseGeometry
 
 
@@ -245,9 +245,3 @@ def footprints_from_points(e: np.ndarray, n: np.ndarray, *, cluster_cell: float 
     out.sort(key=lambda f: -f.polygon.area)
     return out, dropped
 
-
-def as_polygons(geom: BaseGeometry) -> list[Polygon]:
-    """The polygon parts of a Polygon or MultiPolygon."""
-    if isinstance(geom, MultiPolygon):
-        return list(geom.geoms)
-    return [geom] if isinstance(geom, Polygon) else []

@@ -231,7 +231,7 @@ def _building_layer(ctx: StageContext, out: Path, m: np.ndarray, t: TileConfig, 
             face_feature=np.concatenate(feat), records=tile_records, schema_uri="../schema.json")
         if not node.children:
             for local, (b, _) in enumerate(chosen):
-                index[records[b]["id"]] = {"tile": uri, "feature_id": local, "tile_key": node.key}
+                index[records[b]["id"]] = {"tile": uri, "feature_id": local}
     tallest = max(r["height"] for r in records)
     doc, lo, hi, size = _write_layer(ctx, out, tree, docs, jobs, m, tallest, provenance, "tile buildings")
     _dump(out / "features.json", {"buildings": index})
