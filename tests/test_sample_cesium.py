@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import sync_playwright
 
-from tests.conftest import REPO
+from tests.conftest import REPO, variant_run
 
 pytestmark = pytest.mark.slow
 
@@ -40,6 +40,11 @@ def page(sample_run, tmp_path_factory) -> Iterator:
     site = tmp_path_factory.mktemp("site")
     (site / "cesium").symlink_to(CESIUM)
     (site / "bundle").symlink_to(sample_run / "bundle")
+    # the same twin with every layer EXT_meshopt_compression-encoded, which the glTF validator
+    # cannot decode: CesiumJS can
+    meshopt = variant_run(sample_run, tmp_path_factory.mktemp("meshopt"),
+                          "tile: {compression: meshopt, pointcloud_meshopt: true}", "tile..publish")
+    (site / "meshopt").symlink_to(meshopt / "bundle")
     shutil.copy(REPO / "tests" / "web" / "cesium_check.html", site / "index.html")
     (site / "favicon.ico").write_bytes(b"")
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Quiet, directory=str(site)))
@@ -84,3 +89,14 @@ def test_picking_in_cesium_returns_the_buildings_metadata(page, sample_run, buil
     assert props["height"] == pytest.approx(mesh["height"], abs=1e-3)
     assert props["roof_type"] == (mesh["roof_type"] or "")
     assert page.evaluate("window.twin.failures") == []
+
+
+def test_cesium_decodes_meshopt_content(page):
+    page.reload()
+    page.evaluate("window.twin.load('/meshopt/tileset.json')")
+    assert page.evaluate("window.twin.failures") == [] and page.evaluate("window.twin.errors") == []
+    loaded = page.evaluate("window.twin.loaded")
+    for layer in ("/meshopt/terrain/", "/meshopt/buildings/", "/meshopt/pointcloud/"):
+        assert any(layer in url for url in loaded), (layer, loaded)
+    got = page.evaluate("([lon, lat, h, r]) => window.twin.pickAt(lon, lat, h, r)", [126.8913, 37.5812, 141.0, 410.0])
+    assert got.get("properties", {}).get("id") == "DMC-L001", got
