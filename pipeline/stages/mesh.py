@@ -225,7 +225,12 @@ def _mesh_building(feat: dict[str, Any], polys: list[Polygon], pts: dict[str, np
                 fallback = fallback or fit.reason
     else:
         roof_h, source = _fallback_height(feat, ground, m)
-        fallback = f"{n_pts} LiDAR points on the roof (< stages.mesh.min_roof_points)" if pts is not None else None
+        if pts is None:
+            fallback = "no point cloud"
+        elif n_pts == 0:
+            fallback = "no LiDAR points on the roof (outside the coverage)"
+        else:
+            fallback = f"{n_pts} LiDAR points on the roof (< stages.mesh.min_roof_points)"
     lod1_parts = [roof_solid(p, [Plane(0.0, 0.0, roof_h)], ground) for p in polys]
     lod1 = _concat([(_place(frame, v, und), f) for v, f in lod1_parts])
     lod2 = None
