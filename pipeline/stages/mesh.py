@@ -120,11 +120,13 @@ def terrain_level(tif: str, max_error: float, out: str) -> dict[str, Any]:
             "coverage": round(coverage, 6), "faces": int(len(tin.faces)), "vertices": int(len(tin.vertices))}
 
 
-def _terrain(ctx: StageContext, cfg: TwinConfig) -> dict[str, Any]:
+def _start_terrain(ctx: StageContext, cfg: TwinConfig) -> tuple[dict[str, Any], list[Any]] | None:
+    """Write the heightfield and submit one TIN task per level; (terrain info, futures), or None
+    without any elevation input. The levels run while the buildings are meshed."""
     m = cfg.stages.mesh
     hf, sources = _heightfield(ctx, m)
     if hf is None:
-        return {}
+        return None
     out = ctx.out_dir / "terrain"
     out.mkdir()
     tif = out / "terrain.tif"
@@ -132,12 +134,16 @@ def _terrain(ctx: StageContext, cfg: TwinConfig) -> dict[str, Any]:
     errors = [m.terrain_max_error * m.terrain_lod_factor ** k for k in range(m.terrain_lods)]
     futures = [ctx.executor.submit(terrain_level, str(tif), e, str(out / f"level_{k}.npz"))
                for k, e in enumerate(errors)]
-    levels = [f.result() for f in ctx.reporter.track(futures, "mesh terrain")]
     g = hf.grid
     info = {"heightfield": {"file": "terrain.tif", "resolution_m": g.res, "shape": [g.rows, g.cols],
                             "e0": g.e0, "n1": g.n1, "data_posts": float(np.isfinite(hf.u).mean())},
-            "sources": sources, "levels": levels}
-    (out / "terrain.json").write_text(json.dumps(info, indent=1, sort_keys=True))
+            "sources": sources}
+    return info, futures
+
+
+def _finish_terrain(ctx: StageContext, info: dict[str, Any], futures: list[Any]) -> dict[str, Any]:
+    info["levels"] = [f.result() for f in ctx.reporter.track(futures, "mesh terrain")]
+    (ctx.out_dir / "terrain" / "terrain.json").write_text(json.dumps(info, indent=1, sort_keys=True))
     return info
 
 
@@ -465,13 +471,14 @@ def _buildings(ctx: StageContext, cfg: TwinConfig, frame: SiteFrame, terrain_tif
     cell_size = store.meta()["cell_size"] if store is not None else 200.0
     tif = str(terrain_tif) if terrain_tif is not None else None
     origin = {"lat": frame.lat, "lon": frame.lon, "height": frame.height}
-    futures = [ctx.executor.submit(mesh_block, members, str(clean_points) if store is not None else None, cells,
-                                   tif, origin, m.model_dump(mode="json"))
-               for members, cells in _blocks(feats, store, cell_size)]
+    # models first: a detailed model's levels take longest, and nothing waits behind it then
     model_dir = ctx.input_dir("georef") / "meshes"
     metas = [json.loads(p.read_text()) for p in sorted(model_dir.glob("*.json"))] if model_dir.is_dir() else []
     model_futures = [ctx.executor.submit(mesh_model, str(model_dir / meta["file"]), m.model_dump(mode="json"))
                      for meta in metas]
+    futures = [ctx.executor.submit(mesh_block, members, str(clean_points) if store is not None else None, cells,
+                                   tif, origin, m.model_dump(mode="json"))
+               for members, cells in _blocks(feats, store, cell_size)]
     records: list[dict[str, Any]] = []
     levels: list[list[tuple[np.ndarray, np.ndarray, float]]] = []
     skipped: list[dict[str, Any]] = []
@@ -551,11 +558,13 @@ def run(ctx: StageContext, cfg: TwinConfig) -> StageResult:
     """Mesh the terrain, the buildings and the imported models."""
     clock = Clock()
     frame = SiteFrame.from_origin(json.loads((ctx.input_dir("georef") / "frame.json").read_text())["origin"])
-    terrain = _terrain(ctx, cfg)
-    clock.lap("terrain")
-    tif = ctx.out_dir / "terrain" / "terrain.tif" if terrain else None
+    started = _start_terrain(ctx, cfg)
+    clock.lap("heightfield")
+    tif = ctx.out_dir / "terrain" / "terrain.tif" if started else None
     buildings = _buildings(ctx, cfg, frame, tif)
     clock.lap("buildings")
+    terrain = _finish_terrain(ctx, *started) if started else {}
+    clock.lap("terrain_levels")
     counts = {"buildings": buildings["buildings"], "terrain_levels": len(terrain.get("levels", [])),
               "lod2_buildings": buildings["lod"].get("LoD2", 0)}
     return StageResult(counts, {"terrain": terrain, "buildings": buildings, "seconds": clock.laps})
