@@ -299,6 +299,10 @@ class TwinConfig(_Model):
         """Absolute path of an input named in this config."""
         return path if path.is_absolute() else (self.base_dir / path).resolve()
 
+    def geoid_spec(self) -> str:
+        """``site.geoid`` for :meth:`GeoidModel.from_spec`: 'egm96', or the grid's absolute path."""
+        return "egm96" if self.site.geoid.lower() == "egm96" else str(self.resolve(Path(self.site.geoid)))
+
     def input_paths(self) -> list[Path]:
         """Absolute paths of every input file this config names (geoid grid included)."""
         paths = [self.resolve(pc.path) for pc in self.inputs.pointclouds]
@@ -306,8 +310,8 @@ class TwinConfig(_Model):
         for item in (self.inputs.footprints, self.inputs.dem, self.inputs.gcps, self.inputs.pois):
             if item is not None:
                 paths.append(self.resolve(item.path))
-        if self.site.geoid.lower() != "egm96":
-            paths.append(self.resolve(Path(self.site.geoid)))
+        if self.geoid_spec() != "egm96":
+            paths.append(Path(self.geoid_spec()))
         return paths
 
     def stage_hash(self, stage: str) -> str:

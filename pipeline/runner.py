@@ -164,7 +164,7 @@ class Runner:
                 tmp.mkdir(parents=True)
                 ctx = StageContext(self.workdir, tmp,
                                    {up: output_dir(self.workdir, up) for up in module.REQUIRES},
-                                   reporter, executor, owns_executor=False)
+                                   reporter, executor, owns_executor=False, input_hashes=files)
                 t0 = time.perf_counter()
                 try:
                     result: StageResult = module.run(ctx, self.cfg)

@@ -7,7 +7,8 @@ A stage is a module under ``pipeline/stages/`` with:
 - ``run(ctx, config) -> StageResult``.
 
 Rules for implementers: read inputs only through ``ctx.input_dir(stage)`` for a stage in
-``REQUIRES`` and through the config's declared input files; write only below ``ctx.out_dir``
+``REQUIRES`` and through the config's declared input files (their sha256 through
+``ctx.input_hash``, which the runner computed once for the run); write only below ``ctx.out_dir``
 (a fresh temporary folder the runner swaps in atomically when ``run`` returns); never import
 another stage (shared logic belongs in ``pipeline/core``); keep outputs deterministic (no
 timestamps, stable ordering) so an unchanged input gives byte-identical output; put timings in
@@ -22,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pipeline.core.atomic import sha256_file
 from pipeline.core.progress import Reporter
 
 
@@ -36,6 +38,8 @@ class StageContext:
     executor_factory: Any = None
     #: False when the runner shares one executor across stages and shuts it down itself
     owns_executor: bool = True
+    #: sha256 of the config's input files (absolute path -> hex), hashed once per run by the runner
+    input_hashes: dict[str, str] = field(default_factory=dict)
     _executor: Executor | None = field(default=None, repr=False)
 
     def input_dir(self, stage: str) -> Path:
@@ -44,6 +48,10 @@ class StageContext:
             return self.inputs[stage]
         except KeyError:
             raise RuntimeError(f"stage did not declare {stage!r} in REQUIRES") from None
+
+    def input_hash(self, path: Path) -> str:
+        """sha256 of a declared input file: the runner's, or computed when it has none."""
+        return self.input_hashes.get(str(path)) or sha256_file(path)
 
     @property
     def executor(self) -> Executor:

@@ -53,3 +53,18 @@ def variant_run(sample_run: Path, workdir: Path, stage_settings: str, stages: st
     proc = run_cli("run", str(cfg), "--workdir", str(workdir), "--stages", stages, "--quiet")
     assert proc.returncode == 0, proc.stderr
     return workdir
+
+
+def raycast_u(vertices, faces, e, n):
+    """ENU U of a triangle surface below E, N by open3d ray casting: an implementation
+    independent of the pipeline's own rasteriser (float32 rays: good to about a millimetre)."""
+    import numpy as np
+    import open3d as o3d
+
+    c = vertices.mean(axis=0)
+    scene = o3d.t.geometry.RaycastingScene()
+    scene.add_triangles(o3d.core.Tensor((vertices - c).astype(np.float32)), o3d.core.Tensor(faces.astype(np.uint32)))
+    top = float(vertices[:, 2].max() - c[2]) + 10.0
+    rays = np.zeros((len(e), 6), np.float32)
+    rays[:, 0], rays[:, 1], rays[:, 2], rays[:, 5] = e - c[0], n - c[1], top, -1.0
+    return top - scene.cast_rays(o3d.core.Tensor(rays))["t_hit"].numpy().astype(np.float64) + c[2]

@@ -16,7 +16,7 @@ from pipeline.core.geodesy import GeoidModel, SiteFrame, ensure_proj_data, geode
 from pipeline.core.meshing import is_closed, mesh_volume
 from pipeline.core.raster import read_enu_raster
 from pipeline.core.tileset_check import validate_tileset
-from tests.conftest import SAMPLE, variant_run
+from tests.conftest import SAMPLE, raycast_u, variant_run
 
 pytestmark = pytest.mark.slow
 
@@ -110,19 +110,6 @@ def test_building_corners_land_where_proj_puts_them(sample_run):
     assert checked >= 80
 
 
-def _raycast_u(vertices: np.ndarray, faces: np.ndarray, e: np.ndarray, n: np.ndarray) -> np.ndarray:
-    """ENU U of a surface below E, N by open3d ray casting (independent of the code under test)."""
-    import open3d as o3d
-
-    c = vertices.mean(axis=0)
-    scene = o3d.t.geometry.RaycastingScene()
-    scene.add_triangles(o3d.core.Tensor((vertices - c).astype(np.float32)), o3d.core.Tensor(faces.astype(np.uint32)))
-    top = float(vertices[:, 2].max() - c[2]) + 5.0
-    rays = np.zeros((len(e), 6), np.float32)
-    rays[:, 0], rays[:, 1], rays[:, 2], rays[:, 5] = e - c[0], n - c[1], top, -1.0
-    return top - scene.cast_rays(o3d.core.Tensor(rays))["t_hit"].numpy().astype(np.float64) + c[2]
-
-
 def test_terrain_keeps_its_error_bound_on_the_dtm_grid(sample_run):
     folder = sample_run / "artifacts" / "mesh" / "terrain"
     info = json.loads((folder / "terrain.json").read_text())
@@ -132,7 +119,7 @@ def test_terrain_keeps_its_error_bound_on_the_dtm_grid(sample_run):
     for lv in info["levels"]:
         tin = np.load(folder / lv["file"])
         assert lv["max_vertical_error_m"] <= lv["max_error_bound_m"] + 1e-4
-        got = _raycast_u(tin["vertices"], tin["faces"], e.ravel(), n.ravel())
+        got = raycast_u(tin["vertices"], tin["faces"], e.ravel(), n.ravel())
         ok = np.isfinite(got) & np.isfinite(u.ravel())
         assert ok.sum() > 0.99 * np.isfinite(u).sum()
         measured = np.abs(got[ok] - u.ravel()[ok]).max()
@@ -145,7 +132,7 @@ def test_terrain_keeps_its_error_bound_on_the_dtm_grid(sample_run):
     inner[15:-15, 15:-15] = True
     inner &= np.isfinite(dtm)
     tin = np.load(folder / "level_0.npz")
-    got = _raycast_u(tin["vertices"], tin["faces"], de[inner], dn[inner])
+    got = raycast_u(tin["vertices"], tin["faces"], de[inner], dn[inner])
     ok = np.isfinite(got)
     assert ok.mean() > 0.999
     assert np.abs(got[ok] - dtm[inner][ok]).max() <= 0.25 + 2e-3

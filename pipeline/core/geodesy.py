@@ -306,6 +306,12 @@ class SiteFrame:
         lon, lat, _ = self.enu_to_geodetic(np.column_stack([e, n, u]))
         return lon, lat
 
+    def enu_to_plan(self, enu: np.ndarray, h0: float) -> tuple[np.ndarray, np.ndarray]:
+        """(plan E, N (N, 2) at ellipsoidal height ``h0``, ellipsoidal height (N,)) of ENU points
+        (m): where each point's plumb line crosses ``h0``; the inverse of :meth:`plan_to_enu`."""
+        lon, lat, h = self.enu_to_geodetic(enu)
+        return self.geodetic_to_enu(lon, lat, np.full(len(lon), float(h0)))[:, :2], h
+
     def plan_to_enu(self, e: np.ndarray, n: np.ndarray, h0: float, height: np.ndarray) -> np.ndarray:
         """ENU (N, 3) of points given as plan E, N at ellipsoidal height ``h0`` and their own
         ellipsoidal ``height`` (m): each lands on its own plumb line, so walls follow the local

@@ -85,17 +85,7 @@ class GltfBuilder:
         count = len(data) // element
         encoded = meshoptimizer.encode_vertex_buffer(np.frombuffer(data, np.uint8).reshape(count, element),
                                                      count, element)
-        self._bin.extend(b"\0" * ((-len(self._bin)) % 8))
-        ext = {"buffer": 0, "byteOffset": len(self._bin), "byteLength": len(encoded), "byteStride": element,
-               "count": count, "mode": "ATTRIBUTES"}
-        self._bin.extend(encoded)
-        self._fallback += (-self._fallback) % 8
-        view = {"buffer": 1, "byteOffset": self._fallback, "byteLength": len(data), "byteStride": element,
-                "target": ARRAY_BUFFER, "extensions": {"EXT_meshopt_compression": ext}}
-        self._fallback += len(data)
-        self.extension("EXT_meshopt_compression", required=True)
-        self.doc["bufferViews"].append(view)
-        return len(self.doc["bufferViews"]) - 1
+        return self._compressed_view(encoded, data, element, count, "ATTRIBUTES", ARRAY_BUFFER)
 
     def _meshopt_indices(self, data: bytes, size: int) -> int:
         import meshoptimizer
@@ -104,13 +94,20 @@ class GltfBuilder:
         meshoptimizer.encode_index_version(1)
         indices = np.frombuffer(data, np.uint16 if size == 2 else np.uint32).astype(np.uint32)
         encoded = meshoptimizer.encode_index_buffer(indices, len(indices), int(indices.max()) + 1)
+        return self._compressed_view(encoded, data, size, len(indices), "TRIANGLES", ELEMENT_ARRAY_BUFFER)
+
+    def _compressed_view(self, encoded: bytes, data: bytes, stride: int, count: int, mode: str, target: int) -> int:
+        """A buffer view whose ``data`` lives in the data-less fallback buffer and its meshopt
+        ``encoded`` form in the GLB's binary chunk. Index views may not declare a byteStride."""
         self._bin.extend(b"\0" * ((-len(self._bin)) % 8))
-        ext = {"buffer": 0, "byteOffset": len(self._bin), "byteLength": len(encoded), "byteStride": size,
-               "count": len(indices), "mode": "TRIANGLES"}
+        ext = {"buffer": 0, "byteOffset": len(self._bin), "byteLength": len(encoded), "byteStride": stride,
+               "count": count, "mode": mode}
         self._bin.extend(encoded)
         self._fallback += (-self._fallback) % 8
-        view = {"buffer": 1, "byteOffset": self._fallback, "byteLength": len(data),
-                "target": ELEMENT_ARRAY_BUFFER, "extensions": {"EXT_meshopt_compression": ext}}
+        view: dict[str, Any] = {"buffer": 1, "byteOffset": self._fallback, "byteLength": len(data)}
+        if target == ARRAY_BUFFER:
+            view["byteStride"] = stride
+        view |= {"target": target, "extensions": {"EXT_meshopt_compression": ext}}
         self._fallback += len(data)
         self.extension("EXT_meshopt_compression", required=True)
         self.doc["bufferViews"].append(view)

@@ -118,6 +118,22 @@ def roof_solid(footprint: Polygon, planes: Sequence[Plane], ground: float
     return vertices, faces
 
 
+def concat_meshes(meshes: Sequence[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    """One mesh (vertices, faces int32) of several, each one's faces offset past the vertices before it."""
+    offsets = np.cumsum([0] + [len(v) for v, _ in meshes[:-1]])
+    return (np.concatenate([v for v, _ in meshes]),
+            np.concatenate([np.asarray(f, np.int64) + o for (_, f), o in zip(meshes, offsets, strict=True)])
+            .astype(np.int32))
+
+
+def compact_faces(faces: np.ndarray, n_vertices: int) -> tuple[np.ndarray, np.ndarray]:
+    """(indices of the vertices ``faces`` use, the faces renumbered over those alone)."""
+    used = np.unique(faces)
+    remap = np.full(n_vertices, -1, np.int64)
+    remap[used] = np.arange(len(used))
+    return used, remap[faces]
+
+
 def is_closed(faces: np.ndarray) -> bool:
     """Whether a mesh is watertight and consistently wound: every directed edge occurs once and
     its reverse once."""

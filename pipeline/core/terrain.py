@@ -18,6 +18,7 @@ import numpy as np
 from scipy import ndimage
 
 from pipeline.core.ground import Grid
+from pipeline.core.meshing import compact_faces
 
 #: how far below the lowest post (m) empty posts are put while triangulating: a cliff that no
 #: triangle can span within any sensible error bound
@@ -138,11 +139,8 @@ def build_tin(hf: Heightfield, max_error: float) -> Tin:
     post_rc = np.column_stack([rows - 1 - xy[:, 1], xy[:, 0]])  # pydelatin's y runs south to north
     faces = d.triangles.astype(np.int64)
     keep = np.all(valid[post_rc[faces, 0], post_rc[faces, 1]], axis=1)
-    faces = faces[keep]
-    used = np.unique(faces)
-    remap = np.full(len(post_rc), -1, np.int64)
-    remap[used] = np.arange(len(used))
-    faces, post_rc = remap[faces], post_rc[used]
+    used, faces = compact_faces(faces[keep], len(post_rc))
+    post_rc = post_rc[used]
     e, n = hf.posts()
     verts = np.column_stack([e[post_rc[:, 0], post_rc[:, 1]], n[post_rc[:, 0], post_rc[:, 1]],
                              u[post_rc[:, 0], post_rc[:, 1]]])

@@ -52,8 +52,7 @@ class _Georeferencer:
     def __init__(self, cfg: TwinConfig) -> None:
         o = cfg.site.origin
         self.frame = SiteFrame(o.lat, o.lon, o.height)
-        self.geoid = GeoidModel.from_spec(str(cfg.resolve(Path(cfg.site.geoid)))
-                                          if cfg.site.geoid.lower() != "egm96" else "egm96")
+        self.geoid = GeoidModel.from_spec(cfg.geoid_spec())
         self.heights = cfg.site.heights
         self.radius_km = cfg.site.radius_km
         self.extents: list[dict[str, Any]] = []

@@ -41,7 +41,7 @@ from pipeline.core.footprints import footprints_from_points
 from pipeline.core.geodesy import GeoidModel, SiteFrame
 from pipeline.core.ground import Grid
 from pipeline.core.lod import Level, hausdorff, lod_chain
-from pipeline.core.meshing import is_closed, roof_solid
+from pipeline.core.meshing import concat_meshes, is_closed, roof_solid
 from pipeline.core.pointindex import PointGridIndex
 from pipeline.core.pointio import BUILDING
 from pipeline.core.progress import Clock
@@ -149,8 +149,8 @@ def _finish_terrain(ctx: StageContext, info: dict[str, Any], futures: list[Any])
 
 # --- buildings ----------------------------------------------------------------------------------
 
-def _rings_en(part: list[dict[str, Any]] | list[list[list[float]]]) -> list[np.ndarray]:
-    return [np.asarray(r["en"] if isinstance(r, dict) else r, np.float64) for r in part]
+def _rings_en(part: list[dict[str, Any]]) -> list[np.ndarray]:
+    return [np.asarray(r["en"], np.float64) for r in part]
 
 
 def _ground(terrain: tuple[Grid, np.ndarray] | None, polys: list[Polygon], frame: SiteFrame,
@@ -182,15 +182,6 @@ def _ground(terrain: tuple[Grid, np.ndarray] | None, polys: list[Polygon], frame
 def _place(frame: SiteFrame, vertices: np.ndarray, undulation: float) -> np.ndarray:
     """Plan x, y + orthometric height (m) -> ENU, each vertex on its own plumb line."""
     return frame.plan_to_enu(vertices[:, 0], vertices[:, 1], undulation, vertices[:, 2] + undulation)
-
-
-def _concat(meshes: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
-    verts, faces, offset = [], [], 0
-    for v, f in meshes:
-        verts.append(v)
-        faces.append(np.asarray(f, np.int64) + offset)
-        offset += len(v)
-    return np.concatenate(verts), np.concatenate(faces).astype(np.int32)
 
 
 def _fallback_height(feat: dict[str, Any], ground: float, m: MeshConfig) -> tuple[float, str]:
@@ -238,12 +229,12 @@ def _mesh_building(feat: dict[str, Any], polys: list[Polygon], pts: dict[str, np
         else:
             fallback = f"{n_pts} LiDAR points on the roof (< stages.mesh.min_roof_points)"
     lod1_parts = [roof_solid(p, [Plane(0.0, 0.0, roof_h)], ground) for p in polys]
-    lod1 = _concat([(_place(frame, v, und), f) for v, f in lod1_parts])
+    lod1 = concat_meshes([(_place(frame, v, und), f) for v, f in lod1_parts])
     lod2 = None
     if fits and all(f is not None and f.reason is None for f in fits):
         parts = [roof_solid(p, f.planes, ground) for p, f in zip(polys, fits, strict=True)]
         if all(is_closed(f) for _, f in parts):
-            lod2 = _concat([(_place(frame, v, und), f) for v, f in parts])
+            lod2 = concat_meshes([(_place(frame, v, und), f) for v, f in parts])
             top = float(max(v[:, 2].max() for v, _ in parts))
             # the eave: the lowest roof point on any outline
             eave = float(min(envelope(f.planes, *np.asarray(p.exterior.coords).T)[0].min()
@@ -311,8 +302,7 @@ def _block_points(store: str | None, cells: list[tuple[int, int]], frame: SiteFr
     enu = np.concatenate(parts) if parts else np.empty((0, 3))
     if len(enu) == 0:
         return {"px": np.empty(0), "py": np.empty(0), "h": np.empty(0)}
-    lon, lat, h = frame.enu_to_geodetic(enu)
-    plan = frame.geodetic_to_enu(lon, lat, np.full(len(lon), undulation))
+    plan, h = frame.enu_to_plan(enu, undulation)
     return {"px": plan[:, 0], "py": plan[:, 1], "h": h}
 
 
@@ -361,11 +351,7 @@ def _derived_features(ctx: StageContext, cfg: TwinConfig, frame: SiteFrame, geoi
         b = rec[rec["classification"] == BUILDING]
         parts.append(np.column_stack([b["x"], b["y"], b["z"]]))
     enu = np.concatenate(parts) if parts else np.empty((0, 3))
-    if len(enu):
-        lon, lat, _ = frame.enu_to_geodetic(enu)
-        plan = frame.geodetic_to_enu(lon, lat, np.full(len(lon), n0))
-    else:
-        plan = np.empty((0, 3))
+    plan = frame.enu_to_plan(enu, n0)[0] if len(enu) else np.empty((0, 2))
     m = cfg.stages.mesh
     derived, dropped = footprints_from_points(plan[:, 0], plan[:, 1], outline_cell=m.footprint_cell,
                                               min_area=max(m.min_area, 20.0), tolerance=m.footprint_tolerance)
@@ -376,8 +362,8 @@ def _derived_features(ctx: StageContext, cfg: TwinConfig, frame: SiteFrame, geoi
         c = d.polygon.centroid
         lon, lat = frame.plan_to_geodetic(np.array([c.x]), np.array([c.y]), n0)
         und = float(geoid.undulation(lon, lat)[0])
-        rings = [np.asarray(d.polygon.exterior.coords)[:-1].tolist()] + [
-            np.asarray(r.coords)[:-1].tolist() for r in d.polygon.interiors]
+        # rings as georef writes them (plan E, N under "en"), so every footprint reads alike
+        rings = [{"en": np.asarray(r.coords)[:-1].tolist()} for r in [d.polygon.exterior, *d.polygon.interiors]]
         feats.append({"id": f"LIDAR-{k + 1:04d}", "name": None, "use": None, "floors": None, "height": None,
                       "parts": [rings], "footprint_source": "lidar",
                       "centroid": {"lon": float(lon[0]), "lat": float(lat[0]), "undulation": und,
@@ -398,9 +384,7 @@ def _features(ctx: StageContext, cfg: TwinConfig, frame: SiteFrame
         info = {"source": "input", "features": len(feats), "skipped_at_ingest": data.get("skipped", []),
                 "repaired_at_ingest": data.get("repaired", [])}
     elif mode != "never":
-        geoid = GeoidModel.from_spec(str(cfg.resolve(Path(cfg.site.geoid))) if cfg.site.geoid.lower() != "egm96"
-                                     else "egm96")
-        feats, info = _derived_features(ctx, cfg, frame, geoid)
+        feats, info = _derived_features(ctx, cfg, frame, GeoidModel.from_spec(cfg.geoid_spec()))
     else:
         return [], {"source": None}
     for i, f in enumerate(feats):
@@ -422,8 +406,7 @@ def _blocks(feats: list[dict[str, Any]], store: CellStore | None, size: float
         members = groups[key]
         cells: set[tuple[int, int]] = set()
         if grid is not None:
-            xy = np.concatenate([np.asarray(r["en"] if isinstance(r, dict) else r)
-                                 for f in members for part in f["parts"] for r in part])
+            xy = np.concatenate([ring for f in members for part in f["parts"] for ring in _rings_en(part)])
             (i0, i1), (j0, j1) = grid.keys(np.array([xy[:, 0].min() - 2.0, xy[:, 0].max() + 2.0]),
                                            np.array([xy[:, 1].min() - 2.0, xy[:, 1].max() + 2.0]))
             cells = {(int(i), int(j)) for i in range(i0, i1 + 1) for j in range(j0, j1 + 1)}
@@ -431,12 +414,14 @@ def _blocks(feats: list[dict[str, Any]], store: CellStore | None, size: float
     return out
 
 
-def _model_record(meta: dict[str, Any], levels: list[Level], terrain: tuple[Grid, np.ndarray] | None,
+def _model_record(meta: dict[str, Any], levels: list[Level], terrain_tif: Path | None,
                   frame: SiteFrame) -> dict[str, Any]:
     und = float(meta["undulation"])
     v = levels[0].vertices
     _, _, h = frame.enu_to_geodetic(v)
     hull = MultiPoint(v[:, :2]).convex_hull
+    # only the heightfield under the model is read
+    terrain = read_enu_raster(terrain_tif, hull.buffer(2.0).bounds) if terrain_tif is not None else None
     ground = _ground(terrain, [hull] if hull.geom_type == "Polygon" else [], frame, und)
     lon, lat = meta["origin_lonlat"]
     base = float(h.min() - und)
@@ -496,12 +481,11 @@ def _buildings(ctx: StageContext, cfg: TwinConfig, frame: SiteFrame, terrain_tif
         del r["index"]
     for s in skipped:
         warnings.warn(f"building {s['feature']}: skipped, {s['reason']}", FeatureSkippedWarning, stacklevel=2)
-    terrain = read_enu_raster(terrain_tif) if terrain_tif is not None else None
     by_id = {r["id"]: i for i, r in enumerate(records)}
     models = []
     for meta, fut in zip(metas, model_futures, strict=True):
         lv = fut.result()
-        rec = _model_record(meta, [Level(*x) for x in lv], terrain, frame)
+        rec = _model_record(meta, [Level(*x) for x in lv], terrain_tif, frame)
         target = meta.get("replaces")
         if target is not None and target in by_id:
             i = by_id[target]

@@ -13,7 +13,7 @@ from typing import Any
 
 from pipeline import __version__
 from pipeline.config import TwinConfig
-from pipeline.core.atomic import sha256_file, tree_hashes
+from pipeline.core.atomic import tree_hashes
 from pipeline.core.geodesy import SiteFrame
 from pipeline.core.tiles import box_corners
 from pipeline.stage import StageContext, StageResult
@@ -93,7 +93,7 @@ def run(ctx: StageContext, cfg: TwinConfig) -> StageResult:
         "site": {"name": cfg.site.name, "origin": o, "geoid_grid": frame["geoid_grid"],
                  "heights": cfg.site.heights},
         "enu_to_ecef": frame["enu_to_ecef"],
-        "inputs": [{"file": p.name, "sha256": sha256_file(p)} for p in cfg.input_paths()],
+        "inputs": [{"file": p.name, "sha256": ctx.input_hash(p)} for p in cfg.input_paths()],
         "georef_vertical_rmse_m": json.loads(gcps.read_text()).get("vertical_rmse")
         if gcps.is_file() else None,
     }

@@ -29,10 +29,10 @@ from pipeline.core.content import (BUILDING_SCHEMA, TERRAIN_COLOUR, building_col
 from pipeline.core.geodesy import SiteFrame
 from pipeline.core.cells import CellStore
 from pipeline.core.pointtree import OctreeFrame, PointNode, coarse_levels, column_trees
+from pipeline.core.meshing import compact_faces, concat_meshes
 from pipeline.core.quadtree import QuadNode, build_quadtree
 from pipeline.core.gltf import gltf_positions, read_glb
 from pipeline.core.tiles import aabb_box, box_corners, matrix_to_json, tileset_doc, transform_box
-from pipeline.core.atomic import sha256_file
 from pipeline.errors import ConfigError, StageError
 from pipeline.stage import StageContext, StageResult
 
@@ -219,16 +219,12 @@ def _building_layer(ctx: StageContext, out: Path, m: np.ndarray, t: TileConfig, 
         if not chosen:
             continue
         parts = [pieces.get(b, k) for b, k in chosen]
-        verts, faces, offset, feat = [], [], 0, []
-        for local, (v, f) in enumerate(parts):
-            verts.append(v)
-            faces.append(f + offset)
-            feat.append(np.full(len(f), local, np.int64))
-            offset += len(v)
+        verts, faces = concat_meshes(parts)
+        feature = np.repeat(np.arange(len(parts)), [len(f) for _, f in parts])
         tile_records = [records[b] for b, _ in chosen]
         jobs[node.key] = ctx.executor.submit(
-            write_mesh_tile, str(out / uri), np.concatenate(verts), np.concatenate(faces), t.compression,
-            face_feature=np.concatenate(feat), records=tile_records, schema_uri="../schema.json")
+            write_mesh_tile, str(out / uri), verts, faces, t.compression,
+            face_feature=feature, records=tile_records, schema_uri="../schema.json")
         if not node.children:
             for local, (b, _) in enumerate(chosen):
                 index[records[b]["id"]] = {"tile": uri, "feature_id": local}
@@ -277,13 +273,10 @@ def _terrain_layer(ctx: StageContext, out: Path, m: np.ndarray, t: TileConfig, p
         docs[node.key] = {"geometricError": errors[k], "uri": uri}
         if len(sel) == 0:
             continue
-        sub = f[sel]
-        used = np.unique(sub)
-        remap = np.full(len(v), -1, np.int64)
-        remap[used] = np.arange(len(used))
+        used, sub = compact_faces(f[sel], len(v))
         parent = parents.get(node.key)
         coarser = errors[min(parent.height, len(levels) - 1)] if parent is not None else errors[k]
-        jobs[node.key] = ctx.executor.submit(write_mesh_tile, str(out / uri), v[used], remap[sub], t.compression,
+        jobs[node.key] = ctx.executor.submit(write_mesh_tile, str(out / uri), v[used], sub, t.compression,
                                              smooth=True, skirt=errors[k] + coarser, colour=TERRAIN_COLOUR)
     relief = float(levels[0]["vertices"][:, 2].max() - levels[0]["vertices"][:, 2].min())
     doc, lo, hi, size = _write_layer(ctx, out, tree, docs, jobs, m, relief, provenance, "tile terrain")
@@ -406,7 +399,7 @@ def _provenance(ctx: StageContext, cfg: TwinConfig, frame_info: dict[str, Any]) 
                              "geoid_grid": frame_info["geoid_grid"],
                              "origin": [frame_info["origin"]["lon"], frame_info["origin"]["lat"],
                                         frame_info["origin"].get("height", 0.0)],
-                             "source_files": [f"{p.name} sha256:{sha256_file(p)[:16]}" for p in cfg.input_paths()]}
+                             "source_files": [f"{p.name} sha256:{ctx.input_hash(p)[:16]}" for p in cfg.input_paths()]}
     gcps_path = ctx.input_dir("georef") / "gcps.json"
     if gcps_path.is_file():
         gcps = json.loads(gcps_path.read_text())

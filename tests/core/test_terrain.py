@@ -9,27 +9,13 @@ import pytest
 from pipeline.core.ground import Grid
 from pipeline.core.terrain import (Heightfield, build_tin, fuse, rasterize, resample_grid, resample_lattice,
                                    sample_bilinear, vertical_error)
+from tests.conftest import raycast_u
 
 
 def _hills(rows=240, cols=300, seed=0):
     y, x = np.mgrid[0:rows, 0:cols].astype(float)
     u = 8 * np.sin(x / 37.0) * np.cos(y / 23.0) + 0.01 * x + np.random.default_rng(seed).normal(0, 0.02, (rows, cols))
     return Heightfield(Grid(-150.0, 120.0, 1.0, rows, cols), u)
-
-
-def _raycast(tin, e, n):
-    """U of the TIN below E, N by open3d ray casting: an implementation independent of ours."""
-    import open3d as o3d
-
-    c = tin.vertices.mean(axis=0)
-    scene = o3d.t.geometry.RaycastingScene()
-    scene.add_triangles(o3d.core.Tensor((tin.vertices - c).astype(np.float32)),
-                        o3d.core.Tensor(tin.faces.astype(np.uint32)))
-    top = float(tin.vertices[:, 2].max() - c[2]) + 10.0
-    rays = np.zeros((len(e), 6), np.float32)
-    rays[:, 0], rays[:, 1], rays[:, 2], rays[:, 5] = e - c[0], n - c[1], top, -1.0
-    hit = scene.cast_rays(o3d.core.Tensor(rays))["t_hit"].numpy().astype(np.float64)
-    return top - hit + c[2]
 
 
 @pytest.mark.parametrize("bound", [0.1, 0.5, 2.0])
@@ -40,7 +26,7 @@ def test_tin_stays_within_its_bound_on_every_post(bound):
     assert measured <= bound + 1e-4 and coverage == 1.0
     e, n = hf.posts()
     inner = (slice(1, -1), slice(1, -1))  # rays along the outline may miss in float32
-    got = _raycast(tin, e[inner].ravel(), n[inner].ravel())
+    got = raycast_u(tin.vertices, tin.faces, e[inner].ravel(), n[inner].ravel())
     ok = np.isfinite(got)
     assert ok.mean() > 0.999
     assert np.abs(got[ok] - hf.u[inner].ravel()[ok]).max() <= bound + 1e-3
@@ -70,7 +56,7 @@ def test_rasterize_matches_brute_force():
     surface = rasterize(tin, hf.u.shape, chunk=997)  # many chunks
     assert np.all(np.isfinite(surface))
     e, n = hf.posts()
-    ref = _raycast(tin, e.ravel(), n.ravel())
+    ref = raycast_u(tin.vertices, tin.faces, e.ravel(), n.ravel())
     ok = np.isfinite(ref)
     assert ok.mean() > 0.9
     assert np.allclose(surface.ravel()[ok], ref[ok], atol=1e-3)
