@@ -30,6 +30,14 @@ def sample_run(tmp_path_factory) -> Path:
     return workdir
 
 
+@pytest.fixture(scope="session")
+def truth() -> dict:
+    """The sample generator's truth (truth/truth.json)."""
+    import json
+
+    return json.loads((SAMPLE / "truth" / "truth.json").read_text())
+
+
 def validate_gltf(paths: list[Path]) -> list[dict]:
     """Khronos glTF validator reports (npm gltf-validator, installed by make setup)."""
     if not gltf_validator.available():

@@ -26,11 +26,6 @@ from tests.conftest import REPO, SAMPLE, SAMPLE_CONFIG
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def truth() -> dict:
-    return json.loads((SAMPLE / "truth" / "truth.json").read_text())
-
-
 def test_manifest_records_every_stage(sample_run):
     m = json.loads((sample_run / "manifest.json").read_text())
     for name in ("ingest", "georef", "clean", "mesh", "tile", "anchors", "publish"):

@@ -21,11 +21,6 @@ from tests.conftest import SAMPLE, raycast_u, variant_run
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def truth() -> dict:
-    return json.loads((SAMPLE / "truth" / "truth.json").read_text())
-
-
 def _mesh(workdir: Path) -> tuple[list[dict], dict[tuple[int, int], tuple[np.ndarray, np.ndarray]]]:
     """(building records, (feature, level) -> (vertices ENU, faces)) of a run's mesh stage."""
     folder = workdir / "artifacts" / "mesh"
