@@ -266,6 +266,9 @@ class AnchorsConfig(_Model):
 
 class PublishConfig(_Model):
     bundle_version: str = Field("0.1.0", description="Version written into the hub bundle's catalog.")
+    validate_bundle: bool = Field(
+        True, description="Check the bundle (3D Tiles specification, Khronos glTF validator) before it "
+                          "replaces the published one; an invalid bundle is not published.")
 
 
 class Stages(_Model):
@@ -294,6 +297,8 @@ class TwinConfig(_Model):
 
     #: folder the config was read from; relative paths are resolved against it
     base_dir: Path = Field(default=Path("."), exclude=True)
+    #: the config file itself (None for a config built in code)
+    source: Path | None = Field(default=None, exclude=True)
 
     def resolve(self, path: Path) -> Path:
         """Absolute path of an input named in this config."""
@@ -314,13 +319,14 @@ class TwinConfig(_Model):
             paths.append(Path(self.geoid_spec()))
         return paths
 
-    def stage_hash(self, stage: str) -> str:
-        """sha256 of everything in the config that affects ``stage``'s outputs."""
+    def stage_hash(self, stage: str, *, with_inputs: bool = False) -> str:
+        """sha256 of everything in the config that affects ``stage``'s outputs (the inputs
+        section too for a stage that reads the input files)."""
         relevant: dict[str, Any] = {
             "site": self.site.model_dump(mode="json"),
             "stage": getattr(self.stages, stage).model_dump(mode="json"),
         }
-        if stage == "ingest":
+        if with_inputs:
             # resolved paths: the same file named relative to another config is the same input
             inputs = self.inputs.model_copy(deep=True)
             for item in [*inputs.pointclouds, *inputs.meshes, inputs.footprints, inputs.dem, inputs.gcps,
@@ -368,6 +374,7 @@ def load_config(path: str | Path) -> TwinConfig:
             msg = "unknown key"
         raise ConfigError(f"{_format_loc(tuple(err['loc']))}: {msg}{more}", path=path) from None
     cfg.base_dir = path.resolve().parent
+    cfg.source = path
     return cfg
 
 

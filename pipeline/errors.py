@@ -50,6 +50,11 @@ class CRSError(InputError):
     """Raised when an input has no usable CRS, or its coordinates contradict the declared CRS."""
 
 
+class UnreadableCRSError(CRSError):
+    """Raised when an input's CRS record is present but cannot be parsed (an explicit ``crs:``
+    in the config overrides it)."""
+
+
 class GeoidError(InputError):
     """Raised when the geoid grid is missing or a point lies outside its coverage."""
 
@@ -73,3 +78,16 @@ class FeatureSkippedWarning(TwinWarning):
 class FeatureRepairedWarning(TwinWarning):
     """A feature's geometry was repaired (e.g. a self-intersecting footprint made valid); the
     stage report lists it."""
+
+
+class GroundAssumedWarning(TwinWarning):
+    """Buildings were stood on an assumed ground height (the site's reference height) because
+    there is no terrain; the mesh report counts them and each record names its ground source."""
+
+
+class ValidationWarning(TwinWarning):
+    """A check on what is published could not run in full (e.g. the glTF validator is missing)."""
+
+
+class CRSOverrideWarning(TwinWarning):
+    """An input's own CRS record was unreadable and the config's ``crs:`` was used instead."""

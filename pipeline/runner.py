@@ -24,8 +24,9 @@ from pipeline.config import STAGE_NAMES, TwinConfig
 from pipeline.core.atomic import digest_of, replace_dir, sha256_file, tree_hashes, write_json_atomic
 from pipeline.core.executor import make_executor, return_freed_memory
 from pipeline.core.progress import Reporter
+from pipeline.preflight import check_runnable
 from pipeline.errors import ConfigError, InputError, StageError, TwinError
-from pipeline.stage import StageContext, StageResult
+from pipeline.stage import StageContext, StageResult, StageSpec
 
 MANIFEST = "manifest.json"
 
@@ -35,9 +36,15 @@ def stage_module(name: str) -> ModuleType:
     return importlib.import_module(f"pipeline.stages.{name}")
 
 
+def stage_spec(name: str) -> StageSpec:
+    """The declaration of stage ``name``."""
+    spec: StageSpec = stage_module(name).SPEC
+    return spec
+
+
 def output_dir(workdir: Path, name: str) -> Path:
-    """Where stage ``name`` keeps its outputs: ``bundle/`` for publish, else ``artifacts/<name>``."""
-    return workdir / "bundle" if name == "publish" else workdir / "artifacts" / name
+    """Where stage ``name`` keeps its outputs (its declaration says)."""
+    return workdir / stage_spec(name).output_path
 
 
 def select_stages(spec: str | None) -> list[str]:
@@ -102,12 +109,13 @@ class Runner:
             hashes[str(p)] = sha256_file(p)
         return hashes
 
-    def _key(self, name: str, module: ModuleType, files: dict[str, str]) -> str:
+    def _key(self, spec: StageSpec, files: dict[str, str]) -> str:
+        name = spec.name
         parts: dict[str, Any] = {"stage": name, "version": __version__, "code": code_digest(),
-                                 "config": self.cfg.stage_hash(name)}
-        if name == "ingest":
+                                 "config": self.cfg.stage_hash(name, with_inputs=spec.reads_inputs)}
+        if spec.reads_inputs:
             parts["files"] = files
-        for up in module.REQUIRES:
+        for up in spec.requires:
             entry = self.manifest["stages"].get(up)
             if entry is None:
                 raise StageError(f"stage {name} needs the outputs of {up}: run it first "
@@ -125,6 +133,7 @@ class Runner:
             on_stage: Any = None) -> dict[str, Any]:
         """Run ``stages`` (default all) in order; returns the manifest."""
         names = stages or list(STAGE_NAMES)
+        check_runnable(self.cfg, self.cfg.source or Path("config"))
         self.workdir.mkdir(parents=True, exist_ok=True)
         (self.workdir / "artifacts").mkdir(exist_ok=True)
         files = self._file_hashes()
@@ -151,7 +160,8 @@ class Runner:
         with Reporter(self.quiet) as reporter:
             for name in names:
                 module = stage_module(name)
-                key = self._key(name, module, files)
+                spec: StageSpec = module.SPEC
+                key = self._key(spec, files)
                 if not force and self._up_to_date(name, key):
                     self.manifest["stages"][name]["skipped"] = True
                     if on_stage:
@@ -163,7 +173,7 @@ class Runner:
                     shutil.rmtree(tmp)
                 tmp.mkdir(parents=True)
                 ctx = StageContext(self.workdir, tmp,
-                                   {up: output_dir(self.workdir, up) for up in module.REQUIRES},
+                                   {up: output_dir(self.workdir, up) for up in spec.requires},
                                    reporter, executor, owns_executor=False, input_hashes=files)
                 t0 = time.perf_counter()
                 try:
@@ -180,12 +190,12 @@ class Runner:
                 # intermediate artifacts skip the fsync (seconds per gigabyte): a torn file after a
                 # power cut fails the output-hash check on resume and the stage reruns; the
                 # published bundle is what users take away, so it is made durable
-                replace_dir(tmp, final, durable=name == "publish")
+                replace_dir(tmp, final, durable=not spec.output_path.startswith("artifacts/"))
                 if result.report:
                     write_json_atomic(self.workdir / "reports" / f"{name}.json", result.report)
-                entry = {"key": key, "config_hash": self.cfg.stage_hash(name),
-                         "inputs": files if name == "ingest" else
-                         {up: self.manifest["stages"][up]["digest"] for up in module.REQUIRES},
+                entry = {"key": key, "config_hash": self.cfg.stage_hash(name, with_inputs=spec.reads_inputs),
+                         "inputs": files if spec.reads_inputs else
+                         {up: self.manifest["stages"][up]["digest"] for up in spec.requires},
                          "version": __version__, "code": code_digest(), "outputs": outputs,
                          "digest": digest_of(outputs),
                          "counts": result.counts, "seconds": round(seconds, 3), "skipped": False}

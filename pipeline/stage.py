@@ -2,13 +2,16 @@
 
 A stage is a module under ``pipeline/stages/`` with:
 
-- ``NAME``: its name in configs, manifests and ``--stages``;
-- ``REQUIRES``: the stages whose artifacts it reads (and nothing else of theirs);
+- ``SPEC``: a :class:`StageSpec`: its name in configs, manifests and ``--stages``, the artifacts
+  (:mod:`pipeline.artifacts`) it reads and writes, whether it reads the config's input files, and
+  where its output folder lives. The runner learns everything it needs from this declaration;
 - ``run(ctx, config) -> StageResult``.
 
-Rules for implementers: read inputs only through ``ctx.input_dir(stage)`` for a stage in
-``REQUIRES`` and through the config's declared input files (their sha256 through
-``ctx.input_hash``, which the runner computed once for the run); write only below ``ctx.out_dir``
+Rules for implementers: read upstream artifacts only through their readers in
+:mod:`pipeline.artifacts`, from ``ctx.input_dir(stage)`` of a stage whose artifact ``SPEC.reads``
+names, and input files only when ``SPEC.reads_inputs`` (their sha256 through ``ctx.input_hash``,
+which the runner computed once for the run); write every artifact of ``SPEC.writes``, also when
+its layer is empty (the readers expect the file), and only below ``ctx.out_dir``
 (a fresh temporary folder the runner swaps in atomically when ``run`` returns); never import
 another stage (shared logic belongs in ``pipeline/core``); keep outputs deterministic (no
 timestamps, stable ordering) so an unchanged input gives byte-identical output; put timings in
@@ -23,8 +26,31 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pipeline.artifacts.base import Artifact
 from pipeline.core.atomic import sha256_file
 from pipeline.core.progress import Reporter
+
+
+@dataclass(frozen=True)
+class StageSpec:
+    """What a stage declares: its name, the artifacts it reads and writes, whether it reads the
+    config's input files (their hashes then join its cache key), and its output folder relative
+    to the work directory (``artifacts/<name>`` unless given)."""
+
+    name: str
+    reads: tuple[Artifact, ...] = ()
+    writes: tuple[Artifact, ...] = ()
+    reads_inputs: bool = False
+    output: str | None = None
+
+    @property
+    def requires(self) -> tuple[str, ...]:
+        """The upstream stages whose outputs it reads, in name order."""
+        return tuple(sorted({a.stage for a in self.reads}))
+
+    @property
+    def output_path(self) -> str:
+        return self.output or f"artifacts/{self.name}"
 
 
 @dataclass
@@ -43,11 +69,15 @@ class StageContext:
     _executor: Executor | None = field(default=None, repr=False)
 
     def input_dir(self, stage: str) -> Path:
-        """Artifact folder of an upstream stage named in ``REQUIRES``."""
+        """Output folder of an upstream stage one of whose artifacts ``SPEC.reads`` names."""
         try:
             return self.inputs[stage]
         except KeyError:
-            raise RuntimeError(f"stage did not declare {stage!r} in REQUIRES") from None
+            raise RuntimeError(f"stage did not declare an artifact of {stage!r} in SPEC.reads") from None
+
+    def locate(self, artifact: Artifact) -> Path:
+        """Where a declared upstream artifact lies."""
+        return artifact.locate(self.input_dir(artifact.stage))
 
     def input_hash(self, path: Path) -> str:
         """sha256 of a declared input file: the runner's, or computed when it has none."""

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.config import config_to_yaml, load_config
+from pipeline.preflight import check_runnable
 
 
 def register(sub: Any) -> None:
@@ -21,8 +22,8 @@ def register(sub: Any) -> None:
 
 
 def validate(args: argparse.Namespace) -> int:
-    load_config(args.file)
-    print(f"{args.file}: valid")
+    check_runnable(load_config(args.file), args.file)
+    print(f"{args.file}: valid (inputs found and recognised, CRSs resolved)")
     return 0
 
 

@@ -14,12 +14,14 @@ def _m(v: float | None, digits: int = 3) -> str:
 def georef_tables(report: dict[str, Any]) -> list[Table]:
     """Inputs and where they land; geoid; control fit; LiDAR check; registrations."""
     tables = []
-    t = Table(title="georef: inputs (WGS84 extent where they land)")
-    for col in ("file", "CRS", "lon", "lat"):
+    t = Table(title="georef: inputs (WGS84 extent and ellipsoidal heights where they land)")
+    for col in ("file", "CRS", "lon", "lat", "h (m, ellipsoidal)", "z read in"):
         t.add_column(col)
     for e in report.get("inputs", []):
         w, s, east, n = e["wgs84_extent"]
-        t.add_row(e["file"].rsplit("/", 1)[-1], e["crs"], f"{w:.4f}..{east:.4f}", f"{s:.4f}..{n:.4f}")
+        hr = e.get("ellipsoidal_height_range_m")
+        t.add_row(e["file"].rsplit("/", 1)[-1], e["crs"], f"{w:.4f}..{east:.4f}", f"{s:.4f}..{n:.4f}",
+                  f"{hr[0]:.1f}..{hr[1]:.1f}" if hr else "—", e.get("z_unit") or "—")
     tables.append(t)
     g = report.get("geoid", {})
     lo, hi = g.get("undulation_range_m", [None, None])

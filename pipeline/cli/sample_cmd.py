@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import tempfile
 from pathlib import Path
 from typing import Any
 
+import pipeline
 from pipeline.samples.generator import SEED, generate
 from pipeline.samples.unreferenced import SEED as UNREF_SEED
 from pipeline.samples.unreferenced import generate_unreferenced
+
+
+#: the embedded sample of a source checkout (absent when the package is installed from a wheel)
+EMBEDDED = Path(pipeline.__file__).resolve().parents[1] / "assets" / "sample"
 
 
 def register(sub: Any) -> None:
@@ -21,15 +27,23 @@ def register(sub: Any) -> None:
     g.add_argument("--variant", choices=("aerial", "unreferenced"), default="aerial",
                    help="unreferenced: a crop of the aerial sample in a scanner frame with control "
                         "points, plus a mis-registered mobile strip, and a config.yaml to run it")
-    g.add_argument("--from", dest="source", type=Path, default=Path("assets/sample"),
-                   help="the aerial sample the unreferenced variant is cut from")
+    g.add_argument("--from", dest="source", type=Path, default=None,
+                   help="the aerial sample the unreferenced variant is cut from (default: the repository's "
+                        "assets/sample, or a freshly generated one when the package runs without it)")
     g.set_defaults(func=run_generate)
 
 
 def run_generate(args: argparse.Namespace) -> int:
     if args.variant == "unreferenced":
         out = args.outdir or Path("out/sample_unreferenced")
-        truth = generate_unreferenced(args.source, out, UNREF_SEED if args.seed is None else args.seed)
+        seed = UNREF_SEED if args.seed is None else args.seed
+        source = args.source or (EMBEDDED if (EMBEDDED / "dmc_aerial.laz").is_file() else None)
+        if source is None:
+            with tempfile.TemporaryDirectory() as tmp:
+                generate(Path(tmp), SEED)
+                truth = generate_unreferenced(Path(tmp), out, seed)
+        else:
+            truth = generate_unreferenced(source, out, seed)
         print(f"{out}: scanner-frame scan of {truth['crop_points']:,} points, mobile strip of "
               f"{truth['strip_points']:,}; run: dmctwin run {out / 'config.yaml'}")
         return 0

@@ -51,6 +51,24 @@ def parse_crs(text: str | pyproj.CRS, *, path: str | Path | None = None) -> pypr
         raise CRSError(f"unknown or invalid CRS {text!r}", path=path) from None
 
 
+def sidecar_crs(path: Path) -> tuple[pyproj.CRS, Path] | None:
+    """The CRS of a file's sidecar (``name.las.prj``, ``name.prj``, ``.wkt`` likewise), as
+    LAStools and PDAL write them, and the sidecar's path; None without one. CRSError names a
+    sidecar that does not parse."""
+    for candidate in (path.with_name(path.name + ".prj"), path.with_suffix(".prj"),
+                      path.with_name(path.name + ".wkt"), path.with_suffix(".wkt")):
+        if candidate.is_file():
+            text = candidate.read_text(encoding="utf-8", errors="replace").strip()
+            if not text:
+                raise CRSError("CRS sidecar file is empty", path=candidate)
+            try:
+                return pyproj.CRS.from_user_input(text), candidate
+            except PyprojCRSError:
+                raise CRSError("CRS sidecar file does not hold a CRS PROJ can read (WKT expected)",
+                               path=candidate) from None
+    return None
+
+
 def horizontal_crs(crs: pyproj.CRS) -> pyproj.CRS:
     """The horizontal part of a CRS (the first component of a compound CRS)."""
     if crs.is_compound:
@@ -67,15 +85,28 @@ def vertical_kind(crs: pyproj.CRS, default: str) -> str:
     return default
 
 
-def vertical_unit_factor(crs: pyproj.CRS) -> float:
-    """Metres per unit of the height axis of ``crs`` (1.0 when it does not say)."""
+def vertical_unit(crs: pyproj.CRS) -> tuple[float, str]:
+    """(metres per unit, description) of the heights of data in ``crs``.
+
+    The height axis's unit when the CRS has one. A 2-D projected CRS has none: its heights are
+    taken in its horizontal unit, as LAS producers, PDAL and LAStools do (a State Plane file in US
+    feet has Z in US feet). Anything else (2-D geographic, geocentric) is metres.
+    """
     if crs.is_compound:
         axes = crs.sub_crs_list[1].axis_info
     else:
         axes = [a for a in crs.axis_info if a.direction.lower() == "up"]
     if axes and axes[0].unit_conversion_factor:
-        return float(axes[0].unit_conversion_factor)
-    return 1.0
+        return float(axes[0].unit_conversion_factor), f"{axes[0].unit_name} (height axis)"
+    if crs.is_projected:
+        axis = horizontal_crs(crs).axis_info[0]
+        return float(axis.unit_conversion_factor), f"{axis.unit_name} (horizontal unit; no height axis)"
+    return 1.0, "metre (no height axis)"
+
+
+def vertical_unit_factor(crs: pyproj.CRS) -> float:
+    """Metres per unit of the heights of data in ``crs`` (see :func:`vertical_unit`)."""
+    return vertical_unit(crs)[0]
 
 
 #: EPSG linear unit codes used by GeoTIFF keys -> (name, metres per unit)
@@ -320,13 +351,39 @@ class SiteFrame:
         return self.geodetic_to_enu(lon, lat, np.broadcast_to(height, lon.shape))
 
 
+def area_of_use(crs: pyproj.CRS) -> pyproj.crs.AreaOfUse | None:
+    """The area where ``crs`` is meant to be used: its own, or, for a CRS read from WKT without
+    one (WKT1 carries none), that of the EPSG CRS it matches best, or for a Transverse Mercator
+    projection a band 10 degrees either side of its central meridian; None when none is known."""
+    horiz = horizontal_crs(crs)
+    area = horiz.area_of_use or crs.area_of_use
+    if area is not None:
+        return area
+    for match in horiz.list_authority(min_confidence=25):
+        if match.auth_name == "EPSG":
+            try:
+                found = pyproj.CRS.from_epsg(int(match.code)).area_of_use
+            except PyprojCRSError:
+                continue
+            if found is not None:
+                return pyproj.crs.AreaOfUse(found.west, found.south, found.east, found.north,
+                                            f"{found.name}, from the closest EPSG match EPSG:{match.code}")
+    conversion = horiz.coordinate_operation
+    if horiz.is_projected and conversion is not None and "Transverse Mercator" in conversion.method_name:
+        lon0 = next((p.value for p in conversion.params if "longitude" in p.name.lower()), None)
+        if lon0 is not None:
+            return pyproj.crs.AreaOfUse(lon0 - 10, -84, lon0 + 10, 84,
+                                        "within 10 degrees of the projection's central meridian")
+    return None
+
+
 def check_area_of_use(crs: pyproj.CRS, lon: np.ndarray, lat: np.ndarray, *,
                       path: str | Path, margin_deg: float = 0.1) -> None:
     """CRSError if the data (WGS84 degrees) falls outside the declared CRS's area of use.
 
     ``margin_deg`` tolerates data just past the EPSG bounding box (which follows borders).
     """
-    area = horizontal_crs(crs).area_of_use or crs.area_of_use
+    area = area_of_use(crs)
     if area is None:
         return
     lon, lat = np.atleast_1d(lon), np.atleast_1d(lat)

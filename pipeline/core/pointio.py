@@ -21,7 +21,7 @@ import numpy as np
 import pyproj
 
 from pipeline.core.geodesy import LINEAR_UNITS, horizontal_unit_factor, with_linear_unit
-from pipeline.errors import PointCloudError
+from pipeline.errors import PointCloudError, UnreadableCRSError
 
 POINT_DTYPE = np.dtype([
     ("x", "<f8"), ("y", "<f8"), ("z", "<f8"),
@@ -65,19 +65,23 @@ def _geokeys(header: laspy.LasHeader) -> dict[int, int]:
     return {}
 
 
-def read_las_crs(path: Path) -> tuple[pyproj.CRS | None, float]:
-    """(CRS, metres per z unit) from the file's WKT or GeoTIFF-key VLRs; (None, 1.0) without one.
+def read_las_crs(path: Path) -> tuple[pyproj.CRS | None, float | None]:
+    """(CRS, metres per z unit named by a VerticalUnitsGeoKey) from the file's WKT or GeoTIFF-key
+    VLRs; (None, None) without them. The second is None when no key names the z unit: heights
+    are then in the CRS's height unit (:func:`~pipeline.core.geodesy.vertical_unit`).
 
     GeoTIFF unit keys that override the named EPSG code's units (ProjLinearUnitsGeoKey,
-    VerticalUnitsGeoKey: a "feet" file labelled with a metre EPSG code) are honoured.
+    VerticalUnitsGeoKey: a "feet" file labelled with a metre EPSG code) are honoured. A CRS
+    record that cannot be parsed raises :class:`UnreadableCRSError`.
     """
     with _open(path) as reader:
         try:
             crs = reader.header.parse_crs()
         except Exception as exc:  # laspy raises assorted errors on malformed CRS VLRs
-            raise PointCloudError(f"unreadable CRS record ({exc})", path=path) from None
+            raise UnreadableCRSError(f"unreadable CRS record ({str(exc) or type(exc).__name__}); set the "
+                                     "input's crs in the config (e.g. crs: EPSG:5186) to override it",
+                                     path=path) from None
         keys = _geokeys(reader.header)
-    z_factor = 1.0
     for key in (PROJ_LINEAR_UNITS_KEY, VERTICAL_UNITS_KEY):
         if key in keys and keys[key] not in LINEAR_UNITS:
             raise PointCloudError(f"GeoTIFF key {key} names unsupported unit code {keys[key]}", path=path)
@@ -85,9 +89,8 @@ def read_las_crs(path: Path) -> tuple[pyproj.CRS | None, float]:
         code = keys[PROJ_LINEAR_UNITS_KEY]
         if crs.is_projected and abs(LINEAR_UNITS[code][1] - horizontal_unit_factor(crs)) > 1e-12:
             crs = with_linear_unit(crs, code)
-    if VERTICAL_UNITS_KEY in keys:
-        z_factor = LINEAR_UNITS[keys[VERTICAL_UNITS_KEY]][1]
-    return crs, z_factor
+    z_unit = LINEAR_UNITS[keys[VERTICAL_UNITS_KEY]][1] if VERTICAL_UNITS_KEY in keys else None
+    return crs, z_unit
 
 
 def las_extra_dims(path: Path) -> list[tuple[str, str]]:

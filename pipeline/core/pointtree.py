@@ -171,6 +171,8 @@ def coarse_levels(xyz: np.ndarray, frame: OctreeFrame) -> list[tuple[str, int, n
 
 def _groups(coords: np.ndarray, level: int) -> list[tuple[np.ndarray, np.ndarray]]:
     """(node coordinate, member indices in input order) per distinct node of ``coords``."""
+    if len(coords) == 0:
+        return []  # a sparse cloud can run out of points before the last coarse level
     n = 2 ** level
     flat = (coords[:, 2] * n + coords[:, 1]) * n + coords[:, 0]
     order = np.argsort(flat, kind="stable")

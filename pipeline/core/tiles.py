@@ -7,6 +7,8 @@ column-vector matrices here and 16 numbers in column-major order in JSON.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -92,3 +94,55 @@ def tileset_doc(root: dict[str, Any], geometric_error: float, **extra: Any) -> d
                            "geometricError": float(geometric_error), "root": root}
     doc.update(extra)
     return doc
+
+
+@dataclass(frozen=True)
+class TileNode:
+    """One node of a tile tree before its JSON is written. ``key`` spells its path from the root
+    ("r" and one digit per level, as quadtrees and octrees name their children); ``lo``/``hi``
+    bound its own content (None without content), in the layer's frame (m)."""
+
+    key: str
+    geometric_error: float
+    uri: str | None = None
+    lo: tuple[float, ...] | None = None
+    hi: tuple[float, ...] | None = None
+
+
+def assemble_tree(nodes: Mapping[str, TileNode]) -> tuple[dict[str, Any], np.ndarray, np.ndarray] | None:
+    """The root tile JSON of the tree whose nodes are ``nodes`` (key -> node), with its box's
+    corners; None when nothing in it has content.
+
+    Children come from the keys; a missing ancestor is made without content. Every box is the
+    union of its content's and its children's, and no child's geometricError exceeds its
+    parent's (a parent is raised to its largest child's), as 3D Tiles requires. Subtrees without
+    content are left out.
+    """
+    kids: dict[str, list[str]] = {}
+    everything = set(nodes)
+    for key in nodes:
+        everything.update(key[:cut] for cut in range(1, len(key)))
+    for key in sorted(everything):
+        if len(key) > 1:
+            kids.setdefault(key[:-1], []).append(key)
+
+    def build(key: str) -> tuple[dict[str, Any], np.ndarray, np.ndarray] | None:
+        node = nodes.get(key)
+        built = [b for b in (build(k) for k in kids.get(key, [])) if b is not None]
+        content = node if node is not None and node.uri is not None and node.lo is not None else None
+        if content is None and not built:
+            return None
+        boxes = [(np.asarray(content.lo), np.asarray(content.hi))] if content is not None else []
+        boxes += [(lo, hi) for _, lo, hi in built]
+        lo = np.min([b[0] for b in boxes], axis=0)
+        hi = np.max([b[1] for b in boxes], axis=0)
+        own = node.geometric_error if node is not None else 0.0
+        tile: dict[str, Any] = {"boundingVolume": {"box": aabb_box(lo, hi)},
+                                "geometricError": float(max([own] + [t["geometricError"] for t, _, _ in built]))}
+        if content is not None:
+            tile["content"] = {"uri": content.uri}
+        if built:
+            tile["children"] = [t for t, _, _ in built]
+        return tile, lo, hi
+
+    return build("r")

@@ -4,7 +4,8 @@ Writes ``anchors.json`` (validated against the shipped ``anchors.schema.json``),
 ``anchors.geojson`` (points with ellipsoidal heights) and a copy of the schema. Building anchors
 sit at the footprint centroid (computed in the footprint's own CRS; for footprints outlined from
 the LiDAR or imported models, in plan ENU) on the ground, face along the building's long axis and
-name the building's feature in the 3D Tiles. POI heights are the DEM's ground height there.
+name the building's feature in the 3D Tiles. POIs stand on the terrain heightfield (LiDAR DTM and
+DEM); a POI off the terrain, or any POI of a site without terrain, is skipped and listed.
 Vertical accuracy is the georef check-point RMSE.
 """
 
@@ -17,16 +18,24 @@ from importlib import resources
 from typing import Any
 
 import numpy as np
-import pyproj
 
+from pipeline import artifacts
+from pipeline.artifacts.buildings import read_buildings
+from pipeline.artifacts.control import read_control
+from pipeline.artifacts.features import read_feature_index
+from pipeline.artifacts.frame import read_frame
+from pipeline.artifacts.pois import read_pois
+from pipeline.artifacts.terrain import read_terrain
 from pipeline.config import TwinConfig
 from pipeline.core.orientation import heading_quaternions, polygon_heading
-from pipeline.core.raster import read_elevation
+from pipeline.core.raster import read_enu_raster
+from pipeline.core.terrain import sample_bilinear
 from pipeline.errors import FeatureSkippedWarning
-from pipeline.stage import StageContext, StageResult
+from pipeline.stage import StageContext, StageResult, StageSpec
 
-NAME = "anchors"
-REQUIRES = ("ingest", "georef", "mesh", "tile")
+SPEC = StageSpec("anchors", reads=(artifacts.FRAME, artifacts.CONTROL, artifacts.ENU_POIS, artifacts.TERRAIN,
+                                   artifacts.BUILDINGS, artifacts.FEATURE_INDEX),
+                 writes=(artifacts.ANCHORS,))
 SCHEMA_VERSION = "1.0"
 
 
@@ -50,45 +59,45 @@ def _anchor(aid: str, kind: str, name: str, category: str | None, lon: float, la
 def run(ctx: StageContext, cfg: TwinConfig) -> StageResult:
     """Build the anchors of buildings and POIs."""
     georef, mesh, tile = ctx.input_dir("georef"), ctx.input_dir("mesh"), ctx.input_dir("tile")
-    frame = json.loads((georef / "frame.json").read_text())
+    frame = read_frame(georef)
     anchors: list[dict[str, Any]] = []
     skipped: list[dict[str, str]] = []
-    if cfg.stages.anchors.include_buildings and (mesh / "buildings.json").is_file():
-        index = json.loads((tile / "buildings" / "features.json").read_text())["buildings"]
-        for b in json.loads((mesh / "buildings.json").read_text())["buildings"]:
-            c = b["centroid"]
-            outline = np.asarray(b["outline_en"], np.float64)
-            feature = {"building_id": b["id"], "tileset": "buildings/tileset.json",
-                       "content": f"buildings/{index[b['id']]['tile']}",
-                       "feature_id": index[b["id"]]["feature_id"]}
-            anchors.append(_anchor(f"building:{b['id']}", "building", b["name"] or b["id"], b["use"],
-                                   c["lon"], c["lat"], b["ground_height"], c["undulation"],
+    if cfg.stages.anchors.include_buildings:
+        index = read_feature_index(tile)
+        for b in read_buildings(mesh).buildings:
+            c = b.centroid
+            outline = np.asarray(b.outline_en, np.float64)
+            ref = index[b.id]
+            feature = {"building_id": b.id, "tileset": "buildings/tileset.json",
+                       "content": f"buildings/{ref.tile}", "feature_id": ref.feature_id}
+            anchors.append(_anchor(f"building:{b.id}", "building", b.name or b.id, b.use,
+                                   c.lon, c.lat, b.ground_height, c.undulation,
                                    polygon_heading(outline) if len(outline) >= 3 else 0.0, feature,
-                                   {"height": b["height"], "roof_orthometric_height": b["roof_height"],
-                                    "floors": b["floors"], "height_source": b["height_source"],
-                                    "lod": b["lod"], "roof_type": b["roof_type"]}))
-    if cfg.stages.anchors.include_pois and (georef / "pois.json").is_file():
-        ingest = ctx.input_dir("ingest")
-        dem_meta = json.loads((ingest / "dem.json").read_text())
-        dem = read_elevation(ingest / "dem.tif", dem_meta["crs_wkt"])
-        to_dem = pyproj.Transformer.from_crs("EPSG:4326", dem.crs, always_xy=True)
-        for i, p in enumerate(json.loads((georef / "pois.json").read_text())["points"]):
-            x, y = to_dem.transform(p["lon"], p["lat"], errcheck=True)
-            ground = float(dem.sample(np.array([x]), np.array([y]))[0])
-            if not np.isfinite(ground):
-                skipped.append({"poi": p["name"], "reason": "outside the DEM or on nodata"})
-                warnings.warn(f"POI {p['name']!r}: skipped, no DEM height there",
-                              FeatureSkippedWarning, stacklevel=2)
-                continue
-            anchors.append(_anchor(f"poi:{i + 1:03d}", "poi", p["name"], p["kind"], p["lon"], p["lat"],
-                                   ground, p["undulation"], 0.0, None, {}))
-    gcps = json.loads((georef / "gcps.json").read_text()) if (georef / "gcps.json").is_file() else {}
-    rmse, rmse_h = gcps.get("vertical_rmse"), gcps.get("horizontal_rmse")
+                                   {"height": b.height, "roof_orthometric_height": b.roof_height,
+                                    "floors": b.floors, "height_source": b.height_source,
+                                    "ground_source": b.ground_source, "lod": b.lod, "roof_type": b.roof_type}))
+    pois = read_pois(georef) if cfg.stages.anchors.include_pois else []
+    terrain = read_terrain(mesh)
+    heightfield = read_enu_raster(mesh / terrain.heightfield_path) if pois and terrain.heightfield_path else None
+    for i, p in enumerate(pois):
+        u = np.nan
+        if heightfield is not None:
+            u = float(sample_bilinear(heightfield[1], heightfield[0], np.array([p.en[0]]), np.array([p.en[1]]))[0])
+        if not np.isfinite(u):
+            reason = "outside the terrain" if heightfield is not None else "no terrain (no point cloud or DEM)"
+            skipped.append({"poi": p.name, "reason": reason})
+            warnings.warn(f"POI {p.name!r}: skipped, {reason}", FeatureSkippedWarning, stacklevel=2)
+            continue
+        _, _, h = frame.site.enu_to_geodetic(np.array([[p.en[0], p.en[1], u]]))
+        anchors.append(_anchor(f"poi:{i + 1:03d}", "poi", p.name, p.kind, p.lon, p.lat,
+                               float(h[0]) - p.undulation, p.undulation, 0.0, None, {}))
+    control = read_control(georef)
+    rmse, rmse_h = control.vertical_rmse, control.horizontal_rmse
     doc = {"schema_version": SCHEMA_VERSION,
            "site": {"name": cfg.site.name,
-                    "origin": {"latitude": frame["origin"]["lat"], "longitude": frame["origin"]["lon"],
-                               "ellipsoidal_height": frame["origin"]["height"]}},
-           "geoid_grid": frame["geoid_grid"],
+                    "origin": {"latitude": frame.site.lat, "longitude": frame.site.lon,
+                               "ellipsoidal_height": frame.site.height}},
+           "geoid_grid": frame.geoid_grid,
            "accuracy": {"vertical_rmse_m": rmse, "horizontal_rmse_m": rmse_h,
                         "note": "vertical: LiDAR heights against the surveyed points; horizontal: "
                                 "control-point fit of a locally referenced scan (check points when "

@@ -40,11 +40,10 @@ from pipeline.core.neighbourhood import first_of_duplicates, first_per_key, neig
 from pipeline.core.pointio import HIGH_NOISE, LOW_NOISE
 from pipeline.core.progress import Clock
 from pipeline.core.raster import write_enu_raster
-from pipeline.errors import ConfigError
-from pipeline.stage import StageContext, StageResult
+from pipeline import artifacts
+from pipeline.stage import StageContext, StageResult, StageSpec
 
-NAME = "clean"
-REQUIRES = ("georef",)
+SPEC = StageSpec("clean", reads=(artifacts.ENU_POINTS,), writes=(artifacts.CLEAN_POINTS, artifacts.DTM))
 
 FEATURE_DTYPE = np.dtype([("mean_distance", "<f4"), ("surface_variation", "<f4")])
 
@@ -183,24 +182,16 @@ def _pass_through(src: CellStore, out: CellStore, meta: dict[str, Any]) -> Stage
                         "building_points": int(classes[BUILDING])}, report)
 
 
-def _check(c: CleanConfig, cell_size: float) -> None:
-    if c.voxel_size > 0:
-        ratio = cell_size / c.voxel_size
-        if abs(ratio - round(ratio)) > 1e-9:
-            raise ConfigError(f"stages.clean.voxel_size {c.voxel_size} m must divide stages.georef.cell_size "
-                              f"{cell_size} m, so that no voxel straddles two cells")
-
-
 def run(ctx: StageContext, cfg: TwinConfig) -> StageResult:
     """Remove noise, thin, classify and grid the ENU cloud, cell by cell."""
     c = cfg.stages.clean
-    src = CellStore(ctx.input_dir("georef") / "points")
-    if not src.folder.is_dir():
-        return StageResult({"points": 0}, {"note": "no point clouds"})
+    src = CellStore(ctx.locate(artifacts.ENU_POINTS))
     meta = src.meta()
+    if not meta["count"]:
+        CellStore(ctx.out_dir / "points").write_meta(meta)
+        return StageResult({"points": 0}, {"note": "no point clouds"})
     if not c.enabled:
         return _pass_through(src, CellStore(ctx.out_dir / "points"), meta)
-    _check(c, meta["cell_size"])
     cells = src.cells()
     tmp = ctx.out_dir / "_work"
     tmp.mkdir(parents=True)

@@ -24,7 +24,8 @@ from scipy.spatial import cKDTree
 from pipeline.core.arrayops import column_bounds
 from pipeline.config import TwinConfig
 from pipeline.core.geodesy import (GeoidModel, SiteFrame, check_area_of_use, check_near_site,
-                                   ecef_to_geodetic, ellipsoidal_heights, horizontal_crs, source_to_lonlat)
+                                   ecef_to_geodetic, ellipsoidal_heights, horizontal_crs, source_to_lonlat,
+                                   vertical_unit)
 from pipeline.core.helmert import robust_similarity
 from pipeline.core.meshimport import local_to_site, model_to_local
 from pipeline.core.neighbourhood import first_per_key
@@ -34,10 +35,16 @@ from pipeline.core.gridwarp import AffineMap, GridWarp, fit_grid_warp
 from pipeline.core.pointio import POINT_DTYPE, ChunkStore
 from pipeline.core.raster import read_elevation
 from pipeline.errors import CRSError, StageError
-from pipeline.stage import StageContext, StageResult
+from pipeline import artifacts
+from pipeline.artifacts.control import ControlRecord, SurveyedPoint, write_control
+from pipeline.artifacts.frame import FrameRecord, write_frame
+from pipeline.artifacts.pois import PoiRecord, write_pois
+from pipeline.stage import StageContext, StageResult, StageSpec
 
-NAME = "georef"
-REQUIRES = ("ingest",)
+SPEC = StageSpec("georef", reads=(artifacts.SOURCE_POINTS, artifacts.SOURCE_FOOTPRINTS, artifacts.SOURCE_MODELS,
+                                  artifacts.SOURCE_DEM, artifacts.SOURCE_GCPS, artifacts.SOURCE_POIS),
+                 writes=(artifacts.FRAME, artifacts.ENU_POINTS, artifacts.ENU_FOOTPRINTS, artifacts.ENU_MODELS,
+                         artifacts.ENU_DEM, artifacts.CONTROL, artifacts.ENU_POIS))
 #: ellipsoidal heights (m) outside this range are not on the earth's surface: a wrong CRS
 MIN_HEIGHT, MAX_HEIGHT = -500.0, 9000.0
 
@@ -69,6 +76,12 @@ class _Georeferencer:
         z = np.asarray(z, np.float64) * z_factor
         if crs.is_geocentric:
             lon, lat, h = ecef_to_geodetic(np.column_stack([x, y, z]))
+            if not accept and (h.min() < MIN_HEIGHT or h.max() > MAX_HEIGHT):
+                where = (f"{-h.max() / 1000:,.0f} km below the earth's surface" if h.max() < 0
+                         else f"{h.min() / 1000:,.0f} km above it" if h.min() > 0 else "far off the surface")
+                raise CRSError(f"the declared CRS {crs.name} is geocentric (earth-centred X, Y, Z) and with it "
+                               f"the data lands {where}: these look like projected or local coordinates; set the "
+                               "input's crs in the config to the CRS they are in", path=path)
         else:
             lon, lat = source_to_lonlat(crs, x, y, path=path)
         if not accept:
@@ -85,10 +98,18 @@ class _Georeferencer:
                            max(self.undulation[1], float(n.max()))]
         return lon, lat, h, n
 
-    def note_extent(self, path: str, crs_name: str, lon: np.ndarray, lat: np.ndarray) -> None:
-        self.extents.append({"file": path, "crs": crs_name,
+    def note_extent(self, path: str, crs: pyproj.CRS | str, lon: np.ndarray, lat: np.ndarray,
+                    h: np.ndarray | None = None, z_unit: str | None = None) -> None:
+        """Record where an input lands: WGS84 extent and, for inputs with heights, their
+        ellipsoidal height range (m) and the unit their z was read in."""
+        name = crs if isinstance(crs, str) else crs.name
+        if z_unit is None and h is not None and isinstance(crs, pyproj.CRS) and not crs.is_geocentric:
+            z_unit = vertical_unit(crs)[1]
+        self.extents.append({"file": path, "crs": name,
                              "wgs84_extent": [float(np.min(lon)), float(np.min(lat)),
-                                              float(np.max(lon)), float(np.max(lat))]})
+                                              float(np.max(lon)), float(np.max(lat))],
+                             "ellipsoidal_height_range_m": [float(np.min(h)), float(np.max(h))]
+                             if h is not None else None, "z_unit": z_unit})
 
 
 def _control(ctx: StageContext, g: _Georeferencer, cfg: TwinConfig) -> dict[str, Any] | None:
@@ -103,7 +124,7 @@ def _control(ctx: StageContext, g: _Georeferencer, cfg: TwinConfig) -> dict[str,
     lon, lat, h, n = g.geodetic(crs, xyz[:, 0], xyz[:, 1], xyz[:, 2], data["source"],
                                 accept=data.get("accept_crs", False))
     enu = g.frame.geodetic_to_enu(lon, lat, h)
-    g.note_extent(data["source"], crs.name, lon, lat)
+    g.note_extent(data["source"], crs, lon, lat, h)
     out: dict[str, Any] = {"source": data["source"], "points": pts, "enu": enu, "lon": lon, "lat": lat,
                            "h": h, "n": n, "fit": None, "rejected": []}
     if "local_x" not in pts[0]:
@@ -198,10 +219,14 @@ def _cloud_transform(g: _Georeferencer, meta: dict[str, Any], control: dict[str,
     xmin, ymin, zmin, xmax, ymax, zmax = meta["bounds"]
     # the site checks on a grid over the cloud's box see every place a point can be
     gx, gy = np.meshgrid(np.linspace(xmin, xmax, 9), np.linspace(ymin, ymax, 9))
+    heights = []
     for z in (zmin, zmax):
-        lon, lat, _, _ = g.geodetic(crs, gx.ravel(), gy.ravel(), np.full(gx.size, z), meta["source"],
+        lon, lat, h, _ = g.geodetic(crs, gx.ravel(), gy.ravel(), np.full(gx.size, z), meta["source"],
                                     accept=meta["accept_crs"], z_factor=zf)
-    g.note_extent(meta["source"], meta["crs_name"], lon, lat)
+        heights.append(h)
+    z_unit = None if crs.is_geocentric else vertical_unit(crs)[1] + (
+        f", scaled by {zf:g} (GeoTIFF VerticalUnits key)" if zf != 1.0 else "")
+    g.note_extent(meta["source"], crs, lon, lat, np.concatenate(heights), z_unit)
     if crs.is_geocentric:
         m = np.eye(4)
         m[:3, :3] = g.frame.rotation
@@ -247,6 +272,11 @@ def _points(ctx: StageContext, g: _Georeferencer, cfg: TwinConfig, control: dict
     marked ``align`` onto the others first."""
     clouds = sorted(p for p in (ctx.input_dir("ingest") / "points").glob("*") if p.is_dir())
     if not clouds:
+        # the empty cloud is a store with no cells
+        CellStore(ctx.out_dir / "points").write_meta(
+            {"frame": "ENU", "origin": [g.frame.lat, g.frame.lon, g.frame.height], "count": 0,
+             "cell_size": cfg.stages.georef.cell_size, "dtype": dtype_to_json(_merged_dtype([])),
+             "bounds": None, "sources": []})
         return {"points": 0}
     metas = [ChunkStore(c).meta() | {"name": c.name} for c in clouds]
     dtype = _merged_dtype(metas)
@@ -383,7 +413,8 @@ def _meshes(ctx: StageContext, g: _Georeferencer) -> list[dict[str, Any]]:
         placed = meta | {"frame": "ENU", "origin_lonlat": [float(lon[0]), float(lat[0])],
                          "origin_ellipsoidal_height": float(h[0]), "undulation": float(n[0])}
         (out_dir / meta_path.name).write_text(json.dumps(placed, indent=1, sort_keys=True))
-        g.note_extent(meta["source"], crs.name, lon, lat)
+        _, _, hv = g.frame.enu_to_geodetic(enu)
+        g.note_extent(meta["source"], crs, lon, lat, hv)
         lo, hi = enu.min(axis=0), enu.max(axis=0)
         out.append({"file": meta["source"], "id": meta["id"], "enu_bounds": [*lo.tolist(), *hi.tolist()]})
     return out
@@ -399,7 +430,7 @@ def _dem(ctx: StageContext, g: _Georeferencer) -> dict[str, Any]:
     enu = np.full(elev.values.shape + (3,), np.nan)
     enu[valid] = g.frame.geodetic_to_enu(lon, lat, h)
     np.save(ctx.out_dir / "dem_enu.npy", enu)
-    g.note_extent(meta["source"], elev.crs.name, lon, lat)
+    g.note_extent(meta["source"], elev.crs, lon, lat, h)
     return {"shape": list(elev.values.shape), "undulation_range_m": [float(n.min()), float(n.max())]}
 
 
@@ -427,10 +458,9 @@ def _lidar_check(ctx: StageContext, control: dict[str, Any], store: CellStore | 
             if parts and sum(len(q) for q in parts) >= 5:
                 # surveyed points sit on open ground: the median of the LiDAR around one is its height
                 dz[j] = float(np.median(np.concatenate(parts)) - enu[j, 2])
-    records = [{"id": p["id"], "role": p.get("role", "control"), "source": [p["x"], p["y"], p["z"]],
-                "lon": float(control["lon"][j]), "lat": float(control["lat"][j]),
-                "h_ellipsoidal": float(control["h"][j]), "undulation": float(control["n"][j]),
-                "enu": enu[j].tolist(), "dz_lidar_minus_survey": dz[j]} for j, p in enumerate(pts)]
+    records = [SurveyedPoint(p["id"], p.get("role", "control"), [p["x"], p["y"], p["z"]],
+                             float(control["lon"][j]), float(control["lat"][j]), float(control["h"][j]),
+                             float(control["n"][j]), enu[j].tolist(), dz[j]) for j, p in enumerate(pts)]
     fit = control["fit"]
     # a control point the fit rejected is a blunder in the survey: it would only score itself
     rejected = set(control["rejected"])
@@ -439,8 +469,7 @@ def _lidar_check(ctx: StageContext, control: dict[str, Any], store: CellStore | 
     horizontal = None
     if fit is not None:
         horizontal = fit.check_rmse_h if fit.check_rmse_h is not None else fit.rmse_h
-    (ctx.out_dir / "gcps.json").write_text(json.dumps(
-        {"points": records, "vertical_rmse": rmse, "horizontal_rmse": horizontal}, indent=1, sort_keys=True))
+    write_control(ctx.out_dir, ControlRecord(records, rmse, horizontal))
     if rmse is not None and rmse > max_rmse:
         raise StageError(f"LiDAR heights disagree with the surveyed points: vertical RMSE {rmse:.3f} m "
                          f"> stages.georef.max_vertical_rmse {max_rmse} m", path=control["source"])
@@ -458,9 +487,9 @@ def _pois(ctx: StageContext, g: _Georeferencer) -> int:
                                 accept=data.get("accept_crs", False))
     enu = g.frame.geodetic_to_enu(lon, lat, n)
     g.note_extent(data["source"], crs.name, lon, lat)
-    out = [{"name": p["name"], "kind": p["kind"], "lon": float(lon[i]), "lat": float(lat[i]),
-            "undulation": float(n[i]), "en": enu[i, :2].tolist()} for i, p in enumerate(pts)]
-    (ctx.out_dir / "pois.json").write_text(json.dumps({"points": out}, indent=1, sort_keys=True))
+    out = [PoiRecord(p["name"], p["kind"], float(lon[i]), float(lat[i]), float(n[i]), enu[i, :2].tolist())
+           for i, p in enumerate(pts)]
+    write_pois(ctx.out_dir, out)
     return len(out)
 
 
@@ -468,11 +497,11 @@ def run(ctx: StageContext, cfg: TwinConfig) -> StageResult:
     """Transform every ingested input into the site ENU frame."""
     g = _Georeferencer(cfg)
     ingest = ctx.input_dir("ingest")
-    frame_info = {"origin": {"lat": g.frame.lat, "lon": g.frame.lon, "height": g.frame.height},
-                  "enu_to_ecef": g.frame.enu_to_ecef_matrix().tolist(),
-                  "geoid_grid": g.geoid.path.name, "heights": cfg.site.heights}
-    (ctx.out_dir / "frame.json").write_text(json.dumps(frame_info, indent=1, sort_keys=True))
-    report: dict[str, Any] = {"frame": frame_info}
+    frame = FrameRecord(g.frame, g.geoid.path.name, cfg.site.heights)
+    write_frame(ctx.out_dir, frame)
+    report: dict[str, Any] = {"frame": {"origin": {"lat": g.frame.lat, "lon": g.frame.lon, "height": g.frame.height},
+                                        "enu_to_ecef": frame.enu_to_ecef().tolist(),
+                                        "geoid_grid": frame.geoid_grid, "heights": frame.heights}}
     counts: dict[str, int] = {}
     control = _control(ctx, g, cfg)
     points = _points(ctx, g, cfg, control)
@@ -492,8 +521,12 @@ def run(ctx: StageContext, cfg: TwinConfig) -> StageResult:
         report["control"] = _control_report(control)
         store = CellStore(ctx.out_dir / "points") if counts["points"] else None
         report["lidar_check"] = _lidar_check(ctx, control, store, s.gcp_search_radius, s.max_vertical_rmse)
+    else:
+        write_control(ctx.out_dir, ControlRecord())
     if (ingest / "pois.json").is_file():
         counts["pois"] = _pois(ctx, g)
+    else:
+        write_pois(ctx.out_dir, [])
     report["geoid"] = {"grid": str(g.geoid.path), "undulation_range_m": g.undulation}
     report["inputs"] = g.extents
     return StageResult(counts, report)

@@ -19,24 +19,28 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyproj
 import shapely
 from shapely.geometry import MultiPolygon
 
 from pipeline.config import TwinConfig
 from pipeline.core.arrayops import column_bounds
 from pipeline.core.footprints import repair as repair_footprint
-from pipeline.core.geodesy import parse_crs
+from pipeline.core.geodesy import parse_crs, sidecar_crs, vertical_unit_factor
 from pipeline.core.meshimport import read_mesh, repair_mesh
 from pipeline.core.pointio import (POINT_DTYPE, ChunkStore, is_copc, iter_las_chunks, iter_ply_chunks,
                                    iter_text_chunks, las_checked_count, las_seekable, point_format_of,
                                    read_las_crs, read_las_range)
 from pipeline.core.raster import read_elevation
 from pipeline.core.vector import read_features
-from pipeline.errors import ConfigError, CRSError, FeatureRepairedWarning, FeatureSkippedWarning, InputError
-from pipeline.stage import StageContext, StageResult
+from pipeline.errors import (ConfigError, CRSError, CRSOverrideWarning, FeatureRepairedWarning, FeatureSkippedWarning,
+                             InputError, UnreadableCRSError)
+from pipeline import artifacts
+from pipeline.stage import StageContext, StageResult, StageSpec
 
-NAME = "ingest"
-REQUIRES: tuple[str, ...] = ()
+SPEC = StageSpec("ingest", writes=(artifacts.SOURCE_POINTS, artifacts.SOURCE_FOOTPRINTS, artifacts.SOURCE_MODELS,
+                                   artifacts.SOURCE_DEM, artifacts.SOURCE_GCPS, artifacts.SOURCE_POIS),
+                 reads_inputs=True)
 
 
 def _dump(path: Path, obj: Any) -> None:
@@ -93,17 +97,47 @@ def _point_chunks(ctx: StageContext, path: Path, pc: Any, store: ChunkStore, chu
         path, chunk_size, pc.columns, delimiter=pc.delimiter, header=pc.header))
 
 
+def _pointcloud_crs(cfg: TwinConfig, pc: Any, path: Path, fmt: str
+                    ) -> tuple[pyproj.CRS | None, str, float | None]:
+    """(CRS, where it came from, metres per z unit named by a GeoTIFF key) of one point cloud.
+
+    The input's ``crs:`` wins, then the file's own record, a sidecar ``.prj``/``.wkt``, and
+    ``site.crs``. An unreadable record in the file is an error only when nothing overrides it.
+    """
+    file_crs, z_unit, unreadable = None, None, None
+    if fmt in ("las", "copc"):
+        try:
+            file_crs, z_unit = read_las_crs(path)
+        except UnreadableCRSError as exc:
+            unreadable = exc
+    if pc.crs:
+        if unreadable is not None:
+            warnings.warn(f"{path.name}: {unreadable.message.split(';')[0]}; using crs {pc.crs} from the config",
+                          CRSOverrideWarning, stacklevel=2)
+        return parse_crs(pc.crs, path=path), "config (inputs.pointclouds[].crs)", z_unit
+    if unreadable is not None:
+        raise unreadable
+    if file_crs is not None:
+        return file_crs, "file", z_unit
+    side = sidecar_crs(path)
+    if side is not None:
+        return side[0], f"sidecar {side[1].name}", z_unit
+    if pc.georeference != "crs":
+        return None, "local scanner frame", z_unit
+    if cfg.site.crs:
+        return parse_crs(cfg.site.crs, path=path), "config (site.crs)", z_unit
+    raise CRSError("point cloud has no CRS record (nor a .prj/.wkt sidecar); set its crs (or site.crs) in the "
+                   "config, or georeference: gcps for a scan in a local frame", path=path)
+
+
 def _ingest_pointcloud(ctx: StageContext, cfg: TwinConfig, i: int, pc: Any) -> dict[str, Any]:
     path = cfg.resolve(pc.path)
     store = ChunkStore(ctx.out_dir / "points" / f"{i:02d}_{path.stem}")
     fmt, chunks = _point_chunks(ctx, path, pc, store, cfg.stages.ingest.chunk_size)
-    file_crs, z_factor = read_las_crs(path) if fmt in ("las", "copc") else (None, 1.0)
-    crs = parse_crs(pc.crs, path=path) if pc.crs else file_crs
-    if crs is None and cfg.site.crs and pc.georeference == "crs":
-        crs = parse_crs(cfg.site.crs, path=path)
-    if crs is None and pc.georeference == "crs":
-        raise CRSError("point cloud has no CRS record; set its crs (or site.crs) in the config, or "
-                       "georeference: gcps for a scan in a local frame", path=path)
+    crs, crs_source, z_unit = _pointcloud_crs(cfg, pc, path, fmt)
+    # a VerticalUnitsGeoKey names the z unit outright; georef applies the CRS's height unit after
+    # this factor, so it is relative to that
+    z_factor = z_unit / vertical_unit_factor(crs) if z_unit is not None and crs is not None else 1.0
     count, lo, hi = 0, np.full(3, np.inf), np.full(3, -np.inf)
     classes = np.zeros(256, np.int64)
     extra: list[list[str]] = []
@@ -113,12 +147,13 @@ def _ingest_pointcloud(ctx: StageContext, cfg: TwinConfig, i: int, pc: Any) -> d
         classes += st["classes"]
         count += st["count"]
     meta = {"source": str(path), "format": fmt, "crs_wkt": crs.to_wkt() if crs else None,
-            "crs_name": crs.name if crs else "local scanner frame", "z_factor": z_factor,
+            "crs_name": crs.name if crs else "local scanner frame", "crs_source": crs_source,
+            "z_factor": z_factor,
             "georeference": pc.georeference, "align": pc.align, "accept_crs": pc.accept_crs,
             "frame": "source", "count": count, "bounds": [*lo.tolist(), *hi.tolist()],
             "extra_dims": extra, "classes": {str(c): int(n) for c, n in enumerate(classes) if n}}
     store.write_meta(meta)
-    return {"file": str(path), "format": fmt, "crs": meta["crs_name"], "points": count,
+    return {"file": str(path), "format": fmt, "crs": meta["crs_name"], "crs_source": crs_source, "points": count,
             "bounds": meta["bounds"], "extra_dims": [n for n, _ in extra]}
 
 

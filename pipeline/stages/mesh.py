@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import json
 import warnings
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -49,11 +50,19 @@ from pipeline.core.raster import read_enu_raster, write_enu_raster
 from pipeline.core.roofs import Plane, envelope, fit_roof
 from pipeline.core.terrain import (Heightfield, build_tin, fuse, resample_grid, resample_lattice, sample_bilinear,
                                    vertical_error)
-from pipeline.errors import FeatureSkippedWarning
-from pipeline.stage import StageContext, StageResult
+from pipeline.errors import FeatureSkippedWarning, GroundAssumedWarning
+from pipeline import artifacts
+from pipeline.artifacts.buildings import BuildingLayer, BuildingRecord, Centroid, MeshLevel, write_buildings
+from pipeline.artifacts.frame import read_frame
+from pipeline.artifacts.terrain import TerrainLevel, TerrainRecord, write_terrain
+from pipeline.stage import StageContext, StageResult, StageSpec
 
-NAME = "mesh"
-REQUIRES = ("ingest", "georef", "clean")
+SPEC = StageSpec("mesh", reads=(artifacts.FRAME, artifacts.ENU_FOOTPRINTS, artifacts.ENU_MODELS, artifacts.ENU_DEM,
+                                artifacts.CLEAN_POINTS, artifacts.DTM),
+                 writes=(artifacts.TERRAIN, artifacts.BUILDINGS))
+
+#: a TIN needs at least this many heightfield posts with data to be a surface
+MIN_TERRAIN_POSTS = 4
 
 #: roof points closer than this (m) to the outline are left out of the roof fit: wall hits and
 #: points spilling over the eaves belong to no roof plane
@@ -79,8 +88,8 @@ def _post_grid(lo_e: float, lo_n: float, hi_e: float, hi_n: float, res: float) -
 
 
 def _heightfield(ctx: StageContext, m: MeshConfig) -> tuple[Heightfield | None, dict[str, Any]]:
-    dtm_path = ctx.input_dir("clean") / "dtm.tif"
-    dem_path = ctx.input_dir("georef") / "dem_enu.npy"
+    dtm_path = ctx.locate(artifacts.DTM)
+    dem_path = ctx.locate(artifacts.ENU_DEM)
     res = m.terrain_resolution
     extents, sources = [], {}
     dtm = dem = None
@@ -108,7 +117,7 @@ def _heightfield(ctx: StageContext, m: MeshConfig) -> tuple[Heightfield | None, 
     return Heightfield(grid, u), sources
 
 
-def terrain_level(tif: str, max_error: float, out: str) -> dict[str, Any]:
+def terrain_level(tif: str, max_error: float, out: str) -> TerrainLevel:
     """Executor task: the TIN of the heightfield in ``tif`` within ``max_error`` (m), saved to
     ``out``; returns its size and its measured error."""
     grid, u = read_enu_raster(tif)
@@ -116,17 +125,24 @@ def terrain_level(tif: str, max_error: float, out: str) -> dict[str, Any]:
     tin = build_tin(hf, max_error)
     measured, coverage = vertical_error(tin, hf)
     np.savez(out, vertices=tin.vertices, faces=tin.faces)
-    return {"file": Path(out).name, "max_error_bound_m": max_error, "max_vertical_error_m": round(measured, 6),
-            "coverage": round(coverage, 6), "faces": int(len(tin.faces)), "vertices": int(len(tin.vertices))}
+    return TerrainLevel(Path(out).name, max_error, round(measured, 6), round(coverage, 6), int(len(tin.faces)),
+                        int(len(tin.vertices)))
 
 
-def _start_terrain(ctx: StageContext, cfg: TwinConfig) -> tuple[dict[str, Any], list[Any]] | None:
-    """Write the heightfield and submit one TIN task per level; (terrain info, futures), or None
-    without any elevation input. The levels run while the buildings are meshed."""
+def _start_terrain(ctx: StageContext, cfg: TwinConfig) -> tuple[TerrainRecord, list[Any]]:
+    """Write the heightfield and submit one TIN task per level; (terrain, futures), with no
+    futures when there is no elevation input or too little of it for a surface. The levels run
+    while the buildings are meshed."""
     m = cfg.stages.mesh
     hf, sources = _heightfield(ctx, m)
     if hf is None:
-        return None
+        return TerrainRecord(sources=sources, note="no elevation input (LiDAR DTM or DEM)"), []
+    posts = int(np.isfinite(hf.u).sum())
+    if hf.grid.rows < 2 or hf.grid.cols < 2 or posts < MIN_TERRAIN_POSTS:
+        # one point, or points all in one spot: no surface to triangulate
+        return TerrainRecord(sources=sources, note=f"{posts} heightfield post(s) with data on a "
+                                                   f"{hf.grid.rows} x {hf.grid.cols} grid: too few for a "
+                                                   "terrain surface"), []
     out = ctx.out_dir / "terrain"
     out.mkdir()
     tif = out / "terrain.tif"
@@ -135,15 +151,18 @@ def _start_terrain(ctx: StageContext, cfg: TwinConfig) -> tuple[dict[str, Any], 
     futures = [ctx.executor.submit(terrain_level, str(tif), e, str(out / f"level_{k}.npz"))
                for k, e in enumerate(errors)]
     g = hf.grid
-    info = {"heightfield": {"file": "terrain.tif", "resolution_m": g.res, "shape": [g.rows, g.cols],
-                            "e0": g.e0, "n1": g.n1, "data_posts": float(np.isfinite(hf.u).mean())},
-            "sources": sources}
+    info = TerrainRecord({"file": "terrain.tif", "resolution_m": g.res, "shape": [g.rows, g.cols],
+                          "e0": g.e0, "n1": g.n1, "data_posts": float(np.isfinite(hf.u).mean())}, sources)
     return info, futures
 
 
-def _finish_terrain(ctx: StageContext, info: dict[str, Any], futures: list[Any]) -> dict[str, Any]:
-    info["levels"] = [f.result() for f in ctx.reporter.track(futures, "mesh terrain")]
-    (ctx.out_dir / "terrain" / "terrain.json").write_text(json.dumps(info, indent=1, sort_keys=True))
+def _finish_terrain(ctx: StageContext, info: TerrainRecord, futures: list[Any]) -> TerrainRecord:
+    levels = [f.result() for f in ctx.reporter.track(futures, "mesh terrain")]
+    if futures and any(lv.faces == 0 for lv in levels):
+        info.note = "the heightfield has no triangle of posts with data: no terrain surface"
+        levels = []
+    info.levels = levels
+    write_terrain(ctx.out_dir, info)
     return info
 
 
@@ -194,10 +213,15 @@ def _fallback_height(feat: dict[str, Any], ground: float, m: MeshConfig) -> tupl
 
 def _mesh_building(feat: dict[str, Any], polys: list[Polygon], pts: dict[str, np.ndarray] | None,
                    index: PointGridIndex | None, terrain: tuple[Grid, np.ndarray] | None,
-                   frame: SiteFrame, m: MeshConfig) -> tuple[dict[str, Any], list[Level]] | str:
-    """(record, levels) of one building, or why it was skipped."""
+                   frame: SiteFrame, m: MeshConfig, reference: float | None
+                   ) -> tuple[BuildingRecord, list[Level]] | str:
+    """(record, levels) of one building, or why it was skipped. ``reference`` (ellipsoidal m) is
+    the ground of a site with no terrain at all; None skips buildings with no terrain under them."""
     und = float(feat["centroid"]["undulation"])
     ground = _ground(terrain, polys, frame, und)
+    ground_source = "terrain"
+    if ground is None and reference is not None:
+        ground, ground_source = reference - und, "site reference height"
     if ground is None:
         return "no terrain height under the footprint"
     sel = np.concatenate([index.within(p) for p in polys]) if index is not None else np.empty(0, np.int64)
@@ -255,18 +279,19 @@ def _mesh_building(feat: dict[str, Any], polys: list[Polygon], pts: dict[str, np
     levels = lod_chain(levels, ratio=m.lod_ratio, max_levels=m.lod_levels)
     area = float(sum(p.area for p in polys))
     verts = levels[0].vertices
-    record = {
-        "id": feat["id"], "name": feat.get("name"), "use": feat.get("use"), "floors": feat.get("floors"),
-        "height": round(top - ground, 3), "ground_height": round(ground, 3), "roof_height": round(top, 3),
-        "eave_height": round(eave, 3), "lod1_roof_height": round(roof_h, 3), "height_source": source,
-        "lod": lod, "roof_type": kind if lod == "LoD2" else None,
-        "roof_fit_rmse_m": round(rmse, 4) if rmse is not None else None,
-        "lod2_fallback": fallback if lod != "LoD2" else None, "roof_points": n_pts,
-        "footprint_area_m2": round(area, 2), "footprint_source": feat.get("footprint_source", "input"),
-        "bbox_enu": [*verts.min(0).tolist(), *verts.max(0).tolist()],
-        "centroid": feat["centroid"],
-        "outline_en": np.asarray(max(polys, key=lambda p: p.area).exterior.coords)[:-1].round(3).tolist(),
-    }
+    c = feat["centroid"]
+    record = BuildingRecord(
+        id=feat["id"], name=feat.get("name"), use=feat.get("use"), floors=feat.get("floors"),
+        height=round(top - ground, 3), ground_height=round(ground, 3), roof_height=round(top, 3),
+        eave_height=round(eave, 3), lod1_roof_height=round(roof_h, 3), height_source=source,
+        lod=lod, roof_type=kind if lod == "LoD2" else None,
+        roof_fit_rmse_m=round(rmse, 4) if rmse is not None else None,
+        lod2_fallback=fallback if lod != "LoD2" else None, roof_points=n_pts,
+        footprint_area_m2=round(area, 2), footprint_source=feat.get("footprint_source", "input"),
+        bbox_enu=[*verts.min(0).tolist(), *verts.max(0).tolist()],
+        centroid=Centroid(c["lon"], c["lat"], c["undulation"], list(c["en"])),
+        outline_en=np.asarray(max(polys, key=lambda p: p.area).exterior.coords)[:-1].round(3).tolist(),
+        ground_source=ground_source)
     return record, levels
 
 
@@ -307,8 +332,10 @@ def _block_points(store: str | None, cells: list[tuple[int, int]], frame: SiteFr
 
 
 def mesh_block(features: list[dict[str, Any]], store: str | None, cells: list[tuple[int, int]],
-               terrain_tif: str | None, origin: dict[str, float], m_dump: dict[str, Any]) -> dict[str, Any]:
-    """Executor task: mesh a block of buildings; returns their records, levels and what was skipped."""
+               terrain_tif: str | None, origin: dict[str, float], m_dump: dict[str, Any],
+               reference: float | None = None) -> dict[str, Any]:
+    """Executor task: mesh a block of buildings; returns their records (with their feature's
+    position in the input order), levels and what was skipped."""
     m = MeshConfig.model_validate(m_dump)
     frame = SiteFrame.from_origin(origin)
     polys_of = [_polygons(f, m.min_area) for f in features]
@@ -328,13 +355,12 @@ def mesh_block(features: list[dict[str, Any]], store: str | None, cells: list[tu
         if not polys:
             out["skipped"].append({"feature": feat["id"], "reason": "smaller than stages.mesh.min_area"})
             continue
-        res = _mesh_building(feat, polys, pts, index, terrain, frame, m)
+        res = _mesh_building(feat, polys, pts, index, terrain, frame, m, reference)
         if isinstance(res, str):
             out["skipped"].append({"feature": feat["id"], "reason": res})
             continue
         record, levels = res
-        record["index"] = feat["index"]
-        out["records"].append(record)
+        out["records"].append((feat["index"], record))
         out["levels"].append([(lv.vertices, lv.faces, lv.error) for lv in levels])
     return out
 
@@ -342,8 +368,8 @@ def mesh_block(features: list[dict[str, Any]], store: str | None, cells: list[tu
 def _derived_features(ctx: StageContext, cfg: TwinConfig, frame: SiteFrame, geoid: GeoidModel
                       ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Footprints outlined from the building-class points, as feature records."""
-    store = CellStore(ctx.input_dir("clean") / "points")
-    if not store.folder.is_dir():
+    store = CellStore(ctx.locate(artifacts.CLEAN_POINTS))
+    if not store.meta()["count"]:
         return [], {"source": "lidar", "derived": 0, "note": "no classified points"}
     n0 = float(geoid.undulation(np.array([frame.lon]), np.array([frame.lat]))[0])
     parts = []
@@ -375,7 +401,7 @@ def _derived_features(ctx: StageContext, cfg: TwinConfig, frame: SiteFrame, geoi
 
 def _features(ctx: StageContext, cfg: TwinConfig, frame: SiteFrame
               ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    fp_path = ctx.input_dir("georef") / "footprints.json"
+    fp_path = ctx.locate(artifacts.ENU_FOOTPRINTS)
     mode = cfg.stages.mesh.footprints_from_points
     given = fp_path.is_file() and mode != "always"
     if given:
@@ -415,7 +441,7 @@ def _blocks(feats: list[dict[str, Any]], store: CellStore | None, size: float
 
 
 def _model_record(meta: dict[str, Any], levels: list[Level], terrain_tif: Path | None,
-                  frame: SiteFrame) -> dict[str, Any]:
+                  frame: SiteFrame) -> BuildingRecord:
     und = float(meta["undulation"])
     v = levels[0].vertices
     _, _, h = frame.enu_to_geodetic(v)
@@ -425,18 +451,19 @@ def _model_record(meta: dict[str, Any], levels: list[Level], terrain_tif: Path |
     ground = _ground(terrain, [hull] if hull.geom_type == "Polygon" else [], frame, und)
     lon, lat = meta["origin_lonlat"]
     base = float(h.min() - und)
+    ground_source = "model base" if ground is None else "terrain"
     ground = base if ground is None else ground
     top = float(h.max() - und)
-    return {"id": meta["id"], "name": meta.get("name"), "use": meta.get("use"), "floors": None,
-            "height": round(top - ground, 3), "ground_height": round(ground, 3), "roof_height": round(top, 3),
-            "eave_height": None, "lod1_roof_height": None, "height_source": "model", "lod": "imported",
-            "roof_type": None, "roof_fit_rmse_m": None, "lod2_fallback": None, "roof_points": 0,
-            "footprint_area_m2": round(float(hull.area), 2), "footprint_source": "model",
-            "bbox_enu": [*v.min(0).tolist(), *v.max(0).tolist()],
-            "centroid": {"lon": lon, "lat": lat, "undulation": und, "en": hull.centroid.coords[0]},
-            "outline_en": np.asarray(hull.exterior.coords)[:-1].round(3).tolist()
-            if hull.geom_type == "Polygon" else [], "source_file": Path(meta["source"]).name,
-            "repair": meta["repair"]}
+    return BuildingRecord(
+        id=meta["id"], name=meta.get("name"), use=meta.get("use"), floors=None,
+        height=round(top - ground, 3), ground_height=round(ground, 3), roof_height=round(top, 3),
+        eave_height=None, lod1_roof_height=None, height_source="model", lod="imported",
+        roof_type=None, roof_fit_rmse_m=None, lod2_fallback=None, roof_points=0,
+        footprint_area_m2=round(float(hull.area), 2), footprint_source="model",
+        bbox_enu=[*v.min(0).tolist(), *v.max(0).tolist()],
+        centroid=Centroid(lon, lat, und, list(hull.centroid.coords[0])),
+        outline_en=np.asarray(hull.exterior.coords)[:-1].round(3).tolist() if hull.geom_type == "Polygon" else [],
+        ground_source=ground_source, source_file=Path(meta["source"]).name, repair=meta["repair"])
 
 
 def mesh_model(npz: str, m_dump: dict[str, Any]) -> list[tuple[np.ndarray, np.ndarray, float]]:
@@ -451,37 +478,43 @@ def mesh_model(npz: str, m_dump: dict[str, Any]) -> list[tuple[np.ndarray, np.nd
 def _buildings(ctx: StageContext, cfg: TwinConfig, frame: SiteFrame, terrain_tif: Path | None) -> dict[str, Any]:
     m = cfg.stages.mesh
     feats, fp_info = _features(ctx, cfg, frame)
-    clean_points = ctx.input_dir("clean") / "points"
-    store = CellStore(clean_points) if clean_points.is_dir() else None
+    clean_points = ctx.locate(artifacts.CLEAN_POINTS)
+    store = CellStore(clean_points) if CellStore(clean_points).meta()["count"] else None
     cell_size = store.meta()["cell_size"] if store is not None else 200.0
     tif = str(terrain_tif) if terrain_tif is not None else None
     origin = {"lat": frame.lat, "lon": frame.lon, "height": frame.height}
+    # a site with no terrain at all stands its buildings where a globe without terrain draws the
+    # ground: the site origin's ellipsoidal height
+    reference = frame.height if terrain_tif is None else None
     # models first: a detailed model's levels take longest, and nothing waits behind it then
-    model_dir = ctx.input_dir("georef") / "meshes"
+    model_dir = ctx.locate(artifacts.ENU_MODELS)
     metas = [json.loads(p.read_text()) for p in sorted(model_dir.glob("*.json"))] if model_dir.is_dir() else []
     model_futures = [ctx.executor.submit(mesh_model, str(model_dir / meta["file"]), m.model_dump(mode="json"))
                      for meta in metas]
     futures = [ctx.executor.submit(mesh_block, members, str(clean_points) if store is not None else None, cells,
-                                   tif, origin, m.model_dump(mode="json"))
+                                   tif, origin, m.model_dump(mode="json"), reference)
                for members, cells in _blocks(feats, store, cell_size)]
-    records: list[dict[str, Any]] = []
-    levels: list[list[tuple[np.ndarray, np.ndarray, float]]] = []
+    made: list[tuple[int, BuildingRecord]] = []
+    levels: list[list[MeshLevel]] = []
     skipped: list[dict[str, Any]] = []
     slivers = 0
     for f in ctx.reporter.track(futures, "mesh buildings"):
         r = f.result()
-        records += r["records"]
+        made += r["records"]
         levels += r["levels"]
         skipped += r["skipped"]
         slivers += r["slivers"]
-    order = np.argsort([r["index"] for r in records], kind="stable")
-    records = [records[i] for i in order]
+    order = np.argsort([i for i, _ in made], kind="stable")
+    records = [made[i][1] for i in order]
     levels = [levels[i] for i in order]
-    for r in records:
-        del r["index"]
     for s in skipped:
         warnings.warn(f"building {s['feature']}: skipped, {s['reason']}", FeatureSkippedWarning, stacklevel=2)
-    by_id = {r["id"]: i for i, r in enumerate(records)}
+    assumed = sum(r.ground_source == "site reference height" for r in records)
+    if assumed:
+        warnings.warn(f"{assumed} building(s) stand on the site's reference height ({frame.height:g} m above "
+                      "the ellipsoid, site.origin.height): there is no terrain (no point cloud or DEM)",
+                      GroundAssumedWarning, stacklevel=2)
+    by_id = {r.id: i for i, r in enumerate(records)}
     models = []
     for meta, fut in zip(metas, model_futures, strict=True):
         lv = fut.result()
@@ -490,10 +523,10 @@ def _buildings(ctx: StageContext, cfg: TwinConfig, frame: SiteFrame, terrain_tif
         if target is not None and target in by_id:
             i = by_id[target]
             old = records[i]
-            rec |= {k: old[k] for k in ("id", "name", "use", "floors")}
-            rec["name"] = meta.get("name") or old["name"]
-            rec["use"] = meta.get("use") or old["use"]
-            rec["replaced_footprint"] = True
+            rec.id, rec.floors = old.id, old.floors
+            rec.name = meta.get("name") or old.name
+            rec.use = meta.get("use") or old.use
+            rec.replaced_footprint = True
             records[i], levels[i] = rec, lv
         else:
             if target is not None:
@@ -501,54 +534,36 @@ def _buildings(ctx: StageContext, cfg: TwinConfig, frame: SiteFrame, terrain_tif
                                                                  "added as a building of its own"})
             records.append(rec)
             levels.append(lv)
-        models.append({"id": rec["id"], "file": rec["source_file"], "replaces": target,
+        models.append({"id": rec.id, "file": rec.source_file, "replaces": target,
                        "repair": meta["repair"], "levels": [{"faces": int(len(x[1])), "error_m": round(x[2], 4)}
                                                             for x in lv]})
-    pieces_v, pieces_f, p_building, p_level = [], [], [], []
-    for fid, (rec, lv) in enumerate(zip(records, levels, strict=True)):
-        rec["feature_id"] = fid
-        rec["levels"] = [{"level": k, "faces": int(len(f)), "error_m": round(float(e), 4)}
-                         for k, (_, f, e) in enumerate(lv)]
-        for k, (v, f, _) in enumerate(lv):
-            pieces_v.append(v)
-            pieces_f.append(f)
-            p_building.append(fid)
-            p_level.append(k)
-    if records:
-        vs = np.concatenate([[0], np.cumsum([len(v) for v in pieces_v])])
-        fs = np.concatenate([[0], np.cumsum([len(f) for f in pieces_f])])
-        np.savez(ctx.out_dir / "buildings.npz", vertices=np.concatenate(pieces_v),
-                 faces=np.concatenate(pieces_f).astype(np.int32), piece_building=np.array(p_building, np.int32),
-                 piece_level=np.array(p_level, np.int16), vertex_start=vs.astype(np.int64),
-                 face_start=fs.astype(np.int64))
-    lods = [r["lod"] for r in records]
-    kinds = [r["roof_type"] for r in records if r["roof_type"]]
-    sources = [r["height_source"] for r in records]
-    summary = {"buildings": len(records), "lod": {k: lods.count(k) for k in sorted(set(lods))},
-               "roof_types": {k: kinds.count(k) for k in sorted(set(kinds))},
-               "height_sources": {k: sources.count(k) for k in sorted(set(sources))},
-               "skipped": skipped, "slivers_dropped": slivers, "footprints": fp_info, "models": models,
-               "roofs": [{"id": r["id"], "lod": r["lod"], "roof_type": r["roof_type"],
-                          "fit_rmse_m": r["roof_fit_rmse_m"], "roof_points": r["roof_points"],
-                          "fallback": r["lod2_fallback"], "level_errors_m": [x["error_m"] for x in r["levels"]]}
-                         for r in records]}
-    (ctx.out_dir / "buildings.json").write_text(json.dumps(
-        {"buildings": records, "skipped": skipped, "slivers_dropped": slivers, "footprints": fp_info,
-         "height_units": "metres, orthometric"}, indent=1, sort_keys=True))
-    return summary
+    layer = BuildingLayer(records, skipped, slivers, fp_info)
+    write_buildings(ctx.out_dir, layer, levels)
+    lods = [r.lod for r in records]
+    kinds = [r.roof_type for r in records if r.roof_type]
+    sources = [r.height_source for r in records]
+    return {"buildings": len(records), "lod": {k: lods.count(k) for k in sorted(set(lods))},
+            "roof_types": {k: kinds.count(k) for k in sorted(set(kinds))},
+            "height_sources": {k: sources.count(k) for k in sorted(set(sources))},
+            "ground_on_reference_height": assumed,
+            "skipped": skipped, "slivers_dropped": slivers, "footprints": fp_info, "models": models,
+            "roofs": [{"id": r.id, "lod": r.lod, "roof_type": r.roof_type,
+                       "fit_rmse_m": r.roof_fit_rmse_m, "roof_points": r.roof_points,
+                       "fallback": r.lod2_fallback, "level_errors_m": [x.error_m for x in r.levels]}
+                      for r in records]}
 
 
 def run(ctx: StageContext, cfg: TwinConfig) -> StageResult:
     """Mesh the terrain, the buildings and the imported models."""
     clock = Clock()
-    frame = SiteFrame.from_origin(json.loads((ctx.input_dir("georef") / "frame.json").read_text())["origin"])
-    started = _start_terrain(ctx, cfg)
+    frame = read_frame(ctx.input_dir("georef")).site
+    terrain, futures = _start_terrain(ctx, cfg)
     clock.lap("heightfield")
-    tif = ctx.out_dir / "terrain" / "terrain.tif" if started else None
+    tif = ctx.out_dir / "terrain" / "terrain.tif" if futures else None
     buildings = _buildings(ctx, cfg, frame, tif)
     clock.lap("buildings")
-    terrain = _finish_terrain(ctx, *started) if started else {}
+    terrain = _finish_terrain(ctx, terrain, futures)
     clock.lap("terrain_levels")
-    counts = {"buildings": buildings["buildings"], "terrain_levels": len(terrain.get("levels", [])),
+    counts = {"buildings": buildings["buildings"], "terrain_levels": len(terrain.levels),
               "lod2_buildings": buildings["lod"].get("LoD2", 0)}
-    return StageResult(counts, {"terrain": terrain, "buildings": buildings, "seconds": clock.laps})
+    return StageResult(counts, {"terrain": asdict(terrain), "buildings": buildings, "seconds": clock.laps})

@@ -9,17 +9,25 @@ from __future__ import annotations
 
 import json
 import shutil
+import warnings
+from pathlib import Path
 from typing import Any
 
 from pipeline import __version__
 from pipeline.config import TwinConfig
 from pipeline.core.atomic import tree_hashes
-from pipeline.core.geodesy import SiteFrame
 from pipeline.core.tiles import box_corners
-from pipeline.stage import StageContext, StageResult
+from pipeline import artifacts
+from pipeline.artifacts.control import read_control
+from pipeline.artifacts.frame import read_frame
+from pipeline.core import gltf_validator
+from pipeline.core.tileset_check import validate_tileset
+from pipeline.errors import StageError, ValidationWarning
+from pipeline.stage import StageContext, StageResult, StageSpec
 
-NAME = "publish"
-REQUIRES = ("georef", "tile", "anchors")
+SPEC = StageSpec("publish", reads=(artifacts.FRAME, artifacts.CONTROL, artifacts.TILESET, artifacts.FEATURE_INDEX,
+                                   artifacts.ANCHORS),
+                 output="bundle")
 
 BUNDLE_README = """# {name}: digital twin bundle {version}
 
@@ -46,6 +54,26 @@ View: serve this folder over HTTP (`python -m http.server 8000`) and load
 """
 
 
+def _validate(bundle: Path, enabled: bool) -> dict[str, Any]:
+    """Check the bundle's tilesets against the 3D Tiles specification and its GLBs with the
+    Khronos glTF validator (when Node and the validator are installed); StageError on any error,
+    so an invalid bundle never replaces the published one."""
+    if not enabled:
+        return {"checked": False}
+    gltf = gltf_validator.available()
+    if not gltf:
+        warnings.warn("publish: the glTF validator is not installed (make setup): GLB content not validated",
+                      ValidationWarning, stacklevel=2)
+    report = validate_tileset(bundle / "tileset.json", gltf=gltf)
+    if not report.valid:
+        first = report.problems[0]
+        more = f" (and {len(report.errors) - 1} more error(s))" if len(report.errors) > 1 else ""
+        raise StageError(f"the bundle is not valid 3D Tiles, not published: {first}{more}; "
+                         "the previous bundle is kept")
+    return {"checked": True, "gltf_validated": report.gltf_validated, "tiles": report.tiles,
+            "warnings": [str(f) for f in report.warnings]}
+
+
 def run(ctx: StageContext, cfg: TwinConfig) -> StageResult:
     """Assemble the bundle."""
     out = ctx.out_dir
@@ -57,9 +85,8 @@ def run(ctx: StageContext, cfg: TwinConfig) -> StageResult:
         else:
             shutil.copyfile(item, dst)
     shutil.copytree(anchors, out / "anchors")
-    frame = json.loads((georef / "frame.json").read_text())
-    o = frame["origin"]
-    sf = SiteFrame.from_origin(o)
+    frame = read_frame(georef)
+    sf = frame.site
     root = json.loads((tile / "tileset.json").read_text())["root"]
     ecef = box_corners(root["boundingVolume"]["box"])
     lon, lat, h = sf.enu_to_geodetic(sf.ecef_to_enu(ecef))
@@ -87,21 +114,20 @@ def run(ctx: StageContext, cfg: TwinConfig) -> StageResult:
                "extent": {"spatial": {"bbox": [bbox]}, "temporal": {"interval": [[None, None]]}},
                "assets": assets}
     (out / "catalog.json").write_text(json.dumps(catalog, indent=1, ensure_ascii=False))
-    gcps = georef / "gcps.json"
     provenance: dict[str, Any] = {
         "generator": "dmc-twin", "code_version": __version__, "bundle_version": version,
-        "site": {"name": cfg.site.name, "origin": o, "geoid_grid": frame["geoid_grid"],
-                 "heights": cfg.site.heights},
-        "enu_to_ecef": frame["enu_to_ecef"],
+        "site": {"name": cfg.site.name, "origin": {"lat": sf.lat, "lon": sf.lon, "height": sf.height},
+                 "geoid_grid": frame.geoid_grid, "heights": cfg.site.heights},
+        "enu_to_ecef": frame.enu_to_ecef().tolist(),
         "inputs": [{"file": p.name, "sha256": ctx.input_hash(p)} for p in cfg.input_paths()],
-        "georef_vertical_rmse_m": json.loads(gcps.read_text()).get("vertical_rmse")
-        if gcps.is_file() else None,
+        "georef_vertical_rmse_m": read_control(georef).vertical_rmse,
     }
     (out / "provenance.json").write_text(json.dumps(provenance, indent=1, ensure_ascii=False))
     (out / "README.md").write_text(BUNDLE_README.format(name=cfg.site.name, version=version,
                                                         code_version=__version__))
+    validation = _validate(out, cfg.stages.publish.validate_bundle)
     sums = tree_hashes(out)
     (out / "SHA256SUMS").write_text("".join(f"{h}  {p}\n" for p, h in sums.items()))
-    return StageResult({"files": len(sums) + 1}, {"files": len(sums) + 1, "bbox_wgs84": bbox,
+    return StageResult({"files": len(sums) + 1}, {"files": len(sums) + 1, "bbox_wgs84": bbox, "validation": validation,
                                                    "bytes": int(sum((out / p).stat().st_size
                                                                     for p in sums))})

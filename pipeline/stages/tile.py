@@ -26,18 +26,25 @@ from pipeline.core.arrayops import column_bounds
 from pipeline.config import TileConfig, TwinConfig
 from pipeline.core.content import (BUILDING_SCHEMA, TERRAIN_COLOUR, building_colours, flat_mesh, mesh_glb, point_glb,
                                    smooth_mesh)
-from pipeline.core.geodesy import SiteFrame
 from pipeline.core.cells import CellStore
 from pipeline.core.pointtree import OctreeFrame, PointNode, coarse_levels, column_trees
 from pipeline.core.meshing import compact_faces, concat_meshes
 from pipeline.core.quadtree import QuadNode, build_quadtree
 from pipeline.core.gltf import gltf_positions, read_glb
-from pipeline.core.tiles import aabb_box, box_corners, matrix_to_json, tileset_doc, transform_box
-from pipeline.errors import ConfigError, StageError
-from pipeline.stage import StageContext, StageResult
+from pipeline.core.tiles import (TileNode, aabb_box, assemble_tree, box_corners, matrix_to_json, tileset_doc,
+                                 transform_box)
+from pipeline.errors import StageError
+from pipeline import artifacts
+from pipeline.artifacts.buildings import BuildingMeshes, read_buildings
+from pipeline.artifacts.control import read_control
+from pipeline.artifacts.features import FeatureRef, write_feature_index
+from pipeline.artifacts.frame import FrameRecord, read_frame
+from pipeline.artifacts.terrain import load_level, read_terrain
+from pipeline.stage import StageContext, StageResult, StageSpec
 
-NAME = "tile"
-REQUIRES = ("georef", "clean", "mesh")
+SPEC = StageSpec("tile", reads=(artifacts.FRAME, artifacts.CONTROL, artifacts.CLEAN_POINTS, artifacts.TERRAIN,
+                                artifacts.BUILDINGS),
+                 writes=(artifacts.TILESET, artifacts.FEATURE_INDEX))
 
 PROVENANCE_SCHEMA = {
     "id": "dmc_twin_tileset",
@@ -109,65 +116,26 @@ def add_skirts(vertices: np.ndarray, faces: np.ndarray, depth: float) -> tuple[n
     return np.vstack([vertices, low]), np.vstack([f, curtain]).astype(np.int32)
 
 
-def _node_box(content: tuple[list[float], list[float]] | None, children: list[dict[str, Any]]
-              ) -> tuple[np.ndarray, np.ndarray]:
-    boxes = ([(np.array(content[0]), np.array(content[1]))] if content else []) + [
-        (np.array(c["_lo"]), np.array(c["_hi"])) for c in children]
-    return np.min([b[0] for b in boxes], axis=0), np.max([b[1] for b in boxes], axis=0)
-
-
-def _finish(node_docs: dict[str, dict[str, Any]], tree: QuadNode, boxes: dict[str, tuple[list[float], list[float]]]
-            ) -> dict[str, Any] | None:
-    """The tile JSON of ``tree`` from each node's document (geometricError, content) and content
-    box: boxes are the union of content and children, and no child's error exceeds its parent's."""
-    kids = [_finish(node_docs, c, boxes) for c in tree.children]
-    kids = [k for k in kids if k is not None]
-    doc = node_docs[tree.key]
-    content = boxes.get(tree.key)
-    if content is None and not kids:
-        return None
-    lo, hi = _node_box(content, kids)
-    tile: dict[str, Any] = {"boundingVolume": {"box": aabb_box(lo, hi)},
-                            "geometricError": max([doc["geometricError"]] + [k["geometricError"] for k in kids])}
-    if content is not None:
-        tile["content"] = {"uri": doc["uri"]}
-    if kids:
-        tile["children"] = [{k: v for k, v in c.items() if not k.startswith("_")} for c in kids]
-    tile["_lo"], tile["_hi"] = lo.tolist(), hi.tolist()
-    return tile
-
-
-def _write_layer(ctx: StageContext, out: Path, tree: QuadNode, docs: dict[str, dict[str, Any]],
+def _write_layer(ctx: StageContext, out: Path, docs: dict[str, dict[str, Any]],
                  jobs: dict[str, Any], m: np.ndarray, top_error: float, provenance: dict[str, Any], label: str
                  ) -> tuple[dict[str, Any], np.ndarray, np.ndarray, int]:
     """Wait for a quadtree layer's tile jobs and write its ``tileset.json`` (REPLACE refinement,
     the site's ENU->ECEF transform on the root); returns (document, lo, hi, content bytes)."""
-    boxes, size = {}, 0
+    nodes, size = {}, 0
     for key, job in ctx.reporter.track(list(jobs.items()), label):
         lo, hi, n = job.result()
-        boxes[key] = (lo, hi)
+        nodes[key] = TileNode(key, docs[key]["geometricError"], docs[key]["uri"], tuple(lo), tuple(hi))
         size += n
-    root = _finish(docs, tree, boxes)
-    lo, hi = np.array(root.pop("_lo")), np.array(root.pop("_hi"))
+    for key, doc in docs.items():
+        nodes.setdefault(key, TileNode(key, doc["geometricError"]))
+    built = assemble_tree(nodes)
+    if built is None:
+        raise StageError(f"{label}: no tile has content")
+    root, lo, hi = built
     root |= {"refine": "REPLACE", "transform": matrix_to_json(m)}
     doc = tileset_doc(root, max(top_error, root["geometricError"]), **provenance)
     _dump(out / "tileset.json", doc)
     return doc, lo, hi, size
-
-
-class _Pieces:
-    """The building levels of mesh's ``buildings.npz``: piece (building, level) -> vertices, faces."""
-
-    def __init__(self, path: Path) -> None:
-        d = np.load(path)
-        self.vertices, self.faces = d["vertices"], d["faces"]
-        self.vs, self.fs = d["vertex_start"], d["face_start"]
-        self.index = {(int(b), int(k)): p for p, (b, k) in enumerate(zip(d["piece_building"], d["piece_level"],
-                                                                           strict=True))}
-
-    def get(self, building: int, level: int) -> tuple[np.ndarray, np.ndarray]:
-        p = self.index[(building, level)]
-        return self.vertices[self.vs[p]:self.vs[p + 1]], self.faces[self.fs[p]:self.fs[p + 1]]
 
 
 def _building_layer(ctx: StageContext, out: Path, m: np.ndarray, t: TileConfig, provenance: dict[str, Any]
@@ -178,15 +146,17 @@ def _building_layer(ctx: StageContext, out: Path, m: np.ndarray, t: TileConfig, 
     REPLACE refinement; its geometricError is the largest measured deviation it keeps (a level's
     Hausdorff distance from mesh, or a left-out building's height)."""
     mesh = ctx.input_dir("mesh")
-    if not (mesh / "buildings.npz").is_file():
+    records = read_buildings(mesh).buildings
+    index: dict[str, FeatureRef] = {}
+    if not records:
+        write_feature_index(ctx.out_dir, index)
         return None
-    pieces = _Pieces(mesh / "buildings.npz")
-    records = json.loads((mesh / "buildings.json").read_text())["buildings"]
-    errors = [[lv["error_m"] for lv in r["levels"]] for r in records]
-    faces0 = np.array([r["levels"][0]["faces"] for r in records])
-    cen = np.array([r["centroid"]["en"] for r in records], np.float64)
-    lo_all = np.min([r["bbox_enu"][:2] for r in records], axis=0)
-    hi_all = np.max([r["bbox_enu"][3:5] for r in records], axis=0)
+    pieces = BuildingMeshes(mesh)
+    errors = [[lv.error_m for lv in r.levels] for r in records]
+    faces0 = np.array([r.levels[0].faces for r in records])
+    cen = np.array([r.centroid.en for r in records], np.float64)
+    lo_all = np.min([r.bbox_enu[:2] for r in records], axis=0)
+    hi_all = np.max([r.bbox_enu[3:5] for r in records], axis=0)
 
     def split(node: QuadNode) -> bool:
         return len(node.items) > 1 and (node.size > t.building_tile_size or len(node.items) > t.tile_max_features
@@ -198,14 +168,13 @@ def _building_layer(ctx: StageContext, out: Path, m: np.ndarray, t: TileConfig, 
     _dump(out / "schema.json", BUILDING_SCHEMA)
     docs: dict[str, dict[str, Any]] = {}
     jobs = {}
-    index: dict[str, dict[str, Any]] = {}
     for node in tree.walk():
         if node.children:
             tau = node.size * t.hlod_error_fraction
             chosen, worst = [], 0.0
             for b in node.items.tolist():
-                if records[b]["height"] <= tau:
-                    worst = max(worst, records[b]["height"])  # left out: the whole building is the error
+                if records[b].height <= tau:
+                    worst = max(worst, records[b].height)  # left out: the whole building is the error
                     continue
                 k = max(i for i, e in enumerate(errors[b]) if e <= tau or i == 0)
                 chosen.append((b, k))
@@ -221,16 +190,16 @@ def _building_layer(ctx: StageContext, out: Path, m: np.ndarray, t: TileConfig, 
         parts = [pieces.get(b, k) for b, k in chosen]
         verts, faces = concat_meshes(parts)
         feature = np.repeat(np.arange(len(parts)), [len(f) for _, f in parts])
-        tile_records = [records[b] for b, _ in chosen]
+        tile_records = [records[b].feature_properties() for b, _ in chosen]
         jobs[node.key] = ctx.executor.submit(
             write_mesh_tile, str(out / uri), verts, faces, t.compression,
             face_feature=feature, records=tile_records, schema_uri="../schema.json")
         if not node.children:
             for local, (b, _) in enumerate(chosen):
-                index[records[b]["id"]] = {"tile": uri, "feature_id": local}
-    tallest = max(r["height"] for r in records)
-    doc, lo, hi, size = _write_layer(ctx, out, tree, docs, jobs, m, tallest, provenance, "tile buildings")
-    _dump(out / "features.json", {"buildings": index})
+                index[records[b].id] = FeatureRef(uri, local)
+    tallest = max(r.height for r in records)
+    doc, lo, hi, size = _write_layer(ctx, out, docs, jobs, m, tallest, provenance, "tile buildings")
+    write_feature_index(ctx.out_dir, index)
     leaves = sum(1 for _ in tree.leaves())
     return {"box": aabb_box(lo, hi), "geometricError": doc["geometricError"], "tiles": len(jobs),
             "leaf_tiles": leaves, "depth": max(n.depth for n in tree.walk()), "buildings": len(records),
@@ -244,16 +213,13 @@ def _terrain_layer(ctx: StageContext, out: Path, m: np.ndarray, t: TileConfig, p
     one level share their edge vertices exactly; skirts as deep as the node's and its parent's
     errors together cover the step to a neighbour one level coarser. geometricError is the
     level's vertical error measured on every heightfield post in mesh."""
-    folder = ctx.input_dir("mesh") / "terrain"
-    if not (folder / "terrain.json").is_file():
+    mesh = ctx.input_dir("mesh")
+    terrain = read_terrain(mesh)
+    if terrain.is_empty:
         return None
-    info = json.loads((folder / "terrain.json").read_text())
-    levels = [np.load(folder / lv["file"]) for lv in info["levels"]]
-    errors = [float(lv["max_vertical_error_m"]) for lv in info["levels"]]
-    cents = []
-    for lv in levels:
-        v, f = lv["vertices"], lv["faces"]
-        cents.append(v[f].mean(axis=1))
+    levels = [load_level(mesh, lv) for lv in terrain.levels]
+    errors = [float(lv.max_vertical_error_m) for lv in terrain.levels]
+    cents = [v[f].mean(axis=1) for v, f in levels]
     c0 = cents[0]
     lo_all, hi_all = c0[:, :2].min(0), c0[:, :2].max(0)
 
@@ -267,7 +233,7 @@ def _terrain_layer(ctx: StageContext, out: Path, m: np.ndarray, t: TileConfig, p
     parents = {c.key: node for node in tree.walk() for c in node.children}
     for node in tree.walk():
         k = min(node.height, len(levels) - 1)
-        v, f = levels[k]["vertices"], levels[k]["faces"]
+        v, f = levels[k]
         sel = node.items if k == 0 else np.flatnonzero(node.contains(cents[k][:, 0], cents[k][:, 1]))
         uri = f"tiles/{node.key}.glb"
         docs[node.key] = {"geometricError": errors[k], "uri": uri}
@@ -278,8 +244,8 @@ def _terrain_layer(ctx: StageContext, out: Path, m: np.ndarray, t: TileConfig, p
         coarser = errors[min(parent.height, len(levels) - 1)] if parent is not None else errors[k]
         jobs[node.key] = ctx.executor.submit(write_mesh_tile, str(out / uri), v[used], sub, t.compression,
                                              smooth=True, skirt=errors[k] + coarser, colour=TERRAIN_COLOUR)
-    relief = float(levels[0]["vertices"][:, 2].max() - levels[0]["vertices"][:, 2].min())
-    doc, lo, hi, size = _write_layer(ctx, out, tree, docs, jobs, m, relief, provenance, "tile terrain")
+    relief = float(levels[0][0][:, 2].max() - levels[0][0][:, 2].min())
+    doc, lo, hi, size = _write_layer(ctx, out, docs, jobs, m, relief, provenance, "tile terrain")
     return {"box": aabb_box(lo, hi), "geometricError": doc["geometricError"], "tiles": len(jobs),
             "depth": max(n.depth for n in tree.walk()), "level_errors_m": errors, "bytes": size,
             "compression": t.compression}
@@ -326,36 +292,24 @@ def write_coarse_tile(path: str, pts: np.ndarray, meshopt: bool = False) -> int:
 
 
 def _assemble(frame: OctreeFrame, nodes: dict[str, dict[str, Any]]) -> tuple[dict[str, Any], np.ndarray, np.ndarray]:
-    """(root tile, its box's lo, hi) of the tree of ``nodes`` (key -> record): every ancestor is
-    made (content-less where no point fell), boxes are the union of content and children."""
-    for key in list(nodes):
+    """(root tile, its box's lo, hi) of the point tree of ``nodes`` (key -> record): ancestors no
+    point fell in are made without content at their level's spacing."""
+    tiles = {k: TileNode(k, n["geometricError"], f"tiles/{k}.glb" if n["points"] else None,
+                         tuple(n["lo"]) if n["points"] else None, tuple(n["hi"]) if n["points"] else None)
+             for k, n in nodes.items()}
+    for key in list(tiles):
         for cut in range(1, len(key)):
-            nodes.setdefault(key[:cut], {"key": key[:cut], "geometricError": frame.spacing(cut - 1), "points": 0})
-    kids: dict[str, list[str]] = {}
-    for key in sorted(nodes):
-        if key != "r":
-            kids.setdefault(key[:-1], []).append(key)
-
-    def build(key: str) -> tuple[dict[str, Any], np.ndarray, np.ndarray]:
-        n = nodes[key]
-        built = [build(k) for k in kids.get(key, [])]
-        boxes = ([(np.array(n["lo"]), np.array(n["hi"]))] if n["points"] else []) + [(lo, hi) for _, lo, hi in built]
-        lo = np.min([b[0] for b in boxes], axis=0)
-        hi = np.max([b[1] for b in boxes], axis=0)
-        tile: dict[str, Any] = {"boundingVolume": {"box": aabb_box(lo, hi)}, "geometricError": n["geometricError"]}
-        if n["points"]:
-            tile["content"] = {"uri": f"tiles/{key}.glb"}
-        if built:
-            tile["children"] = [t for t, _, _ in built]
-        return tile, lo, hi
-
-    return build("r")
+            tiles.setdefault(key[:cut], TileNode(key[:cut], frame.spacing(cut - 1)))
+    built = assemble_tree(tiles)
+    if built is None:
+        raise StageError("the point tree has no tile with points")
+    return built
 
 
 def _point_layer(ctx: StageContext, out: Path, m: np.ndarray, cfg: TwinConfig, provenance: dict[str, Any]
                  ) -> dict[str, Any] | None:
-    store = CellStore(ctx.input_dir("clean") / "points")
-    if not store.folder.is_dir() or not store.meta()["count"]:
+    store = CellStore(ctx.locate(artifacts.CLEAN_POINTS))
+    if not store.meta()["count"]:
         return None
     meta = store.meta()
     t = cfg.stages.tile
@@ -393,35 +347,25 @@ def _point_layer(ctx: StageContext, out: Path, m: np.ndarray, cfg: TwinConfig, p
             "bytes_per_point": round(size / max(int(meta["count"]), 1), 2)}
 
 
-def _provenance(ctx: StageContext, cfg: TwinConfig, frame_info: dict[str, Any]) -> dict[str, Any]:
+def _provenance(ctx: StageContext, cfg: TwinConfig, frame: FrameRecord) -> dict[str, Any]:
     """Tileset metadata (3D Tiles 1.1): the schema and the tileset's provenance values."""
     props: dict[str, Any] = {"generator": "dmc-twin", "version": __version__, "site": cfg.site.name,
-                             "geoid_grid": frame_info["geoid_grid"],
-                             "origin": [frame_info["origin"]["lon"], frame_info["origin"]["lat"],
-                                        frame_info["origin"].get("height", 0.0)],
+                             "geoid_grid": frame.geoid_grid, "origin": frame.origin_lon_lat_h(),
                              "source_files": [f"{p.name} sha256:{ctx.input_hash(p)[:16]}" for p in cfg.input_paths()]}
-    gcps_path = ctx.input_dir("georef") / "gcps.json"
-    if gcps_path.is_file():
-        gcps = json.loads(gcps_path.read_text())
-        if gcps.get("vertical_rmse") is not None:
-            props["georef_vertical_rmse_m"] = gcps["vertical_rmse"]
-        if gcps.get("horizontal_rmse") is not None:
-            props["georef_horizontal_rmse_m"] = gcps["horizontal_rmse"]
+    control = read_control(ctx.input_dir("georef"))
+    if control.vertical_rmse is not None:
+        props["georef_vertical_rmse_m"] = control.vertical_rmse
+    if control.horizontal_rmse is not None:
+        props["georef_horizontal_rmse_m"] = control.horizontal_rmse
     return {"schema": PROVENANCE_SCHEMA, "metadata": {"class": "provenance", "properties": props}}
 
 
 def run(ctx: StageContext, cfg: TwinConfig) -> StageResult:
     """Write the layer tilesets and the root tileset."""
     t = cfg.stages.tile
-    if t.compression == "meshopt" or t.pointcloud_meshopt:
-        try:
-            import meshoptimizer  # noqa: F401
-        except ImportError:
-            raise ConfigError("stages.tile compression with meshopt needs the meshopt extra: "
-                              "pip install 'dmc-twin[meshopt]' (or use compression: draco)") from None
-    frame_info = json.loads((ctx.input_dir("georef") / "frame.json").read_text())
-    m = SiteFrame.from_origin(frame_info["origin"]).enu_to_ecef_matrix()
-    provenance = _provenance(ctx, cfg, frame_info)
+    frame = read_frame(ctx.input_dir("georef"))
+    m = frame.enu_to_ecef()
+    provenance = _provenance(ctx, cfg, frame)
     layers = {
         "terrain": _terrain_layer(ctx, ctx.out_dir / "terrain", m, t, provenance),
         "buildings": _building_layer(ctx, ctx.out_dir / "buildings", m, t, provenance),

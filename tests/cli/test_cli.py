@@ -146,3 +146,36 @@ def test_validate_command_exit_codes(tmp_path):
     assert any("exceeds its parent" in m for m in messages) and any("gone.glb" in m for m in messages)
     line = _one_error_line(run_cli("validate", str(tmp_path / "nowhere")))
     assert "nowhere" in line
+
+
+@pytest.mark.parametrize("change,expect", [
+    ({"dmc_aerial.laz": "missing.laz"}, "inputs.pointclouds[0].path: input file not found"),
+    ({"crs": "EPSG:999999"}, "inputs.gcps.crs: unknown or invalid CRS 'EPSG:999999'"),
+    ({"dem.tif": "empty.tif"}, "inputs.dem.path: the file is empty"),
+    ({"dmc_aerial.laz": "notes.md"}, "inputs.pointclouds[0].path: not a point cloud format"),
+    ({"dmc_aerial.laz": "notes.las"}, "inputs.pointclouds[0].path: not a LAS file"),
+    ({"inputs": None}, "inputs: nothing to build a twin from"),
+])
+def test_config_validate_rejects_configs_that_cannot_run(tmp_path, change, expect):
+    (tmp_path / "empty.tif").write_bytes(b"")
+    (tmp_path / "notes.md").write_text("# survey notes\n")
+    (tmp_path / "notes.las").write_text("# survey notes\n")
+    text = SAMPLE_CONFIG.read_text().replace("../assets/sample/", str(SAMPLE) + "/")
+    if "crs" in change:
+        text = text.replace("crs: EPSG:5186                              # a CSV", f"crs: {change['crs']}  # a CSV")
+    elif "inputs" in change:
+        text = text[:text.index("inputs:")] + "inputs: {}\n" + text[text.index("stages:"):]
+    else:
+        for name, new in change.items():
+            text = text.replace(str(SAMPLE / name), str(tmp_path / new))
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text(text)
+    line = _one_error_line(run_cli("config", "validate", str(cfg)))
+    assert expect in line, line
+    assert "cfg.yaml" in line or str(tmp_path) in line
+
+
+def test_unreferenced_sample_generates_from_another_directory(tmp_path):
+    proc = run_cli("sample", "generate", "--variant", "unreferenced", str(tmp_path / "unref"), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "unref" / "config.yaml").is_file()

@@ -58,7 +58,7 @@ def test_crs_from_wkt_vlr(tmp_path):
     write_las(tmp_path / "c.las", crs="EPSG:5186")
     assert read_las_crs(tmp_path / "c.las")[0].to_epsg() == 5186
     write_las(tmp_path / "n.las", crs=None)
-    assert read_las_crs(tmp_path / "n.las") == (None, 1.0)
+    assert read_las_crs(tmp_path / "n.las") == (None, None)
 
 
 @pytest.mark.timeout(60)

@@ -51,7 +51,7 @@ def test_feet_values_with_a_metre_crs_are_refused(tmp_path):
 def test_projected_values_labelled_geocentric_are_refused(tmp_path):
     las = write_las(tmp_path / "geocentric.las", sample_points(), crs="EPSG:4978")
     line = _one_error_line(_run(tmp_path, _config(tmp_path, {"path": str(las)})))
-    assert "geocentric.las" in line and "lands at" in line
+    assert "geocentric.las" in line and "is geocentric" in line and "km below the earth's surface" in line
 
 
 def test_override_or_accept_lets_the_data_through(tmp_path):
@@ -67,7 +67,7 @@ def test_no_crs_and_unknown_epsg(tmp_path):
     line = _one_error_line(_run(tmp_path, _config(tmp_path, {"path": str(las)})))
     assert "nocrs.las" in line and "no CRS" in line
     line = _one_error_line(_run(tmp_path, _config(tmp_path, {"path": str(las), "crs": "EPSG:999999"})))
-    assert "nocrs.las" in line and "EPSG:999999" in line
+    assert "cfg.yaml" in line and "inputs.pointclouds[0].crs" in line and "EPSG:999999" in line
 
 
 def test_user_grid_is_used_and_its_coverage_enforced(tmp_path):
@@ -115,3 +115,122 @@ def test_control_fit_over_threshold_is_refused(tmp_path):
     open(cfg, "w").write(cfg_text)
     line = _one_error_line(_run(tmp_path, cfg))
     assert "gcps.csv" in line and "max_gcp_rmse" in line
+
+
+# --- a stranger's files: units, sidecars, unreadable records --------------------------------------
+
+#: a site in San Francisco for the State Plane fixtures (US feet have no Korean CRS)
+SF_ORIGIN = (37.7672, -122.4192)
+
+
+def _sf_points(n: int = 3000) -> np.ndarray:
+    """Ground points (EPSG:26910 metres, orthometric z from 30 to 36 m) around SF_ORIGIN."""
+    rng = np.random.default_rng(7)
+    g = rng.uniform(0, 300, (n, 2))
+    return np.column_stack([551000.0 + g[:, 0], 4180000.0 + g[:, 1], 30.0 + 0.02 * g[:, 0]])
+
+
+def _sf_config(tmp_path, cloud: dict) -> str:
+    p = tmp_path / "sf.yaml"
+    p.write_text(f"site: {{origin: {{lat: {SF_ORIGIN[0]}, lon: {SF_ORIGIN[1]}}}}}\n"
+                 f"inputs: {{pointclouds: [{json.dumps(cloud)}]}}\n")
+    return str(p)
+
+
+def _enu_bounds(tmp_path) -> np.ndarray:
+    meta = json.loads((tmp_path / "w" / "artifacts" / "georef" / "points" / "meta.json").read_text())
+    return np.array(meta["bounds"])
+
+
+def test_state_plane_feet_without_a_vertical_crs_has_z_in_feet(tmp_path):
+    """LAS 1.2 in NAD83 / California zone 3 (ftUS), no vertical CRS: Z is in US feet, as PDAL and
+    LAStools read it; the heights must equal those of the same ground from a metric file."""
+    import pyproj
+
+    met = _sf_points()
+    ft = 1200.0 / 3937.0
+    x, y = pyproj.Transformer.from_crs(26910, 2227, always_xy=True).transform(met[:, 0], met[:, 1])
+    feet = write_las(tmp_path / "sp_ft.las", np.column_stack([x, y, met[:, 2] / ft]), crs="EPSG:2227",
+                     version="1.2", fmt=1)
+    metric = write_las(tmp_path / "utm_m.las", met, crs="EPSG:26910", version="1.2", fmt=1)
+    assert _run(tmp_path, _sf_config(tmp_path, {"path": str(metric)})).returncode == 0
+    truth = _enu_bounds(tmp_path)
+    proc = _run(tmp_path, _sf_config(tmp_path, {"path": str(feet)}))
+    assert proc.returncode == 0, proc.stderr
+    got = _enu_bounds(tmp_path)
+    assert np.abs(got - truth).max() < 0.01, (got, truth)
+    entry = _report(tmp_path)["inputs"][0]
+    assert "US survey foot" in entry["z_unit"] and "horizontal" in entry["z_unit"]
+    lo, hi = entry["ellipsoidal_height_range_m"]
+    # EGM96 around San Francisco is about -32 m: 30..36 m orthometric is about -2..4 m ellipsoidal
+    assert -5 < lo < hi < 6
+
+
+def test_feet_values_in_a_wkt_crs_without_area_of_use_are_refused(tmp_path):
+    """A WKT1 record (no area of use in pyproj) of the metric California zone 3 over values in
+    feet: the data lands 3.28 times as far from the false origin, outside the zone; the site
+    origin is put where it lands, so only the area of use derived from the EPSG match sees it."""
+    import laspy
+    import pyproj
+    from laspy.vlrs.known import WktCoordinateSystemVlr
+
+    met = _sf_points()
+    x, y = pyproj.Transformer.from_crs(26910, 26943, always_xy=True).transform(met[:, 0], met[:, 1])
+    xyz = np.column_stack([x / FT, y / FT, met[:, 2] / FT])
+    crs = pyproj.CRS.from_epsg(26943)
+    wkt1 = crs.to_wkt("WKT1_GDAL")
+    assert pyproj.CRS.from_wkt(wkt1).area_of_use is None
+    header = laspy.LasHeader(point_format=1, version="1.4")
+    header.offsets = np.floor(xyz.min(0))
+    header.scales = np.array([0.001] * 3)
+    header.vlrs.append(WktCoordinateSystemVlr(wkt1))
+    header.global_encoding.wkt = True
+    las = laspy.LasData(header)
+    las.x, las.y, las.z = xyz[:, 0], xyz[:, 1], xyz[:, 2]
+    las.write(tmp_path / "ft_as_m.las")
+    lon, lat = pyproj.Transformer.from_crs(crs, 4326, always_xy=True).transform(xyz[:, 0].mean(), xyz[:, 1].mean())
+    cfg = tmp_path / "wrong.yaml"
+    cfg.write_text(f"site: {{origin: {{lat: {lat}, lon: {lon}}}}}\n"
+                   f"inputs: {{pointclouds: [{{path: {tmp_path / 'ft_as_m.las'}}}]}}\n")
+    line = _one_error_line(_run(tmp_path, str(cfg)))
+    assert "ft_as_m.las" in line and "area of use" in line and "EPSG:26943" in line
+
+
+def test_utm_values_labelled_ecef_are_named_geocentric(tmp_path):
+    met = _sf_points(500)
+    las = write_las(tmp_path / "utm_as_ecef.las", met, crs="EPSG:4978")
+    line = _one_error_line(_run(tmp_path, _sf_config(tmp_path, {"path": str(las)})))
+    assert "utm_as_ecef.las" in line and "geocentric" in line and "km below the earth's surface" in line
+
+
+def test_sidecar_prj_gives_the_crs(tmp_path):
+    import pyproj
+
+    las = write_las(tmp_path / "side.las", sample_points(2000))
+    (tmp_path / "side.prj").write_text(pyproj.CRS.from_epsg(5186).to_wkt("WKT1_ESRI"))
+    proc = _run(tmp_path, _config(tmp_path, {"path": str(las)}))
+    assert proc.returncode == 0, proc.stderr
+    ingest = json.loads((tmp_path / "w" / "reports" / "ingest.json").read_text())
+    assert ingest["pointclouds"][0]["crs_source"] == "sidecar side.prj"
+    w, s, e, n = _report(tmp_path)["inputs"][0]["wgs84_extent"]
+    assert 126.88 < w < e < 126.90 and 37.57 < s < n < 37.59
+
+
+def test_empty_wkt_record_is_overridden_by_the_config_crs(tmp_path):
+    import laspy
+    from laspy.vlrs.known import WktCoordinateSystemVlr
+
+    xyz = sample_points(2000)
+    header = laspy.LasHeader(point_format=6, version="1.4")
+    header.offsets = np.floor(xyz.min(0))
+    header.scales = np.array([0.001] * 3)
+    header.vlrs.append(WktCoordinateSystemVlr(""))
+    header.global_encoding.wkt = True
+    las = laspy.LasData(header)
+    las.x, las.y, las.z = xyz[:, 0], xyz[:, 1], xyz[:, 2]
+    las.write(tmp_path / "empty_wkt.las")
+    line = _one_error_line(_run(tmp_path, _config(tmp_path, {"path": str(tmp_path / "empty_wkt.las")})))
+    assert "empty_wkt.las" in line and "unreadable CRS record" in line and "crs:" in line
+    proc = _run(tmp_path, _config(tmp_path, {"path": str(tmp_path / "empty_wkt.las"), "crs": "EPSG:5186+5773"}))
+    assert proc.returncode == 0, proc.stderr
+    assert _report(tmp_path)["inputs"][0]["crs"].startswith("KGD2002")

@@ -1,0 +1,44 @@
+"""The typed contract between stages.
+
+Every artifact a stage hands another has one record type and one reader/writer pair, in one
+module here; the writer always writes, so an empty layer (no buildings, no terrain, no control
+points) is a file that says so, never a file that is missing. Stages declare what they read and
+write with the :class:`~pipeline.artifacts.base.Artifact` constants below; the runner learns a
+stage's upstream stages from those declarations.
+
+Frames and units are stated per record: ENU metres at the site origin, WGS84 degrees,
+ellipsoidal (EPSG:4979) or orthometric heights as each field's docstring says.
+"""
+
+from __future__ import annotations
+
+from pipeline.artifacts.base import Artifact
+
+# ingest: inputs checked and normalised, still in each input's own CRS
+SOURCE_POINTS = Artifact("ingest", "points", "point clouds in chunks, source CRS")
+SOURCE_FOOTPRINTS = Artifact("ingest", "footprints.json", "repaired footprints, source CRS")
+SOURCE_MODELS = Artifact("ingest", "meshes", "repaired imported models in their own frame")
+SOURCE_DEM = Artifact("ingest", "dem.json", "the DEM (dem.tif) and its CRS")
+SOURCE_GCPS = Artifact("ingest", "gcps.json", "surveyed points, source CRS")
+SOURCE_POIS = Artifact("ingest", "pois.json", "points of interest, source CRS")
+# georef: everything in the site's ENU frame
+FRAME = Artifact("georef", "frame.json", "the site's ENU frame and geoid")
+ENU_POINTS = Artifact("georef", "points", "the merged cloud binned by ENU cell")
+ENU_FOOTPRINTS = Artifact("georef", "footprints.json", "footprints in plan ENU")
+ENU_MODELS = Artifact("georef", "meshes", "imported models placed in ENU")
+ENU_DEM = Artifact("georef", "dem_enu.npy", "ENU of every DEM pixel centre")
+CONTROL = Artifact("georef", "gcps.json", "surveyed points in ENU and the georef accuracy")
+ENU_POIS = Artifact("georef", "pois.json", "points of interest in WGS84 and plan ENU")
+# clean
+CLEAN_POINTS = Artifact("clean", "points", "denoised, classified cloud binned by ENU cell")
+DTM = Artifact("clean", "dtm.tif", "LiDAR ground model (ENU U)")
+# mesh
+TERRAIN = Artifact("mesh", "terrain/terrain.json", "terrain heightfield and TIN levels")
+BUILDINGS = Artifact("mesh", "buildings.json", "building records and their levels of detail")
+# tile
+TILESET = Artifact("tile", "tileset.json", "root 3D Tiles 1.1 tileset and its layers")
+FEATURE_INDEX = Artifact("tile", "buildings/features.json", "building id -> leaf tile and feature ID")
+# anchors
+ANCHORS = Artifact("anchors", "anchors.json", "AR anchors, their GeoJSON and schema")
+
+__all__ = ["Artifact"]

@@ -1,0 +1,31 @@
+"""What a stage declares it reads and writes, and the JSON helpers every artifact writer uses."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """One artifact: the stage that writes it and its path inside that stage's output folder."""
+
+    stage: str
+    path: str
+    description: str
+
+    def locate(self, folder: Path) -> Path:
+        """Its path inside ``folder``, the producing stage's output folder."""
+        return folder / self.path
+
+
+def dump_json(path: Path, doc: Any) -> None:
+    """Write ``doc`` as stable, readable JSON (sorted keys, UTF-8 text kept as such)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(doc, indent=1, sort_keys=True, ensure_ascii=False), encoding="utf-8")
+
+
+def load_json(path: Path) -> Any:
+    return json.loads(path.read_text(encoding="utf-8"))

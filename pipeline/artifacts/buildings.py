@@ -1,0 +1,150 @@
+"""mesh's buildings: one record per building (``buildings.json``) and every building's levels of
+detail as mesh pieces (``buildings.npz``).
+
+Both files are written on every run; a layer without buildings has no records and no pieces.
+Heights are metres, orthometric (above the geoid); ``bbox_enu``, ``outline_en`` and the pieces'
+vertices are ENU metres at the site origin.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pipeline.artifacts.base import dump_json, load_json
+
+FILE = "buildings.json"
+MESHES = "buildings.npz"
+
+
+@dataclass(frozen=True)
+class Centroid:
+    """Where a building's anchor stands: WGS84 degrees, geoid undulation N (m), plan ENU E, N (m)."""
+
+    lon: float
+    lat: float
+    undulation: float
+    en: list[float]
+
+
+@dataclass(frozen=True)
+class LevelInfo:
+    """One level of detail: its face count and Hausdorff distance to level 0 (m)."""
+
+    level: int
+    faces: int
+    error_m: float
+
+
+@dataclass
+class BuildingRecord:
+    """A building as the mesh stage made it. ``lod`` is LoD2, LoD1 or imported; ``height_source``
+    lidar, attribute, floors, default, reference or model; ``feature_id`` its row in the layer."""
+
+    id: str
+    name: str | None
+    use: str | None
+    floors: float | None
+    height: float
+    ground_height: float
+    roof_height: float
+    eave_height: float | None
+    lod1_roof_height: float | None
+    height_source: str
+    lod: str
+    roof_type: str | None
+    roof_fit_rmse_m: float | None
+    lod2_fallback: str | None
+    roof_points: int
+    footprint_area_m2: float
+    footprint_source: str
+    bbox_enu: list[float]
+    centroid: Centroid
+    outline_en: list[list[float]]
+    ground_source: str = "terrain"
+    feature_id: int = -1
+    levels: list[LevelInfo] = field(default_factory=list)
+    source_file: str | None = None
+    repair: dict[str, Any] | None = None
+    replaced_footprint: bool = False
+
+    def feature_properties(self) -> dict[str, Any]:
+        """The values of the tiles' building metadata class (``core.content.BUILDING_SCHEMA``)."""
+        return {"id": self.id, "name": self.name, "use": self.use, "floors": self.floors, "height": self.height,
+                "ground_height": self.ground_height, "roof_height": self.roof_height,
+                "roof_type": self.roof_type, "lod": self.lod, "height_source": self.height_source}
+
+    @classmethod
+    def from_json(cls, doc: dict[str, Any]) -> BuildingRecord:
+        doc = dict(doc)
+        doc["centroid"] = Centroid(**doc["centroid"])
+        doc["levels"] = [LevelInfo(**lv) for lv in doc.get("levels", [])]
+        return cls(**doc)
+
+
+#: one level of a building: ENU vertices (V, 3) float64, faces (F, 3) int32, Hausdorff error (m)
+MeshLevel = tuple[np.ndarray, np.ndarray, float]
+
+
+@dataclass
+class BuildingLayer:
+    """Every building in feature-ID order, with what was skipped (id and reason), the number of
+    sliver parts dropped and how the footprints were obtained."""
+
+    buildings: list[BuildingRecord] = field(default_factory=list)
+    skipped: list[dict[str, str]] = field(default_factory=list)
+    slivers_dropped: int = 0
+    footprints: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def is_empty(self) -> bool:
+        return not self.buildings
+
+
+def write_buildings(folder: Path, layer: BuildingLayer, levels: list[list[MeshLevel]]) -> None:
+    """Write the records (numbering their feature IDs and levels) and their meshes, one list of
+    levels per building in the same order."""
+    if len(levels) != len(layer.buildings):
+        raise ValueError("one list of levels per building")
+    vs, fs, p_building, p_level = [], [], [], []
+    for fid, (rec, lv) in enumerate(zip(layer.buildings, levels, strict=True)):
+        rec.feature_id = fid
+        rec.levels = [LevelInfo(k, int(len(f)), round(float(e), 4)) for k, (_, f, e) in enumerate(lv)]
+        for k, (v, f, _) in enumerate(lv):
+            vs.append(np.asarray(v, np.float64))
+            fs.append(np.asarray(f, np.int32))
+            p_building.append(fid)
+            p_level.append(k)
+    v_start = np.concatenate([[0], np.cumsum([len(v) for v in vs], dtype=np.int64)]).astype(np.int64)
+    f_start = np.concatenate([[0], np.cumsum([len(f) for f in fs], dtype=np.int64)]).astype(np.int64)
+    np.savez(folder / MESHES, vertices=np.concatenate(vs) if vs else np.empty((0, 3)),
+             faces=np.concatenate(fs) if fs else np.empty((0, 3), np.int32),
+             piece_building=np.array(p_building, np.int32), piece_level=np.array(p_level, np.int16),
+             vertex_start=v_start, face_start=f_start)
+    dump_json(folder / FILE, {"buildings": [asdict(b) for b in layer.buildings], "skipped": layer.skipped,
+                              "slivers_dropped": layer.slivers_dropped, "footprints": layer.footprints,
+                              "height_units": "metres, orthometric"})
+
+
+def read_buildings(folder: Path) -> BuildingLayer:
+    doc = load_json(folder / FILE)
+    return BuildingLayer([BuildingRecord.from_json(b) for b in doc["buildings"]], doc["skipped"],
+                         doc["slivers_dropped"], doc["footprints"])
+
+
+class BuildingMeshes:
+    """The levels of detail in ``buildings.npz``: (feature ID, level) -> ENU vertices, faces."""
+
+    def __init__(self, folder: Path) -> None:
+        d = np.load(folder / MESHES)
+        self.vertices, self.faces = d["vertices"], d["faces"]
+        self.vs, self.fs = d["vertex_start"], d["face_start"]
+        self.index = {(int(b), int(k)): p for p, (b, k) in enumerate(zip(d["piece_building"], d["piece_level"],
+                                                                           strict=True))}
+
+    def get(self, building: int, level: int) -> tuple[np.ndarray, np.ndarray]:
+        p = self.index[(building, level)]
+        return self.vertices[self.vs[p]:self.vs[p + 1]], self.faces[self.fs[p]:self.fs[p + 1]]

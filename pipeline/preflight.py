@@ -1,0 +1,119 @@
+"""Checks of a config that need no data: run by ``dmctwin config validate`` and by the runner
+before the first stage, so a config that cannot run fails in a second with one line naming the
+file and the key, not minutes later in a stage.
+
+What is checked: there is something to build a twin from; every input file exists, is a
+readable, non-empty file of a recognised format (by its first bytes where the format has a
+signature); every CRS named resolves; the geoid grid exists; options agree with each other; the
+extras the config asks for are installed.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+from pipeline.config import TwinConfig
+from pipeline.core.geodesy import parse_crs, resolve_geoid
+from pipeline.core.meshimport import MESH_SUFFIXES
+from pipeline.core.pointio import point_format_of
+from pipeline.errors import ConfigError, TwinError
+
+VECTOR_SUFFIXES = (".geojson", ".json", ".gpkg", ".shp", ".fgb", ".gml", ".kml", ".zip")
+RASTER_SUFFIXES = (".tif", ".tiff", ".gtiff", ".vrt", ".img", ".asc")
+#: leading bytes of the point-cloud formats we read
+_POINT_MAGIC = {"las": (b"LASF",), "ply": (b"ply",)}
+
+
+def _head(path: Path, key: str, n: int = 512) -> bytes:
+    if not path.exists():
+        raise ConfigError(f"{key}: input file not found", path=path)
+    if not path.is_file():
+        raise ConfigError(f"{key}: not a file", path=path)
+    try:
+        with open(path, "rb") as f:
+            head = f.read(n)
+    except OSError as exc:
+        raise ConfigError(f"{key}: cannot read the file ({exc.strerror})", path=path) from None
+    if not head:
+        raise ConfigError(f"{key}: the file is empty", path=path)
+    return head
+
+
+def _pointcloud(path: Path, key: str, declared: str) -> None:
+    head = _head(path, key)
+    try:
+        fmt = point_format_of(path, declared)
+    except TwinError:
+        raise ConfigError(f"{key}: not a point cloud format we read (LAS/LAZ/COPC, PLY, XYZ/CSV/TXT); "
+                          "set format: if the suffix misleads", path=path) from None
+    magic = _POINT_MAGIC.get(fmt)
+    if magic and not head.startswith(magic):
+        raise ConfigError(f"{key}: not a {fmt.upper()} file (it does not start with {magic[0].decode()!r})",
+                          path=path)
+    if fmt == "text" and b"\0" in head:
+        raise ConfigError(f"{key}: a text point cloud holds binary data", path=path)
+
+
+def _crs(text: str | None, key: str, path: Path | None) -> None:
+    if text:
+        try:
+            parse_crs(text)
+        except TwinError:
+            raise ConfigError(f"{key}: unknown or invalid CRS {text!r}", path=path) from None
+
+
+def check_runnable(cfg: TwinConfig, config_path: Path) -> None:
+    """ConfigError naming the config file (or the input file) and the key of the first problem
+    that would stop a run of ``cfg``."""
+    inp = cfg.inputs
+    if not (inp.pointclouds or inp.footprints or inp.dem or inp.meshes):
+        raise ConfigError("inputs: nothing to build a twin from: give a point cloud, footprints, a DEM or a "
+                          "model (gcps and pois alone make no twin)", path=config_path)
+    _crs(cfg.site.crs, "site.crs", config_path)
+    for i, pc in enumerate(inp.pointclouds):
+        key = f"inputs.pointclouds[{i}]"
+        _crs(pc.crs, f"{key}.crs", config_path)
+        _pointcloud(cfg.resolve(pc.path), f"{key}.path", pc.format)
+        if pc.georeference == "gcps" and inp.gcps is None:
+            raise ConfigError(f"{key}.georeference: gcps needs inputs.gcps (a CSV with local_x,local_y,local_z)",
+                              path=config_path)
+    for name, suffixes in (("footprints", VECTOR_SUFFIXES), ("dem", RASTER_SUFFIXES), ("gcps", (".csv", ".txt")),
+                           ("pois", VECTOR_SUFFIXES)):
+        item = getattr(inp, name)
+        if item is None:
+            continue
+        path = cfg.resolve(item.path)
+        _crs(item.crs, f"inputs.{name}.crs", config_path)
+        _head(path, f"inputs.{name}.path")
+        if path.suffix.lower() not in suffixes:
+            raise ConfigError(f"inputs.{name}.path: unexpected file type {path.suffix or '(no suffix)'!r} "
+                              f"(expected {', '.join(suffixes)})", path=path)
+    for i, m in enumerate(inp.meshes):
+        path = cfg.resolve(m.path)
+        _crs(m.crs, f"inputs.meshes[{i}].crs", config_path)
+        _head(path, f"inputs.meshes[{i}].path")
+        if path.suffix.lower() not in MESH_SUFFIXES:
+            raise ConfigError(f"inputs.meshes[{i}].path: unsupported model format {path.suffix!r} "
+                              f"(expected {', '.join(MESH_SUFFIXES)})", path=path)
+        if not (m.crs or cfg.site.crs):
+            raise ConfigError(f"inputs.meshes[{i}]: the origin needs a CRS: set crs (or site.crs)", path=config_path)
+    if inp.gcps is not None and not (inp.gcps.crs or cfg.site.crs):
+        raise ConfigError("inputs.gcps: a GCP CSV carries no CRS: set inputs.gcps.crs (or site.crs)", path=config_path)
+    try:
+        resolve_geoid(cfg.geoid_spec())
+    except TwinError as exc:
+        raise ConfigError(f"site.geoid: {exc.message}", path=exc.path) from None
+    c = cfg.stages.clean
+    if c.voxel_size > 0:
+        ratio = cfg.stages.georef.cell_size / c.voxel_size
+        if abs(ratio - round(ratio)) > 1e-9:
+            raise ConfigError(f"stages.clean.voxel_size {c.voxel_size} m must divide stages.georef.cell_size "
+                              f"{cfg.stages.georef.cell_size} m, so that no voxel straddles two cells",
+                              path=config_path)
+    t = cfg.stages.tile
+    if (t.compression == "meshopt" or t.pointcloud_meshopt) and importlib.util.find_spec("meshoptimizer") is None:
+        raise ConfigError("stages.tile: meshopt compression needs the meshopt extra: pip install "
+                          "'dmc-twin[meshopt]' (or use compression: draco)", path=config_path)
+    if cfg.executor.kind == "dask" and importlib.util.find_spec("distributed") is None:
+        raise ConfigError("executor.kind: dask needs the dask extra: pip install 'dmc-twin[dask]'", path=config_path)
