@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import pyproj
 import pyproj.datadir
+from pyproj.aoi import AreaOfUse
 from pyproj.exceptions import CRSError as PyprojCRSError
 from pyproj.exceptions import ProjError
 
@@ -351,7 +352,7 @@ class SiteFrame:
         return self.geodetic_to_enu(lon, lat, np.broadcast_to(height, lon.shape))
 
 
-def area_of_use(crs: pyproj.CRS) -> pyproj.crs.AreaOfUse | None:
+def area_of_use(crs: pyproj.CRS) -> AreaOfUse | None:
     """The area where ``crs`` is meant to be used: its own, or, for a CRS read from WKT without
     one (WKT1 carries none), that of the EPSG CRS it matches best, or for a Transverse Mercator
     projection a band 10 degrees either side of its central meridian; None when none is known."""
@@ -366,13 +367,13 @@ def area_of_use(crs: pyproj.CRS) -> pyproj.crs.AreaOfUse | None:
             except PyprojCRSError:
                 continue
             if found is not None:
-                return pyproj.crs.AreaOfUse(found.west, found.south, found.east, found.north,
+                return AreaOfUse(found.west, found.south, found.east, found.north,
                                             f"{found.name}, from the closest EPSG match EPSG:{match.code}")
     conversion = horiz.coordinate_operation
     if horiz.is_projected and conversion is not None and "Transverse Mercator" in conversion.method_name:
         lon0 = next((p.value for p in conversion.params if "longitude" in p.name.lower()), None)
         if lon0 is not None:
-            return pyproj.crs.AreaOfUse(lon0 - 10, -84, lon0 + 10, 84,
+            return AreaOfUse(lon0 - 10, -84, lon0 + 10, 84,
                                         "within 10 degrees of the projection's central meridian")
     return None
 
