@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib.util
 from pathlib import Path
+from typing import Any
 
 from pipeline.config import TwinConfig
 from pipeline.core.geodesy import parse_crs, resolve_geoid
@@ -40,8 +41,21 @@ def _head(path: Path, key: str, n: int = 512) -> bytes:
     return head
 
 
-def _pointcloud(path: Path, key: str, declared: str) -> None:
-    head = _head(path, key)
+def _input_file(cfg: TwinConfig, item: Any, key: str, config_path: Path,
+                suffixes: tuple[str, ...] | None = None, problem: str = "unexpected file type"
+                ) -> tuple[Path, bytes]:
+    """(resolved path, first bytes) of one input after checking its ``crs``, that it can be read
+    and, given ``suffixes``, that its suffix is one of them."""
+    _crs(item.crs, f"{key}.crs", config_path)
+    path = cfg.resolve(item.path)
+    head = _head(path, f"{key}.path")
+    if suffixes is not None and path.suffix.lower() not in suffixes:
+        raise ConfigError(f"{key}.path: {problem} {path.suffix or '(no suffix)'!r} "
+                          f"(expected {', '.join(suffixes)})", path=path)
+    return path, head
+
+
+def _pointcloud(path: Path, head: bytes, key: str, declared: str) -> None:
     try:
         fmt = point_format_of(path, declared)
     except TwinError:
@@ -73,29 +87,17 @@ def check_runnable(cfg: TwinConfig, config_path: Path) -> None:
     _crs(cfg.site.crs, "site.crs", config_path)
     for i, pc in enumerate(inp.pointclouds):
         key = f"inputs.pointclouds[{i}]"
-        _crs(pc.crs, f"{key}.crs", config_path)
-        _pointcloud(cfg.resolve(pc.path), f"{key}.path", pc.format)
+        _pointcloud(*_input_file(cfg, pc, key, config_path), f"{key}.path", pc.format)
         if pc.georeference == "gcps" and inp.gcps is None:
             raise ConfigError(f"{key}.georeference: gcps needs inputs.gcps (a CSV with local_x,local_y,local_z)",
                               path=config_path)
     for name, suffixes in (("footprints", VECTOR_SUFFIXES), ("dem", RASTER_SUFFIXES), ("gcps", (".csv", ".txt")),
                            ("pois", VECTOR_SUFFIXES)):
         item = getattr(inp, name)
-        if item is None:
-            continue
-        path = cfg.resolve(item.path)
-        _crs(item.crs, f"inputs.{name}.crs", config_path)
-        _head(path, f"inputs.{name}.path")
-        if path.suffix.lower() not in suffixes:
-            raise ConfigError(f"inputs.{name}.path: unexpected file type {path.suffix or '(no suffix)'!r} "
-                              f"(expected {', '.join(suffixes)})", path=path)
+        if item is not None:
+            _input_file(cfg, item, f"inputs.{name}", config_path, suffixes)
     for i, m in enumerate(inp.meshes):
-        path = cfg.resolve(m.path)
-        _crs(m.crs, f"inputs.meshes[{i}].crs", config_path)
-        _head(path, f"inputs.meshes[{i}].path")
-        if path.suffix.lower() not in MESH_SUFFIXES:
-            raise ConfigError(f"inputs.meshes[{i}].path: unsupported model format {path.suffix!r} "
-                              f"(expected {', '.join(MESH_SUFFIXES)})", path=path)
+        _input_file(cfg, m, f"inputs.meshes[{i}]", config_path, MESH_SUFFIXES, "unsupported model format")
         if not (m.crs or cfg.site.crs):
             raise ConfigError(f"inputs.meshes[{i}]: the origin needs a CRS: set crs (or site.crs)", path=config_path)
     if inp.gcps is not None and not (inp.gcps.crs or cfg.site.crs):

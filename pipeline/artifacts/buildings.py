@@ -14,9 +14,10 @@ from typing import Any
 
 import numpy as np
 
+from pipeline.artifacts import BUILDINGS
 from pipeline.artifacts.base import dump_json, load_json
 
-FILE = "buildings.json"
+FILE = BUILDINGS.path
 MESHES = "buildings.npz"
 
 
@@ -42,7 +43,8 @@ class LevelInfo:
 @dataclass
 class BuildingRecord:
     """A building as the mesh stage made it. ``lod`` is LoD2, LoD1 or imported; ``height_source``
-    lidar, attribute, floors, default, reference or model; ``feature_id`` its row in the layer."""
+    lidar, attribute, floors, default or model; ``ground_source`` terrain, model base or site
+    reference height; ``feature_id`` its row in the layer."""
 
     id: str
     name: str | None
@@ -98,10 +100,6 @@ class BuildingLayer:
     skipped: list[dict[str, str]] = field(default_factory=list)
     slivers_dropped: int = 0
     footprints: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def is_empty(self) -> bool:
-        return not self.buildings
 
 
 def write_buildings(folder: Path, layer: BuildingLayer, levels: list[list[MeshLevel]]) -> None:

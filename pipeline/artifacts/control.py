@@ -9,9 +9,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from pipeline.artifacts import CONTROL
 from pipeline.artifacts.base import dump_json, load_json
 
-FILE = "gcps.json"
+FILE = CONTROL.path
 
 
 @dataclass(frozen=True)
@@ -39,10 +40,6 @@ class ControlRecord:
     points: list[SurveyedPoint] = field(default_factory=list)
     vertical_rmse: float | None = None
     horizontal_rmse: float | None = None
-
-    @property
-    def is_empty(self) -> bool:
-        return not self.points
 
 
 def write_control(folder: Path, control: ControlRecord) -> None:

@@ -9,9 +9,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from pipeline.artifacts import FEATURE_INDEX
 from pipeline.artifacts.base import dump_json, load_json
 
-FILE = "buildings/features.json"
+FILE = FEATURE_INDEX.path
 
 
 @dataclass(frozen=True)

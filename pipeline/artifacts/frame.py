@@ -7,10 +7,11 @@ from pathlib import Path
 
 import numpy as np
 
+from pipeline.artifacts import FRAME
 from pipeline.artifacts.base import dump_json, load_json
 from pipeline.core.geodesy import SiteFrame
 
-FILE = "frame.json"
+FILE = FRAME.path
 
 
 @dataclass(frozen=True)

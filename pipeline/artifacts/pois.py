@@ -5,9 +5,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from pipeline.artifacts import ENU_POIS
 from pipeline.artifacts.base import dump_json, load_json
 
-FILE = "pois.json"
+FILE = ENU_POIS.path
 
 
 @dataclass(frozen=True)

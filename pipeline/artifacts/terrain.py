@@ -13,10 +13,11 @@ from typing import Any
 
 import numpy as np
 
+from pipeline.artifacts import TERRAIN
 from pipeline.artifacts.base import dump_json, load_json
 
-FOLDER = "terrain"
-FILE = "terrain/terrain.json"
+FILE = TERRAIN.path
+FOLDER = FILE.rsplit("/", 1)[0]
 
 
 @dataclass(frozen=True)

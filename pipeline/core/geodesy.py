@@ -368,13 +368,12 @@ def area_of_use(crs: pyproj.CRS) -> AreaOfUse | None:
                 continue
             if found is not None:
                 return AreaOfUse(found.west, found.south, found.east, found.north,
-                                            f"{found.name}, from the closest EPSG match EPSG:{match.code}")
+                                 f"{found.name}, from the closest EPSG match EPSG:{match.code}")
     conversion = horiz.coordinate_operation
     if horiz.is_projected and conversion is not None and "Transverse Mercator" in conversion.method_name:
         lon0 = next((p.value for p in conversion.params if "longitude" in p.name.lower()), None)
         if lon0 is not None:
-            return AreaOfUse(lon0 - 10, -84, lon0 + 10, 84,
-                                        "within 10 degrees of the projection's central meridian")
+            return AreaOfUse(lon0 - 10, -84, lon0 + 10, 84, "within 10 degrees of the projection's central meridian")
     return None
 
 

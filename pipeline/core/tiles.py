@@ -7,7 +7,7 @@ column-vector matrices here and 16 numbers in column-major order in JSON.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -109,11 +109,13 @@ class TileNode:
     hi: tuple[float, ...] | None = None
 
 
-def assemble_tree(nodes: Mapping[str, TileNode]) -> tuple[dict[str, Any], np.ndarray, np.ndarray] | None:
+def assemble_tree(nodes: Mapping[str, TileNode], ancestor_error: Callable[[int], float] = lambda depth: 0.0
+                  ) -> tuple[dict[str, Any], np.ndarray, np.ndarray] | None:
     """The root tile JSON of the tree whose nodes are ``nodes`` (key -> node), with its box's
     corners; None when nothing in it has content.
 
-    Children come from the keys; a missing ancestor is made without content. Every box is the
+    Children come from the keys; a missing ancestor is made without content, with the
+    geometricError ``ancestor_error(depth)`` (root depth 0). Every box is the
     union of its content's and its children's, and no child's geometricError exceeds its
     parent's (a parent is raised to its largest child's), as 3D Tiles requires. Subtrees without
     content are left out.
@@ -136,7 +138,7 @@ def assemble_tree(nodes: Mapping[str, TileNode]) -> tuple[dict[str, Any], np.nda
         boxes += [(lo, hi) for _, lo, hi in built]
         lo = np.min([b[0] for b in boxes], axis=0)
         hi = np.max([b[1] for b in boxes], axis=0)
-        own = node.geometric_error if node is not None else 0.0
+        own = node.geometric_error if node is not None else ancestor_error(len(key) - 1)
         tile: dict[str, Any] = {"boundingVolume": {"box": aabb_box(lo, hi)},
                                 "geometricError": float(max([own] + [t["geometricError"] for t, _, _ in built]))}
         if content is not None:

@@ -99,12 +99,15 @@ class _Georeferencer:
         return lon, lat, h, n
 
     def note_extent(self, path: str, crs: pyproj.CRS | str, lon: np.ndarray, lat: np.ndarray,
-                    h: np.ndarray | None = None, z_unit: str | None = None) -> None:
+                    h: np.ndarray | None = None, z_unit: str | None = None, z_factor: float = 1.0) -> None:
         """Record where an input lands: WGS84 extent and, for inputs with heights, their
-        ellipsoidal height range (m) and the unit their z was read in."""
+        ellipsoidal height range (m) and the unit their z was read in (the CRS's unless
+        ``z_unit`` says; ``z_factor`` a GeoTIFF VerticalUnits key's scale on it)."""
         name = crs if isinstance(crs, str) else crs.name
         if z_unit is None and h is not None and isinstance(crs, pyproj.CRS) and not crs.is_geocentric:
             z_unit = vertical_unit(crs)[1]
+            if z_factor != 1.0:
+                z_unit += f", scaled by {z_factor:g} (GeoTIFF VerticalUnits key)"
         self.extents.append({"file": path, "crs": name,
                              "wgs84_extent": [float(np.min(lon)), float(np.min(lat)),
                                               float(np.max(lon)), float(np.max(lat))],
@@ -224,9 +227,7 @@ def _cloud_transform(g: _Georeferencer, meta: dict[str, Any], control: dict[str,
         lon, lat, h, _ = g.geodetic(crs, gx.ravel(), gy.ravel(), np.full(gx.size, z), meta["source"],
                                     accept=meta["accept_crs"], z_factor=zf)
         heights.append(h)
-    z_unit = None if crs.is_geocentric else vertical_unit(crs)[1] + (
-        f", scaled by {zf:g} (GeoTIFF VerticalUnits key)" if zf != 1.0 else "")
-    g.note_extent(meta["source"], crs, lon, lat, np.concatenate(heights), z_unit)
+    g.note_extent(meta["source"], crs, lon, lat, np.concatenate(heights), z_factor=zf)
     if crs.is_geocentric:
         m = np.eye(4)
         m[:3, :3] = g.frame.rotation
@@ -414,7 +415,8 @@ def _meshes(ctx: StageContext, g: _Georeferencer) -> list[dict[str, Any]]:
                          "origin_ellipsoidal_height": float(h[0]), "undulation": float(n[0])}
         (out_dir / meta_path.name).write_text(json.dumps(placed, indent=1, sort_keys=True))
         _, _, hv = g.frame.enu_to_geodetic(enu)
-        g.note_extent(meta["source"], crs, lon, lat, hv)
+        # a model's heights come from its own units through its scale, not from the origin's CRS
+        g.note_extent(meta["source"], crs, lon, lat, hv, z_unit=f"model units x scale {meta['scale']:g}")
         lo, hi = enu.min(axis=0), enu.max(axis=0)
         out.append({"file": meta["source"], "id": meta["id"], "enu_bounds": [*lo.tolist(), *hi.tolist()]})
     return out

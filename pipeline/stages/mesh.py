@@ -63,6 +63,8 @@ SPEC = StageSpec("mesh", reads=(artifacts.FRAME, artifacts.ENU_FOOTPRINTS, artif
 
 #: a TIN needs at least this many heightfield posts with data to be a surface
 MIN_TERRAIN_POSTS = 4
+#: ``ground_source`` of buildings on a site without terrain (they stand on the origin's height)
+REFERENCE_GROUND = "site reference height"
 
 #: roof points closer than this (m) to the outline are left out of the roof fit: wall hits and
 #: points spilling over the eaves belong to no roof plane
@@ -221,7 +223,7 @@ def _mesh_building(feat: dict[str, Any], polys: list[Polygon], pts: dict[str, np
     ground = _ground(terrain, polys, frame, und)
     ground_source = "terrain"
     if ground is None and reference is not None:
-        ground, ground_source = reference - und, "site reference height"
+        ground, ground_source = reference - und, REFERENCE_GROUND
     if ground is None:
         return "no terrain height under the footprint"
     sel = np.concatenate([index.within(p) for p in polys]) if index is not None else np.empty(0, np.int64)
@@ -479,8 +481,10 @@ def _buildings(ctx: StageContext, cfg: TwinConfig, frame: SiteFrame, terrain_tif
     m = cfg.stages.mesh
     feats, fp_info = _features(ctx, cfg, frame)
     clean_points = ctx.locate(artifacts.CLEAN_POINTS)
-    store = CellStore(clean_points) if CellStore(clean_points).meta()["count"] else None
-    cell_size = store.meta()["cell_size"] if store is not None else 200.0
+    cloud = CellStore(clean_points)
+    cloud_meta = cloud.meta()
+    store = cloud if cloud_meta["count"] else None
+    cell_size = cloud_meta["cell_size"]
     tif = str(terrain_tif) if terrain_tif is not None else None
     origin = {"lat": frame.lat, "lon": frame.lon, "height": frame.height}
     # a site with no terrain at all stands its buildings where a globe without terrain draws the
@@ -509,7 +513,7 @@ def _buildings(ctx: StageContext, cfg: TwinConfig, frame: SiteFrame, terrain_tif
     levels = [levels[i] for i in order]
     for s in skipped:
         warnings.warn(f"building {s['feature']}: skipped, {s['reason']}", FeatureSkippedWarning, stacklevel=2)
-    assumed = sum(r.ground_source == "site reference height" for r in records)
+    assumed = sum(r.ground_source == REFERENCE_GROUND for r in records)
     if assumed:
         warnings.warn(f"{assumed} building(s) stand on the site's reference height ({frame.height:g} m above "
                       "the ellipsoid, site.origin.height): there is no terrain (no point cloud or DEM)",
@@ -559,7 +563,7 @@ def run(ctx: StageContext, cfg: TwinConfig) -> StageResult:
     frame = read_frame(ctx.input_dir("georef")).site
     terrain, futures = _start_terrain(ctx, cfg)
     clock.lap("heightfield")
-    tif = ctx.out_dir / "terrain" / "terrain.tif" if futures else None
+    tif = ctx.out_dir / terrain.heightfield_path if futures and terrain.heightfield_path else None
     buildings = _buildings(ctx, cfg, frame, tif)
     clock.lap("buildings")
     terrain = _finish_terrain(ctx, terrain, futures)

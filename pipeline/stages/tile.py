@@ -297,10 +297,7 @@ def _assemble(frame: OctreeFrame, nodes: dict[str, dict[str, Any]]) -> tuple[dic
     tiles = {k: TileNode(k, n["geometricError"], f"tiles/{k}.glb" if n["points"] else None,
                          tuple(n["lo"]) if n["points"] else None, tuple(n["hi"]) if n["points"] else None)
              for k, n in nodes.items()}
-    for key in list(tiles):
-        for cut in range(1, len(key)):
-            tiles.setdefault(key[:cut], TileNode(key[:cut], frame.spacing(cut - 1)))
-    built = assemble_tree(tiles)
+    built = assemble_tree(tiles, frame.spacing)
     if built is None:
         raise StageError("the point tree has no tile with points")
     return built
