@@ -1,4 +1,4 @@
-"""The code base passes ruff, and the typed stage contract passes mypy, with the project's settings
+"""The code base passes ruff, and the whole package passes mypy, with the project's settings
 (pyproject.toml)."""
 
 from __future__ import annotations

@@ -16,19 +16,10 @@ import numpy as np
 
 from pipeline.artifacts import BUILDINGS
 from pipeline.artifacts.base import dump_json, load_json
+from pipeline.artifacts.footprints import Centroid
 
 FILE = BUILDINGS.path
 MESHES = "buildings.npz"
-
-
-@dataclass(frozen=True)
-class Centroid:
-    """Where a building's anchor stands: WGS84 degrees, geoid undulation N (m), plan ENU E, N (m)."""
-
-    lon: float
-    lat: float
-    undulation: float
-    en: list[float]
 
 
 @dataclass(frozen=True)
@@ -49,7 +40,7 @@ class BuildingRecord:
     id: str
     name: str | None
     use: str | None
-    floors: float | None
+    floors: int | None
     height: float
     ground_height: float
     roof_height: float

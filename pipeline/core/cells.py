@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -59,8 +59,29 @@ def cell_name(cell: Cell) -> str:
     return f"{cell[0]}_{cell[1]}"
 
 
+@dataclass(frozen=True)
+class CloudMeta:
+    """A binned cloud's ``meta.json``: its frame ('ENU'), the frame's origin (WGS84 lat, lon
+    degrees, ellipsoidal height m), point count, cell size (m), record dtype
+    (:func:`dtype_to_json`), bounds (E, N, U min then max, m; None when empty), the input files
+    it came from, and whether clean classified it (None before clean)."""
+
+    frame: str
+    origin: list[float]
+    count: int
+    cell_size: float
+    dtype: list[list[str]]
+    bounds: list[float] | None
+    sources: list[str]
+    classified: bool | None = None
+
+    @property
+    def is_empty(self) -> bool:
+        return self.count == 0
+
+
 class CellStore:
-    """Points binned by :class:`CellGrid` cell, plus ``meta.json`` (frame, cell size, dtype, counts)."""
+    """Points binned by :class:`CellGrid` cell, plus ``meta.json`` (:class:`CloudMeta`)."""
 
     def __init__(self, folder: str | Path) -> None:
         self.folder = Path(folder)
@@ -108,20 +129,20 @@ class CellStore:
         rec = np.concatenate(parts)
         return rec[np.argsort(rec["index"], kind="stable")]
 
-    def write_meta(self, meta: dict) -> None:
+    def write_meta(self, meta: CloudMeta) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
-        (self.folder / "meta.json").write_text(json.dumps(meta, indent=1, sort_keys=True))
+        (self.folder / "meta.json").write_text(json.dumps(asdict(meta), indent=1, sort_keys=True))
 
-    def meta(self) -> dict:
-        return json.loads((self.folder / "meta.json").read_text())
+    def meta(self) -> CloudMeta:
+        return CloudMeta(**json.loads((self.folder / "meta.json").read_text()))
 
     def grid(self) -> CellGrid:
-        return CellGrid(float(self.meta()["cell_size"]))
+        return CellGrid(float(self.meta().cell_size))
 
     def dtype(self) -> np.dtype:
-        return np.dtype([tuple(f) for f in self.meta()["dtype"]])
+        return np.dtype([tuple(f) for f in self.meta().dtype])
 
 
 def dtype_to_json(dtype: np.dtype) -> list[list[str]]:
     """A structured dtype as JSON ([[name, type-string], ...]) for ``meta.json``."""
-    return [[name, dtype.fields[name][0].str] for name in dtype.names]
+    return [[name, dtype[name].str] for name in dtype.names or ()]

@@ -1,5 +1,8 @@
 """Building footprints: repairing delivered ones and deriving them from building points.
 
+Attributes: floors and height are checked to be numbers in a plausible range (text such as
+"12" is read; "지상 12층", negative, huge or non-finite values are refused with the reason).
+
 Repair (any planar CRS): z dropped, invalid rings made valid with shapely's ``make_valid``
 (self-intersections split into parts), what is not a polygon discarded; what cannot be repaired
 is reported with a reason, never silently lost.
@@ -14,7 +17,9 @@ along the two directions are squared, so the data decides where right angles bel
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import shapely
@@ -24,6 +29,35 @@ from scipy import ndimage
 from shapely import affinity
 from shapely.geometry import Polygon
 from shapely.geometry.base import BaseGeometry
+
+
+#: storeys above ground and height (m) no building reaches: the tallest have about 160 and 830 m
+MAX_FLOORS, MAX_HEIGHT_M = 300, 1500.0
+
+
+def attribute_number(value: Any, *, integer: bool, upper: float) -> tuple[float | None, str | None]:
+    """(number, None) for a usable attribute value, (None, why not) for an unusable one, and
+    (None, None) for an empty one (None, "", 0: footprint layers write 0 for "not known").
+
+    Numbers given as text are read ("12", "12.0"); ``integer`` asks for a whole number in
+    1..``upper``, otherwise the value must be in (0, ``upper``].
+    """
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None, None
+    if isinstance(value, bool):
+        return None, f"{value!r} is not a number"
+    try:
+        x = float(value.strip() if isinstance(value, str) else value)
+    except (TypeError, ValueError):
+        return None, f"{value!r} is not a number"
+    if x == 0:
+        return None, None
+    if not math.isfinite(x) or x < 0 or x > upper:
+        return None, f"{value!r} is outside 0..{upper:g}"
+    if integer:
+        if x != round(x):
+            return None, f"{value!r} is not a whole number"
+    return x, None
 
 
 @dataclass
@@ -232,6 +266,9 @@ def footprints_from_points(e: np.ndarray, n: np.ndarray, *, cluster_cell: float 
         u = (pe - ce) * np.cos(r) + (pn - cn) * np.sin(r)
         v = -(pe - ce) * np.sin(r) + (pn - cn) * np.cos(r)
         turned = _raster_outline(u, v, outline_cell, min_hole=min_area)
+        if turned is None:
+            dropped += 1
+            continue
         spacing = float(np.sqrt(turned.area / len(idx)))
         turned = turned.buffer(-max(outline_cell - spacing, 0.0) / 2, join_style="mitre")
         if turned.is_empty or turned.area < min_area:

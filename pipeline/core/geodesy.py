@@ -359,7 +359,7 @@ def area_of_use(crs: pyproj.CRS) -> AreaOfUse | None:
     horiz = horizontal_crs(crs)
     area = horiz.area_of_use or crs.area_of_use
     if area is not None:
-        return area
+        return AreaOfUse(area.west, area.south, area.east, area.north, area.name)
     for match in horiz.list_authority(min_confidence=25):
         if match.auth_name == "EPSG":
             try:
@@ -371,7 +371,7 @@ def area_of_use(crs: pyproj.CRS) -> AreaOfUse | None:
                                  f"{found.name}, from the closest EPSG match EPSG:{match.code}")
     conversion = horiz.coordinate_operation
     if horiz.is_projected and conversion is not None and "Transverse Mercator" in conversion.method_name:
-        lon0 = next((p.value for p in conversion.params if "longitude" in p.name.lower()), None)
+        lon0 = next((float(p.value) for p in conversion.params if "longitude" in p.name.lower()), None)
         if lon0 is not None:
             return AreaOfUse(lon0 - 10, -84, lon0 + 10, 84, "within 10 degrees of the projection's central meridian")
     return None

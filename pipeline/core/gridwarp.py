@@ -16,11 +16,18 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
 #: exact transform: (x, y, z) arrays in source units -> (N, 3) ENU metres
 Exact = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
+
+
+class PointMap(Protocol):
+    """Anything that maps source x, y, z (arrays) to ENU (N, 3) metres."""
+
+    def apply(self, x: np.ndarray, y: np.ndarray, z: np.ndarray) -> np.ndarray: ...
 
 
 @dataclass

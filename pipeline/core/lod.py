@@ -68,13 +68,14 @@ class _Distance:
         self.scene = o3d.t.geometry.RaycastingScene()
         # shifted to the mesh's own centre so float32 keeps a tenth of a millimetre
         self.centre = np.asarray(vertices, np.float64).mean(axis=0)
-        self.scene.add_triangles(o3d.core.Tensor((vertices - self.centre).astype(np.float32)),
-                                 o3d.core.Tensor(np.asarray(faces, np.uint32)))
+        # open3d's stubs lack Tensor's NumPy-array overload (here and below)
+        self.scene.add_triangles(o3d.core.Tensor((vertices - self.centre).astype(np.float32)),  # type: ignore[call-overload]
+                                 o3d.core.Tensor(np.asarray(faces, np.uint32)))  # type: ignore[call-overload]
 
     def nearest(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(distance, index of the nearest triangle) of each point; the distance is recomputed in
         float64 to that triangle."""
-        query = self._o3d.core.Tensor((points - self.centre).astype(np.float32))
+        query = self._o3d.core.Tensor((points - self.centre).astype(np.float32))  # type: ignore[call-overload]
         ids = self.scene.compute_closest_points(query)["primitive_ids"].numpy().astype(np.int64)
         t = self.tris[ids]
         return point_triangle_distance(points, t[:, 0], t[:, 1], t[:, 2]), ids

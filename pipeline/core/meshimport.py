@@ -64,7 +64,7 @@ def read_mesh(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
         mesh = loaded
     else:
         raise InputError("mesh has no faces (a point cloud belongs under inputs.pointclouds)", path=path)
-    if len(mesh.faces) == 0:
+    if not isinstance(mesh, trimesh.Trimesh) or len(mesh.faces) == 0:
         raise InputError("mesh has no faces (a point cloud belongs under inputs.pointclouds)", path=path)
     return np.asarray(mesh.vertices, np.float64), np.asarray(mesh.faces, np.int64)
 

@@ -93,7 +93,8 @@ def roof_solid(footprint: Polygon, planes: Sequence[Plane], ground: float
     roof = np.concatenate([_triangulate(f, top_ids) for f in faces_2d])
     # walls and floor follow the outline through every roof vertex that lies on it
     n_top = len(top_xy)
-    rings, walls = [], []
+    rings: list[np.ndarray] = []
+    walls: list[np.ndarray] = []
     pts = shapely.points(top_xy)
     for k, ring in enumerate([footprint.exterior, *footprint.interiors]):
         line = LineString(ring.coords)

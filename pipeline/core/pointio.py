@@ -13,7 +13,7 @@ georef); the chunk folder's ``meta.json`` says which.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import laspy
@@ -121,7 +121,7 @@ def record_dtype(extra: list[tuple[str, str]]) -> np.dtype:
     return np.dtype(POINT_DTYPE.descr + [(n, t) for n, t in extra])
 
 
-def _to_records(points: laspy.ScaleAwarePointRecord, extra: list[tuple[str, str]] = ()) -> np.ndarray:
+def _to_records(points: laspy.ScaleAwarePointRecord, extra: Sequence[tuple[str, str]] = ()) -> np.ndarray:
     out = np.empty(len(points), record_dtype(list(extra)))
     for name, _ in extra:
         base, _, i = name.rpartition("_")
@@ -302,7 +302,7 @@ def iter_ply_chunks(path: str | Path, chunk_size: int) -> Iterator[np.ndarray]:
         part = vertex[start:start + chunk_size]
         out = np.empty(len(part), record_dtype(extra))
         out["x"], out["y"], out["z"] = part["x"], part["y"], part["z"]
-        _fill_standard(out, {n: part[n] for n in part.dtype.names})
+        _fill_standard(out, {n: part[n] for n in part.dtype.names or ()})
         for name, _ in extra:
             out[name] = part[name]
         _check_finite(out, start, path)

@@ -8,7 +8,7 @@ open3d's float math never sees large coordinates.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -55,8 +55,9 @@ def _global(src: o3d.geometry.PointCloud, dst: o3d.geometry.PointCloud, voxel: f
 
     reg = o3d.pipelines.registration
     param = o3d.geometry.KDTreeSearchParamHybrid(radius=voxel * 5, max_nn=100)
-    f_src = reg.compute_fpfh_feature(src, param)
-    f_dst = reg.compute_fpfh_feature(dst, param)
+    # open3d's stubs list only the overload with point indices
+    f_src = reg.compute_fpfh_feature(src, param)  # type: ignore[call-arg]
+    f_dst = reg.compute_fpfh_feature(dst, param)  # type: ignore[call-arg]
     o3d.utility.random.seed(0)
     result = reg.registration_ransac_based_on_feature_matching(
         src, dst, f_src, f_dst, True, voxel * 1.5,
@@ -89,7 +90,7 @@ def register(source: np.ndarray, target: np.ndarray, *, voxel: float = 0.5, max_
         method = "fpfh+ransac+icp"
     else:
         init = np.asarray(first.transformation)
-    result = None
+    result: Any = None
     # the last level's distance stays above the point spacing, or fitness only measures sparsity
     for (s, d), corr in zip(clouds, (max_correspondence, voxel), strict=True):
         result = _icp(s, d, corr, init)

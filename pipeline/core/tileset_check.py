@@ -334,7 +334,7 @@ def _check_value(value: Any, definition: dict[str, Any], enums: dict[str, Any]) 
     if kind == "BOOLEAN":
         return None if isinstance(value, bool) else "must be a boolean"
     if kind == "ENUM":
-        names = {v["name"] for v in enums.get(definition.get("enumType"), {}).get("values", [])}
+        names = {v["name"] for v in enums.get(definition.get("enumType") or "", {}).get("values", [])}
         return None if value in names else f"must be one of {sorted(names)}"
     if kind in _TYPE_COMPONENTS:
         n = _TYPE_COMPONENTS[kind]

@@ -16,9 +16,11 @@ import datetime as _dt
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import laspy
 import numpy as np
+import numpy.typing as npt
 import pyproj
 import rasterio
 import shapely
@@ -67,7 +69,7 @@ def _mound(dx: np.ndarray, dy: np.ndarray, cx: float, cy: float, a: float, b: fl
     return rise * (1.0 - _smoothstep(0.72, 1.12, rho))
 
 
-def terrain_local(dx: np.ndarray, dy: np.ndarray) -> np.ndarray:
+def terrain_local(dx: npt.ArrayLike, dy: npt.ArrayLike) -> np.ndarray:
     """True terrain height (m, orthometric/EGM96) at local offsets ``dx, dy`` (m)."""
     dx = np.asarray(dx, np.float64)
     dy = np.asarray(dy, np.float64)
@@ -454,9 +456,9 @@ def write_pois(path: Path) -> None:
 
 #: a design model of a proposed tower on an empty lot of the LiDAR area (local m, EPSG:5186 offsets
 #: from the origin); the real DMC landmark tower (133 floors) was planned in 2009 and never built
-TOWER = {"id": "DMC-P001", "name": "DMC Landmark Tower (proposal)", "use": "proposed",
-         "local": (225.0, 290.0), "heading_deg": 332.0, "height": 320.0, "base": 44.0, "top": 22.0,
-         "twist_deg": 90.0, "storey": 4.0, "segments": 32}
+TOWER: dict[str, Any] = {"id": "DMC-P001", "name": "DMC Landmark Tower (proposal)", "use": "proposed",
+                         "local": (225.0, 290.0), "heading_deg": 332.0, "height": 320.0, "base": 44.0,
+                         "top": 22.0, "twist_deg": 90.0, "storey": 4.0, "segments": 32}
 
 
 def tower_model() -> tuple[np.ndarray, np.ndarray]:

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +35,7 @@ import numpy as np
 
 from pipeline.config import CleanConfig, TwinConfig
 from pipeline.core import ground as gnd
-from pipeline.core.cells import Cell, CellStore
+from pipeline.core.cells import Cell, CellStore, CloudMeta
 from pipeline.core.classify import BUILDING, GROUND, classify_points
 from pipeline.core.neighbourhood import first_of_duplicates, first_per_key, neighbourhood, spatial_order
 from pipeline.core.pointio import HIGH_NOISE, LOW_NOISE
@@ -167,7 +168,7 @@ def _ground_surface(grid: gnd.Grid, zmin: np.ndarray, c: CleanConfig) -> np.ndar
     return gnd.fill_linear(grid, np.where(is_ground, zmin, np.nan))
 
 
-def _pass_through(src: CellStore, out: CellStore, meta: dict[str, Any]) -> StageResult:
+def _pass_through(src: CellStore, out: CellStore, meta: CloudMeta) -> StageResult:
     """Publish georef's cells unchanged: hard links, so no point is copied."""
     classes = np.zeros(256, np.int64)
     for cell in src.cells():
@@ -175,10 +176,10 @@ def _pass_through(src: CellStore, out: CellStore, meta: dict[str, Any]) -> Stage
         for part in src.parts(cell):
             os.link(part, out.cell_dir(cell) / part.name)
             classes += np.bincount(np.load(part, mmap_mode="r")["classification"], minlength=256)
-    out.write_meta(meta | {"classified": False})
-    report = {"input_points": int(meta["count"]), "output_points": int(meta["count"]), "enabled": False,
+    out.write_meta(replace(meta, classified=False))
+    report = {"input_points": int(meta.count), "output_points": int(meta.count), "enabled": False,
               "classes": {str(k): int(v) for k, v in enumerate(classes) if v}}
-    return StageResult({"points": int(meta["count"]), "ground": int(classes[GROUND]),
+    return StageResult({"points": int(meta.count), "ground": int(classes[GROUND]),
                         "building_points": int(classes[BUILDING])}, report)
 
 
@@ -187,7 +188,7 @@ def run(ctx: StageContext, cfg: TwinConfig) -> StageResult:
     c = cfg.stages.clean
     src = CellStore(ctx.locate(artifacts.ENU_POINTS))
     meta = src.meta()
-    if not meta["count"]:
+    if meta.is_empty or meta.bounds is None:
         CellStore(ctx.out_dir / "points").write_meta(meta)
         return StageResult({"points": 0}, {"note": "no point clouds"})
     if not c.enabled:
@@ -206,7 +207,7 @@ def run(ctx: StageContext, cfg: TwinConfig) -> StageResult:
     threshold = mean + c.outlier_std_ratio * std
     clock.lap("neighbourhoods")
 
-    lo, hi = meta["bounds"][:3], meta["bounds"][3:]
+    lo, hi = meta.bounds[:3], meta.bounds[3:]
     grid = gnd.Grid.covering(np.array([lo[0], hi[0]]), np.array([lo[1], hi[1]]), c.ground_cell)
     zmin = np.full((grid.rows, grid.cols), np.nan)
     for block in ctx.reporter.track([ex.submit(lowest_cell, str(tmp), cell, threshold, c.voxel_size, grid)
@@ -243,7 +244,7 @@ def run(ctx: StageContext, cfg: TwinConfig) -> StageResult:
             view[...] = np.maximum(view, top.reshape(rows, cols))
     clock.lap("classify")
     shutil.rmtree(tmp)
-    out.write_meta(meta | {"count": kept, "classified": True})
+    out.write_meta(replace(meta, count=kept, classified=True))
     # cells without ground points (under roofs and canopy) are interpolated from the mean ground
     # heights around them: the filter's surface there is made of cell minima, which noise pulls
     # down by centimetres, and building bases are read off this DTM
@@ -257,7 +258,7 @@ def run(ctx: StageContext, cfg: TwinConfig) -> StageResult:
     clock.lap("rasters")
     noise = sum(m["noise"] for m in measured)
     dups = sum(m["duplicates"] for m in measured)
-    report = {"input_points": int(meta["count"]), "cells": len(cells),
+    report = {"input_points": int(meta.count), "cells": len(cells),
               "noise_class_points_dropped": noise, "duplicates_removed": dups,
               "statistical_outliers_removed": outliers,
               "outlier_threshold_m": threshold, "mean_neighbour_distance_m": mean,

@@ -5,14 +5,15 @@ binned by ENU cell (:class:`~pipeline.core.cells.CellStore`) with x, y, z = E, N
 ``index`` = the point's position in the merged input order; ``footprints.json`` (rings in
 source CRS, WGS84 lon/lat, geoid undulation per vertex, ENU E/N); ``dem_enu.npy`` (rows, cols,
 3) ENU of each DEM pixel centre, NaN where nodata; ``meshes/`` imported models in ENU (vertices,
-faces) with their placement; ``gcps.json``; ``pois.json``. The report
+faces) with their placement; ``gcps.json``; ``pois.json``; each with its record in
+:mod:`pipeline.artifacts`, written as an empty layer when its input was not given. The report
 checks every input lands near the site and scores the LiDAR's heights against the surveyed check points.
 """
 
 from __future__ import annotations
 
-import json
 import shutil
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -30,15 +31,20 @@ from pipeline.core.helmert import robust_similarity
 from pipeline.core.meshimport import local_to_site, model_to_local
 from pipeline.core.neighbourhood import first_per_key
 from pipeline.core.registration import register
-from pipeline.core.cells import CellGrid, CellStore, dtype_to_json
-from pipeline.core.gridwarp import AffineMap, GridWarp, fit_grid_warp
-from pipeline.core.pointio import POINT_DTYPE, ChunkStore
+from pipeline.core.cells import CellGrid, CellStore, CloudMeta, dtype_to_json
+from pipeline.core.gridwarp import AffineMap, GridWarp, PointMap, fit_grid_warp
+from pipeline.core.pointio import POINT_DTYPE
 from pipeline.core.raster import read_elevation
 from pipeline.errors import CRSError, StageError
 from pipeline import artifacts
-from pipeline.artifacts.control import ControlRecord, SurveyedPoint, write_control
+from pipeline.artifacts.clouds import SourceCloud, read_source_clouds
+from pipeline.artifacts.control import ControlRecord, SurveyedPoint, read_source_gcps, write_control
+from pipeline.artifacts.dem import read_source_dem, write_enu_dem
+from pipeline.artifacts.footprints import (Centroid, Footprint, FootprintLayer, Ring, read_source_footprints,
+                                           write_footprints)
 from pipeline.artifacts.frame import FrameRecord, write_frame
-from pipeline.artifacts.pois import PoiRecord, write_pois
+from pipeline.artifacts.models import PlacedModel, load_mesh, read_source_models, write_model
+from pipeline.artifacts.pois import PoiRecord, read_source_pois, write_pois
 from pipeline.stage import StageContext, StageResult, StageSpec
 
 SPEC = StageSpec("georef", reads=(artifacts.SOURCE_POINTS, artifacts.SOURCE_FOOTPRINTS, artifacts.SOURCE_MODELS,
@@ -47,10 +53,6 @@ SPEC = StageSpec("georef", reads=(artifacts.SOURCE_POINTS, artifacts.SOURCE_FOOT
                          artifacts.ENU_DEM, artifacts.CONTROL, artifacts.ENU_POIS))
 #: ellipsoidal heights (m) outside this range are not on the earth's surface: a wrong CRS
 MIN_HEIGHT, MAX_HEIGHT = -500.0, 9000.0
-
-
-def _load(path: Path) -> dict[str, Any]:
-    return json.loads(path.read_text())
 
 
 class _Georeferencer:
@@ -117,33 +119,31 @@ class _Georeferencer:
 
 def _control(ctx: StageContext, g: _Georeferencer, cfg: TwinConfig) -> dict[str, Any] | None:
     """Surveyed points in ENU and, when they carry local coordinates, the local -> ENU fit."""
-    path = ctx.input_dir("ingest") / "gcps.json"
-    if not path.is_file():
+    data = read_source_gcps(ctx.input_dir("ingest"))
+    if data.source is None or data.crs_wkt is None:
         return None
-    data = _load(path)
-    crs = pyproj.CRS.from_wkt(data["crs_wkt"])
-    pts = data["points"]
-    xyz = np.array([[p["x"], p["y"], p["z"]] for p in pts])
-    lon, lat, h, n = g.geodetic(crs, xyz[:, 0], xyz[:, 1], xyz[:, 2], data["source"],
-                                accept=data.get("accept_crs", False))
+    crs = pyproj.CRS.from_wkt(data.crs_wkt)
+    pts = data.points
+    xyz = np.array([[p.x, p.y, p.z] for p in pts])
+    lon, lat, h, n = g.geodetic(crs, xyz[:, 0], xyz[:, 1], xyz[:, 2], data.source, accept=data.accept_crs)
     enu = g.frame.geodetic_to_enu(lon, lat, h)
-    g.note_extent(data["source"], crs, lon, lat, h)
-    out: dict[str, Any] = {"source": data["source"], "points": pts, "enu": enu, "lon": lon, "lat": lat,
+    g.note_extent(data.source, crs, lon, lat, h)
+    out: dict[str, Any] = {"source": data.source, "points": pts, "enu": enu, "lon": lon, "lat": lat,
                            "h": h, "n": n, "fit": None, "rejected": []}
-    if "local_x" not in pts[0]:
+    if not pts[0].has_local:
         return out
-    local = np.array([[p["local_x"], p["local_y"], p["local_z"]] for p in pts])
-    role = np.array([p["role"] for p in pts])
+    local = np.array([[p.local_x, p.local_y, p.local_z] for p in pts], np.float64)
+    role = np.array([p.role for p in pts])
     ctl, chk = role == "control", role == "check"
     s = cfg.stages.georef
     fit = robust_similarity(local[ctl], enu[ctl], threshold=s.gcp_ransac_threshold,
-                            check_source=local[chk], check_target=enu[chk], path=data["source"])
+                            check_source=local[chk], check_target=enu[chk], path=data.source)
     out["fit"] = fit
-    ctl_ids = [p["id"] for p in pts if p["role"] == "control"]
+    ctl_ids = [p.id for p in pts if p.role == "control"]
     out["rejected"] = [i for i, ok in zip(ctl_ids, fit.inliers, strict=True) if not ok]
     if fit.rmse_h > s.max_gcp_rmse or fit.rmse_v > s.max_gcp_rmse:
         raise StageError(f"control fit RMSE horizontal {fit.rmse_h:.3f} m / vertical {fit.rmse_v:.3f} m "
-                         f"exceeds stages.georef.max_gcp_rmse {s.max_gcp_rmse} m", path=data["source"])
+                         f"exceeds stages.georef.max_gcp_rmse {s.max_gcp_rmse} m", path=data.source)
     return out
 
 
@@ -152,8 +152,8 @@ def _control_report(control: dict[str, Any]) -> dict[str, Any]:
     if fit is None:
         return {"points": len(control["points"]), "fit": None}
     pts = control["points"]
-    ctl_ids = [p["id"] for p in pts if p["role"] == "control"]
-    chk_ids = [p["id"] for p in pts if p["role"] == "check"]
+    ctl_ids = [p.id for p in pts if p.role == "control"]
+    chk_ids = [p.id for p in pts if p.role == "check"]
     t = fit.transform
     rows = [{"id": i, "role": "control", "used": bool(u), "residual_enu_m": r.tolist()}
             for i, u, r in zip(ctl_ids, fit.inliers, fit.residuals, strict=True)]
@@ -168,7 +168,7 @@ def _control_report(control: dict[str, Any]) -> dict[str, Any]:
             "residuals": rows}
 
 
-def georef_chunk(src: str, dst: str, part: int, index0: int | None, transform: GridWarp | AffineMap,
+def georef_chunk(src: str, dst: str, part: int, index0: int | None, transform: PointMap,
                  cell_size: float | None, dtype: list[list[str]]) -> dict[str, Any]:
     """Transform one chunk to ENU (a task for the executor) and bin it into ``dst``'s cells, or
     write it whole to ``dst/<part>.npy`` when ``cell_size`` is None. ``index0`` numbers the points
@@ -192,42 +192,44 @@ def georef_chunk(src: str, dst: str, part: int, index0: int | None, transform: G
     return {"count": len(rec), "lo": lo.tolist(), "hi": hi.tolist()}
 
 
-def _merged_dtype(metas: list[dict[str, Any]]) -> np.dtype:
+def _merged_dtype(clouds: list[SourceCloud]) -> np.dtype:
     """The merged cloud's record: the common fields, a point index, and every cloud's extra
     dimensions (zero for clouds that lack one)."""
-    fields = [*((n, POINT_DTYPE.fields[n][0].str) for n in POINT_DTYPE.names), ("index", "<i8")]
+    fields = [*((n, kind) for n, kind in dtype_to_json(POINT_DTYPE)), ("index", "<i8")]
     names = {f[0] for f in fields}
-    for m in metas:
-        for name, kind in m.get("extra_dims", []):
+    for m in clouds:
+        for name, kind in m.extra_dims:
             if name not in names:
                 fields.append((name, kind))
                 names.add(name)
     return np.dtype(fields)
 
 
-def _cloud_transform(g: _Georeferencer, meta: dict[str, Any], control: dict[str, Any] | None
+def _cloud_transform(g: _Georeferencer, meta: SourceCloud, control: dict[str, Any] | None
                      ) -> tuple[GridWarp | AffineMap | None, pyproj.CRS | None]:
     """The source -> ENU map of one cloud, after checking its extent lands at the site.
 
     None means the grid could not reach its tolerance; the caller then transforms exactly.
     """
-    zf = meta["z_factor"]
+    zf = meta.z_factor
     unit_z = np.diag([1.0, 1.0, zf, 1.0])
-    if meta["georeference"] == "gcps":
+    if meta.georeference == "gcps":
         if control is None or control["fit"] is None:
             raise StageError("georeference: gcps needs a GCP file with local_x,local_y,local_z columns",
-                             path=meta["source"])
+                             path=meta.source)
         return AffineMap(control["fit"].transform.matrix() @ unit_z), None
-    crs = pyproj.CRS.from_wkt(meta["crs_wkt"])
-    xmin, ymin, zmin, xmax, ymax, zmax = meta["bounds"]
+    if meta.crs_wkt is None:
+        raise StageError("a cloud georeferenced by its CRS has none", path=meta.source)
+    crs = pyproj.CRS.from_wkt(meta.crs_wkt)
+    xmin, ymin, zmin, xmax, ymax, zmax = meta.bounds
     # the site checks on a grid over the cloud's box see every place a point can be
     gx, gy = np.meshgrid(np.linspace(xmin, xmax, 9), np.linspace(ymin, ymax, 9))
     heights = []
     for z in (zmin, zmax):
-        lon, lat, h, _ = g.geodetic(crs, gx.ravel(), gy.ravel(), np.full(gx.size, z), meta["source"],
-                                    accept=meta["accept_crs"], z_factor=zf)
+        lon, lat, h, _ = g.geodetic(crs, gx.ravel(), gy.ravel(), np.full(gx.size, z), meta.source,
+                                    accept=meta.accept_crs, z_factor=zf)
         heights.append(h)
-    g.note_extent(meta["source"], crs, lon, lat, np.concatenate(heights), z_factor=zf)
+    g.note_extent(meta.source, crs, lon, lat, np.concatenate(heights), z_factor=zf)
     if crs.is_geocentric:
         m = np.eye(4)
         m[:3, :3] = g.frame.rotation
@@ -235,21 +237,21 @@ def _cloud_transform(g: _Georeferencer, meta: dict[str, Any], control: dict[str,
         return AffineMap(m @ unit_z), crs
 
     def exact(x: np.ndarray, y: np.ndarray, z: np.ndarray) -> np.ndarray:
-        lon, lat, h, _ = g.geodetic(crs, x, y, z, meta["source"], accept=True, z_factor=zf)
+        lon, lat, h, _ = g.geodetic(crs, x, y, z, meta.source, accept=True, z_factor=zf)
         return g.frame.geodetic_to_enu(lon, lat, h)
 
-    return fit_grid_warp(exact, tuple(meta["bounds"])), crs
+    return fit_grid_warp(exact, (xmin, ymin, zmin, xmax, ymax, zmax)), crs
 
 
 class _ExactMap:
     """Per-point PROJ transform, for clouds too large for the interpolation grid (main process)."""
 
-    def __init__(self, g: _Georeferencer, crs: pyproj.CRS, meta: dict[str, Any]) -> None:
+    def __init__(self, g: _Georeferencer, crs: pyproj.CRS, meta: SourceCloud) -> None:
         self.g, self.crs, self.meta = g, crs, meta
 
     def apply(self, x: np.ndarray, y: np.ndarray, z: np.ndarray) -> np.ndarray:
-        lon, lat, h, _ = self.g.geodetic(self.crs, x, y, z, self.meta["source"], accept=True,
-                                         z_factor=self.meta["z_factor"])
+        lon, lat, h, _ = self.g.geodetic(self.crs, x, y, z, self.meta.source, accept=True,
+                                         z_factor=self.meta.z_factor)
         return self.g.frame.geodetic_to_enu(lon, lat, h)
 
 
@@ -271,31 +273,33 @@ def _points(ctx: StageContext, g: _Georeferencer, cfg: TwinConfig, control: dict
             ) -> dict[str, Any]:
     """Georeference every cloud into one ENU cloud binned by cell (``points/``); aligns clouds
     marked ``align`` onto the others first."""
-    clouds = sorted(p for p in (ctx.input_dir("ingest") / "points").glob("*") if p.is_dir())
+    clouds = read_source_clouds(ctx.input_dir("ingest"))
+    origin = [g.frame.lat, g.frame.lon, g.frame.height]
     if not clouds:
         # the empty cloud is a store with no cells
         CellStore(ctx.out_dir / "points").write_meta(
-            {"frame": "ENU", "origin": [g.frame.lat, g.frame.lon, g.frame.height], "count": 0,
-             "cell_size": cfg.stages.georef.cell_size, "dtype": dtype_to_json(_merged_dtype([])),
-             "bounds": None, "sources": []})
+            CloudMeta("ENU", origin, 0, cfg.stages.georef.cell_size, dtype_to_json(_merged_dtype([])), None, []))
         return {"points": 0}
-    metas = [ChunkStore(c).meta() | {"name": c.name} for c in clouds]
+    metas = [m for _, m in clouds]
     dtype = _merged_dtype(metas)
     dtype_json = dtype_to_json(dtype)
     cell_size = cfg.stages.georef.cell_size
     out = ctx.out_dir / "points"
     staging = ctx.out_dir / "_to_align"
-    tasks, exact, movers, index0, part = [], {}, [], 0, 0
+    tasks: list[tuple[Any, ...]] = []
+    exact: dict[int, _ExactMap] = {}
+    movers: list[tuple[SourceCloud, Path]] = []
+    index0 = part = 0
     report: dict[str, Any] = {"clouds": []}
-    for cloud, meta in zip(clouds, metas, strict=True):
+    for cloud, meta in clouds:
         transform, crs = _cloud_transform(g, meta, control)
-        if transform is None:
+        if transform is None and crs is not None:
             exact_map = _ExactMap(g, crs, meta)
-        aligned = meta["align"]
-        dst = staging / cloud.name if aligned else out
+        aligned = meta.align
+        dst = staging / cloud.folder.name if aligned else out
         if aligned:
             movers.append((meta, dst))
-        for path in ChunkStore(cloud).paths():
+        for path in cloud.paths():
             n = len(np.load(path, mmap_mode="r"))
             if transform is None:
                 exact[len(tasks)] = exact_map
@@ -303,7 +307,7 @@ def _points(ctx: StageContext, g: _Georeferencer, cfg: TwinConfig, control: dict
                           dtype_json))
             index0 += n
             part += 1
-        report["clouds"].append({"file": meta["source"], "transform": type(transform).__name__ if transform
+        report["clouds"].append({"file": meta.source, "transform": type(transform).__name__ if transform
                                  else "exact", "grid_max_error_m": getattr(transform, "max_error_m", None)})
     results = _run_chunks(ctx, tasks, "georef points", exact)
     if movers:
@@ -311,10 +315,8 @@ def _points(ctx: StageContext, g: _Georeferencer, cfg: TwinConfig, control: dict
         shutil.rmtree(staging)
     lo = np.min([r["lo"] for r in results], axis=0)
     hi = np.max([r["hi"] for r in results], axis=0)
-    CellStore(out).write_meta({"frame": "ENU", "origin": [g.frame.lat, g.frame.lon, g.frame.height],
-                               "count": index0, "cell_size": cell_size, "dtype": dtype_json,
-                               "bounds": [*lo.tolist(), *hi.tolist()],
-                               "sources": [m["source"] for m in metas]})
+    CellStore(out).write_meta(CloudMeta("ENU", origin, index0, cell_size, dtype_json, [*lo.tolist(), *hi.tolist()],
+                                        [m.source for m in metas]))
     report["points"] = index0
     return report
 
@@ -324,7 +326,7 @@ def _voxel_sample(xyz: np.ndarray, voxel: float) -> np.ndarray:
     return xyz[first_per_key(np.floor(xyz / voxel).astype(np.int64))]
 
 
-def _align(ctx: StageContext, cfg: TwinConfig, movers: list[tuple[dict[str, Any], Path]], out: Path,
+def _align(ctx: StageContext, cfg: TwinConfig, movers: list[tuple[SourceCloud, Path]], out: Path,
            part: int, dtype_json: list[list[str]]) -> list[dict[str, Any]]:
     """ICP-align every cloud marked ``align`` onto the clouds that are not, then bin it."""
     r = cfg.stages.georef.registration
@@ -332,7 +334,7 @@ def _align(ctx: StageContext, cfg: TwinConfig, movers: list[tuple[dict[str, Any]
     ref = [_voxel_sample(np.column_stack([c["x"], c["y"], c["z"]]), r.voxel_size / 2) for _, c in store]
     if not ref:
         raise StageError("align: true needs a reference: at least one point cloud without align",
-                         path=movers[0][0]["source"])
+                         path=movers[0][0].source)
     target = np.concatenate(ref)
     results = []
     for meta, staged in movers:
@@ -341,98 +343,100 @@ def _align(ctx: StageContext, cfg: TwinConfig, movers: list[tuple[dict[str, Any]
                               for c in (np.load(p, mmap_mode="r") for p in paths)])
         reg = register(xyz, target, voxel=r.voxel_size, max_correspondence=r.max_correspondence,
                        global_search=r.global_search, min_fitness=r.min_fitness)
-        info = {"file": meta["source"], "reference": "the clouds without align", "method": reg.method,
+        info = {"file": meta.source, "reference": "the clouds without align", "method": reg.method,
                 "fitness": reg.fitness, "inlier_rmse_m": reg.inlier_rmse, "transform": reg.transform.tolist()}
         if reg.fitness < r.min_fitness:
             raise StageError(f"registration fits only {reg.fitness:.2f} of the points (< stages.georef."
                              f"registration.min_fitness {r.min_fitness}); refusing to publish it",
-                             path=meta["source"])
+                             path=meta.source)
         tasks = [(str(p), str(out), int(p.stem), None, AffineMap(reg.transform), cfg.stages.georef.cell_size,
                   dtype_json) for p in paths]
-        _run_chunks(ctx, tasks, f"bin {Path(meta['source']).name}", {})
+        _run_chunks(ctx, tasks, f"bin {Path(meta.source).name}", {})
         results.append(info)
     return results
 
 
-def _footprints(ctx: StageContext, g: _Georeferencer) -> list[dict[str, Any]]:
-    data = _load(ctx.input_dir("ingest") / "footprints.json")
-    crs = pyproj.CRS.from_wkt(data["crs_wkt"])
+def _footprints(ctx: StageContext, g: _Georeferencer) -> int | None:
+    """The footprint layer in the site frame and its size (an empty layer, and None, without a
+    footprint input)."""
+    data = read_source_footprints(ctx.input_dir("ingest"))
+    if data.source is None or data.crs_wkt is None:
+        write_footprints(ctx.out_dir, FootprintLayer())
+        return None
+    crs = pyproj.CRS.from_wkt(data.crs_wkt)
     out = []
     all_lon, all_lat = [], []
-    for feat in data["features"]:
-        geom = shapely.from_wkt(feat["wkt"])
+    for feat in data.features:
+        geom = shapely.from_wkt(feat.wkt)
         polys = list(geom.geoms) if geom.geom_type == "MultiPolygon" else [geom]
         parts = []
         for poly in polys:
             rings = []
             for ring in [poly.exterior, *poly.interiors]:
                 xy = np.asarray(ring.coords)[:-1]
-                lon, lat, _, n = g.geodetic(crs, xy[:, 0], xy[:, 1], np.zeros(len(xy)), data["source"],
-                                            accept=data.get("accept_crs", False))
+                lon, lat, _, n = g.geodetic(crs, xy[:, 0], xy[:, 1], np.zeros(len(xy)), data.source,
+                                            accept=data.accept_crs)
                 enu = g.frame.geodetic_to_enu(lon, lat, n)  # at orthometric height 0
-                rings.append({"src": xy.tolist(), "lonlat": np.column_stack([lon, lat]).tolist(),
-                              "undulation": n.tolist(), "en": enu[:, :2].tolist()})
+                rings.append(Ring(enu[:, :2].tolist(), xy.tolist(), np.column_stack([lon, lat]).tolist(),
+                                  n.tolist()))
                 all_lon.append(lon)
                 all_lat.append(lat)
             parts.append(rings)
         c = geom.centroid
         # the outline was checked just above; its centroid lies within it
-        clon, clat, _, cn = g.geodetic(crs, np.array([c.x]), np.array([c.y]), np.zeros(1), data["source"],
+        clon, clat, _, cn = g.geodetic(crs, np.array([c.x]), np.array([c.y]), np.zeros(1), data.source,
                                        accept=True)
         cenu = g.frame.geodetic_to_enu(clon, clat, cn)[0]
-        out.append({k: feat[k] for k in ("id", "name", "use", "floors", "height")}
-                   | {"parts": parts, "centroid": {"src": [c.x, c.y], "lon": float(clon[0]),
-                                                   "lat": float(clat[0]), "undulation": float(cn[0]),
-                                                   "en": cenu[:2].tolist()}})
+        out.append(Footprint(feat.id, feat.name, feat.use, feat.floors, feat.height, parts,
+                             Centroid(float(clon[0]), float(clat[0]), float(cn[0]), cenu[:2].tolist())))
     if all_lon:
-        g.note_extent(data["source"], crs.name, np.concatenate(all_lon), np.concatenate(all_lat))
-    (ctx.out_dir / "footprints.json").write_text(json.dumps(
-        {"frame": "ENU", "crs_wkt": data["crs_wkt"], "features": out, "skipped": data["skipped"],
-         "repaired": data.get("repaired", [])},
-        indent=1, sort_keys=True))
-    return out
+        g.note_extent(data.source, crs.name, np.concatenate(all_lon), np.concatenate(all_lat))
+    write_footprints(ctx.out_dir, FootprintLayer(data.source, data.crs_wkt, out, data.skipped, data.repaired))
+    return len(out)
 
 
 def _meshes(ctx: StageContext, g: _Georeferencer) -> list[dict[str, Any]]:
     """Each imported model into the site's ENU frame: its origin through the CRS (and geoid),
-    its body through the local tangent frame at that origin."""
-    src = ctx.input_dir("ingest") / "meshes"
-    out_dir = ctx.out_dir / "meshes"
+    its body through the local tangent frame at that origin (an empty folder without models)."""
+    src = ctx.locate(artifacts.SOURCE_MODELS)
+    out_dir = artifacts.ENU_MODELS.locate(ctx.out_dir)
     out_dir.mkdir()
     out = []
-    for meta_path in sorted(src.glob("*.json")):
-        meta = _load(meta_path)
-        crs = pyproj.CRS.from_wkt(meta["crs_wkt"])
-        x, y, z = meta["origin"]
-        lon, lat, h, n = g.geodetic(crs, np.array([x]), np.array([y]), np.array([z]), meta["source"],
-                                    accept=meta.get("accept_crs", False))
-        data = np.load(src / meta["file"])
-        local = model_to_local(data["vertices"], up_axis=meta["up_axis"], scale=meta["scale"],
-                               heading_deg=meta["heading_deg"])
+    for model in read_source_models(ctx.input_dir("ingest")):
+        crs = pyproj.CRS.from_wkt(model.crs_wkt)
+        x, y, z = model.origin
+        lon, lat, h, n = g.geodetic(crs, np.array([x]), np.array([y]), np.array([z]), model.source,
+                                    accept=model.accept_crs)
+        vertices, faces = load_mesh(src, model)
+        local = model_to_local(vertices, up_axis=model.up_axis, scale=model.scale, heading_deg=model.heading_deg)
         enu = local_to_site(local, float(lon[0]), float(lat[0]), float(h[0]), g.frame)
-        np.savez(out_dir / meta["file"], vertices=enu, faces=data["faces"])
-        placed = meta | {"frame": "ENU", "origin_lonlat": [float(lon[0]), float(lat[0])],
-                         "origin_ellipsoidal_height": float(h[0]), "undulation": float(n[0])}
-        (out_dir / meta_path.name).write_text(json.dumps(placed, indent=1, sort_keys=True))
+        write_model(out_dir, PlacedModel(**asdict(model), origin_lonlat=[float(lon[0]), float(lat[0])],
+                                         origin_ellipsoidal_height=float(h[0]), undulation=float(n[0])),
+                    enu, faces)
         _, _, hv = g.frame.enu_to_geodetic(enu)
         # a model's heights come from its own units through its scale, not from the origin's CRS
-        g.note_extent(meta["source"], crs, lon, lat, hv, z_unit=f"model units x scale {meta['scale']:g}")
+        g.note_extent(model.source, crs, lon, lat, hv, z_unit=f"model units x scale {model.scale:g}")
         lo, hi = enu.min(axis=0), enu.max(axis=0)
-        out.append({"file": meta["source"], "id": meta["id"], "enu_bounds": [*lo.tolist(), *hi.tolist()]})
+        out.append({"file": model.source, "id": model.id, "enu_bounds": [*lo.tolist(), *hi.tolist()]})
     return out
 
 
-def _dem(ctx: StageContext, g: _Georeferencer) -> dict[str, Any]:
-    meta = _load(ctx.input_dir("ingest") / "dem.json")
-    elev = read_elevation(ctx.input_dir("ingest") / "dem.tif", meta["crs_wkt"])
+def _dem(ctx: StageContext, g: _Georeferencer) -> dict[str, Any] | None:
+    """ENU of every DEM pixel centre (an empty array without a DEM)."""
+    ingest = ctx.input_dir("ingest")
+    meta = read_source_dem(ingest)
+    if meta.source is None or meta.crs_wkt is None:
+        write_enu_dem(ctx.out_dir, None)
+        return None
+    elev = read_elevation(meta.raster(ingest), meta.crs_wkt)
     x, y = elev.pixel_centers()
     valid = np.isfinite(elev.values)
-    lon, lat, h, n = g.geodetic(elev.crs, x[valid], y[valid], elev.values[valid], meta["source"],
-                                accept=meta.get("accept_crs", False))
+    lon, lat, h, n = g.geodetic(elev.crs, x[valid], y[valid], elev.values[valid], meta.source,
+                                accept=meta.accept_crs)
     enu = np.full(elev.values.shape + (3,), np.nan)
     enu[valid] = g.frame.geodetic_to_enu(lon, lat, h)
-    np.save(ctx.out_dir / "dem_enu.npy", enu)
-    g.note_extent(meta["source"], elev.crs, lon, lat, h)
+    write_enu_dem(ctx.out_dir, enu)
+    g.note_extent(meta.source, elev.crs, lon, lat, h)
     return {"shape": list(elev.values.shape), "undulation_range_m": [float(n.min()), float(n.max())]}
 
 
@@ -460,13 +464,13 @@ def _lidar_check(ctx: StageContext, control: dict[str, Any], store: CellStore | 
             if parts and sum(len(q) for q in parts) >= 5:
                 # surveyed points sit on open ground: the median of the LiDAR around one is its height
                 dz[j] = float(np.median(np.concatenate(parts)) - enu[j, 2])
-    records = [SurveyedPoint(p["id"], p.get("role", "control"), [p["x"], p["y"], p["z"]],
+    records = [SurveyedPoint(p.id, p.role, [p.x, p.y, p.z],
                              float(control["lon"][j]), float(control["lat"][j]), float(control["h"][j]),
                              float(control["n"][j]), enu[j].tolist(), dz[j]) for j, p in enumerate(pts)]
     fit = control["fit"]
     # a control point the fit rejected is a blunder in the survey: it would only score itself
     rejected = set(control["rejected"])
-    used = np.array([v for v, p in zip(dz, pts, strict=True) if v is not None and p["id"] not in rejected])
+    used = np.array([v for v, p in zip(dz, pts, strict=True) if v is not None and p.id not in rejected])
     rmse = float(np.sqrt(np.mean(used ** 2))) if used.size else None
     horizontal = None
     if fit is not None:
@@ -479,17 +483,21 @@ def _lidar_check(ctx: StageContext, control: dict[str, Any], store: CellStore | 
             "mean_dz_m": float(used.mean()) if used.size else None}
 
 
-def _pois(ctx: StageContext, g: _Georeferencer) -> int:
-    data = _load(ctx.input_dir("ingest") / "pois.json")
-    crs = pyproj.CRS.from_wkt(data["crs_wkt"])
-    pts = data["points"]
-    x = np.array([p["x"] for p in pts])
-    y = np.array([p["y"] for p in pts])
-    lon, lat, _, n = g.geodetic(horizontal_crs(crs), x, y, np.zeros(len(pts)), data["source"],
-                                accept=data.get("accept_crs", False))
+def _pois(ctx: StageContext, g: _Georeferencer) -> int | None:
+    """Points of interest in WGS84 and plan ENU and their number (none, and None, without a POI
+    input)."""
+    data = read_source_pois(ctx.input_dir("ingest"))
+    if data.source is None or data.crs_wkt is None:
+        write_pois(ctx.out_dir, [])
+        return None
+    crs = pyproj.CRS.from_wkt(data.crs_wkt)
+    pts = data.points
+    x = np.array([p.x for p in pts])
+    y = np.array([p.y for p in pts])
+    lon, lat, _, n = g.geodetic(horizontal_crs(crs), x, y, np.zeros(len(pts)), data.source, accept=data.accept_crs)
     enu = g.frame.geodetic_to_enu(lon, lat, n)
-    g.note_extent(data["source"], crs.name, lon, lat)
-    out = [PoiRecord(p["name"], p["kind"], float(lon[i]), float(lat[i]), float(n[i]), enu[i, :2].tolist())
+    g.note_extent(data.source, crs.name, lon, lat)
+    out = [PoiRecord(p.name, p.kind, float(lon[i]), float(lat[i]), float(n[i]), enu[i, :2].tolist())
            for i, p in enumerate(pts)]
     write_pois(ctx.out_dir, out)
     return len(out)
@@ -498,7 +506,6 @@ def _pois(ctx: StageContext, g: _Georeferencer) -> int:
 def run(ctx: StageContext, cfg: TwinConfig) -> StageResult:
     """Transform every ingested input into the site ENU frame."""
     g = _Georeferencer(cfg)
-    ingest = ctx.input_dir("ingest")
     frame = FrameRecord(g.frame, g.geoid.path.name, cfg.site.heights)
     write_frame(ctx.out_dir, frame)
     report: dict[str, Any] = {"frame": {"origin": {"lat": g.frame.lat, "lon": g.frame.lon, "height": g.frame.height},
@@ -511,13 +518,16 @@ def run(ctx: StageContext, cfg: TwinConfig) -> StageResult:
     if "registration" in points:
         report["registration"] = points.pop("registration")
     report["pointclouds"] = points
-    if (ingest / "footprints.json").is_file():
-        counts["buildings"] = len(_footprints(ctx, g))
-    if (ingest / "meshes").is_dir():
-        report["meshes"] = _meshes(ctx, g)
-        counts["meshes"] = len(report["meshes"])
-    if (ingest / "dem.json").is_file():
-        report["dem"] = _dem(ctx, g)
+    buildings = _footprints(ctx, g)
+    if buildings is not None:
+        counts["buildings"] = buildings
+    models = _meshes(ctx, g)
+    if models:
+        report["meshes"] = models
+        counts["meshes"] = len(models)
+    dem = _dem(ctx, g)
+    if dem is not None:
+        report["dem"] = dem
     if control is not None:
         s = cfg.stages.georef
         report["control"] = _control_report(control)
@@ -525,10 +535,9 @@ def run(ctx: StageContext, cfg: TwinConfig) -> StageResult:
         report["lidar_check"] = _lidar_check(ctx, control, store, s.gcp_search_radius, s.max_vertical_rmse)
     else:
         write_control(ctx.out_dir, ControlRecord())
-    if (ingest / "pois.json").is_file():
-        counts["pois"] = _pois(ctx, g)
-    else:
-        write_pois(ctx.out_dir, [])
+    pois = _pois(ctx, g)
+    if pois is not None:
+        counts["pois"] = pois
     report["geoid"] = {"grid": str(g.geoid.path), "undulation_range_m": g.undulation}
     report["inputs"] = g.extents
     return StageResult(counts, report)

@@ -1,6 +1,7 @@
 """ingest: read every declared input, check it, and store it normalised with its CRS.
 
-Outputs (coordinates still in each input's own CRS):
+Outputs (coordinates still in each input's own CRS; records in :mod:`pipeline.artifacts`, an
+input that was not given written as an empty layer):
 ``points/<n>_<stem>/chunk_*.npy`` + ``meta.json`` per point cloud; ``footprints.json`` (repaired
 footprints; skipped and repaired ones listed with the reason); ``meshes/<n>_<stem>.npz`` + ``.json``
 per imported model (repaired, in the model's own frame, with its placement); ``dem.tif`` +
@@ -10,9 +11,7 @@ per imported model (repaired, in the model's own frame, with its placement); ``d
 from __future__ import annotations
 
 import csv
-import json
 import math
-import shutil
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,8 +22,10 @@ import pyproj
 import shapely
 from shapely.geometry import MultiPolygon
 
-from pipeline.config import TwinConfig
+from pipeline.config import FootprintInput, GCPInput, PointCloudInput, POIInput, RasterInput, TwinConfig
 from pipeline.core.arrayops import column_bounds
+from pipeline.core.cells import dtype_to_json
+from pipeline.core.footprints import MAX_FLOORS, MAX_HEIGHT_M, attribute_number
 from pipeline.core.footprints import repair as repair_footprint
 from pipeline.core.geodesy import parse_crs, sidecar_crs, vertical_unit_factor
 from pipeline.core.meshimport import read_mesh, repair_mesh
@@ -36,15 +37,20 @@ from pipeline.core.vector import read_features
 from pipeline.errors import (ConfigError, CRSError, CRSOverrideWarning, FeatureRepairedWarning, FeatureSkippedWarning,
                              InputError, UnreadableCRSError)
 from pipeline import artifacts
+from pipeline.artifacts.clouds import SourceCloud, cloud_store, write_source_cloud
+from pipeline.artifacts.control import GcpRow, SourceGcps, write_source_gcps
+from pipeline.artifacts.dem import SourceDem, write_source_dem
+from pipeline.artifacts.footprints import SourceFootprint, SourceFootprints, write_source_footprints
+from pipeline.artifacts.models import SourceModel, write_model
+from pipeline.artifacts.pois import SourcePoi, SourcePois, write_source_pois
 from pipeline.stage import StageContext, StageResult, StageSpec
+
+#: the fields every point record has; the others are a file's extra dimensions
+STANDARD_FIELDS = {name for name, _ in dtype_to_json(POINT_DTYPE)}
 
 SPEC = StageSpec("ingest", writes=(artifacts.SOURCE_POINTS, artifacts.SOURCE_FOOTPRINTS, artifacts.SOURCE_MODELS,
                                    artifacts.SOURCE_DEM, artifacts.SOURCE_GCPS, artifacts.SOURCE_POIS),
                  reads_inputs=True)
-
-
-def _dump(path: Path, obj: Any) -> None:
-    path.write_text(json.dumps(obj, indent=1, sort_keys=True))
 
 
 def ingest_las_range(path: str, start: int, count: int, dst: str) -> dict[str, Any]:
@@ -57,7 +63,7 @@ def ingest_las_range(path: str, start: int, count: int, dst: str) -> dict[str, A
 def _chunk_stats(rec: np.ndarray) -> dict[str, Any]:
     lo, hi = column_bounds(np.column_stack([rec["x"], rec["y"], rec["z"]]))
     return {"count": len(rec), "lo": lo, "hi": hi, "classes": np.bincount(rec["classification"], minlength=256),
-            "extra": [[n, rec.dtype.fields[n][0].str] for n in rec.dtype.names if n not in POINT_DTYPE.names]}
+            "extra": [f for f in dtype_to_json(rec.dtype) if f[0] not in STANDARD_FIELDS]}
 
 
 def _las_chunks(ctx: StageContext, path: Path, store: ChunkStore, chunk_size: int) -> Iterator[dict[str, Any]]:
@@ -78,7 +84,7 @@ def _sequential_chunks(ctx: StageContext, path: Path, store: ChunkStore, chunks:
         yield _chunk_stats(chunk)
 
 
-def _point_chunks(ctx: StageContext, path: Path, pc: Any, store: ChunkStore, chunk_size: int
+def _point_chunks(ctx: StageContext, path: Path, pc: PointCloudInput, store: ChunkStore, chunk_size: int
                   ) -> tuple[str, Iterator[dict[str, Any]]]:
     """(format, per-chunk statistics as the chunks are stored) of one input cloud."""
     fmt = point_format_of(path, pc.format)
@@ -97,7 +103,7 @@ def _point_chunks(ctx: StageContext, path: Path, pc: Any, store: ChunkStore, chu
         path, chunk_size, pc.columns, delimiter=pc.delimiter, header=pc.header))
 
 
-def _pointcloud_crs(cfg: TwinConfig, pc: Any, path: Path, fmt: str
+def _pointcloud_crs(cfg: TwinConfig, pc: PointCloudInput, path: Path, fmt: str
                     ) -> tuple[pyproj.CRS | None, str, float | None]:
     """(CRS, where it came from, metres per z unit named by a GeoTIFF key) of one point cloud.
 
@@ -130,9 +136,9 @@ def _pointcloud_crs(cfg: TwinConfig, pc: Any, path: Path, fmt: str
                    "config, or georeference: gcps for a scan in a local frame", path=path)
 
 
-def _ingest_pointcloud(ctx: StageContext, cfg: TwinConfig, i: int, pc: Any) -> dict[str, Any]:
+def _ingest_pointcloud(ctx: StageContext, cfg: TwinConfig, i: int, pc: PointCloudInput) -> dict[str, Any]:
     path = cfg.resolve(pc.path)
-    store = ChunkStore(ctx.out_dir / "points" / f"{i:02d}_{path.stem}")
+    store = cloud_store(ctx.out_dir, i, path)
     fmt, chunks = _point_chunks(ctx, path, pc, store, cfg.stages.ingest.chunk_size)
     crs, crs_source, z_unit = _pointcloud_crs(cfg, pc, path, fmt)
     # a VerticalUnitsGeoKey names the z unit outright; georef applies the CRS's height unit after
@@ -146,19 +152,20 @@ def _ingest_pointcloud(ctx: StageContext, cfg: TwinConfig, i: int, pc: Any) -> d
         lo, hi = np.minimum(lo, st["lo"]), np.maximum(hi, st["hi"])
         classes += st["classes"]
         count += st["count"]
-    meta = {"source": str(path), "format": fmt, "crs_wkt": crs.to_wkt() if crs else None,
-            "crs_name": crs.name if crs else "local scanner frame", "crs_source": crs_source,
-            "z_factor": z_factor,
-            "georeference": pc.georeference, "align": pc.align, "accept_crs": pc.accept_crs,
-            "frame": "source", "count": count, "bounds": [*lo.tolist(), *hi.tolist()],
-            "extra_dims": extra, "classes": {str(c): int(n) for c, n in enumerate(classes) if n}}
-    store.write_meta(meta)
-    return {"file": str(path), "format": fmt, "crs": meta["crs_name"], "crs_source": crs_source, "points": count,
-            "bounds": meta["bounds"], "extra_dims": [n for n, _ in extra]}
+    cloud = SourceCloud(str(path), fmt, crs.to_wkt() if crs else None, crs.name if crs else "local scanner frame",
+                        crs_source, z_factor, pc.georeference, pc.align, pc.accept_crs, count,
+                        [*lo.tolist(), *hi.tolist()], extra,
+                        {str(c): int(n) for c, n in enumerate(classes) if n})
+    write_source_cloud(store, cloud)
+    return {"file": str(path), "format": fmt, "crs": cloud.crs_name, "crs_source": crs_source, "points": count,
+            "bounds": cloud.bounds, "extra_dims": [n for n, _ in extra]}
 
 
-def _ingest_footprints(ctx: StageContext, cfg: TwinConfig) -> dict[str, Any]:
-    fp = cfg.inputs.footprints
+def _text(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def _ingest_footprints(ctx: StageContext, cfg: TwinConfig, fp: FootprintInput) -> dict[str, Any]:
     path = cfg.resolve(fp.path)
     fs = read_features(path, fp.crs, cfg.site.crs)
     f = fp.fields
@@ -176,18 +183,25 @@ def _ingest_footprints(ctx: StageContext, cfg: TwinConfig) -> dict[str, Any]:
             repaired.append({"feature": ident, "repair": fixed.note, "parts": len(fixed.polygons)})
             warnings.warn(f"{path.name}: building {ident}: {fixed.note}", FeatureRepairedWarning, stacklevel=2)
         geom = fixed.polygons[0] if len(fixed.polygons) == 1 else MultiPolygon(fixed.polygons)
-        records.append({
-            "id": ident, "name": fs.value(f.name, i), "use": fs.value(f.use, i),
-            "floors": fs.value(f.floors, i), "height": fs.value(f.height, i),
-            "wkt": shapely.to_wkt(geom, rounding_precision=-1),
-        })
-    ids = [r["id"] for r in records]
+        numbers = []
+        for key, column, integer, upper in (("floors", f.floors, True, MAX_FLOORS),
+                                            ("height", f.height, False, MAX_HEIGHT_M)):
+            x, problem = attribute_number(fs.value(column, i), integer=integer, upper=upper)
+            numbers.append(x)
+            if problem:
+                note = f"{key} {problem}; ignored"
+                repaired.append({"feature": ident, "repair": note, "parts": len(fixed.polygons)})
+                warnings.warn(f"{path.name}: building {ident}: {note}", FeatureRepairedWarning, stacklevel=2)
+        floors, height = numbers
+        records.append(SourceFootprint(ident, _text(fs.value(f.name, i)), _text(fs.value(f.use, i)),
+                                       None if floors is None else int(floors), height,
+                                       shapely.to_wkt(geom, rounding_precision=-1)))
+    ids = [r.id for r in records]
     if len(set(ids)) != len(ids):
         dup = sorted({x for x in ids if ids.count(x) > 1})[0]
         raise InputError(f"building id {dup!r} occurs more than once", path=path)
-    _dump(ctx.out_dir / "footprints.json", {"source": str(path), "crs_wkt": fs.crs.to_wkt(),
-                                            "accept_crs": fp.accept_crs, "features": records,
-                                            "skipped": skipped, "repaired": repaired})
+    write_source_footprints(ctx.out_dir, SourceFootprints(str(path), fs.crs.to_wkt(), fp.accept_crs, records,
+                                                          skipped, repaired))
     return {"file": str(path), "crs": fs.crs.name, "features": len(records), "skipped": skipped,
             "repaired": repaired}
 
@@ -195,8 +209,7 @@ def _ingest_footprints(ctx: StageContext, cfg: TwinConfig) -> dict[str, Any]:
 def _ingest_meshes(ctx: StageContext, cfg: TwinConfig) -> list[dict[str, Any]]:
     """Each imported model: read, repaired and stored in its own frame with its placement."""
     out = []
-    folder = ctx.out_dir / "meshes"
-    folder.mkdir()
+    folder = artifacts.SOURCE_MODELS.locate(ctx.out_dir)
     ids = set()
     for i, m in enumerate(cfg.inputs.meshes):
         path = cfg.resolve(m.path)
@@ -213,34 +226,26 @@ def _ingest_meshes(ctx: StageContext, cfg: TwinConfig) -> list[dict[str, Any]]:
             raise ConfigError(f"inputs.meshes[{i}]: id {ident!r} is used twice", path=path)
         ids.add(ident)
         up = m.up_axis if m.up_axis != "auto" else ("y" if path.suffix.lower() in (".gltf", ".glb") else "z")
-        name = f"{i:02d}_{path.stem}"
-        np.savez(folder / f"{name}.npz", vertices=vertices, faces=faces)
-        meta = {"source": str(path), "file": f"{name}.npz", "id": ident, "name": m.name, "use": m.use,
-                "crs_wkt": crs.to_wkt(), "accept_crs": m.accept_crs, "origin": list(m.origin),
-                "heading_deg": m.heading_deg, "scale": m.scale, "up_axis": up, "replaces": m.replaces,
-                "repair": fixed.as_dict()}
-        _dump(folder / f"{name}.json", meta)
+        model = SourceModel(str(path), f"{i:02d}_{path.stem}.npz", ident, m.name, m.use, crs.to_wkt(), m.accept_crs,
+                            list(m.origin), m.heading_deg, m.scale, up, m.replaces, fixed.as_dict())
+        write_model(folder, model, vertices, faces)
         out.append({"file": str(path), "id": ident, "faces": int(len(faces)), "vertices": int(len(vertices)),
                     "repair": fixed.as_dict()})
     return out
 
 
-def _ingest_dem(ctx: StageContext, cfg: TwinConfig) -> dict[str, Any]:
-    dem = cfg.inputs.dem
+def _ingest_dem(ctx: StageContext, cfg: TwinConfig, dem: RasterInput) -> dict[str, Any]:
     path = cfg.resolve(dem.path)
     elev = read_elevation(path, dem.crs, cfg.site.crs)
-    shutil.copyfile(path, ctx.out_dir / "dem.tif")
     valid = np.isfinite(elev.values)
-    info = {"source": str(path), "crs_wkt": elev.crs.to_wkt(), "crs_name": elev.crs.name,
-            "accept_crs": dem.accept_crs,
-            "shape": list(elev.values.shape), "nodata_pixels": int((~valid).sum()),
-            "min": float(np.nanmin(elev.values)), "max": float(np.nanmax(elev.values))}
-    _dump(ctx.out_dir / "dem.json", info)
-    return {"file": str(path), "crs": elev.crs.name, "shape": info["shape"],
-            "nodata_pixels": info["nodata_pixels"], "range_m": [info["min"], info["max"]]}
+    rec = SourceDem(str(path), elev.crs.to_wkt(), elev.crs.name, dem.accept_crs, list(elev.values.shape),
+                    int((~valid).sum()), float(np.nanmin(elev.values)), float(np.nanmax(elev.values)))
+    write_source_dem(ctx.out_dir, rec, path)
+    return {"file": str(path), "crs": elev.crs.name, "shape": rec.shape,
+            "nodata_pixels": rec.nodata_pixels, "range_m": [rec.min, rec.max]}
 
 
-def read_gcp_csv(path: Path) -> list[dict[str, Any]]:
+def read_gcp_csv(path: Path) -> list[GcpRow]:
     """Rows of a GCP CSV: id,x,y,z [,local_x,local_y,local_z] [,role].
 
     ``role`` is ``control`` (used in fits; the default) or ``check`` (held out). InputError names
@@ -270,41 +275,37 @@ def read_gcp_csv(path: Path) -> list[dict[str, Any]]:
             role = row.get("role", "") or "control"
             if role not in ("control", "check"):
                 raise InputError(f"line {line}: role must be control or check, not {role!r}", path=path)
-            rows.append({"id": row["id"] or f"row{line}", **vals, "role": role})
+            rows.append(GcpRow(row["id"] or f"row{line}", role=role, **vals))
     if not rows:
         raise InputError("GCP file has no rows", path=path)
-    ids = [r["id"] for r in rows]
+    ids = [r.id for r in rows]
     if len(set(ids)) != len(ids):
         raise InputError(f"point id {sorted({i for i in ids if ids.count(i) > 1})[0]!r} occurs twice",
                          path=path)
     return rows
 
 
-def _ingest_gcps(ctx: StageContext, cfg: TwinConfig) -> dict[str, Any]:
-    g = cfg.inputs.gcps
+def _ingest_gcps(ctx: StageContext, cfg: TwinConfig, g: GCPInput) -> dict[str, Any]:
     path = cfg.resolve(g.path)
     crs_text = g.crs or cfg.site.crs
     if not crs_text:
         raise CRSError("a GCP CSV carries no CRS; set inputs.gcps.crs (or site.crs)", path=path)
     crs = parse_crs(crs_text, path=path)
     rows = read_gcp_csv(path)
-    _dump(ctx.out_dir / "gcps.json", {"source": str(path), "crs_wkt": crs.to_wkt(), "points": rows,
-                                      "accept_crs": g.accept_crs})
+    write_source_gcps(ctx.out_dir, SourceGcps(str(path), crs.to_wkt(), g.accept_crs, rows))
     return {"file": str(path), "crs": crs.name, "points": len(rows)}
 
 
-def _ingest_pois(ctx: StageContext, cfg: TwinConfig) -> dict[str, Any]:
-    p = cfg.inputs.pois
+def _ingest_pois(ctx: StageContext, cfg: TwinConfig, p: POIInput) -> dict[str, Any]:
     path = cfg.resolve(p.path)
     fs = read_features(path, p.crs, cfg.site.crs)
     pois = []
     for i, geom in enumerate(fs.geometries):
         if geom is None or geom.geom_type != "Point" or not np.all(np.isfinite(shapely.get_coordinates(geom))):
             raise InputError(f"feature {i}: POIs must be points with finite coordinates", path=path)
-        pois.append({"name": fs.value("name", i) or f"POI {i + 1}", "kind": fs.value("kind", i) or "poi",
-                     "x": geom.x, "y": geom.y})
-    _dump(ctx.out_dir / "pois.json", {"source": str(path), "crs_wkt": fs.crs.to_wkt(), "points": pois,
-                                      "accept_crs": p.accept_crs})
+        pois.append(SourcePoi(str(fs.value("name", i) or f"POI {i + 1}"), str(fs.value("kind", i) or "poi"),
+                              geom.x, geom.y))
+    write_source_pois(ctx.out_dir, SourcePois(str(path), fs.crs.to_wkt(), p.accept_crs, pois))
     return {"file": str(path), "crs": fs.crs.name, "points": len(pois)}
 
 
@@ -312,22 +313,33 @@ def run(ctx: StageContext, cfg: TwinConfig) -> StageResult:
     """Read, check and normalise every input of ``cfg``."""
     report: dict[str, Any] = {"pointclouds": []}
     counts = {"points": 0}
+    # every artifact is written, an input that was not given as an empty layer
+    artifacts.SOURCE_POINTS.locate(ctx.out_dir).mkdir()
+    artifacts.SOURCE_MODELS.locate(ctx.out_dir).mkdir()
     for i, pc in enumerate(cfg.inputs.pointclouds):
         info = _ingest_pointcloud(ctx, cfg, i, pc)
         report["pointclouds"].append(info)
         counts["points"] += info["points"]
     if cfg.inputs.footprints:
-        report["footprints"] = _ingest_footprints(ctx, cfg)
+        report["footprints"] = _ingest_footprints(ctx, cfg, cfg.inputs.footprints)
         counts["buildings"] = report["footprints"]["features"]
+    else:
+        write_source_footprints(ctx.out_dir, SourceFootprints())
     if cfg.inputs.meshes:
         report["meshes"] = _ingest_meshes(ctx, cfg)
         counts["meshes"] = len(report["meshes"])
     if cfg.inputs.dem:
-        report["dem"] = _ingest_dem(ctx, cfg)
+        report["dem"] = _ingest_dem(ctx, cfg, cfg.inputs.dem)
+    else:
+        write_source_dem(ctx.out_dir, SourceDem())
     if cfg.inputs.gcps:
-        report["gcps"] = _ingest_gcps(ctx, cfg)
+        report["gcps"] = _ingest_gcps(ctx, cfg, cfg.inputs.gcps)
         counts["gcps"] = report["gcps"]["points"]
+    else:
+        write_source_gcps(ctx.out_dir, SourceGcps())
     if cfg.inputs.pois:
-        report["pois"] = _ingest_pois(ctx, cfg)
+        report["pois"] = _ingest_pois(ctx, cfg, cfg.inputs.pois)
         counts["pois"] = report["pois"]["points"]
+    else:
+        write_source_pois(ctx.out_dir, SourcePois())
     return StageResult(counts, report)

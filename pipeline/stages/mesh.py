@@ -26,7 +26,6 @@ with errors, roof fits, what was skipped or repaired). Heights in the attributes
 
 from __future__ import annotations
 
-import json
 import warnings
 from dataclasses import asdict
 from pathlib import Path
@@ -52,8 +51,11 @@ from pipeline.core.terrain import (Heightfield, build_tin, fuse, resample_grid, 
                                    vertical_error)
 from pipeline.errors import FeatureSkippedWarning, GroundAssumedWarning
 from pipeline import artifacts
-from pipeline.artifacts.buildings import BuildingLayer, BuildingRecord, Centroid, MeshLevel, write_buildings
+from pipeline.artifacts.buildings import BuildingLayer, BuildingRecord, MeshLevel, write_buildings
+from pipeline.artifacts.dem import read_enu_dem
+from pipeline.artifacts.footprints import Centroid, Footprint, Ring, read_footprints
 from pipeline.artifacts.frame import read_frame
+from pipeline.artifacts.models import PlacedModel, read_models
 from pipeline.artifacts.terrain import TerrainLevel, TerrainRecord, write_terrain
 from pipeline.stage import StageContext, StageResult, StageSpec
 
@@ -91,18 +93,18 @@ def _post_grid(lo_e: float, lo_n: float, hi_e: float, hi_n: float, res: float) -
 
 def _heightfield(ctx: StageContext, m: MeshConfig) -> tuple[Heightfield | None, dict[str, Any]]:
     dtm_path = ctx.locate(artifacts.DTM)
-    dem_path = ctx.locate(artifacts.ENU_DEM)
+    dem = read_enu_dem(ctx.input_dir(artifacts.ENU_DEM.stage))
     res = m.terrain_resolution
-    extents, sources = [], {}
-    dtm = dem = None
+    extents = []
+    sources: dict[str, Any] = {}
+    dtm = None
     if dtm_path.is_file():
         dtm = read_enu_raster(dtm_path)
         g = dtm[0]
         extents.append((g.e0 + g.res / 2, g.n1 - (g.rows - 0.5) * g.res,
                         g.e0 + (g.cols - 0.5) * g.res, g.n1 - g.res / 2))
         sources["lidar_dtm"] = {"resolution_m": g.res, "shape": [g.rows, g.cols]}
-    if dem_path.is_file():
-        dem = np.load(dem_path)
+    if dem is not None:
         extents.append(_inner_extent(dem[..., 0], dem[..., 1]))
         sources["dem"] = {"shape": list(dem.shape[:2])}
     if not extents:
@@ -112,10 +114,10 @@ def _heightfield(ctx: StageContext, m: MeshConfig) -> tuple[Heightfield | None, 
     u_dtm = resample_grid(dtm[1], dtm[0], grid) if dtm is not None else None
     u_dem = resample_lattice(dem[..., 2], dem[..., 0], dem[..., 1], grid) if dem is not None else None
     if u_dtm is not None and u_dem is not None:
-        u = fuse(u_dtm, u_dem, res, m.terrain_blend)
         sources["posts_from_lidar_dtm"] = float(np.isfinite(u_dtm).mean())
-    else:
-        u = u_dtm if u_dtm is not None else u_dem
+        return Heightfield(grid, fuse(u_dtm, u_dem, res, m.terrain_blend)), sources
+    u = u_dtm if u_dtm is not None else u_dem
+    assert u is not None  # one of the two was read: extents is not empty
     return Heightfield(grid, u), sources
 
 
@@ -170,8 +172,8 @@ def _finish_terrain(ctx: StageContext, info: TerrainRecord, futures: list[Any]) 
 
 # --- buildings ----------------------------------------------------------------------------------
 
-def _rings_en(part: list[dict[str, Any]]) -> list[np.ndarray]:
-    return [np.asarray(r["en"], np.float64) for r in part]
+def _rings_en(part: list[Ring]) -> list[np.ndarray]:
+    return [np.asarray(r.en, np.float64) for r in part]
 
 
 def _ground(terrain: tuple[Grid, np.ndarray] | None, polys: list[Polygon], frame: SiteFrame,
@@ -205,21 +207,21 @@ def _place(frame: SiteFrame, vertices: np.ndarray, undulation: float) -> np.ndar
     return frame.plan_to_enu(vertices[:, 0], vertices[:, 1], undulation, vertices[:, 2] + undulation)
 
 
-def _fallback_height(feat: dict[str, Any], ground: float, m: MeshConfig) -> tuple[float, str]:
-    if feat.get("height"):
-        return ground + float(feat["height"]), "attribute"
-    if feat.get("floors"):
-        return ground + float(feat["floors"]) * m.storey_height, "floors"
+def _fallback_height(feat: Footprint, ground: float, m: MeshConfig) -> tuple[float, str]:
+    if feat.height:
+        return ground + feat.height, "attribute"
+    if feat.floors:
+        return ground + feat.floors * m.storey_height, "floors"
     return ground + m.default_height, "default"
 
 
-def _mesh_building(feat: dict[str, Any], polys: list[Polygon], pts: dict[str, np.ndarray] | None,
+def _mesh_building(feat: Footprint, polys: list[Polygon], pts: dict[str, np.ndarray] | None,
                    index: PointGridIndex | None, terrain: tuple[Grid, np.ndarray] | None,
                    frame: SiteFrame, m: MeshConfig, reference: float | None
                    ) -> tuple[BuildingRecord, list[Level]] | str:
     """(record, levels) of one building, or why it was skipped. ``reference`` (ellipsoidal m) is
     the ground of a site with no terrain at all; None skips buildings with no terrain under them."""
-    und = float(feat["centroid"]["undulation"])
+    und = feat.centroid.undulation
     ground = _ground(terrain, polys, frame, und)
     ground_source = "terrain"
     if ground is None and reference is not None:
@@ -227,7 +229,10 @@ def _mesh_building(feat: dict[str, Any], polys: list[Polygon], pts: dict[str, np
     if ground is None:
         return "no terrain height under the footprint"
     sel = np.concatenate([index.within(p) for p in polys]) if index is not None else np.empty(0, np.int64)
-    px, py, ph = (pts["px"][sel], pts["py"][sel], pts["h"][sel] - und) if len(sel) else (None, None, None)
+    if pts is not None and len(sel):
+        px, py, ph = pts["px"][sel], pts["py"][sel], pts["h"][sel] - und
+    else:
+        px = py = ph = np.empty(0)
     n_pts = int(len(sel))
     fits: list[Any] = []
     kind, rmse, fallback = None, None, None
@@ -243,7 +248,7 @@ def _mesh_building(feat: dict[str, Any], polys: list[Polygon], pts: dict[str, np
                     continue
                 fit = fit_roof(px[inside], py[inside], ph[inside], threshold=m.roof_plane_threshold,
                                min_share=m.roof_min_share, max_rmse=m.roof_max_rmse, flat_slope=m.roof_flat_slope,
-                               min_points=m.min_roof_points, seed=feat["id"])
+                               min_points=m.min_roof_points, seed=feat.id)
                 fits.append(fit)
                 fallback = fallback or fit.reason
     else:
@@ -281,26 +286,25 @@ def _mesh_building(feat: dict[str, Any], polys: list[Polygon], pts: dict[str, np
     levels = lod_chain(levels, ratio=m.lod_ratio, max_levels=m.lod_levels)
     area = float(sum(p.area for p in polys))
     verts = levels[0].vertices
-    c = feat["centroid"]
     record = BuildingRecord(
-        id=feat["id"], name=feat.get("name"), use=feat.get("use"), floors=feat.get("floors"),
+        id=feat.id, name=feat.name, use=feat.use, floors=feat.floors,
         height=round(top - ground, 3), ground_height=round(ground, 3), roof_height=round(top, 3),
         eave_height=round(eave, 3), lod1_roof_height=round(roof_h, 3), height_source=source,
         lod=lod, roof_type=kind if lod == "LoD2" else None,
         roof_fit_rmse_m=round(rmse, 4) if rmse is not None else None,
         lod2_fallback=fallback if lod != "LoD2" else None, roof_points=n_pts,
-        footprint_area_m2=round(area, 2), footprint_source=feat.get("footprint_source", "input"),
+        footprint_area_m2=round(area, 2), footprint_source=feat.footprint_source,
         bbox_enu=[*verts.min(0).tolist(), *verts.max(0).tolist()],
-        centroid=Centroid(c["lon"], c["lat"], c["undulation"], list(c["en"])),
+        centroid=feat.centroid,
         outline_en=np.asarray(max(polys, key=lambda p: p.area).exterior.coords)[:-1].round(3).tolist(),
         ground_source=ground_source)
     return record, levels
 
 
-def _polygons(feat: dict[str, Any], min_area: float) -> tuple[list[Polygon], int]:
+def _polygons(feat: Footprint, min_area: float) -> tuple[list[Polygon], int]:
     """The footprint's parts in plan metres, slivers (< ``min_area`` m^2) dropped and counted."""
     polys = []
-    for part in feat["parts"]:
+    for part in feat.parts:
         rings = _rings_en(part)
         p = Polygon(rings[0], rings[1:])
         if not p.is_valid:
@@ -333,45 +337,45 @@ def _block_points(store: str | None, cells: list[tuple[int, int]], frame: SiteFr
     return {"px": plan[:, 0], "py": plan[:, 1], "h": h}
 
 
-def mesh_block(features: list[dict[str, Any]], store: str | None, cells: list[tuple[int, int]],
+def mesh_block(features: list[tuple[int, Footprint]], store: str | None, cells: list[tuple[int, int]],
                terrain_tif: str | None, origin: dict[str, float], m_dump: dict[str, Any],
                reference: float | None = None) -> dict[str, Any]:
     """Executor task: mesh a block of buildings; returns their records (with their feature's
     position in the input order), levels and what was skipped."""
     m = MeshConfig.model_validate(m_dump)
     frame = SiteFrame.from_origin(origin)
-    polys_of = [_polygons(f, m.min_area) for f in features]
+    polys_of = [_polygons(f, m.min_area) for _, f in features]
     shapes = [p for ps, _ in polys_of for p in ps]
     # slivers: parts dropped from buildings that keep others (a building of slivers only is skipped)
     out: dict[str, Any] = {"records": [], "levels": [], "skipped": [],
                            "slivers": sum(s for ps, s in polys_of if ps)}
     if not shapes:
-        out["skipped"] = [{"feature": f["id"], "reason": "smaller than stages.mesh.min_area"} for f in features]
+        out["skipped"] = [{"feature": f.id, "reason": "smaller than stages.mesh.min_area"} for _, f in features]
         return out
     bounds = shapely.unary_union(shapes).buffer(2.0).bounds
-    und = float(np.mean([f["centroid"]["undulation"] for f in features]))
+    und = float(np.mean([f.centroid.undulation for _, f in features]))
     pts = _block_points(store, cells, frame, und, bounds)
     index = PointGridIndex(pts["px"], pts["py"]) if pts is not None and len(pts["px"]) else None
     terrain = read_enu_raster(terrain_tif, bounds) if terrain_tif else None
-    for feat, (polys, _) in zip(features, polys_of, strict=True):
+    for (k, feat), (polys, _) in zip(features, polys_of, strict=True):
         if not polys:
-            out["skipped"].append({"feature": feat["id"], "reason": "smaller than stages.mesh.min_area"})
+            out["skipped"].append({"feature": feat.id, "reason": "smaller than stages.mesh.min_area"})
             continue
         res = _mesh_building(feat, polys, pts, index, terrain, frame, m, reference)
         if isinstance(res, str):
-            out["skipped"].append({"feature": feat["id"], "reason": res})
+            out["skipped"].append({"feature": feat.id, "reason": res})
             continue
         record, levels = res
-        out["records"].append((feat["index"], record))
+        out["records"].append((k, record))
         out["levels"].append([(lv.vertices, lv.faces, lv.error) for lv in levels])
     return out
 
 
 def _derived_features(ctx: StageContext, cfg: TwinConfig, frame: SiteFrame, geoid: GeoidModel
-                      ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+                      ) -> tuple[list[Footprint], dict[str, Any]]:
     """Footprints outlined from the building-class points, as feature records."""
     store = CellStore(ctx.locate(artifacts.CLEAN_POINTS))
-    if not store.meta()["count"]:
+    if store.meta().is_empty:
         return [], {"source": "lidar", "derived": 0, "note": "no classified points"}
     n0 = float(geoid.undulation(np.array([frame.lon]), np.array([frame.lat]))[0])
     parts = []
@@ -390,51 +394,42 @@ def _derived_features(ctx: StageContext, cfg: TwinConfig, frame: SiteFrame, geoi
         c = d.polygon.centroid
         lon, lat = frame.plan_to_geodetic(np.array([c.x]), np.array([c.y]), n0)
         und = float(geoid.undulation(lon, lat)[0])
-        # rings as georef writes them (plan E, N under "en"), so every footprint reads alike
-        rings = [{"en": np.asarray(r.coords)[:-1].tolist()} for r in [d.polygon.exterior, *d.polygon.interiors]]
-        feats.append({"id": f"LIDAR-{k + 1:04d}", "name": None, "use": None, "floors": None, "height": None,
-                      "parts": [rings], "footprint_source": "lidar",
-                      "centroid": {"lon": float(lon[0]), "lat": float(lat[0]), "undulation": und,
-                                   "en": [c.x, c.y]}})
+        rings = [Ring(np.asarray(r.coords)[:-1].tolist()) for r in [d.polygon.exterior, *d.polygon.interiors]]
+        feats.append(Footprint(f"LIDAR-{k + 1:04d}", None, None, None, None, [rings],
+                               Centroid(float(lon[0]), float(lat[0]), und, [c.x, c.y]), footprint_source="lidar"))
     info = {"source": "lidar", "derived": len(feats), "squared": int(sum(d.squared for d in derived)),
             "clusters_too_small": dropped, "building_points": int(len(plan))}
     return feats, info
 
 
-def _features(ctx: StageContext, cfg: TwinConfig, frame: SiteFrame
-              ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    fp_path = ctx.locate(artifacts.ENU_FOOTPRINTS)
+def _features(ctx: StageContext, cfg: TwinConfig, frame: SiteFrame) -> tuple[list[Footprint], dict[str, Any]]:
+    """The footprint layer, or footprints outlined from the LiDAR when none was given (or when
+    ``footprints_from_points`` says always)."""
+    layer = read_footprints(ctx.input_dir(artifacts.ENU_FOOTPRINTS.stage))
     mode = cfg.stages.mesh.footprints_from_points
-    given = fp_path.is_file() and mode != "always"
-    if given:
-        data = json.loads(fp_path.read_text())
-        feats = data["features"]
-        info = {"source": "input", "features": len(feats), "skipped_at_ingest": data.get("skipped", []),
-                "repaired_at_ingest": data.get("repaired", [])}
-    elif mode != "never":
-        feats, info = _derived_features(ctx, cfg, frame, GeoidModel.from_spec(cfg.geoid_spec()))
-    else:
-        return [], {"source": None}
-    for i, f in enumerate(feats):
-        f["index"] = i
-    return feats, info
+    if layer.source is not None and mode != "always":
+        return layer.features, {"source": "input", "features": len(layer.features),
+                                "skipped_at_ingest": layer.skipped, "repaired_at_ingest": layer.repaired}
+    if mode != "never":
+        return _derived_features(ctx, cfg, frame, GeoidModel.from_spec(cfg.geoid_spec()))
+    return [], {"source": None}
 
 
-def _blocks(feats: list[dict[str, Any]], store: CellStore | None, size: float
-            ) -> list[tuple[list[dict[str, Any]], list[tuple[int, int]]]]:
-    """Buildings grouped by the ``size`` block their centroid falls in, with the point cells each
-    group's footprints touch."""
-    groups: dict[tuple[int, int], list[dict[str, Any]]] = {}
-    for f in feats:
-        e, n = f["centroid"]["en"]
-        groups.setdefault((int(np.floor(e / size)), int(np.floor(n / size))), []).append(f)
+def _blocks(feats: list[Footprint], store: CellStore | None, size: float
+            ) -> list[tuple[list[tuple[int, Footprint]], list[tuple[int, int]]]]:
+    """Buildings (with their position in the layer) grouped by the ``size`` block their centroid
+    falls in, with the point cells each group's footprints touch."""
+    groups: dict[tuple[int, int], list[tuple[int, Footprint]]] = {}
+    for k, f in enumerate(feats):
+        e, n = f.centroid.en
+        groups.setdefault((int(np.floor(e / size)), int(np.floor(n / size))), []).append((k, f))
     grid = store.grid() if store is not None else None
     out = []
     for key in sorted(groups):
         members = groups[key]
         cells: set[tuple[int, int]] = set()
         if grid is not None:
-            xy = np.concatenate([ring for f in members for part in f["parts"] for ring in _rings_en(part)])
+            xy = np.concatenate([ring for _, f in members for part in f.parts for ring in _rings_en(part)])
             (i0, i1), (j0, j1) = grid.keys(np.array([xy[:, 0].min() - 2.0, xy[:, 0].max() + 2.0]),
                                            np.array([xy[:, 1].min() - 2.0, xy[:, 1].max() + 2.0]))
             cells = {(int(i), int(j)) for i in range(i0, i1 + 1) for j in range(j0, j1 + 1)}
@@ -442,22 +437,22 @@ def _blocks(feats: list[dict[str, Any]], store: CellStore | None, size: float
     return out
 
 
-def _model_record(meta: dict[str, Any], levels: list[Level], terrain_tif: Path | None,
+def _model_record(meta: PlacedModel, levels: list[Level], terrain_tif: Path | None,
                   frame: SiteFrame) -> BuildingRecord:
-    und = float(meta["undulation"])
+    und = meta.undulation
     v = levels[0].vertices
     _, _, h = frame.enu_to_geodetic(v)
     hull = MultiPoint(v[:, :2]).convex_hull
     # only the heightfield under the model is read
     terrain = read_enu_raster(terrain_tif, hull.buffer(2.0).bounds) if terrain_tif is not None else None
     ground = _ground(terrain, [hull] if hull.geom_type == "Polygon" else [], frame, und)
-    lon, lat = meta["origin_lonlat"]
+    lon, lat = meta.origin_lonlat
     base = float(h.min() - und)
     ground_source = "model base" if ground is None else "terrain"
     ground = base if ground is None else ground
     top = float(h.max() - und)
     return BuildingRecord(
-        id=meta["id"], name=meta.get("name"), use=meta.get("use"), floors=None,
+        id=meta.id, name=meta.name, use=meta.use, floors=None,
         height=round(top - ground, 3), ground_height=round(ground, 3), roof_height=round(top, 3),
         eave_height=None, lod1_roof_height=None, height_source="model", lod="imported",
         roof_type=None, roof_fit_rmse_m=None, lod2_fallback=None, roof_points=0,
@@ -465,7 +460,7 @@ def _model_record(meta: dict[str, Any], levels: list[Level], terrain_tif: Path |
         bbox_enu=[*v.min(0).tolist(), *v.max(0).tolist()],
         centroid=Centroid(lon, lat, und, list(hull.centroid.coords[0])),
         outline_en=np.asarray(hull.exterior.coords)[:-1].round(3).tolist() if hull.geom_type == "Polygon" else [],
-        ground_source=ground_source, source_file=Path(meta["source"]).name, repair=meta["repair"])
+        ground_source=ground_source, source_file=Path(meta.source).name, repair=meta.repair)
 
 
 def mesh_model(npz: str, m_dump: dict[str, Any]) -> list[tuple[np.ndarray, np.ndarray, float]]:
@@ -483,8 +478,8 @@ def _buildings(ctx: StageContext, cfg: TwinConfig, frame: SiteFrame, terrain_tif
     clean_points = ctx.locate(artifacts.CLEAN_POINTS)
     cloud = CellStore(clean_points)
     cloud_meta = cloud.meta()
-    store = cloud if cloud_meta["count"] else None
-    cell_size = cloud_meta["cell_size"]
+    store = None if cloud_meta.is_empty else cloud
+    cell_size = cloud_meta.cell_size
     tif = str(terrain_tif) if terrain_tif is not None else None
     origin = {"lat": frame.lat, "lon": frame.lon, "height": frame.height}
     # a site with no terrain at all stands its buildings where a globe without terrain draws the
@@ -492,8 +487,8 @@ def _buildings(ctx: StageContext, cfg: TwinConfig, frame: SiteFrame, terrain_tif
     reference = frame.height if terrain_tif is None else None
     # models first: a detailed model's levels take longest, and nothing waits behind it then
     model_dir = ctx.locate(artifacts.ENU_MODELS)
-    metas = [json.loads(p.read_text()) for p in sorted(model_dir.glob("*.json"))] if model_dir.is_dir() else []
-    model_futures = [ctx.executor.submit(mesh_model, str(model_dir / meta["file"]), m.model_dump(mode="json"))
+    metas = read_models(ctx.input_dir(artifacts.ENU_MODELS.stage))
+    model_futures = [ctx.executor.submit(mesh_model, str(model_dir / meta.file), m.model_dump(mode="json"))
                      for meta in metas]
     futures = [ctx.executor.submit(mesh_block, members, str(clean_points) if store is not None else None, cells,
                                    tif, origin, m.model_dump(mode="json"), reference)
@@ -523,23 +518,23 @@ def _buildings(ctx: StageContext, cfg: TwinConfig, frame: SiteFrame, terrain_tif
     for meta, fut in zip(metas, model_futures, strict=True):
         lv = fut.result()
         rec = _model_record(meta, [Level(*x) for x in lv], terrain_tif, frame)
-        target = meta.get("replaces")
+        target = meta.replaces
         if target is not None and target in by_id:
             i = by_id[target]
             old = records[i]
             rec.id, rec.floors = old.id, old.floors
-            rec.name = meta.get("name") or old.name
-            rec.use = meta.get("use") or old.use
+            rec.name = meta.name or old.name
+            rec.use = meta.use or old.use
             rec.replaced_footprint = True
             records[i], levels[i] = rec, lv
         else:
             if target is not None:
-                skipped.append({"feature": meta["id"], "reason": f"replaces unknown building {target!r}; "
+                skipped.append({"feature": meta.id, "reason": f"replaces unknown building {target!r}; "
                                                                  "added as a building of its own"})
             records.append(rec)
             levels.append(lv)
         models.append({"id": rec.id, "file": rec.source_file, "replaces": target,
-                       "repair": meta["repair"], "levels": [{"faces": int(len(x[1])), "error_m": round(x[2], 4)}
+                       "repair": meta.repair, "levels": [{"faces": int(len(x[1])), "error_m": round(x[2], 4)}
                                                             for x in lv]})
     layer = BuildingLayer(records, skipped, slivers, fp_info)
     write_buildings(ctx.out_dir, layer, levels)

@@ -260,7 +260,7 @@ _STANDARD = {"x", "y", "z", "red", "green", "blue", "intensity", "classification
 def _write_glb(path: Path, pts: np.ndarray, meshopt: bool) -> int:
     xyz = np.column_stack([pts["x"], pts["y"], pts["z"]])
     rgb = np.column_stack([pts["red"], pts["green"], pts["blue"]])
-    extras = {n: pts[n] for n in pts.dtype.names if n not in _STANDARD}
+    extras = {n: pts[n] for n in pts.dtype.names or () if n not in _STANDARD}
     data = point_glb(xyz, rgb, pts["intensity"], pts["classification"], extras, meshopt=meshopt)
     path.write_bytes(data)
     return len(data)
@@ -306,12 +306,12 @@ def _assemble(frame: OctreeFrame, nodes: dict[str, dict[str, Any]]) -> tuple[dic
 def _point_layer(ctx: StageContext, out: Path, m: np.ndarray, cfg: TwinConfig, provenance: dict[str, Any]
                  ) -> dict[str, Any] | None:
     store = CellStore(ctx.locate(artifacts.CLEAN_POINTS))
-    if not store.meta()["count"]:
-        return None
     meta = store.meta()
+    if meta.is_empty or meta.bounds is None:
+        return None
     t = cfg.stages.tile
-    frame = OctreeFrame.covering(np.array(meta["bounds"][:3]), np.array(meta["bounds"][3:]),
-                                 meta["cell_size"], t.pointcloud_root_cells)
+    frame = OctreeFrame.covering(np.array(meta.bounds[:3]), np.array(meta.bounds[3:]),
+                                 meta.cell_size, t.pointcloud_root_cells)
     (out / "tiles").mkdir(parents=True, exist_ok=True)
     futures = [ctx.executor.submit(tile_cell, str(store.folder), cell, frame, t.pointcloud_max_points, str(out),
                                    t.pointcloud_meshopt) for cell in store.cells()]
@@ -340,8 +340,8 @@ def _point_layer(ctx: StageContext, out: Path, m: np.ndarray, cfg: TwinConfig, p
     _dump(out / "tileset.json", tileset_doc(root, top, **provenance))
     n_tiles = len(list((out / "tiles").glob("*.glb")))
     return {"box": root["boundingVolume"]["box"], "geometricError": top, "tiles": n_tiles,
-            "points": int(meta["count"]), "split_level": frame.split, "root_spacing_m": frame.spacing(0),
-            "bytes_per_point": round(size / max(int(meta["count"]), 1), 2)}
+            "points": int(meta.count), "split_level": frame.split, "root_spacing_m": frame.spacing(0),
+            "bytes_per_point": round(size / max(int(meta.count), 1), 2)}
 
 
 def _provenance(ctx: StageContext, cfg: TwinConfig, frame: FrameRecord) -> dict[str, Any]:
@@ -363,12 +363,12 @@ def run(ctx: StageContext, cfg: TwinConfig) -> StageResult:
     frame = read_frame(ctx.input_dir("georef"))
     m = frame.enu_to_ecef()
     provenance = _provenance(ctx, cfg, frame)
-    layers = {
+    made = {
         "terrain": _terrain_layer(ctx, ctx.out_dir / "terrain", m, t, provenance),
         "buildings": _building_layer(ctx, ctx.out_dir / "buildings", m, t, provenance),
         "pointcloud": _point_layer(ctx, ctx.out_dir / "pointcloud", m, cfg, provenance),
     }
-    layers = {k: v for k, v in layers.items() if v is not None}
+    layers = {k: v for k, v in made.items() if v is not None}
     if not layers:
         raise StageError("nothing to tile: no terrain, buildings or points came out of the earlier stages")
     corners = np.concatenate([box_corners(v["box"]) for v in layers.values()])

@@ -19,15 +19,17 @@ from pipeline.samples.generator import origin_xy
 from tests.conftest import run_cli
 
 
-def _site(tmp_path, features: list[dict], meshes: str = "") -> tuple:
-    """A 300 x 300 m site at the sample's origin: a flat 5 m DEM and the given footprints."""
+def _site(tmp_path, features: list[dict], meshes: str = "", properties: list[dict] | None = None) -> tuple:
+    """A 300 x 300 m site at the sample's origin: a flat 5 m DEM and the given footprints (id F<i>,
+    4 floors unless ``properties`` says otherwise)."""
     x0, y0 = origin_xy()
     dem = tmp_path / "dem.tif"
     with rasterio.open(dem, "w", driver="GTiff", width=60, height=60, count=1, dtype="float32", crs="EPSG:5186",
                        transform=from_origin(x0 - 150, y0 + 150, 5, 5), nodata=-9999.0) as dst:
         dst.write(np.full((60, 60), 15.0, np.float32), 1)
     fc = {"type": "FeatureCollection", "crs": {"type": "name", "properties": {"name": "urn:ogc:def:crs:EPSG::5186"}},
-          "features": [{"type": "Feature", "properties": {"id": f"F{i}", "floors": 4},
+          "features": [{"type": "Feature", "properties": {"id": f"F{i}", **(properties[i] if properties else
+                                                                          {"floors": 4})},
                         "geometry": geom} for i, geom in enumerate(features)]}
     fp = tmp_path / "footprints.geojson"
     fp.write_text(json.dumps(fc))
@@ -87,6 +89,35 @@ def test_bad_footprints_are_repaired_or_counted(tmp_path):
     assert f1["footprint_area_m2"] == pytest.approx(200.0, rel=1e-3)  # two triangles of the bow-tie
     report = json.loads((tmp_path / "w" / "reports" / "mesh.json").read_text())
     assert report["buildings"]["slivers_dropped"] == 1 and report["buildings"]["lod"] == {"LoD1": 4}
+
+
+def test_unusable_floors_and_heights_are_ignored_by_name_and_the_run_goes_on_to_the_tiles(tmp_path):
+    """Attribute text and absurd numbers (as real building layers have them) are named at ingest,
+    left out, and never reach the tiles' uint16 floors."""
+    x0, y0 = origin_xy()
+    props = [{"floors": "지상 12층"}, {"floors": 70000}, {"floors": -3}, {"floors": "1e+308"},
+             {"floors": "12"}, {"floors": 2.5}, {"height": "abc", "floors": 0}, {"height": "30.5"}]
+    squares = [_square(x0, y0, -120 + 30 * i, 0, 20) for i in range(len(props))]
+    cfg_path, _, _ = _site(tmp_path, squares, properties=props)
+    with pytest.warns(FeatureRepairedWarning) as caught:
+        Runner(load_config(cfg_path), tmp_path / "w", quiet=True).run(["ingest", "georef", "clean", "mesh", "tile"])
+    messages = [str(w.message) for w in caught if issubclass(w.category, FeatureRepairedWarning)]
+    # a column of mixed types reads as text: the values are quoted or not as the reader gives them
+    for ident, value, problem in [("F0", "지상 12층", "floors '지상 12층' is not a number"),
+                                  ("F1", "70000", "is outside 0..300"), ("F2", "-3", "is outside 0..300"),
+                                  ("F3", "1e+308", "is outside 0..300"), ("F5", "2.5", "is not a whole number"),
+                                  ("F6", "abc", "height 'abc' is not a number")]:
+        assert any(f"building {ident}:" in m and value in m and problem in m for m in messages), (ident, messages)
+    assert not any("building F4:" in m or "building F7:" in m for m in messages)
+    by_id = {b["id"]: b for b in json.loads((tmp_path / "w" / "artifacts" / "mesh" / "buildings.json")
+                                           .read_text())["buildings"]}
+    assert len(by_id) == len(props)
+    assert by_id["F4"]["floors"] == 12 and by_id["F4"]["height_source"] == "floors"
+    assert by_id["F4"]["height"] == pytest.approx(12 * 3.5, abs=0.01)  # storey_height 3.5 m
+    assert by_id["F7"]["height_source"] == "attribute" and by_id["F7"]["height"] == pytest.approx(30.5, abs=0.01)
+    for ident in ("F0", "F1", "F2", "F3", "F5", "F6"):
+        assert by_id[ident]["floors"] is None and by_id[ident]["height_source"] == "default"
+    assert (tmp_path / "w" / "artifacts" / "tile" / "tileset.json").is_file()
 
 
 def test_a_model_without_faces_stops_the_run_in_one_line(tmp_path):

@@ -1,0 +1,118 @@
+"""Building footprints: ingest's repaired layer in its own CRS (``footprints.json``) and georef's
+layer in the site frame (``footprints.json``).
+
+Both files are written on every run. Without a footprint input the layer has ``source`` None
+and no features, which tells mesh to outline buildings from the LiDAR instead; a layer that was
+given but lost every feature to repair has its source and no features.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pipeline.artifacts import ENU_FOOTPRINTS, SOURCE_FOOTPRINTS
+from pipeline.artifacts.base import dump_json, load_json
+
+@dataclass(frozen=True)
+class SourceFootprint:
+    """One repaired footprint: its id, attributes (floors above ground; height in metres; None
+    where the layer has no usable value) and (Multi)Polygon as WKT in the layer's CRS."""
+
+    id: str
+    name: str | None
+    use: str | None
+    floors: int | None
+    height: float | None
+    wkt: str
+
+
+@dataclass(frozen=True)
+class SourceFootprints:
+    """ingest's layer: the file it came from (None: no footprint input), its CRS as WKT, whether
+    the landing checks are waived, the features, and those skipped or repaired (id and reason)."""
+
+    source: str | None = None
+    crs_wkt: str | None = None
+    accept_crs: bool = False
+    features: list[SourceFootprint] = field(default_factory=list)
+    skipped: list[dict[str, Any]] = field(default_factory=list)
+    repaired: list[dict[str, Any]] = field(default_factory=list)
+
+
+def write_source_footprints(folder: Path, layer: SourceFootprints) -> None:
+    dump_json(SOURCE_FOOTPRINTS.locate(folder), asdict(layer))
+
+
+def read_source_footprints(folder: Path) -> SourceFootprints:
+    doc = load_json(SOURCE_FOOTPRINTS.locate(folder))
+    return SourceFootprints(doc["source"], doc["crs_wkt"], doc["accept_crs"],
+                            [SourceFootprint(**f) for f in doc["features"]], doc["skipped"], doc["repaired"])
+
+
+@dataclass(frozen=True)
+class Centroid:
+    """Where a building's anchor stands: WGS84 degrees, geoid undulation N (m), plan ENU E, N (m)."""
+
+    lon: float
+    lat: float
+    undulation: float
+    en: list[float]
+
+
+@dataclass(frozen=True)
+class Ring:
+    """One ring, open (first vertex not repeated): plan ENU E, N (m) at orthometric height 0
+    and, for rings from a footprint layer, the source coordinates, WGS84 degrees and the geoid
+    undulation (m) at each vertex (None for outlines drawn in the plane from the LiDAR)."""
+
+    en: list[list[float]]
+    src: list[list[float]] | None = None
+    lonlat: list[list[float]] | None = None
+    undulation: list[float] | None = None
+
+
+@dataclass(frozen=True)
+class Footprint:
+    """A footprint in the site frame: its parts (exterior ring, then holes), its centroid and
+    where it came from ('input' or 'lidar')."""
+
+    id: str
+    name: str | None
+    use: str | None
+    floors: int | None
+    height: float | None
+    parts: list[list[Ring]]
+    centroid: Centroid
+    footprint_source: str = "input"
+
+    @classmethod
+    def from_json(cls, doc: dict[str, Any]) -> Footprint:
+        doc = dict(doc)
+        doc["parts"] = [[Ring(**r) for r in part] for part in doc["parts"]]
+        doc["centroid"] = Centroid(**doc["centroid"])
+        return cls(**doc)
+
+
+@dataclass(frozen=True)
+class FootprintLayer:
+    """georef's layer: the footprints in ENU, the source layer's file (None: no footprint input)
+    and CRS, and what ingest skipped or repaired."""
+
+    source: str | None = None
+    crs_wkt: str | None = None
+    features: list[Footprint] = field(default_factory=list)
+    skipped: list[dict[str, Any]] = field(default_factory=list)
+    repaired: list[dict[str, Any]] = field(default_factory=list)
+    frame: str = "ENU"
+
+
+def write_footprints(folder: Path, layer: FootprintLayer) -> None:
+    dump_json(ENU_FOOTPRINTS.locate(folder), asdict(layer))
+
+
+def read_footprints(folder: Path) -> FootprintLayer:
+    doc = load_json(ENU_FOOTPRINTS.locate(folder))
+    return FootprintLayer(doc["source"], doc["crs_wkt"], [Footprint.from_json(f) for f in doc["features"]],
+                          doc["skipped"], doc["repaired"], doc["frame"])
