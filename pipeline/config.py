@@ -207,6 +207,10 @@ class MeshConfig(_Model):
     terrain_blend: float = Field(
         10.0, ge=0, description="Distance (m) inside the LiDAR DTM's edge over which it is blended into "
                                 "the DEM, so the two meet without a step.")
+    height_disagreement: float = Field(
+        3.0, gt=0, description="Warn when two inputs on the same ground (the LiDAR DTM and the DEM, an "
+                               "imported model's base and the terrain) differ in height by more than this "
+                               "(m, median over their common ground).")
     roof_percentile: float = Field(
         90.0, gt=50, le=100, description="Percentile of in-footprint points taken as the LoD1 roof height.")
     min_roof_points: int = Field(20, ge=1, description="Fewer LiDAR points than this: fall back to attributes.")

@@ -89,5 +89,11 @@ class ValidationWarning(TwinWarning):
     """A check on what is published could not run in full (e.g. the glTF validator is missing)."""
 
 
+class HeightDisagreementWarning(TwinWarning):
+    """Two inputs on the same ground disagree in height by more than
+    ``stages.mesh.height_disagreement``: usually one is orthometric where the other is
+    ellipsoidal, or a vertical unit or origin is wrong. The mesh report gives the numbers."""
+
+
 class CRSOverrideWarning(TwinWarning):
     """An input's own CRS record was unreadable and the config's ``crs:`` was used instead."""

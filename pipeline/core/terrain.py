@@ -109,6 +109,27 @@ def sample_bilinear(values: np.ndarray, grid: Grid, e: np.ndarray, n: np.ndarray
     return out
 
 
+@dataclass(frozen=True)
+class HeightDifference:
+    """``a - b`` (m) over the posts where both surfaces have data: median, 5th and 95th
+    percentiles, and the number of posts compared."""
+
+    median_m: float
+    p05_m: float
+    p95_m: float
+    posts: int
+
+
+def height_difference(a: np.ndarray, b: np.ndarray) -> HeightDifference | None:
+    """How two heightfields on one grid differ where both have data; None where they do not meet."""
+    both = np.isfinite(a) & np.isfinite(b)
+    if not both.any():
+        return None
+    d = a[both] - b[both]
+    p05, med, p95 = np.percentile(d, [5, 50, 95])
+    return HeightDifference(round(float(med), 3), round(float(p05), 3), round(float(p95), 3), int(both.sum()))
+
+
 def fuse(primary: np.ndarray, secondary: np.ndarray, res: float, blend: float) -> np.ndarray:
     """``primary`` where it has data, ``secondary`` elsewhere (same grid, metres), blended linearly
     over ``blend`` metres inside the primary's data edge so the two meet without a step."""

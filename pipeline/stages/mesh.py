@@ -47,9 +47,9 @@ from pipeline.core.pointio import BUILDING
 from pipeline.core.progress import Clock
 from pipeline.core.raster import read_enu_raster, write_enu_raster
 from pipeline.core.roofs import Plane, envelope, fit_roof
-from pipeline.core.terrain import (Heightfield, build_tin, fuse, resample_grid, resample_lattice, sample_bilinear,
-                                   vertical_error)
-from pipeline.errors import FeatureSkippedWarning, GroundAssumedWarning
+from pipeline.core.terrain import (Heightfield, build_tin, fuse, height_difference, resample_grid, resample_lattice,
+                                   sample_bilinear, vertical_error)
+from pipeline.errors import FeatureSkippedWarning, GroundAssumedWarning, HeightDisagreementWarning
 from pipeline import artifacts
 from pipeline.artifacts.buildings import BuildingLayer, BuildingRecord, MeshLevel, write_buildings
 from pipeline.artifacts.dem import read_enu_dem
@@ -115,6 +115,16 @@ def _heightfield(ctx: StageContext, m: MeshConfig) -> tuple[Heightfield | None, 
     u_dem = resample_lattice(dem[..., 2], dem[..., 0], dem[..., 1], grid) if dem is not None else None
     if u_dtm is not None and u_dem is not None:
         sources["posts_from_lidar_dtm"] = float(np.isfinite(u_dtm).mean())
+        diff = height_difference(u_dtm, u_dem)
+        if diff is not None:
+            sources["lidar_dtm_minus_dem_m"] = asdict(diff)
+            if abs(diff.median_m) > m.height_disagreement:
+                warnings.warn(f"the LiDAR ground and the DEM (inputs.dem) disagree: the LiDAR is {diff.median_m:+.2f} m "
+                              f"off the DEM (median over {diff.posts * res * res / 1e6:.2f} km² of common ground; "
+                              f"> stages.mesh.height_disagreement {m.height_disagreement:g} m); one of them is "
+                              "probably orthometric where the other is ellipsoidal (a CRS without its vertical "
+                              "part, site.heights), or in another vertical unit or datum", HeightDisagreementWarning,
+                              stacklevel=2)
         return Heightfield(grid, fuse(u_dtm, u_dem, res, m.terrain_blend)), sources
     u = u_dtm if u_dtm is not None else u_dem
     assert u is not None  # one of the two was read: extents is not empty
@@ -180,6 +190,13 @@ def _ground(terrain: tuple[Grid, np.ndarray] | None, polys: list[Polygon], frame
             undulation: float) -> float | None:
     """Lowest terrain height (orthometric m) under a footprint: the posts inside it and the
     heightfield along its outline (every vertex, and every post spacing along each edge)."""
+    span = _ground_span(terrain, polys, frame, undulation)
+    return None if span is None else span[0]
+
+
+def _ground_span(terrain: tuple[Grid, np.ndarray] | None, polys: list[Polygon], frame: SiteFrame,
+                 undulation: float) -> tuple[float, float] | None:
+    """Lowest and highest terrain height (orthometric m) under a footprint (see :func:`_ground`)."""
     if terrain is None or terrain[0].rows == 0:
         return None
     grid, u = terrain
@@ -199,7 +216,7 @@ def _ground(terrain: tuple[Grid, np.ndarray] | None, polys: list[Polygon], frame
     if len(enu) == 0:
         return None
     _, _, h = frame.enu_to_geodetic(enu)
-    return float(np.min(h) - undulation)
+    return float(np.min(h) - undulation), float(np.max(h) - undulation)
 
 
 def _place(frame: SiteFrame, vertices: np.ndarray, undulation: float) -> np.ndarray:
@@ -438,16 +455,25 @@ def _blocks(feats: list[Footprint], store: CellStore | None, size: float
 
 
 def _model_record(meta: PlacedModel, levels: list[Level], terrain_tif: Path | None,
-                  frame: SiteFrame) -> BuildingRecord:
+                  frame: SiteFrame, tolerance: float) -> BuildingRecord:
+    """The building record of an imported model; warns when its base floats above, or sinks
+    below, all the terrain under it by more than ``tolerance`` (m)."""
     und = meta.undulation
     v = levels[0].vertices
     _, _, h = frame.enu_to_geodetic(v)
     hull = MultiPoint(v[:, :2]).convex_hull
     # only the heightfield under the model is read
     terrain = read_enu_raster(terrain_tif, hull.buffer(2.0).bounds) if terrain_tif is not None else None
-    ground = _ground(terrain, [hull] if hull.geom_type == "Polygon" else [], frame, und)
+    span = _ground_span(terrain, [hull] if hull.geom_type == "Polygon" else [], frame, und)
+    ground = None if span is None else span[0]
     lon, lat = meta.origin_lonlat
     base = float(h.min() - und)
+    if span is not None and not span[0] - tolerance <= base <= span[1] + tolerance:
+        off = base - span[1] if base > span[1] else base - span[0]
+        warnings.warn(f"{Path(meta.source).name}: model {meta.id}'s base is {abs(off):.2f} m "
+                      f"{'above' if off > 0 else 'below'} the terrain under it (> stages.mesh.height_disagreement "
+                      f"{tolerance:g} m): check the origin's height (orthometric in its CRS unless the CRS says "
+                      "otherwise), the scale and the up axis", HeightDisagreementWarning, stacklevel=2)
     ground_source = "model base" if ground is None else "terrain"
     ground = base if ground is None else ground
     top = float(h.max() - und)
@@ -517,7 +543,7 @@ def _buildings(ctx: StageContext, cfg: TwinConfig, frame: SiteFrame, terrain_tif
     models = []
     for meta, fut in zip(metas, model_futures, strict=True):
         lv = fut.result()
-        rec = _model_record(meta, [Level(*x) for x in lv], terrain_tif, frame)
+        rec = _model_record(meta, [Level(*x) for x in lv], terrain_tif, frame, m.height_disagreement)
         target = meta.replaces
         if target is not None and target in by_id:
             i = by_id[target]

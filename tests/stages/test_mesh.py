@@ -1,9 +1,11 @@
 """The mesh stage on bad geometry: every odd footprint is repaired or skipped with a warning and
-a count, never a crash and never a silent loss; a model without faces stops the run in one line."""
+a count, never a crash and never a silent loss; a model without faces stops the run in one line;
+inputs that disagree in height on the same ground are said to."""
 
 from __future__ import annotations
 
 import json
+import warnings
 
 import numpy as np
 import pyproj
@@ -13,10 +15,11 @@ import trimesh
 from rasterio.transform import from_origin
 
 from pipeline.config import load_config
-from pipeline.errors import FeatureRepairedWarning, FeatureSkippedWarning
+from pipeline.errors import FeatureRepairedWarning, FeatureSkippedWarning, HeightDisagreementWarning
 from pipeline.runner import Runner
 from pipeline.samples.generator import origin_xy
-from tests.conftest import run_cli
+from tests.conftest import SAMPLE, run_cli
+from tests.fixtures_las import sample_points, write_las
 
 
 def _site(tmp_path, features: list[dict], meshes: str = "", properties: list[dict] | None = None) -> tuple:
@@ -133,21 +136,65 @@ def test_a_model_without_faces_stops_the_run_in_one_line(tmp_path):
     assert not (tmp_path / "w" / "artifacts" / "ingest").exists()
 
 
-def test_a_model_replaces_the_footprint_it_names(tmp_path):
+def _hall(tmp_path, origin_height: float) -> tuple:
+    """A 10 x 10 x 30 m box model replacing footprint F0 of a :func:`_site` on a flat 15 m DEM,
+    its origin at ``origin_height`` (orthometric m)."""
     x0, y0 = origin_xy()
     box = trimesh.creation.box((10, 10, 30))
     box.apply_translation([0, 0, 15])
     model = tmp_path / "hall.obj"
     box.export(model)
     # the model stands on the footprint F0 (20 x 20 m at 0..20, 0..20 from the origin)
-    lon, lat = pyproj.Transformer.from_crs("EPSG:5186", "EPSG:4326", always_xy=True).transform(x0 + 10, y0 + 10)
-    meshes = (f"  meshes: [{{path: {model}, crs: EPSG:5186, origin: [{x0 + 10}, {y0 + 10}, 15.0], "
+    meshes = (f"  meshes: [{{path: {model}, crs: EPSG:5186, origin: [{x0 + 10}, {y0 + 10}, {origin_height}], "
               f"replaces: F0, name: Hall (scanned)}}]")
     cfg, _, _ = _site(tmp_path, [_square(x0, y0, 0, 0, 20), _square(x0, y0, 50, 50, 20)], meshes)
-    Runner(load_config(cfg), tmp_path / "w", quiet=True).run(["ingest", "georef", "clean", "mesh"])
+    return cfg, x0, y0
+
+
+def test_a_model_replaces_the_footprint_it_names(tmp_path):
+    cfg, x0, y0 = _hall(tmp_path, 15.0)
+    lon, lat = pyproj.Transformer.from_crs("EPSG:5186", "EPSG:4326", always_xy=True).transform(x0 + 10, y0 + 10)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", HeightDisagreementWarning)  # it stands on the ground
+        Runner(load_config(cfg), tmp_path / "w", quiet=True).run(["ingest", "georef", "clean", "mesh"])
     buildings = json.loads((tmp_path / "w" / "artifacts" / "mesh" / "buildings.json").read_text())["buildings"]
     assert [b["id"] for b in buildings] == ["F0", "F1"]
     hall = buildings[0]
     assert hall["lod"] == "imported" and hall["name"] == "Hall (scanned)" and hall["floors"] == 4
     assert hall["height"] == pytest.approx(30.0, abs=1e-3) and hall["ground_height"] == pytest.approx(15.0, abs=1e-3)
     assert hall["centroid"]["lon"] == pytest.approx(lon, abs=1e-9)
+
+
+@pytest.mark.parametrize("origin_height, where", [(55.0, "40.00 m above"), (5.0, "10.00 m below")])
+def test_a_model_off_the_ground_is_said_to_be(tmp_path, origin_height, where):
+    cfg, _, _ = _hall(tmp_path, origin_height)
+    with pytest.warns(HeightDisagreementWarning, match=f"model .*base is {where} the terrain under it"):
+        Runner(load_config(cfg), tmp_path / "w", quiet=True).run(["ingest", "georef", "clean", "mesh"])
+
+
+def test_lidar_and_a_dem_that_disagree_in_height_are_said_to(tmp_path):
+    """The sample's DEM raised by 20 m (what a DEM of ellipsoidal heights read as orthometric
+    looks like in Seoul) against the sample's own LiDAR: a warning with the offset, and the
+    report's numbers; the unchanged DEM agrees to centimetres."""
+    cloud = write_las(tmp_path / "cloud.las", sample_points(200_000), crs="EPSG:5186+5773")
+    with rasterio.open(SAMPLE / "dem.tif") as src:
+        profile, band = src.profile, src.read(1)
+    raised = tmp_path / "dem_raised.tif"
+    with rasterio.open(raised, "w", **profile) as dst:
+        dst.write(np.where(band == profile["nodata"], band, band + 20.0), 1)
+    for dem, expect in ((SAMPLE / "dem.tif", None), (raised, -20.0)):
+        cfg = tmp_path / f"{dem.stem}.yaml"
+        cfg.write_text(f"site: {{origin: {{lat: 37.5770, lon: 126.8898}}}}\n"
+                       f"inputs: {{pointclouds: [{{path: {cloud}}}], dem: {{path: {dem}}}}}\n"
+                       "stages: {mesh: {terrain_lods: 1, footprints_from_points: never}}\nexecutor: {kind: inline}\n")
+        work = tmp_path / dem.stem
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            Runner(load_config(cfg), work, quiet=True).run(["ingest", "georef", "clean", "mesh"])
+        said = [str(w.message) for w in caught if issubclass(w.category, HeightDisagreementWarning)]
+        diff = json.loads((work / "reports" / "mesh.json").read_text())["terrain"]["sources"]["lidar_dtm_minus_dem_m"]
+        if expect is None:
+            assert not said and abs(diff["median_m"]) < 0.1
+        else:
+            assert diff["median_m"] == pytest.approx(expect, abs=0.1)
+            assert len(said) == 1 and "-20.0" in said[0] and "orthometric" in said[0]
