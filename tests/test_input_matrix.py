@@ -88,6 +88,10 @@ def test_footprints_alone_stand_on_the_reference_height(tmp_path):
     # the site origin's ellipsoidal height (0 m): where a globe without terrain draws the ground
     assert all(abs(a["ellipsoidal_height"]) < 1e-3 for a in anchors)
     assert {a["properties"]["ground_source"] for a in anchors} == {"site reference height"}
+    # the command line says so in one plain line, not with Python's file:line and source echo
+    said = [ln for ln in proc.stderr.splitlines() if "reference height" in ln]
+    assert len(said) == 1 and said[0].startswith("dmctwin: warning: ") and "stand on the site" in said[0]
+    assert "warnings.warn" not in proc.stderr and ".py:" not in proc.stderr
 
 
 @pytest.mark.parametrize("inputs,expect", [

@@ -1,17 +1,20 @@
 """The ``dmctwin`` command: parses arguments, calls the library, prints.
 
 Errors of the :class:`~pipeline.errors.TwinError` family become one line on stderr and exit
-code 2; anything else is a bug and keeps its traceback.
+code 2; anything else is a bug and keeps its traceback. Warnings are one line each on stderr,
+without the source line Python would print under them.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import warnings
+from typing import TextIO
 
 from pipeline import __version__
 from pipeline.cli import config_cmd, run_cmd, sample_cmd, validate_cmd
-from pipeline.errors import TwinError
+from pipeline.errors import TwinError, TwinWarning
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -23,9 +26,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                 file: TextIO | None = None, line: str | None = None) -> None:
+    """``warnings.showwarning`` for the command line: ``dmctwin: warning: ...`` on one line; a
+    library's own warning names the library."""
+    text = " ".join(str(message).split())
+    if not issubclass(category, TwinWarning):
+        module = filename.replace("\\", "/").split("site-packages/")[-1].split("/")[0].removesuffix(".py")
+        text = f"{category.__name__} from {module}: {text}"
+    print(f"dmctwin: warning: {text}", file=file or sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script; returns the exit code."""
     args = build_parser().parse_args(argv)
+    warnings.showwarning = show_warning
     try:
         return int(args.func(args) or 0)
     except TwinError as exc:
