@@ -312,6 +312,14 @@ class TwinConfig(_Model):
         """``site.geoid`` for :meth:`GeoidModel.from_spec`: 'egm96', or the grid's absolute path."""
         return "egm96" if self.site.geoid.lower() == "egm96" else str(self.resolve(Path(self.site.geoid)))
 
+    def declared_crs(self, item: _InputFile, key: str, what: str) -> str:
+        """The CRS of an input that carries none of its own (a CSV, a model's origin): its
+        ``crs``, else ``site.crs``; ConfigError naming the config and ``key`` when neither is set."""
+        text = item.crs or self.site.crs
+        if not text:
+            raise ConfigError(f"{key}: {what} carries no CRS: set {key}.crs (or site.crs)", path=self.source)
+        return text
+
     def input_paths(self) -> list[Path]:
         """Absolute paths of every input file this config names (geoid grid included)."""
         paths = [self.resolve(pc.path) for pc in self.inputs.pointclouds]

@@ -98,10 +98,9 @@ def check_runnable(cfg: TwinConfig, config_path: Path) -> None:
             _input_file(cfg, item, f"inputs.{name}", config_path, suffixes)
     for i, m in enumerate(inp.meshes):
         _input_file(cfg, m, f"inputs.meshes[{i}]", config_path, MESH_SUFFIXES, "unsupported model format")
-        if not (m.crs or cfg.site.crs):
-            raise ConfigError(f"inputs.meshes[{i}]: the origin needs a CRS: set crs (or site.crs)", path=config_path)
-    if inp.gcps is not None and not (inp.gcps.crs or cfg.site.crs):
-        raise ConfigError("inputs.gcps: a GCP CSV carries no CRS: set inputs.gcps.crs (or site.crs)", path=config_path)
+        cfg.declared_crs(m, f"inputs.meshes[{i}]", "a model's origin")
+    if inp.gcps is not None:
+        cfg.declared_crs(inp.gcps, "inputs.gcps", "a GCP CSV")
     try:
         resolve_geoid(cfg.geoid_spec())
     except TwinError as exc:

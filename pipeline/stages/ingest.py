@@ -217,10 +217,7 @@ def _ingest_meshes(ctx: StageContext, cfg: TwinConfig) -> list[dict[str, Any]]:
         vertices, faces, fixed = repair_mesh(vertices, faces)
         if len(faces) == 0:
             raise InputError("mesh has no faces left after dropping degenerate and non-finite ones", path=path)
-        crs_text = m.crs or cfg.site.crs
-        if not crs_text:
-            raise CRSError(f"inputs.meshes[{i}]: the origin needs a CRS; set its crs (or site.crs)", path=path)
-        crs = parse_crs(crs_text, path=path)
+        crs = parse_crs(cfg.declared_crs(m, f"inputs.meshes[{i}]", "a model's origin"), path=path)
         ident = m.id or path.stem
         if ident in ids:
             raise ConfigError(f"inputs.meshes[{i}]: id {ident!r} is used twice", path=path)
@@ -287,10 +284,7 @@ def read_gcp_csv(path: Path) -> list[GcpRow]:
 
 def _ingest_gcps(ctx: StageContext, cfg: TwinConfig, g: GCPInput) -> dict[str, Any]:
     path = cfg.resolve(g.path)
-    crs_text = g.crs or cfg.site.crs
-    if not crs_text:
-        raise CRSError("a GCP CSV carries no CRS; set inputs.gcps.crs (or site.crs)", path=path)
-    crs = parse_crs(crs_text, path=path)
+    crs = parse_crs(cfg.declared_crs(g, "inputs.gcps", "a GCP CSV"), path=path)
     rows = read_gcp_csv(path)
     write_source_gcps(ctx.out_dir, SourceGcps(str(path), crs.to_wkt(), g.accept_crs, rows))
     return {"file": str(path), "crs": crs.name, "points": len(rows)}

@@ -119,8 +119,9 @@ def _heightfield(ctx: StageContext, m: MeshConfig) -> tuple[Heightfield | None, 
         if diff is not None:
             sources["lidar_dtm_minus_dem_m"] = asdict(diff)
             if abs(diff.median_m) > m.height_disagreement:
-                warnings.warn(f"the LiDAR ground and the DEM (inputs.dem) disagree: the LiDAR is {diff.median_m:+.2f} m "
-                              f"off the DEM (median over {diff.posts * res * res / 1e6:.2f} km² of common ground; "
+                area = diff.posts * res * res / 1e6
+                warnings.warn(f"the LiDAR ground and the DEM (inputs.dem) disagree: the LiDAR is "
+                              f"{diff.median_m:+.2f} m off the DEM (median over {area:.2f} km² of common ground; "
                               f"> stages.mesh.height_disagreement {m.height_disagreement:g} m); one of them is "
                               "probably orthometric where the other is ellipsoidal (a CRS without its vertical "
                               "part, site.heights), or in another vertical unit or datum", HeightDisagreementWarning,
