@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.core import gltf_validator
+from pipeline.core import gltf_validator, official_validator
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "assets" / "sample"
@@ -43,6 +43,14 @@ def validate_gltf(paths: list[Path]) -> list[dict]:
     if not gltf_validator.available():
         pytest.fail("the glTF validator is not installed: run make setup")
     return gltf_validator.validate(list(paths))
+
+
+def official_agrees(tileset: Path) -> None:
+    """CesiumGS's 3d-tiles-validator finds no error in ``tileset`` when it is installed (it cannot
+    be on every machine; see pipeline/core/official_validator.py); nothing when it is not."""
+    if official_validator.available():
+        report = official_validator.validate_official(tileset / "tileset.json" if tileset.is_dir() else tileset)
+        assert report.valid, report.issues[:5]
 
 
 def variant_run(sample_run: Path, workdir: Path, stage_settings: str, stages: str) -> Path:

@@ -10,7 +10,7 @@ import pytest
 
 from pipeline.core.tileset_check import validate_tileset
 from tests.cli.test_cli import _one_error_line
-from tests.conftest import SAMPLE, run_cli
+from tests.conftest import SAMPLE, official_agrees, run_cli
 from tests.fixtures_las import sample_points, write_las
 
 ORIGIN = "site: {origin: {lat: 37.5770, lon: 126.8898}}\n"
@@ -40,6 +40,7 @@ def _valid(bundle) -> None:
     report = validate_tileset(bundle)
     assert report.valid, report.problems[:5]
     assert report.gltf_validated > 0
+    official_agrees(bundle)
 
 
 @pytest.mark.slow

@@ -15,7 +15,7 @@ from scipy.spatial import cKDTree
 
 from pipeline.core.gltf import gltf_positions, read_glb, read_primitive
 from pipeline.core.tileset_check import validate_tileset
-from tests.conftest import REPO, SAMPLE, run_cli, validate_gltf, variant_run
+from tests.conftest import REPO, SAMPLE, official_agrees, run_cli, validate_gltf, variant_run
 
 pytestmark = pytest.mark.slow
 
@@ -44,6 +44,7 @@ def test_the_bundle_is_valid_by_our_validator(sample_run):
     report = validate_tileset(sample_run / "bundle")
     assert report.valid, report.problems[:5]
     assert not report.warnings
+    official_agrees(sample_run / "bundle")
     assert report.tilesets == 4 and report.gltf_validated == report.contents > 40
     proc = run_cli("validate", str(sample_run / "bundle"))
     assert proc.returncode == 0 and "valid: 0 errors" in proc.stdout

@@ -1,4 +1,5 @@
-"""``dmctwin validate PATH``: check a 3D Tiles tileset (ours or anyone's) against the specification."""
+"""``dmctwin validate PATH``: check a 3D Tiles tileset (ours or anyone's) against the specification,
+and with ``--official`` by CesiumGS's 3d-tiles-validator as well (when it is installed)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from pipeline.core.official_validator import validate_official
 from pipeline.core.tileset_check import validate_tileset
 from pipeline.errors import InputError
 
@@ -19,6 +21,8 @@ def register(sub: Any) -> None:
                    help="slack (m) for bounding-volume containment (default 0.001)")
     p.add_argument("--json", action="store_true", help="print the findings as JSON")
     p.add_argument("--max", type=int, default=50, help="findings printed per severity (default 50)")
+    p.add_argument("--official", action="store_true",
+                   help="also run CesiumGS's 3d-tiles-validator (npm 3d-tiles-validator) and fail on its errors")
     p.set_defaults(func=run)
 
 
@@ -27,11 +31,14 @@ def run(args: argparse.Namespace) -> int:
     if not path.is_file():
         raise InputError("no tileset here", path=path)
     report = validate_tileset(path, tol=args.tolerance, gltf=not args.no_gltf)
+    official = validate_official(path) if args.official else None
+    valid = report.valid and (official is None or official.valid)
     if args.json:
-        print(json.dumps({"valid": report.valid, "tilesets": report.tilesets, "tiles": report.tiles,
+        print(json.dumps({"valid": valid, "tilesets": report.tilesets, "tiles": report.tiles,
                           "contents": report.contents, "gltf_validated": report.gltf_validated,
-                          "findings": [f.__dict__ for f in report.findings]}, indent=1))
-        return 0 if report.valid else 1
+                          "findings": [f.__dict__ for f in report.findings],
+                          "official": official.__dict__ if official is not None else None}, indent=1))
+        return 0 if valid else 1
     for severity in ("error", "warning", "info"):
         found = [f for f in report.findings if f.severity == severity]
         for f in found[:args.max]:
@@ -42,4 +49,9 @@ def run(args: argparse.Namespace) -> int:
     verdict = "valid" if report.valid else "INVALID"
     print(f"{path}: {verdict}: {len(report.errors)} errors, {len(report.warnings)} warnings in "
           f"{report.tilesets} tilesets, {report.tiles} tiles, {report.contents} contents{gltf}")
-    return 0 if report.valid else 1
+    if official is not None:
+        for issue in [i for i in official.issues if i.get("severity") == "ERROR"][:args.max]:
+            print(f"official: {issue.get('type')}: {issue.get('path')}: {issue.get('message')}")
+        print(f"{path}: official 3d-tiles-validator: {'valid' if official.valid else 'INVALID'}: "
+              f"{official.errors} errors, {official.warnings} warnings")
+    return 0 if valid else 1

@@ -14,6 +14,7 @@ from pipeline.core.content import mesh_glb, smooth_mesh
 from pipeline.core.implicit import child_box, morton_decode
 from pipeline.core.tiles import aabb_box, tileset_doc
 from pipeline.core.tileset_check import validate_tileset
+from tests.conftest import official_agrees
 
 #: root box 0..100 m square, 0..10 m high; available: the root and level-1 tiles (0, 0) and (1, 1)
 AVAILABLE = [(0, (0, 0)), (1, (0, 0)), (1, (1, 1))]
@@ -63,6 +64,7 @@ def test_morton_and_child_boxes():
 def test_implicit_quadtree_is_valid(tmp_path):
     report = validate_tileset(_implicit(tmp_path))
     assert report.valid, report.problems
+    official_agrees(tmp_path / "tileset.json")
     assert report.contents == 3
     assert any("3 available tile(s)" in f.message for f in report.findings)
 
