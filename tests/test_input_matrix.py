@@ -31,6 +31,13 @@ FOOTPRINTS = f"  footprints: {{path: {SAMPLE / 'buildings.geojson'}}}\n"
 DEM = f"  dem: {{path: {SAMPLE / 'dem.tif'}}}\n"
 
 
+def _one_footprint(tmp_path) -> str:
+    doc = json.loads((SAMPLE / "buildings.geojson").read_text())
+    doc["features"] = doc["features"][:1]
+    (tmp_path / "one.geojson").write_text(json.dumps(doc))
+    return f"  footprints: {{path: {tmp_path / 'one.geojson'}}}\n"
+
+
 def _layers(bundle) -> set[str]:
     root = json.loads((bundle / "tileset.json").read_text())["root"]
     return {c["content"]["uri"].split("/")[0] for c in root["children"]}
@@ -49,6 +56,7 @@ def _valid(bundle) -> None:
     ("footprints", {"buildings"}),
     ("dem", {"terrain"}),
     ("footprints+dem", {"terrain", "buildings"}),
+    ("one footprint+dem", {"terrain", "buildings"}),
     ("one point", {"pointcloud"}),
     ("identical points", {"pointcloud"}),
     ("sparse", {"pointcloud", "terrain"}),
@@ -61,6 +69,7 @@ def test_input_combination_makes_a_valid_bundle(tmp_path, combo, layers):
         "footprints": FOOTPRINTS,
         "dem": DEM,
         "footprints+dem": FOOTPRINTS + DEM,
+        "one footprint+dem": _one_footprint(tmp_path) + DEM,
         "one point": _cloud(tmp_path, xyz[:1]),
         "identical points": _cloud(tmp_path, np.repeat(xyz[:1], 50, axis=0)),
         # 800 points over about a square kilometre (the whole sample's extent)
@@ -75,6 +84,7 @@ def test_input_combination_makes_a_valid_bundle(tmp_path, combo, layers):
     anchors = json.loads((bundle / "anchors" / "anchors.json").read_text())["anchors"]
     if "buildings" in layers:
         assert anchors and all(a["kind"] == "building" for a in anchors)
+        assert combo != "one footprint+dem" or len(anchors) == 1
     else:
         assert anchors == []
 

@@ -144,6 +144,8 @@ def _ingest_pointcloud(ctx: StageContext, cfg: TwinConfig, i: int, pc: PointClou
     # a VerticalUnitsGeoKey names the z unit outright; georef applies the CRS's height unit after
     # this factor, so it is relative to that
     z_factor = z_unit / vertical_unit_factor(crs) if z_unit is not None and crs is not None else 1.0
+    if math.isclose(z_factor, 1.0, rel_tol=1e-9):
+        z_factor = 1.0  # the key names the CRS's own unit (US survey feet by two routes differ in the last bit)
     count, lo, hi = 0, np.full(3, np.inf), np.full(3, -np.inf)
     classes = np.zeros(256, np.int64)
     extra: list[list[str]] = []
