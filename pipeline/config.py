@@ -6,28 +6,32 @@ against the folder of the config file, so a config can be run from anywhere.
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 import json
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from pipeline.core.text import NotText, decode_text
 from pipeline.errors import ConfigError
 
 STAGE_NAMES = ("ingest", "georef", "clean", "mesh", "tile", "anchors", "publish")
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    # no NaN or infinity anywhere: a .nan height or resolution can only be a mistake
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
 class Origin(_Model):
     lat: float = Field(37.5770, ge=-90, le=90, description="Site origin latitude, degrees WGS84.")
     lon: float = Field(126.8898, ge=-180, le=180, description="Site origin longitude, degrees WGS84.")
     height: float = Field(
-        0.0, description="Site origin height, metres above the WGS84 ellipsoid (EPSG:4979).")
+        0.0, ge=-500, le=9000,
+        description="Site origin height, metres above the WGS84 ellipsoid (EPSG:4979), on the earth's surface.")
 
 
 class Site(_Model):
@@ -45,7 +49,7 @@ class Site(_Model):
         description="Geoid grid: 'egm96' (Debian proj-data egm96_15.gtx) or a path to a GTX/GeoTIFF "
                     "grid such as the Korean national geoid model.")
     radius_km: float = Field(
-        20.0, gt=0, description="Inputs must land within this distance of the origin (km).")
+        20.0, gt=0, le=1000, description="Inputs must land within this distance of the origin (km).")
 
 
 class _InputFile(_Model):
@@ -84,7 +88,24 @@ class FootprintFields(_Model):
     height: str | None = Field("height", description="Building height in metres, if surveyed.")
 
 
-class FootprintInput(_InputFile):
+class _VectorInput(_InputFile):
+    encoding: str | None = Field(
+        None, description="Text encoding of the attributes (e.g. cp949, euc-kr, utf-8). Unset: the file's own "
+                          "(a shapefile's .cpg); a shapefile without one is read as UTF-8 or CP949, whichever "
+                          "decodes all of it, with a warning.")
+
+    @field_validator("encoding")
+    @classmethod
+    def _known_encoding(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                codecs.lookup(value)
+            except LookupError:
+                raise ValueError(f"unknown text encoding {value!r}") from None
+        return value
+
+
+class FootprintInput(_VectorInput):
     fields: FootprintFields = Field(default_factory=FootprintFields,
                                     description="Attribute name mapping.")
 
@@ -98,7 +119,7 @@ class GCPInput(_InputFile):
     point in a local scanner frame) and role (control | check)."""
 
 
-class POIInput(_InputFile):
+class POIInput(_VectorInput):
     """GeoJSON of points of interest (name, kind)."""
 
 
@@ -112,8 +133,9 @@ class MeshInput(_InputFile):
     origin: tuple[float, float, float] = Field(
         description="Where the model's (0, 0, 0) goes: x, y in ``crs`` (or site.crs) and z, a height "
                     "(orthometric unless the CRS or site.heights says ellipsoidal).")
-    heading_deg: float = Field(0.0, description="Degrees clockwise from north that the model's +y axis points to.")
-    scale: float = Field(1.0, gt=0, description="Metres per model unit.")
+    heading_deg: float = Field(
+        0.0, ge=-360, le=360, description="Degrees clockwise from north that the model's +y axis points to.")
+    scale: float = Field(1.0, gt=0, le=1e6, description="Metres per model unit.")
     up_axis: Literal["auto", "z", "y"] = Field(
         "auto", description="The model's up axis: y for glTF/GLB (its specification), z otherwise, "
                             "unless given.")
@@ -155,7 +177,7 @@ class GeorefConfig(_Model):
     max_vertical_rmse: float = Field(
         0.5, gt=0, description="Stop when the check points' vertical RMSE (m) exceeds this.")
     cell_size: float = Field(
-        200.0, ge=10, description="Edge (m) of the ENU columns the cloud is binned into: the unit of "
+        200.0, ge=10, le=10_000, description="Edge (m) of the ENU columns the cloud is binned into: the unit of "
                                   "streaming and parallel work; memory follows the densest cell.")
 
 
@@ -181,7 +203,8 @@ class CleanConfig(_Model):
                            "or 1 (never classified / unclassified) are classified.")
     ground_method: Literal["smrf", "csf"] = Field(
         "smrf", description="Ground filter: simple morphological filter or cloth simulation (CSF).")
-    ground_cell: float = Field(1.0, gt=0, description="Cell size (m) of the ground filter's minimum surface.")
+    ground_cell: float = Field(
+        1.0, ge=0.01, le=1000, description="Cell size (m) of the ground filter's minimum surface.")
     ground_max_window: float = Field(
         80.0, gt=0, description="SMRF's largest opening window (m): wider than the widest building.")
     ground_slope: float = Field(0.3, gt=0, description="Terrain slope tolerated by SMRF (rise/run).")
@@ -191,12 +214,12 @@ class CleanConfig(_Model):
     building_max_roughness: float = Field(
         0.05, gt=0, description="Above 2 m, single echoes whose neighbourhood's surface variation "
                                 "(smallest covariance eigenvalue / sum) is at most this are building.")
-    dtm_resolution: float = Field(1.0, gt=0, description="DTM and DSM raster resolution (m).")
+    dtm_resolution: float = Field(1.0, ge=0.01, le=1000, description="DTM and DSM raster resolution (m).")
 
 
 class MeshConfig(_Model):
     terrain_resolution: float = Field(
-        1.0, gt=0, description="Post spacing (m) of the terrain heightfield on the ENU grid: the LiDAR "
+        1.0, ge=0.01, le=1000, description="Post spacing (m) of the terrain heightfield on the ENU grid: the LiDAR "
                                "DTM where it has data, the DEM elsewhere.")
     terrain_max_error: float = Field(
         0.25, gt=0, description="Largest vertical distance (m) of the full-detail terrain TIN from any "
@@ -288,7 +311,7 @@ class Stages(_Model):
 class ExecutorConfig(_Model):
     kind: Literal["local", "inline", "dask"] = Field(
         "local", description="local processes, inline (one process, for debugging) or a Dask cluster.")
-    workers: int = Field(2, ge=1, description="Worker processes for kind=local.")
+    workers: int = Field(2, ge=1, le=512, description="Worker processes for kind=local.")
     scheduler: str | None = Field(None, description="Dask scheduler address (tcp://host:8786) for kind=dask.")
 
 
@@ -357,17 +380,39 @@ def _format_loc(loc: tuple[Any, ...]) -> str:
     return out or "(top level)"
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, refusing a key given twice in one mapping (YAML would keep the last)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        first: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in first:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} is given twice (first at line {first[key]})", key_node.start_mark)
+            first[key] = key_node.start_mark.line + 1
+        return super().construct_mapping(node, deep)
+
+
+def _read_config_text(path: Path) -> str:
+    try:
+        return decode_text(path.read_bytes())
+    except FileNotFoundError:
+        raise ConfigError("config file not found", path=path) from None
+    except IsADirectoryError:
+        raise ConfigError("config file is a directory", path=path) from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read config: {exc.strerror}", path=path) from None
+    except NotText as exc:
+        raise ConfigError(f"config file: {exc}", path=path) from None
+
+
 def load_config(path: str | Path) -> TwinConfig:
     """Read and validate a YAML config; raise :class:`ConfigError` naming the file and key path."""
     path = Path(path)
+    text = _read_config_text(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError("config file not found", path=path) from None
-    except OSError as exc:
-        raise ConfigError(f"cannot read config: {exc.strerror}", path=path) from None
-    try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_UniqueKeyLoader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""

@@ -134,8 +134,12 @@ class Runner:
         """Run ``stages`` (default all) in order; returns the manifest."""
         names = stages or list(STAGE_NAMES)
         check_runnable(self.cfg, self.cfg.source or Path("config"))
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        (self.workdir / "artifacts").mkdir(exist_ok=True)
+        if self.workdir.exists() and not self.workdir.is_dir():
+            raise ConfigError("the work directory is a file, not a folder", path=self.workdir)
+        try:
+            (self.workdir / "artifacts").mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(f"cannot create the work directory: {exc.strerror}", path=self.workdir) from None
         files = self._file_hashes()
         return_freed_memory()
         ex = self.cfg.executor

@@ -69,8 +69,15 @@ class Repaired:
     reason: str | None = None   # why nothing is left (polygons empty)
 
 
-def repair(geom: BaseGeometry | None) -> Repaired:
-    """Valid polygon parts of a footprint (2-D, any planar CRS)."""
+#: a footprint with more vertices than this is over-digitised (traced from a raster, densified
+#: by a CAD export): it is simplified within :data:`SIMPLIFY_M`, so meshing stays fast
+MAX_FOOTPRINT_VERTICES = 5000
+SIMPLIFY_M = 0.01
+
+
+def repair(geom: BaseGeometry | None, unit_m: float = 1.0) -> Repaired:
+    """Valid polygon parts of a footprint (2-D, any CRS whose x and y are ``unit_m`` metres per
+    unit; for degrees pass about 111,000)."""
     if geom is None or shapely.is_empty(geom):
         return Repaired([], reason="empty geometry")
     if geom.geom_type not in ("Polygon", "MultiPolygon"):
@@ -80,8 +87,13 @@ def repair(geom: BaseGeometry | None) -> Repaired:
         return Repaired([], reason="non-finite x/y coordinates")
     geom = shapely.force_2d(geom)
     note = None
+    vertices = shapely.get_num_coordinates(geom)
+    if vertices > MAX_FOOTPRINT_VERTICES:
+        geom = shapely.simplify(geom, SIMPLIFY_M / unit_m, preserve_topology=True)
+        note = (f"simplified from {vertices:,} to {shapely.get_num_coordinates(geom):,} vertices within "
+                f"{SIMPLIFY_M * 100:g} cm")
     if not geom.is_valid:
-        note = f"made valid ({shapely.is_valid_reason(geom)})"
+        note = ", ".join(filter(None, [note, f"made valid ({shapely.is_valid_reason(geom)})"]))
         geom = shapely.make_valid(geom)
     polys = [p for p in shapely.get_parts(geom) if p.geom_type == "Polygon" and p.area > 0]
     polys += [q for p in shapely.get_parts(geom) if p.geom_type == "MultiPolygon"

@@ -157,7 +157,24 @@ def resolve_geoid(spec: str) -> Path:
     path = Path(spec)
     if not path.is_file():
         raise GeoidError("geoid grid file not found", path=path)
+    _check_grid_file(path)
     return path
+
+
+def _check_grid_file(path: Path) -> None:
+    """GeoidError unless ``path`` is a raster PROJ can shift heights with: one that GDAL reads
+    (GTX, GeoTIFF) on longitude and latitude."""
+    import rasterio
+    from rasterio.errors import RasterioError
+
+    try:
+        with rasterio.open(path) as src:
+            projected = src.crs is not None and not src.crs.is_geographic
+            identity = src.transform.is_identity
+    except RasterioError:
+        raise GeoidError("not a geoid grid (expected a GTX or GeoTIFF of undulations)", path=path) from None
+    if projected or identity:
+        raise GeoidError("not a geoid grid: its pixels are not placed on longitude and latitude", path=path)
 
 
 class GeoidModel:

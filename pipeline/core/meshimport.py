@@ -66,7 +66,11 @@ def read_mesh(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
         raise InputError("mesh has no faces (a point cloud belongs under inputs.pointclouds)", path=path)
     if not isinstance(mesh, trimesh.Trimesh) or len(mesh.faces) == 0:
         raise InputError("mesh has no faces (a point cloud belongs under inputs.pointclouds)", path=path)
-    return np.asarray(mesh.vertices, np.float64), np.asarray(mesh.faces, np.int64)
+    vertices, faces = np.asarray(mesh.vertices, np.float64), np.asarray(mesh.faces, np.int64)
+    if faces.min() < 0 or faces.max() >= len(vertices):
+        raise InputError(f"corrupt index data: faces refer to vertex {int(faces.max()):,} of {len(vertices):,}",
+                         path=path)
+    return vertices, faces
 
 
 def repair_mesh(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray, Repair]:
@@ -95,6 +99,16 @@ def repair_mesh(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np
     fixed = not np.array_equal(before, mesh.faces)
     report = Repair(len(f), len(v), nonfinite, degenerate, duplicate, merged, bool(mesh.is_watertight), fixed)
     return np.asarray(mesh.vertices, np.float64), np.asarray(mesh.faces, np.int32), report
+
+
+#: no building or landmark reaches farther than this (m) from its own origin; a model that does
+#: has the wrong scale (millimetres read as metres) or world coordinates in its vertices
+MAX_MODEL_REACH_M = 5000.0
+
+
+def model_reach(vertices: np.ndarray, scale: float) -> float:
+    """The farthest any vertex lies from the model's origin (m), after ``scale``."""
+    return float(np.max(np.abs(np.asarray(vertices, np.float64)))) * scale if len(vertices) else 0.0
 
 
 def model_to_local(vertices: np.ndarray, *, up_axis: str, scale: float, heading_deg: float) -> np.ndarray:

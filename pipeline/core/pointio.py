@@ -157,7 +157,8 @@ def point_format_of(path: Path, declared: str = "auto") -> str:
 
 def las_checked_count(path: str | Path) -> int:
     """The header's point count after the checks a reader can make before reading: a non-zero
-    scale, at least one point, and (for uncompressed files) bytes enough for every point."""
+    scale, at least one point, and (for uncompressed files) as many point records as it says:
+    fewer is a truncated file, more a header whose count would silently drop the rest."""
     path = Path(path)
     with _open(path) as reader:
         header = reader.header
@@ -169,9 +170,19 @@ def las_checked_count(path: str | Path) -> int:
             raise PointCloudError("file holds zero points", path=path)
         if not header.are_points_compressed:
             size = header.point_format.size
-            held = (path.stat().st_size - header.offset_to_point_data) // size
+            # LAS 1.3 keeps waveform data and LAS 1.4 extended VLRs after the points
+            end = path.stat().st_size
+            starts = [int(getattr(header, "start_of_waveform_data_packet_record", 0) or 0)]
+            if getattr(header, "number_of_evlrs", 0):
+                starts.append(int(getattr(header, "start_of_first_evlr", 0) or 0))
+            end = min([end, *(s for s in starts if header.offset_to_point_data < s < end)])
+            held = (end - header.offset_to_point_data) // size
             if held < expected:
                 raise PointCloudError(f"header claims {expected} points but the file holds {held}", path=path)
+            if held > expected:
+                raise PointCloudError(f"header claims {expected:,} points but the file holds {held:,} point records: "
+                                      f"reading it would drop {held - expected:,}; fix the header's point count "
+                                      "(e.g. lasinfo -repair)", path=path)
     return expected
 
 

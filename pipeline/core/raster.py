@@ -9,10 +9,11 @@ import numpy as np
 import pyproj
 import rasterio
 from rasterio.crs import CRS as RioCRS
-from rasterio.errors import RasterioIOError
+from rasterio.errors import RasterioError
 from rasterio.transform import from_origin
 from rasterio.windows import Window
 
+from pipeline.core.budget import check_count
 from pipeline.core.geodesy import parse_crs
 from pipeline.core.ground import Grid
 from pipeline.errors import CRSError, InputError
@@ -59,12 +60,16 @@ def read_elevation(path: str | Path, crs: str | None = None, default_crs: str | 
         raise InputError("raster file not found", path=path)
     try:
         with rasterio.open(path) as src:
+            # every pixel becomes a float64 height, its ENU position and the resampling's weights
+            check_count("DEM pixels", src.width * src.height, 64, path=path,
+                        hint="resample it to a coarser grid first (e.g. gdalwarp -tr)")
             values = src.read(1).astype(np.float64)
             nodata = src.nodata
             transform = src.transform
             file_crs = src.crs
-    except RasterioIOError as exc:
-        raise InputError(f"not a readable raster ({exc})", path=path) from None
+    except RasterioError as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise InputError(f"not a readable raster ({first})", path=path) from None
     if nodata is not None:
         values[values == nodata] = np.nan
     values[~np.isfinite(values)] = np.nan

@@ -39,6 +39,7 @@ from pipeline.core.cells import Cell, CellStore, CloudMeta
 from pipeline.core.classify import BUILDING, GROUND, classify_points
 from pipeline.core.neighbourhood import first_of_duplicates, first_per_key, neighbourhood, spatial_order
 from pipeline.core.pointio import HIGH_NOISE, LOW_NOISE
+from pipeline.core.budget import check_grid
 from pipeline.core.progress import Clock
 from pipeline.core.raster import write_enu_raster
 from pipeline import artifacts
@@ -208,6 +209,12 @@ def run(ctx: StageContext, cfg: TwinConfig) -> StageResult:
     clock.lap("neighbourhoods")
 
     lo, hi = meta.bounds[:3], meta.bounds[3:]
+    width, height = hi[0] - lo[0], hi[1] - lo[1]
+    # the minimum surface and the ground filter's working copies; the DTM's sums, counts and DSM
+    check_grid("the ground filter's grids", "stages.clean.ground_cell", c.ground_cell, width, height, 48,
+               path=cfg.source)
+    check_grid("the DTM and DSM", "stages.clean.dtm_resolution", c.dtm_resolution, width, height, 32,
+               path=cfg.source)
     grid = gnd.Grid.covering(np.array([lo[0], hi[0]]), np.array([lo[1], hi[1]]), c.ground_cell)
     zmin = np.full((grid.rows, grid.cols), np.nan)
     for block in ctx.reporter.track([ex.submit(lowest_cell, str(tmp), cell, threshold, c.voxel_size, grid)

@@ -476,6 +476,11 @@ def _lidar_check(ctx: StageContext, control: dict[str, Any], store: CellStore | 
     if fit is not None:
         horizontal = fit.check_rmse_h if fit.check_rmse_h is not None else fit.rmse_h
     write_control(ctx.out_dir, ControlRecord(records, rmse, horizontal))
+    if store is not None and rmse is None:
+        # a check that checks nothing must not pass for one that passed
+        raise StageError(f"none of the {len(pts)} surveyed points has 5 LiDAR points within "
+                         f"stages.georef.gcp_search_radius {radius:g} m: the survey and the point cloud do not "
+                         "overlap (swapped local_x/local_y columns? a wrong CRS?)", path=control["source"])
     if rmse is not None and rmse > max_rmse:
         raise StageError(f"LiDAR heights disagree with the surveyed points: vertical RMSE {rmse:.3f} m "
                          f"> stages.georef.max_vertical_rmse {max_rmse} m", path=control["source"])

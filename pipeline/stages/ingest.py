@@ -11,6 +11,7 @@ per imported model (repaired, in the model's own frame, with its placement); ``d
 from __future__ import annotations
 
 import csv
+import io
 import math
 import warnings
 from collections.abc import Iterator
@@ -27,13 +28,14 @@ from pipeline.core.arrayops import column_bounds
 from pipeline.core.cells import dtype_to_json
 from pipeline.core.footprints import MAX_FLOORS, MAX_HEIGHT_M, attribute_number
 from pipeline.core.footprints import repair as repair_footprint
-from pipeline.core.geodesy import parse_crs, sidecar_crs, vertical_unit_factor
-from pipeline.core.meshimport import read_mesh, repair_mesh
+from pipeline.core.geodesy import horizontal_unit_factor, parse_crs, sidecar_crs, vertical_unit_factor
+from pipeline.core.meshimport import MAX_MODEL_REACH_M, model_reach, read_mesh, repair_mesh
 from pipeline.core.pointio import (POINT_DTYPE, ChunkStore, is_copc, iter_las_chunks, iter_ply_chunks,
                                    iter_text_chunks, las_checked_count, las_seekable, point_format_of,
                                    read_las_crs, read_las_range)
 from pipeline.core.raster import read_elevation
-from pipeline.core.vector import read_features
+from pipeline.core.text import NotText, decode_text
+from pipeline.core.vector import FeatureSet, read_features
 from pipeline.errors import (ConfigError, CRSError, CRSOverrideWarning, FeatureRepairedWarning, FeatureSkippedWarning,
                              InputError, UnreadableCRSError)
 from pipeline import artifacts
@@ -163,19 +165,30 @@ def _ingest_pointcloud(ctx: StageContext, cfg: TwinConfig, i: int, pc: PointClou
             "bounds": cloud.bounds, "extra_dims": [n for n, _ in extra]}
 
 
+def _read_layer(path: Path, layer: FootprintInput | POIInput, cfg: TwinConfig) -> FeatureSet:
+    fs = read_features(path, layer.crs, cfg.site.crs, layer.encoding)
+    if fs.encoding_guess:
+        warnings.warn(f"{path.name}: the file does not say how its text is encoded (no .cpg); read as "
+                      f"{fs.encoding_guess}, which decodes all of it (set the input's encoding if that is wrong)",
+                      FeatureRepairedWarning, stacklevel=2)
+    return fs
+
+
 def _text(value: Any) -> str | None:
     return None if value is None else str(value)
 
 
 def _ingest_footprints(ctx: StageContext, cfg: TwinConfig, fp: FootprintInput) -> dict[str, Any]:
     path = cfg.resolve(fp.path)
-    fs = read_features(path, fp.crs, cfg.site.crs)
+    fs = _read_layer(path, fp, cfg)
     f = fp.fields
     records, skipped, repaired = [], [], []
+    # metres per unit of x and y (a degree of latitude is about 111 km)
+    unit_m = 111_000.0 if fs.crs.is_geographic else horizontal_unit_factor(fs.crs)
     for i, geom in enumerate(fs.geometries):
         ident = fs.value(f.id, i)
         ident = str(ident) if ident is not None else f"feature-{i}"
-        fixed = repair_footprint(geom)
+        fixed = repair_footprint(geom, unit_m)
         if not fixed.polygons:
             skipped.append({"feature": ident, "reason": fixed.reason})
             warnings.warn(f"{path.name}: building {ident}: skipped, {fixed.reason}", FeatureSkippedWarning,
@@ -198,6 +211,10 @@ def _ingest_footprints(ctx: StageContext, cfg: TwinConfig, fp: FootprintInput) -
         records.append(SourceFootprint(ident, _text(fs.value(f.name, i)), _text(fs.value(f.use, i)),
                                        None if floors is None else int(floors), height,
                                        shapely.to_wkt(geom, rounding_precision=-1)))
+    if len(fs.geometries) and not records:
+        reasons = sorted({str(s["reason"]) for s in skipped})
+        raise InputError(f"no usable footprint: all {len(fs.geometries)} feature(s) skipped ({'; '.join(reasons)})",
+                         path=path)
     ids = [r.id for r in records]
     if len(set(ids)) != len(ids):
         dup = sorted({x for x in ids if ids.count(x) > 1})[0]
@@ -220,6 +237,12 @@ def _ingest_meshes(ctx: StageContext, cfg: TwinConfig) -> list[dict[str, Any]]:
         if len(faces) == 0:
             raise InputError("mesh has no faces left after dropping degenerate and non-finite ones", path=path)
         crs = parse_crs(cfg.declared_crs(m, f"inputs.meshes[{i}]", "a model's origin"), path=path)
+        reach = model_reach(vertices, m.scale)
+        if reach > MAX_MODEL_REACH_M:
+            raise InputError(f"inputs.meshes[{i}]: the model reaches {reach:,.0f} m from its origin at scale "
+                             f"{m.scale:g} (no building reaches {MAX_MODEL_REACH_M:,.0f} m): check its scale "
+                             "(metres per model unit), or its vertices are world coordinates rather than the "
+                             "model's own", path=path)
         ident = m.id or path.stem
         if ident in ids:
             raise ConfigError(f"inputs.meshes[{i}]: id {ident!r} is used twice", path=path)
@@ -252,7 +275,11 @@ def read_gcp_csv(path: Path) -> list[GcpRow]:
     """
     if not path.is_file():
         raise InputError("GCP file not found", path=path)
-    with open(path, newline="", encoding="utf-8") as f:
+    try:
+        text = decode_text(path.read_bytes())
+    except NotText as exc:
+        raise InputError(f"GCP file: {exc}", path=path) from None
+    with io.StringIO(text, newline="") as f:
         reader = csv.DictReader(f)
         columns = {c.strip() for c in (reader.fieldnames or [])}
         if not {"id", "x", "y", "z"} <= columns:
@@ -294,7 +321,7 @@ def _ingest_gcps(ctx: StageContext, cfg: TwinConfig, g: GCPInput) -> dict[str, A
 
 def _ingest_pois(ctx: StageContext, cfg: TwinConfig, p: POIInput) -> dict[str, Any]:
     path = cfg.resolve(p.path)
-    fs = read_features(path, p.crs, cfg.site.crs)
+    fs = _read_layer(path, p, cfg)
     pois = []
     for i, geom in enumerate(fs.geometries):
         if geom is None or geom.geom_type != "Point" or not np.all(np.isfinite(shapely.get_coordinates(geom))):

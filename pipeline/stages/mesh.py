@@ -36,6 +36,7 @@ import shapely
 from shapely.geometry import MultiPoint, Polygon
 
 from pipeline.config import MeshConfig, TwinConfig
+from pipeline.core.budget import check_grid
 from pipeline.core.cells import CellStore
 from pipeline.core.footprints import footprints_from_points
 from pipeline.core.geodesy import GeoidModel, SiteFrame
@@ -75,9 +76,18 @@ ROOF_EDGE_MARGIN = 0.5
 
 # --- terrain ------------------------------------------------------------------------------------
 
+def _data_window(enu: np.ndarray) -> np.ndarray:
+    """The DEM's ENU lattice cut to the rows and columns that hold data: a DEM clipped to a
+    boundary has whole edge rows and columns of nodata."""
+    valid = np.isfinite(enu[..., 2])
+    rows, cols = np.flatnonzero(valid.any(axis=1)), np.flatnonzero(valid.any(axis=0))
+    return enu[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+
+
 def _inner_extent(e: np.ndarray, n: np.ndarray) -> tuple[float, float, float, float]:
     """The ENU rectangle inside a raster's pixel-centre lattice (E min, N min, E max, N max): a
-    projected grid is turned a little against ENU, so its bounding box would reach past it."""
+    projected grid is turned a little against ENU, so its bounding box would reach past it. Every
+    edge row and column must hold data (see :func:`_data_window`)."""
     return (float(np.nanmax(e[:, 0])), float(np.nanmax(n[-1, :])),
             float(np.nanmin(e[:, -1])), float(np.nanmin(n[0, :])))
 
@@ -91,7 +101,8 @@ def _post_grid(lo_e: float, lo_n: float, hi_e: float, hi_n: float, res: float) -
     return Grid(float(e0), float(n1), res, max(rows, 0), max(cols, 0))
 
 
-def _heightfield(ctx: StageContext, m: MeshConfig) -> tuple[Heightfield | None, dict[str, Any]]:
+def _heightfield(ctx: StageContext, cfg: TwinConfig) -> tuple[Heightfield | None, dict[str, Any]]:
+    m = cfg.stages.mesh
     dtm_path = ctx.locate(artifacts.DTM)
     dem = read_enu_dem(ctx.input_dir(artifacts.ENU_DEM.stage))
     res = m.terrain_resolution
@@ -105,12 +116,17 @@ def _heightfield(ctx: StageContext, m: MeshConfig) -> tuple[Heightfield | None, 
                         g.e0 + (g.cols - 0.5) * g.res, g.n1 - g.res / 2))
         sources["lidar_dtm"] = {"resolution_m": g.res, "shape": [g.rows, g.cols]}
     if dem is not None:
+        dem = _data_window(dem)
         extents.append(_inner_extent(dem[..., 0], dem[..., 1]))
         sources["dem"] = {"shape": list(dem.shape[:2])}
     if not extents:
         return None, sources
     ext = np.array(extents)
-    grid = _post_grid(ext[:, 0].min(), ext[:, 1].min(), ext[:, 2].max(), ext[:, 3].max(), res)
+    lo_e, lo_n, hi_e, hi_n = ext[:, 0].min(), ext[:, 1].min(), ext[:, 2].max(), ext[:, 3].max()
+    # the heightfield, both sources resampled onto it, their blend and its distance transform
+    check_grid("the terrain heightfield", "stages.mesh.terrain_resolution", res, hi_e - lo_e, hi_n - lo_n, 64,
+               path=cfg.source)
+    grid = _post_grid(lo_e, lo_n, hi_e, hi_n, res)
     u_dtm = resample_grid(dtm[1], dtm[0], grid) if dtm is not None else None
     u_dem = resample_lattice(dem[..., 2], dem[..., 0], dem[..., 1], grid) if dem is not None else None
     if u_dtm is not None and u_dem is not None:
@@ -149,7 +165,7 @@ def _start_terrain(ctx: StageContext, cfg: TwinConfig) -> tuple[TerrainRecord, l
     futures when there is no elevation input or too little of it for a surface. The levels run
     while the buildings are meshed."""
     m = cfg.stages.mesh
-    hf, sources = _heightfield(ctx, m)
+    hf, sources = _heightfield(ctx, cfg)
     if hf is None:
         return TerrainRecord(sources=sources, note="no elevation input (LiDAR DTM or DEM)"), []
     posts = int(np.isfinite(hf.u).sum())

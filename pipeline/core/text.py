@@ -1,0 +1,24 @@
+"""Text files as people here write them: UTF-8 with or without a byte-order mark (spreadsheet
+programs add one), or CP949, which Korean Windows programs and survey software still write."""
+
+from __future__ import annotations
+
+#: tried in order; CP949 is a superset of EUC-KR
+ENCODINGS = ("utf-8-sig", "cp949")
+
+
+class NotText(ValueError):
+    """The bytes are not text in any of :data:`ENCODINGS` (or hold NUL bytes)."""
+
+
+def decode_text(data: bytes) -> str:
+    """``data`` decoded by the first encoding that reads it whole; NotText saying where it fails."""
+    if b"\0" in data:
+        raise NotText("it is not a text file (it holds NUL bytes)")
+    bad = 0
+    for encoding in ENCODINGS:
+        try:
+            return data.decode(encoding)
+        except UnicodeDecodeError as exc:
+            bad = exc.start if encoding == ENCODINGS[0] else bad
+    raise NotText(f"it is neither UTF-8 nor CP949 text (byte 0x{data[bad]:02x} at offset {bad})")
