@@ -5,16 +5,27 @@ the hashes of its input files and of its upstream stages' outputs) equals the ke
 manifest and its output folder still has the recorded hashes. Each stage writes into a temporary
 folder that is swapped in only when it finished; the manifest is rewritten atomically after every
 stage, so a run killed at any moment leaves every earlier output intact and a rerun completes.
+
+One run at a time holds a work directory (an exclusive lock on ``.lock``). A stage reads only
+upstream outputs whose files still have the hashes recorded when they were made. A worker that
+dies, a full disk or a read-only directory end the run with one line, never a half-written output;
+a run where nothing changed writes nothing.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import fcntl
 import functools
 import hashlib
 import importlib
 import json
+import os
 import shutil
 import time
+from collections.abc import Iterator
+from concurrent.futures import BrokenExecutor, ProcessPoolExecutor
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -29,6 +40,7 @@ from pipeline.errors import ConfigError, InputError, StageError, TwinError
 from pipeline.stage import StageContext, StageResult, StageSpec
 
 MANIFEST = "manifest.json"
+LOCK = ".lock"
 
 
 def stage_module(name: str) -> ModuleType:
@@ -137,66 +149,114 @@ class Runner:
         if self.workdir.exists() and not self.workdir.is_dir():
             raise ConfigError("the work directory is a file, not a folder", path=self.workdir)
         try:
-            (self.workdir / "artifacts").mkdir(parents=True, exist_ok=True)
+            if not (self.workdir / "artifacts").is_dir():
+                (self.workdir / "artifacts").mkdir(parents=True)
         except OSError as exc:
             raise ConfigError(f"cannot create the work directory: {exc.strerror}", path=self.workdir) from None
-        files = self._file_hashes()
-        return_freed_memory()
-        ex = self.cfg.executor
-        # one pool for the whole run: workers start (and import numpy, pyproj, ...) once, not per stage
-        shared: list[Any] = []
+        with self._lock():
+            files = self._file_hashes()
+            return_freed_memory()
+            ex = self.cfg.executor
+            # one pool for the whole run: workers start (and import numpy, pyproj, ...) once, not per stage
+            shared: list[Any] = []
 
-        def executor() -> Any:
-            if not shared:
-                shared.append(make_executor(ex.kind, ex.workers, ex.scheduler))
-            return shared[0]
+            def executor() -> Any:
+                if not shared:
+                    shared.append(make_executor(ex.kind, ex.workers, ex.scheduler))
+                return shared[0]
 
-        try:
-            self._run_stages(names, files, force, on_stage, executor)
-        finally:
-            if shared:
-                shared[0].shutdown(wait=True)
-        write_json_atomic(self.workdir / MANIFEST, self.manifest)
+            finished = False
+            try:
+                self._run_stages(names, files, force, on_stage, executor)
+                finished = True
+            finally:
+                if shared:
+                    _shutdown(shared[0], finished)
         return self.manifest
+
+    @contextlib.contextmanager
+    def _lock(self) -> Iterator[None]:
+        """Hold the work directory for this run; ConfigError when another run holds it. A
+        read-only directory takes no lock: no run can write to it."""
+        try:
+            fd = os.open(self.workdir / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+                yield
+                return
+            raise
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "another process"
+                raise ConfigError(f"another dmctwin run (pid {holder}) is using this work directory; wait for it "
+                                  "to finish or use another --workdir", path=self.workdir) from None
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, str(os.getpid()).encode(), 0)
+            yield
+        finally:
+            os.close(fd)  # closing releases the lock; a killed run's lock goes with its process
+
+    def _check_upstream(self, spec: StageSpec, fresh: set[str]) -> None:
+        """StageError when an upstream output changed since its stage made it (an edited or
+        corrupted artifact): outputs this run made are fresh; the others are hashed again."""
+        for up in spec.requires:
+            if up in fresh:
+                continue
+            entry = self.manifest["stages"][up]
+            folder = output_dir(self.workdir, up)
+            if not folder.is_dir() or tree_hashes(folder) != entry.get("outputs"):
+                raise StageError(f"the outputs of {up} changed since it ran (edited, corrupted or removed): "
+                                 f"rerun from it (--stages {up}..{spec.name})", path=folder)
+            fresh.add(up)
 
     def _run_stages(self, names: list[str], files: dict[str, str], force: bool, on_stage: Any,
                     executor: Any) -> None:
+        fresh: set[str] = set()
         with Reporter(self.quiet) as reporter:
             for name in names:
                 module = stage_module(name)
                 spec: StageSpec = module.SPEC
                 key = self._key(spec, files)
                 if not force and self._up_to_date(name, key):
+                    fresh.add(name)
                     self.manifest["stages"][name]["skipped"] = True
                     if on_stage:
                         on_stage(name, "skipped", self.manifest["stages"][name])
                     continue
+                self._check_upstream(spec, fresh)
                 final = output_dir(self.workdir, name)
                 tmp = final.with_name(f".tmp-{final.name}")
-                if tmp.exists():
-                    shutil.rmtree(tmp)
-                tmp.mkdir(parents=True)
+                try:
+                    if tmp.exists():
+                        shutil.rmtree(tmp)
+                    tmp.mkdir(parents=True)
+                except OSError as exc:
+                    raise StageError(f"cannot write the work directory: {exc.strerror}", path=final) from None
                 ctx = StageContext(self.workdir, tmp,
                                    {up: output_dir(self.workdir, up) for up in spec.requires},
                                    reporter, executor, owns_executor=False, input_hashes=files)
                 t0 = time.perf_counter()
                 try:
                     result: StageResult = module.run(ctx, self.cfg)
+                    seconds = time.perf_counter() - t0
+                    outputs = tree_hashes(tmp)
+                    # intermediate artifacts skip the fsync (seconds per gigabyte): a torn file after a
+                    # power cut fails the output-hash check on resume and the stage reruns; the
+                    # published bundle is what users take away, so it is made durable
+                    replace_dir(tmp, final, durable=not spec.output_path.startswith("artifacts/"))
+                    if result.report:
+                        write_json_atomic(self.workdir / "reports" / f"{name}.json", result.report)
                 except BaseException as exc:
-                    if isinstance(exc, TwinError):
-                        exc.stage = exc.stage or name
                     shutil.rmtree(tmp, ignore_errors=True)
-                    raise
+                    fault = _fault(exc, self.workdir)
+                    if fault is not None:
+                        fault.stage = name
+                        raise fault from None
+                    raise _with_stage(exc, name) from None
                 finally:
                     ctx.close()
-                seconds = time.perf_counter() - t0
-                outputs = tree_hashes(tmp)
-                # intermediate artifacts skip the fsync (seconds per gigabyte): a torn file after a
-                # power cut fails the output-hash check on resume and the stage reruns; the
-                # published bundle is what users take away, so it is made durable
-                replace_dir(tmp, final, durable=not spec.output_path.startswith("artifacts/"))
-                if result.report:
-                    write_json_atomic(self.workdir / "reports" / f"{name}.json", result.report)
                 entry = {"key": key, "config_hash": self.cfg.stage_hash(name, with_inputs=spec.reads_inputs),
                          "inputs": files if spec.reads_inputs else
                          {up: self.manifest["stages"][up]["digest"] for up in spec.requires},
@@ -205,6 +265,51 @@ class Runner:
                          "counts": result.counts, "seconds": round(seconds, 3), "skipped": False}
                 self.manifest["stages"][name] = entry
                 self.manifest["version"] = __version__
-                write_json_atomic(self.workdir / MANIFEST, self.manifest)
+                fresh.add(name)
+                try:
+                    write_json_atomic(self.workdir / MANIFEST, self.manifest)
+                except OSError as exc:
+                    raise StageError(f"cannot write the manifest: {exc.strerror}", path=self.workdir) from None
                 if on_stage:
                     on_stage(name, "done", entry)
+
+
+#: write errors a run reports in one line (the input errors have their own messages)
+_DISK_ERRORS = {errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EDQUOT, errno.EIO, errno.EPERM, errno.EFBIG}
+#: free space (bytes) below which a short write is taken for a full disk
+_NEARLY_FULL = 4 << 20
+
+
+def _fault(exc: BaseException, workdir: Path) -> TwinError | None:
+    """The one-line error for a fault of the machine rather than of the input (a dead worker, a
+    full or read-only disk), or None for any other exception."""
+    if isinstance(exc, BrokenExecutor):
+        return StageError("a worker process died (killed by the system, most often for lack of memory); finished "
+                          "stages are kept: rerun to resume, with fewer executor.workers if memory is short")
+    if not isinstance(exc, OSError):
+        return None
+    if exc.errno in _DISK_ERRORS:
+        return StageError(exc.strerror or str(exc), path=exc.filename)
+    # numpy reports a short write without an errno
+    if exc.errno is None and shutil.disk_usage(workdir).free < _NEARLY_FULL:
+        return StageError(f"{os.strerror(errno.ENOSPC)} ({exc})", path=workdir)
+    return None
+
+
+def _with_stage(exc: BaseException, stage: str) -> BaseException:
+    if isinstance(exc, TwinError):
+        exc.stage = exc.stage or stage
+    return exc
+
+
+def _shutdown(executor: Any, finished: bool) -> None:
+    """Stop the run's pool. After an interruption or an error the workers are killed, not waited
+    for: a task can run for minutes, and the user asked to stop."""
+    if finished or not isinstance(executor, ProcessPoolExecutor):
+        executor.shutdown(wait=True)
+        return
+    # the standard library offers no way to stop running tasks before Python 3.14's
+    # terminate_workers(); the pool's process table is the documented-in-source way
+    for proc in list(getattr(executor, "_processes", {}).values()):
+        proc.kill()
+    executor.shutdown(wait=True, cancel_futures=True)

@@ -8,7 +8,9 @@ without the source line Python would print under them.
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import threading
 import warnings
 from typing import TextIO
 
@@ -37,10 +39,18 @@ def show_warning(message: Warning | str, category: type[Warning], filename: str,
     print(f"dmctwin: warning: {text}", file=file or sys.stderr)
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script; returns the exit code."""
     args = build_parser().parse_args(argv)
     warnings.showwarning = show_warning
+    # a service manager's stop (SIGTERM) ends the run as Ctrl-C does: workers stopped, finished
+    # stages kept
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _interrupt)
     try:
         return int(args.func(args) or 0)
     except TwinError as exc:

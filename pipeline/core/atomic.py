@@ -6,6 +6,8 @@ folder, fsynced and renamed; folders are built under a temporary name and swappe
 
 from __future__ import annotations
 
+import ctypes
+import errno
 import hashlib
 import json
 import os
@@ -55,11 +57,15 @@ def write_bytes_atomic(path: str | Path, data: bytes) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # a full disk leaves no half-written file behind
+        raise
     _fsync_dir(path.parent)
 
 
@@ -82,13 +88,35 @@ def fsync_tree(folder: str | Path) -> None:
         _fsync_dir(d)
 
 
+#: renameat2 flag: swap two paths in one step (Linux 3.15+)
+RENAME_EXCHANGE = 2
+AT_FDCWD = -100
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two existing paths atomically; False where the system cannot (then the caller renames)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    if renameat2(AT_FDCWD, os.fsencode(a), AT_FDCWD, os.fsencode(b), RENAME_EXCHANGE) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP):  # a file system without exchange
+        return False
+    raise OSError(err, os.strerror(err), str(b))
+
+
 def replace_dir(tmp: str | Path, final: str | Path, *, durable: bool = True) -> None:
     """Swap the finished folder ``tmp`` in as ``final``, replacing any previous version.
 
-    If interrupted between the two renames ``final`` is missing (never half-written); the runner
-    then sees no valid output and redoes the stage. ``durable`` fsyncs every file first, so the
-    content survives a power cut; without it a power cut can leave torn files, which is only
-    acceptable where a reader checks content hashes before trusting the folder.
+    The two are exchanged in one step where the system can (Linux's renameat2), so ``final``
+    always exists and is whole: a hub reading the bundle never finds it missing. Elsewhere, if
+    interrupted between two renames, ``final`` is missing (never half-written) and the runner
+    redoes the stage. ``durable`` fsyncs every file first, so the content survives a power cut;
+    without it a power cut can leave torn files, which is only acceptable where a reader checks
+    content hashes before trusting the folder.
     """
     tmp, final = Path(tmp), Path(final)
     if durable:
@@ -96,6 +124,10 @@ def replace_dir(tmp: str | Path, final: str | Path, *, durable: bool = True) -> 
     old = final.with_name(f".old-{final.name}")
     if old.exists():
         shutil.rmtree(old)
+    if final.exists() and _exchange(tmp, final):
+        _fsync_dir(final.parent)
+        shutil.rmtree(tmp)  # now the previous version
+        return
     if final.exists():
         os.replace(final, old)
     os.replace(tmp, final)

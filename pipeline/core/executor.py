@@ -10,6 +10,7 @@ from __future__ import annotations
 import ctypes
 import multiprocessing
 import os
+import signal
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from typing import Any
 
@@ -37,7 +38,24 @@ def return_freed_memory() -> None:
 M_MMAP_THRESHOLD, MMAP_THRESHOLD = -3, 8 << 20
 
 
-def _init_worker() -> None:
+#: prctl option: the signal a process gets when its parent dies (Linux)
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent(parent: int) -> None:
+    """Have the kernel kill this worker when the run's process dies, however it dies (SIGKILL,
+    the OOM killer): orphaned workers would otherwise keep computing and holding memory."""
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    except OSError:  # not Linux: workers end when their task pipe closes
+        return
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:  # it died before the request took effect
+        os._exit(1)
+
+
+def _init_worker(parent: int) -> None:
+    _die_with_parent(parent)
     # the pool already keeps every core busy; OpenMP / BLAS threads inside each worker (pykdtree,
     # numpy) would only contend with the other workers. Set before those libraries load.
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
@@ -65,7 +83,7 @@ def make_executor(kind: str = "local", workers: int = 2, scheduler: str | None =
         return InlineExecutor()
     if kind == "local":
         return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
-                                   initializer=_init_worker)
+                                   initializer=_init_worker, initargs=(os.getpid(),))
     if kind == "dask":
         try:
             from dask.distributed import Client, LocalCluster

@@ -7,6 +7,16 @@ from __future__ import annotations
 ENCODINGS = ("utf-8-sig", "cp949")
 
 
+#: characters that are markup in Markdown, or in the HTML a Markdown renderer passes through
+_MARKDOWN = {c: f"\\{c}" for c in "\\`*_{}[]()#+-.!|~"} | {"<": "&lt;", ">": "&gt;", "&": "&amp;"}
+
+
+def markdown_literal(text: str) -> str:
+    """``text`` (a name from a config or an input) as literal Markdown on one line: no markup,
+    links or HTML of its own survive (hubs and viewers render the bundle's README)."""
+    return "".join(_MARKDOWN.get(c, c) for c in " ".join(text.split()))
+
+
 class NotText(ValueError):
     """The bytes are not text in any of :data:`ENCODINGS` (or hold NUL bytes)."""
 

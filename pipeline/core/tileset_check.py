@@ -393,10 +393,16 @@ def _extension_names(obj: Any) -> set[str]:
 
 # --- the walk ---------------------------------------------------------------------------------
 
+#: tiles nested deeper than this (external tilesets included) are not followed: a quadtree that
+#: deep has tiles below a millimetre, so only a broken or hostile tileset gets there
+MAX_TREE_DEPTH = 200
+
+
 class _Walker:
     def __init__(self, report: ValidationReport, tol: float, glbs: list[Path]) -> None:
         self.report, self.tol, self.glbs = report, tol, glbs
         self.seen: set[Path] = set()
+        self.depth = 0
 
     def add(self, severity: str, where: str, message: str) -> None:
         self.report.findings.append(Finding(severity, where, message))
@@ -411,6 +417,12 @@ class _Walker:
             doc = json.loads(path.read_text())
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
             self.add("error", str(path), f"cannot read tileset JSON ({exc})")
+            return
+        except RecursionError:
+            self.add("error", str(path), "cannot read tileset JSON (nested too deeply to parse)")
+            return
+        if not isinstance(doc, dict):
+            self.add("error", str(path), "a tileset JSON must be an object")
             return
         self.report.tilesets += 1
         name = path.name
@@ -453,6 +465,20 @@ class _Walker:
 
     def tile(self, ts: Path, tile: dict[str, Any], where: str, parent_world: np.ndarray,
              parent: dict[str, Any] | None, schema: dict[str, Any] | None, groups: int) -> None:
+        if self.depth >= MAX_TREE_DEPTH:
+            self.add("error", f"{ts.name}: {where}", f"tiles nested deeper than {MAX_TREE_DEPTH} levels: not followed")
+            return
+        self.depth += 1
+        try:
+            self._tile(ts, tile, where, parent_world, parent, schema, groups)
+        finally:
+            self.depth -= 1
+
+    def _tile(self, ts: Path, tile: dict[str, Any], where: str, parent_world: np.ndarray,
+              parent: dict[str, Any] | None, schema: dict[str, Any] | None, groups: int) -> None:
+        if not isinstance(tile, dict):
+            self.add("error", f"{ts.name}: {where}", "a tile must be an object")
+            return
         self.report.tiles += 1
         label = f"{ts.name}: {where}"
         transform = tile.get("transform")
@@ -605,6 +631,29 @@ class _Walker:
         raise ValueError("unknown content format")
 
 
+#: the checksum list a published bundle carries (``sha256sum -c`` format)
+SUMS = "SHA256SUMS"
+
+
+def _check_sums(folder: Path, report: ValidationReport) -> None:
+    """Every file a bundle's SHA256SUMS lists must still have its checksum: a changed byte in a
+    published file is an error, as a missing file is."""
+    from pipeline.core.atomic import sha256_file
+
+    for n, line in enumerate((folder / SUMS).read_text(encoding="utf-8", errors="replace").splitlines(), start=1):
+        digest, _, name = line.partition("  ")
+        if not name or len(digest) != 64:
+            report.findings.append(Finding("error", f"{SUMS}:{n}", "not a 'sha256  path' line"))
+            continue
+        target = folder / name
+        if not target.resolve().is_relative_to(folder.resolve()):
+            report.findings.append(Finding("error", f"{SUMS}:{n}", f"{name} lies outside the bundle"))
+        elif not target.is_file():
+            report.findings.append(Finding("error", f"{SUMS}:{n}", f"{name} is listed but missing"))
+        elif sha256_file(target) != digest:
+            report.findings.append(Finding("error", name, f"does not match {SUMS}: changed since it was published"))
+
+
 def validate_tileset(path: str | Path, *, tol: float = 1e-3, gltf: bool = True) -> ValidationReport:
     """Validate the tileset at ``path`` (a tileset JSON or a folder holding ``tileset.json``) and
     every external tileset and content it references. ``tol`` is the containment slack in
@@ -616,6 +665,8 @@ def validate_tileset(path: str | Path, *, tol: float = 1e-3, gltf: bool = True) 
     report = ValidationReport()
     glbs: list[Path] = []
     _Walker(report, tol, glbs).tileset(path, np.eye(4), None)
+    if (path.parent / SUMS).is_file():
+        _check_sums(path.parent, report)
     if gltf and glbs:
         from pipeline.core import gltf_validator
 

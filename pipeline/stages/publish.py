@@ -22,6 +22,7 @@ from pipeline.artifacts.control import read_control
 from pipeline.artifacts.frame import read_frame
 from pipeline.core import gltf_validator
 from pipeline.core.tileset_check import validate_tileset
+from pipeline.core.text import markdown_literal
 from pipeline.errors import StageError, ValidationWarning
 from pipeline.stage import StageContext, StageResult, StageSpec
 
@@ -123,8 +124,8 @@ def run(ctx: StageContext, cfg: TwinConfig) -> StageResult:
         "georef_vertical_rmse_m": read_control(georef).vertical_rmse,
     }
     (out / "provenance.json").write_text(json.dumps(provenance, indent=1, ensure_ascii=False))
-    (out / "README.md").write_text(BUNDLE_README.format(name=cfg.site.name, version=version,
-                                                        code_version=__version__))
+    (out / "README.md").write_text(BUNDLE_README.format(name=markdown_literal(cfg.site.name), version=version,
+                                                        code_version=__version__), encoding="utf-8")
     validation = _validate(out, cfg.stages.publish.validate_bundle)
     sums = tree_hashes(out)
     (out / "SHA256SUMS").write_text("".join(f"{h}  {p}\n" for p, h in sums.items()))
