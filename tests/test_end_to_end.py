@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -24,6 +26,7 @@ from pipeline.stages.anchors import schema_path
 from tests.conftest import REPO, SAMPLE, SAMPLE_CONFIG
 
 pytestmark = pytest.mark.slow
+STAGES = ("ingest", "georef", "clean", "mesh", "tile", "anchors", "publish")
 
 
 def test_manifest_records_every_stage(sample_run):
@@ -100,32 +103,50 @@ def _hashes(workdir: Path) -> dict:
     return {name: e["outputs"] for name, e in m["stages"].items()}
 
 
-def test_killed_run_resumes_to_identical_outputs(sample_run, tmp_path):
+def test_ten_kills_resume_to_identical_outputs_and_leave_no_process(sample_run, tmp_path):
+    """Ten SIGKILLs of the runner at random moments (seeded), each resumed, then a last run to the
+    end: every output equals an uninterrupted run's, and no worker of a killed run lives on."""
+    import psutil
+
+    rng = random.Random(20261126)
     workdir = tmp_path / "killed"
-    proc = subprocess.Popen([sys.executable, "-m", "pipeline", "run", str(SAMPLE_CONFIG),
-                             "--workdir", str(workdir), "--quiet"], cwd=REPO,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
-    deadline = time.time() + 600
-    # kill it in the middle of clean: ingest and georef are done, clean is writing
-    while time.time() < deadline:
-        man = workdir / "manifest.json"
-        if man.is_file() and "georef" in json.loads(man.read_text())["stages"]:
-            break
+    interrupted = []
+    man = workdir / "manifest.json"
+
+    def done() -> int:
+        return len(json.loads(man.read_text())["stages"]) if man.is_file() else 0
+
+    for k in range(10):
+        proc = subprocess.Popen([sys.executable, "-m", "pipeline", "run", str(SAMPLE_CONFIG),
+                                 "--workdir", str(workdir), "--quiet"], cwd=REPO,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        # every other kill waits for the run to finish a stage first, so the kills move through
+        # the pipeline; the others strike while it starts up or early in a stage
+        before, waited = done(), k % 2 == 1
+        deadline = time.time() + (600 if waited else rng.uniform(3.0, 8.0))
+        family: set[psutil.Process] = set()
+        while time.time() < deadline and proc.poll() is None:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                family |= set(psutil.Process(proc.pid).children(recursive=True))
+            if waited and done() > before:
+                deadline = time.time() + rng.uniform(0.0, 3.0)
+                waited = False
+            time.sleep(0.05)
         if proc.poll() is not None:
-            pytest.fail("run ended before it could be killed")
-        time.sleep(0.2)
-    time.sleep(3.0)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
-    assert "publish" not in json.loads((workdir / "manifest.json").read_text())["stages"]
+            break  # the run finished before this kill
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        _, alive = psutil.wait_procs(list(family), timeout=10)
+        assert not alive, [p.pid for p in alive]
+        finished = json.loads(man.read_text())["stages"] if man.is_file() else {}
+        interrupted.append(next((s for s in STAGES if s not in finished), "publish"))
+    assert len(interrupted) >= 8, interrupted
+    assert len(set(interrupted)) >= 4, interrupted  # the kills reached most stages
     again = subprocess.run([sys.executable, "-m", "pipeline", "run", str(SAMPLE_CONFIG),
                             "--workdir", str(workdir), "--quiet"], cwd=REPO, capture_output=True,
                            text=True, timeout=900)
     assert again.returncode == 0, again.stderr
     assert _hashes(workdir) == _hashes(sample_run)
-    m = json.loads((workdir / "manifest.json").read_text())
-    assert m["stages"]["ingest"]["skipped"] and m["stages"]["georef"]["skipped"]
     assert not list((workdir / "artifacts").glob(".tmp-*"))
 
 
