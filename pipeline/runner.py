@@ -127,12 +127,15 @@ class Runner:
                                  "config": self.cfg.stage_hash(name, with_inputs=spec.reads_inputs)}
         if spec.reads_inputs:
             parts["files"] = files
-        for up in spec.requires:
-            entry = self.manifest["stages"].get(up)
+        # the artifacts it reads, not their stages' whole outputs: a changed POI layer reruns the
+        # stages that read points of interest, not the meshing
+        for artifact in spec.reads:
+            entry = self.manifest["stages"].get(artifact.stage)
             if entry is None:
-                raise StageError(f"stage {name} needs the outputs of {up}: run it first "
-                                 f"(e.g. --stages {up}..{name})")
-            parts[up] = entry["digest"]
+                raise StageError(f"stage {name} needs the outputs of {artifact.stage}: run it first "
+                                 f"(e.g. --stages {artifact.stage}..{name})")
+            parts[f"{artifact.stage}/{artifact.path}"] = digest_of(
+                {p: h for p, h in entry["outputs"].items() if artifact.covers(p)})
         return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
 
     def _up_to_date(self, name: str, key: str) -> bool:

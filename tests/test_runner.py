@@ -1,14 +1,22 @@
-"""Runner: stage selection, skip-if-unchanged, reruns only what a config change touches."""
+"""Runner: stage selection, skip-if-unchanged, reruns exactly what a config or input change
+feeds, and stages that read only the artifacts they declare."""
 
 from __future__ import annotations
 
 import json
+import os
+import sys
+from collections import defaultdict
+from pathlib import Path
 
 import pytest
 
+from pipeline.config import STAGE_NAMES, load_config
 from pipeline.errors import ConfigError
-from pipeline.runner import select_stages
+from pipeline.runner import Runner, output_dir, select_stages, stage_module, stage_spec
+from pipeline.samples.generator import origin_xy
 from tests.conftest import SAMPLE, SAMPLE_CONFIG, run_cli
+from tests.fixtures_las import sample_points, write_las
 
 
 def test_select_stages():
@@ -24,10 +32,12 @@ def test_select_stages():
 
 @pytest.mark.slow
 def test_unchanged_rerun_skips_and_config_change_reruns_downstream_only(sample_run, tmp_path):
-    again = run_cli("run", str(SAMPLE_CONFIG), "--workdir", str(sample_run), "--quiet")
+    manifest = (sample_run / "manifest.json").read_bytes()
+    again = run_cli("run", str(SAMPLE_CONFIG), "--workdir", str(sample_run))
     assert again.returncode == 0, again.stderr
-    m = json.loads((sample_run / "manifest.json").read_text())
-    assert all(e["skipped"] for e in m["stages"].values())
+    assert again.stdout.count("unchanged, skipped") == len(STAGE_NAMES)
+    assert (sample_run / "manifest.json").read_bytes() == manifest  # a run that changed nothing writes nothing
+    m = json.loads(manifest)
     # a copy of the config with the anchors section changed: only anchors and publish rerun
     text = SAMPLE_CONFIG.read_text().replace("../assets/sample/", str(SAMPLE) + "/")
     cfg = tmp_path / "sample.yaml"
@@ -44,3 +54,82 @@ def test_unchanged_rerun_skips_and_config_change_reruns_downstream_only(sample_r
     assert restore.returncode == 0
     m3 = json.loads((sample_run / "manifest.json").read_text())
     assert {k: v["outputs"] for k, v in m3["stages"].items()} == before
+
+
+def test_a_changed_input_reruns_exactly_the_stages_it_feeds(sample_run, tmp_path):
+    """Another points-of-interest file: the stages that read POIs (georef, anchors) and those
+    that record every input's checksum (tile, publish) rerun; cleaning and meshing do not."""
+    pois = json.loads((SAMPLE / "pois.geojson").read_text())
+    pois["features"][0]["properties"]["name"] = "Renamed gate"
+    (tmp_path / "pois.geojson").write_text(json.dumps(pois))
+    text = SAMPLE_CONFIG.read_text().replace("../assets/sample/", str(SAMPLE) + "/")
+    cfg = tmp_path / "sample.yaml"
+    cfg.write_text(text.replace(str(SAMPLE / "pois.geojson"), str(tmp_path / "pois.geojson")))
+    assert str(tmp_path / "pois.geojson") in cfg.read_text()
+    before = json.loads((sample_run / "manifest.json").read_text())["stages"]
+    changed = run_cli("run", str(cfg), "--workdir", str(sample_run), "--quiet")
+    assert changed.returncode == 0, changed.stderr
+    m = json.loads((sample_run / "manifest.json").read_text())["stages"]
+    assert [k for k in STAGE_NAMES if not m[k]["skipped"]] == ["ingest", "georef", "tile", "anchors", "publish"]
+    assert m["mesh"]["outputs"] == before["mesh"]["outputs"]
+    anchors = json.loads((sample_run / "bundle" / "anchors" / "anchors.json").read_text())["anchors"]
+    assert any(a["name"] == "Renamed gate" for a in anchors)
+    restore = run_cli("run", str(SAMPLE_CONFIG), "--workdir", str(sample_run), "--quiet")
+    assert restore.returncode == 0
+    m3 = json.loads((sample_run / "manifest.json").read_text())["stages"]
+    assert {k: v["outputs"] for k, v in m3.items()} == {k: v["outputs"] for k, v in before.items()}
+
+
+#: the stage running now, for the audit hook (hooks cannot be removed, so it is a switch)
+_RUNNING: list[str] = []
+_OPENED: dict[str, set[str]] = defaultdict(set)
+
+
+def _audit(event: str, args: tuple) -> None:
+    if _RUNNING and event in ("open", "os.scandir", "os.listdir") and args and args[0] is not None:
+        try:
+            _OPENED[_RUNNING[-1]].add(os.path.abspath(os.fsdecode(args[0])))
+        except TypeError:
+            pass  # a file descriptor
+
+
+def test_stages_read_only_the_artifacts_they_declare(tmp_path, monkeypatch):
+    """Every file a stage opens under another stage's output belongs to an artifact it declares in
+    SPEC.reads, so the runner's reruns (which follow those declarations) can never miss a change.
+    Python-level opens are seen (json, numpy, laspy); GDAL opens files in C, unseen here."""
+    x0, y0 = origin_xy()
+    cloud = write_las(tmp_path / "cloud.las", sample_points(30_000), crs="EPSG:5186+5773")
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"site: {{origin: {{lat: 37.5770, lon: 126.8898}}}}\nexecutor: {{kind: inline}}\n"
+                   f"inputs: {{pointclouds: [{{path: {cloud}}}], footprints: {{path: {SAMPLE / 'buildings.geojson'}}},"
+                   f" dem: {{path: {SAMPLE / 'dem.tif'}}}, pois: {{path: {SAMPLE / 'pois.geojson'}}},"
+                   f" meshes: [{{path: {SAMPLE / 'landmark_tower.glb'}, crs: 'EPSG:5186', "
+                   f"origin: [{x0 + 100}, {y0 + 100}, 15.0]}}]}}\n"
+                   "stages: {mesh: {terrain_lods: 2}}\n")
+    sys.addaudithook(_audit)
+    for name in STAGE_NAMES:
+        module = stage_module(name)
+
+        def traced(ctx, config, _run=module.run, _name=name):
+            _RUNNING.append(_name)
+            try:
+                return _run(ctx, config)
+            finally:
+                _RUNNING.pop()
+
+        monkeypatch.setattr(module, "run", traced)
+    workdir = tmp_path / "w"
+    Runner(load_config(cfg), workdir, quiet=True).run()
+    outputs = {name: output_dir(workdir, name).resolve() for name in STAGE_NAMES}
+    undeclared = []
+    for name in STAGE_NAMES:
+        spec = stage_spec(name)
+        for opened in sorted(_OPENED[name]):
+            path = Path(opened).resolve()
+            for up, folder in outputs.items():
+                if up != name and path.is_relative_to(folder) and path != folder:
+                    rel = path.relative_to(folder).as_posix()
+                    if not any(a.stage == up and a.covers(rel) for a in spec.reads):
+                        undeclared.append(f"{name} read {up}/{rel}")
+    assert not undeclared, undeclared
+    assert _OPENED["mesh"] and _OPENED["tile"]  # the hook saw the stages read

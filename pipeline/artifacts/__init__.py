@@ -18,7 +18,7 @@ from pipeline.artifacts.base import Artifact
 SOURCE_POINTS = Artifact("ingest", "points", "point clouds in chunks, source CRS")
 SOURCE_FOOTPRINTS = Artifact("ingest", "footprints.json", "repaired footprints, source CRS")
 SOURCE_MODELS = Artifact("ingest", "meshes", "repaired imported models in their own frame")
-SOURCE_DEM = Artifact("ingest", "dem.json", "the DEM (dem.tif) and its CRS")
+SOURCE_DEM = Artifact("ingest", "dem.json", "the DEM (dem.tif) and its CRS", also=("dem.tif",))
 SOURCE_GCPS = Artifact("ingest", "gcps.json", "surveyed points, source CRS")
 SOURCE_POIS = Artifact("ingest", "pois.json", "points of interest, source CRS")
 # georef: everything in the site's ENU frame
@@ -33,12 +33,15 @@ ENU_POIS = Artifact("georef", "pois.json", "points of interest in WGS84 and plan
 CLEAN_POINTS = Artifact("clean", "points", "denoised, classified cloud binned by ENU cell")
 DTM = Artifact("clean", "dtm.tif", "LiDAR ground model (ENU U)")
 # mesh
-TERRAIN = Artifact("mesh", "terrain/terrain.json", "terrain heightfield and TIN levels")
-BUILDINGS = Artifact("mesh", "buildings.json", "building records and their levels of detail")
+TERRAIN = Artifact("mesh", "terrain/terrain.json", "terrain heightfield and TIN levels", also=("terrain",))
+BUILDINGS = Artifact("mesh", "buildings.json", "building records and their levels of detail",
+                     also=("buildings.npz",))
 # tile
-TILESET = Artifact("tile", "tileset.json", "root 3D Tiles 1.1 tileset and its layers")
+TILESET = Artifact("tile", "tileset.json", "root 3D Tiles 1.1 tileset and its layers",
+                   also=("terrain", "buildings", "pointcloud"))
 FEATURE_INDEX = Artifact("tile", "buildings/features.json", "building id -> leaf tile and feature ID")
 # anchors
-ANCHORS = Artifact("anchors", "anchors.json", "AR anchors, their GeoJSON and schema")
+ANCHORS = Artifact("anchors", "anchors.json", "AR anchors, their GeoJSON and schema",
+                   also=("anchors.geojson", "anchors.schema.json"))
 
 __all__ = ["Artifact"]

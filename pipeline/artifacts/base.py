@@ -10,15 +10,22 @@ from typing import Any
 
 @dataclass(frozen=True)
 class Artifact:
-    """One artifact: the stage that writes it and its path inside that stage's output folder."""
+    """One artifact: the stage that writes it, its path inside that stage's output folder (a file
+    or a folder) and the other files or folders that belong to it (``also``: a raster beside its
+    record, a record's mesh pieces). A stage that reads it reruns exactly when one of these changes."""
 
     stage: str
     path: str
     description: str
+    also: tuple[str, ...] = ()
 
     def locate(self, folder: Path) -> Path:
         """Its path inside ``folder``, the producing stage's output folder."""
         return folder / self.path
+
+    def covers(self, relative: str) -> bool:
+        """Whether a file of the stage's output (POSIX path relative to it) belongs to this artifact."""
+        return any(relative == p or relative.startswith(p + "/") for p in (self.path, *self.also))
 
 
 def dump_json(path: Path, doc: Any) -> None:

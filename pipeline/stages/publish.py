@@ -28,7 +28,8 @@ from pipeline.stage import StageContext, StageResult, StageSpec
 
 SPEC = StageSpec("publish", reads=(artifacts.FRAME, artifacts.CONTROL, artifacts.TILESET, artifacts.FEATURE_INDEX,
                                    artifacts.ANCHORS),
-                 output="bundle")
+                 # provenance.json names every input file with its sha256
+                 reads_inputs=True, output="bundle")
 
 BUNDLE_README = """# {name}: digital twin bundle {version}
 

@@ -44,7 +44,9 @@ from pipeline.stage import StageContext, StageResult, StageSpec
 
 SPEC = StageSpec("tile", reads=(artifacts.FRAME, artifacts.CONTROL, artifacts.CLEAN_POINTS, artifacts.TERRAIN,
                                 artifacts.BUILDINGS),
-                 writes=(artifacts.TILESET, artifacts.FEATURE_INDEX))
+                 writes=(artifacts.TILESET, artifacts.FEATURE_INDEX),
+                 # the root tileset's provenance names every input file with its sha256
+                 reads_inputs=True)
 
 PROVENANCE_SCHEMA = {
     "id": "dmc_twin_tileset",
