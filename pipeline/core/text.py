@@ -7,8 +7,10 @@ from __future__ import annotations
 ENCODINGS = ("utf-8-sig", "cp949")
 
 
-#: characters that are markup in Markdown, or in the HTML a Markdown renderer passes through
-_MARKDOWN = {c: f"\\{c}" for c in "\\`*_{}[]()#+-.!|~"} | {"<": "&lt;", ">": "&gt;", "&": "&amp;"}
+#: characters that are markup anywhere in a line of Markdown (emphasis, code, links, tables,
+#: strikethrough), or in the HTML a Markdown renderer passes through; with brackets escaped no link
+#: or image can form, so parentheses stay as they are
+_MARKDOWN = {c: f"\\{c}" for c in "\\`*_[]|~"} | {"<": "&lt;", ">": "&gt;", "&": "&amp;"}
 
 
 def markdown_literal(text: str) -> str:
