@@ -31,7 +31,8 @@ class TwinError(Exception):
         if self.path:
             parts.append(f"{self.path}:")
         parts.append(self.message)
-        return " ".join(parts)
+        # one line, whatever a library put in the message (YAML marks, GDAL's multi-line errors)
+        return " ".join(" ".join(parts).split())
 
 
 def _rebuild(cls: type[TwinError], message: str, path: str | None, stage: str | None) -> TwinError:

@@ -13,6 +13,7 @@ georef); the chunk folder's ``meta.json`` says which.
 from __future__ import annotations
 
 import json
+import struct
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -38,16 +39,39 @@ BUILDING, LOW_NOISE, HIGH_NOISE = 6, 7, 18
 SUPPORTED_VERSIONS = {(1, 0), (1, 1), (1, 2), (1, 3), (1, 4)}
 
 
+#: the smallest VLR and extended VLR (their headers alone), bytes
+VLR_HEADER, EVLR_HEADER = 54, 60
+
+
+def _check_layout(path: Path, head: bytes) -> None:
+    """PointCloudError when the header's offsets and record counts cannot fit in the file: laspy
+    would otherwise try to read billions of records a corrupt count promises."""
+    size = path.stat().st_size
+    header_size, data_offset, vlrs = struct.unpack_from("<HII", head, 94)
+    problems = []
+    if header_size > size or data_offset > size:
+        problems.append(f"its header puts the points at byte {data_offset:,}")
+    if vlrs * VLR_HEADER > max(data_offset - header_size, 0):
+        problems.append(f"its header announces {vlrs:,} VLRs before the points at byte {data_offset:,}")
+    if head[25] >= 4 and len(head) >= 247:
+        evlr_start, evlrs = struct.unpack_from("<QI", head, 235)
+        if evlrs and not (data_offset <= evlr_start <= size and evlrs * EVLR_HEADER <= size - evlr_start):
+            problems.append(f"its header announces {evlrs:,} extended VLRs from byte {evlr_start:,}")
+    if problems:
+        raise PointCloudError(f"corrupt header: {problems[0]}, but the file has {size:,} bytes", path=path)
+
+
 def _open(path: Path) -> laspy.LasReader:
     if not path.is_file():
         raise PointCloudError("point cloud file not found", path=path)
     with open(path, "rb") as f:
-        head = f.read(26)
-    if len(head) < 26 or head[:4] != b"LASF":
+        head = f.read(375)
+    if len(head) < 227 or head[:4] != b"LASF":
         raise PointCloudError("not a LAS/LAZ file (no LASF signature)", path=path)
     if (head[24], head[25]) not in SUPPORTED_VERSIONS:
         raise PointCloudError(f"unsupported LAS version {head[24]}.{head[25]} (supported: 1.0 to 1.4)",
                               path=path)
+    _check_layout(path, head)
     try:
         return laspy.open(path)
     except (laspy.errors.LaspyException, OSError, ValueError) as exc:
