@@ -153,7 +153,7 @@ class Inputs(_Model):
 
 
 class IngestConfig(_Model):
-    chunk_size: int = Field(1_000_000, ge=1000, description="Points read per chunk.")
+    chunk_size: int = Field(1_000_000, ge=1000, le=50_000_000, description="Points read per chunk.")
 
 
 class RegistrationConfig(_Model):
@@ -237,8 +237,8 @@ class MeshConfig(_Model):
     roof_percentile: float = Field(
         90.0, gt=50, le=100, description="Percentile of in-footprint points taken as the LoD1 roof height.")
     min_roof_points: int = Field(20, ge=1, description="Fewer LiDAR points than this: fall back to attributes.")
-    storey_height: float = Field(3.5, gt=0, description="Metres per floor when only floors are known.")
-    default_height: float = Field(10.0, gt=0, description="Height (m) when nothing else is known.")
+    storey_height: float = Field(3.5, gt=0, le=20, description="Metres per floor when only floors are known.")
+    default_height: float = Field(10.0, gt=0, le=1000, description="Height (m) when nothing else is known.")
     min_area: float = Field(
         4.0, ge=0, description="Footprint parts smaller than this (m^2) are slivers: dropped and counted.")
     lod2: bool = Field(True, description="Reconstruct flat, shed, gable and hip roofs (LoD2) from the LiDAR.")
@@ -251,7 +251,7 @@ class MeshConfig(_Model):
     footprints_from_points: Literal["auto", "always", "never"] = Field(
         "auto", description="Outline buildings from the building-class points: auto (when no footprints "
                             "are given), always (instead of the given ones) or never.")
-    footprint_cell: float = Field(0.5, gt=0, description="Grid cell (m) footprints are outlined on.")
+    footprint_cell: float = Field(0.5, ge=0.01, le=100, description="Grid cell (m) footprints are outlined on.")
     footprint_tolerance: float = Field(
         0.75, gt=0, description="Simplification tolerance (m) of outlines before they are squared.")
     lod_ratio: float = Field(

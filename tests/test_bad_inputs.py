@@ -110,6 +110,15 @@ def _patched_las(tmp: Path, name: str, offset: int, fmt: str, *values) -> Path:
     return path
 
 
+def _laz_count(tmp: Path, count: int) -> Path:
+    """The sample's LAZ with its header's point counts (legacy and LAS 1.4) set to ``count``."""
+    data = bytearray((SAMPLE / "dmc_aerial.laz").read_bytes())
+    struct.pack_into("<I", data, 107, count)
+    if data[25] >= 4:
+        struct.pack_into("<Q", data, 247, count)
+    return _write(tmp, "few.laz", bytes(data))
+
+
 def _huge_dem(tmp: Path) -> Path:
     """A GeoTIFF declaring 200,000 x 200,000 pixels it does not hold (sparse tiles)."""
     path = tmp / "huge.tif"
@@ -254,6 +263,8 @@ CASES: dict[str, Callable[[Path], Bad]] = {
                                                               says=("geo.las",)),
     "las: UTM values labelled geocentric": lambda t: Bad(_cloud(_las(t, "ecef.las", crs="EPSG:4978")),
                                                         says=("ecef.las", "geocentric")),
+    "laz: header claims fewer points than its chunks hold": lambda t: Bad(
+        _cloud(_laz_count(t, 1000)), says=("few.laz", "1,000 points", "compressed chunks")),
     "laz: garbage after the header": lambda t: Bad(
         _cloud(_write(t, "bad.laz", (SAMPLE / "dmc_aerial.laz").read_bytes()[:4000] + bytes(range(256)) * 40)),
         says=("bad.laz",)),

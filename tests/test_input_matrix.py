@@ -62,7 +62,7 @@ def _valid(bundle) -> None:
     ("sparse", {"pointcloud", "terrain"}),
 ])
 def test_input_combination_makes_a_valid_bundle(tmp_path, combo, layers):
-    xyz = sample_points(300_000)
+    xyz = sample_points(150_000)
     rng = np.random.default_rng(3)
     inputs = {
         "points": _cloud(tmp_path, xyz),

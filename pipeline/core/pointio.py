@@ -57,8 +57,49 @@ def _check_layout(path: Path, head: bytes) -> None:
         evlr_start, evlrs = struct.unpack_from("<QI", head, 235)
         if evlrs and not (data_offset <= evlr_start <= size and evlrs * EVLR_HEADER <= size - evlr_start):
             problems.append(f"its header announces {evlrs:,} extended VLRs from byte {evlr_start:,}")
+        elif evlrs:
+            problems += _evlr_problems(path, evlr_start, evlrs, size)
     if problems:
         raise PointCloudError(f"corrupt header: {problems[0]}, but the file has {size:,} bytes", path=path)
+
+
+def _evlr_problems(path: Path, start: int, count: int, size: int) -> list[str]:
+    """Extended VLRs whose 64-bit record lengths run past the end of the file."""
+    with open(path, "rb") as f:
+        at = start
+        for k in range(count):
+            f.seek(at)
+            header = f.read(EVLR_HEADER)
+            if len(header) < EVLR_HEADER:
+                return [f"its extended VLR {k} starts past the end"]
+            length = struct.unpack_from("<Q", header, 20)[0]
+            at += EVLR_HEADER + length
+            if at > size:
+                return [f"its extended VLR {k} claims {length:,} bytes"]
+    return []
+
+
+def _check_chunk_table(path: Path, header: laspy.LasHeader) -> None:
+    """A LAZ file's chunk table tells how many chunks of points it holds: a header point count
+    below what all but the last chunk hold would silently drop the rest."""
+    chunk = next((int(struct.unpack_from("<I", v.record_data, 12)[0]) for v in header.vlrs
+                  if v.user_id == "laszip encoded" and v.record_id == 22204 and len(v.record_data) >= 16), None)
+    if chunk is None or chunk == VARIABLE_CHUNKS:
+        return
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        f.seek(header.offset_to_point_data)
+        raw = f.read(8)
+        table = struct.unpack("<q", raw)[0] if len(raw) == 8 else -1
+        if not 0 < table <= size - 8:
+            return  # no table written (a streaming writer): nothing to compare with
+        f.seek(table)
+        _, chunks = struct.unpack("<II", f.read(8))
+    least = (chunks - 1) * chunk + 1
+    if chunks and header.point_count < least:
+        raise PointCloudError(f"header claims {header.point_count:,} points but the file holds at least {least:,} "
+                              f"({chunks} compressed chunks of {chunk:,}): reading it would drop the rest; fix the "
+                              "header's point count", path=path)
 
 
 def _open(path: Path) -> laspy.LasReader:
@@ -192,6 +233,8 @@ def las_checked_count(path: str | Path) -> int:
         expected = int(header.point_count)
         if expected == 0:
             raise PointCloudError("file holds zero points", path=path)
+        if header.are_points_compressed:
+            _check_chunk_table(path, header)
         if not header.are_points_compressed:
             size = header.point_format.size
             # LAS 1.3 keeps waveform data and LAS 1.4 extended VLRs after the points
