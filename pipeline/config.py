@@ -266,10 +266,10 @@ class TileConfig(_Model):
                              "(KHR_mesh_quantization + EXT_meshopt_compression; the meshopt extra), "
                              "quantized (KHR_mesh_quantization only) or none (float32).")
     building_tile_size: float = Field(
-        1000.0, gt=0, description="Largest edge (m) of a building leaf tile (quadtree over the site).")
+        1000.0, ge=10, le=100_000, description="Largest edge (m) of a building leaf tile (quadtree over the site).")
     tile_max_features: int = Field(
         500, ge=1, description="Building tiles holding more buildings than this are split further.")
-    terrain_tile_size: float = Field(2000.0, gt=0, description="Largest edge (m) of a terrain leaf tile.")
+    terrain_tile_size: float = Field(2000.0, ge=10, le=100_000, description="Largest edge (m) of a terrain leaf tile.")
     tile_max_triangles: int = Field(
         100_000, ge=1000, description="Tiles whose content would hold more triangles than this are split further.")
     hlod_error_fraction: float = Field(
@@ -279,7 +279,7 @@ class TileConfig(_Model):
     pointcloud_max_points: int = Field(
         200_000, ge=1000, description="Point-tree nodes with more points than this are split (octree).")
     pointcloud_root_cells: int = Field(
-        128, ge=8, description="Root sampling grid: cells per edge of the cloud's bounding cube; "
+        128, ge=8, le=4096, description="Root sampling grid: cells per edge of the cloud's bounding cube; "
                                "each level halves the spacing.")
     pointcloud_meshopt: bool = Field(
         False, description="Compress point tiles with EXT_meshopt_compression (needs the meshopt "
