@@ -257,7 +257,9 @@ class Runner:
                     if fault is not None:
                         fault.stage = name
                         raise fault from None
-                    raise _with_stage(exc, name) from None
+                    if isinstance(exc, TwinError):
+                        exc.stage = exc.stage or name
+                    raise
                 finally:
                     ctx.close()
                 entry = {"key": key, "config_hash": self.cfg.stage_hash(name, with_inputs=spec.reads_inputs),
@@ -297,12 +299,6 @@ def _fault(exc: BaseException, workdir: Path) -> TwinError | None:
     if exc.errno is None and shutil.disk_usage(workdir).free < _NEARLY_FULL:
         return StageError(f"{os.strerror(errno.ENOSPC)} ({exc})", path=workdir)
     return None
-
-
-def _with_stage(exc: BaseException, stage: str) -> BaseException:
-    if isinstance(exc, TwinError):
-        exc.stage = exc.stage or stage
-    return exc
 
 
 def _shutdown(executor: Any, finished: bool) -> None:

@@ -27,10 +27,11 @@ def decode_text(data: bytes) -> str:
     """``data`` decoded by the first encoding that reads it whole; NotText saying where it fails."""
     if b"\0" in data:
         raise NotText("it is not a text file (it holds NUL bytes)")
-    bad = 0
+    failures = []
     for encoding in ENCODINGS:
         try:
             return data.decode(encoding)
         except UnicodeDecodeError as exc:
-            bad = exc.start if encoding == ENCODINGS[0] else bad
+            failures.append(exc.start)
+    bad = failures[0]  # where it stops being UTF-8
     raise NotText(f"it is neither UTF-8 nor CP949 text (byte 0x{data[bad]:02x} at offset {bad})")
