@@ -35,7 +35,8 @@ class LevelInfo:
 class BuildingRecord:
     """A building as the mesh stage made it. ``lod`` is LoD2, LoD1 or imported; ``height_source``
     lidar, attribute, floors, default or model; ``ground_source`` terrain, model base or site
-    reference height; ``feature_id`` its row in the layer."""
+    reference height; ``feature_id`` its row in the layer. A ``proposed`` building (a design
+    model) stands beside the building it ``replaces``, which keeps its own record."""
 
     id: str
     name: str | None
@@ -63,12 +64,15 @@ class BuildingRecord:
     source_file: str | None = None
     repair: dict[str, Any] | None = None
     replaced_footprint: bool = False
+    proposed: bool = False
+    replaces: str | None = None
 
     def feature_properties(self) -> dict[str, Any]:
         """The values of the tiles' building metadata class (``core.content.BUILDING_SCHEMA``)."""
         return {"id": self.id, "name": self.name, "use": self.use, "floors": self.floors, "height": self.height,
                 "ground_height": self.ground_height, "roof_height": self.roof_height,
-                "roof_type": self.roof_type, "lod": self.lod, "height_source": self.height_source}
+                "roof_type": self.roof_type, "lod": self.lod, "height_source": self.height_source,
+                "proposed": self.proposed, "replaces": self.replaces}
 
     @classmethod
     def from_json(cls, doc: dict[str, Any]) -> BuildingRecord:

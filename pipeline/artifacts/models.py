@@ -20,8 +20,8 @@ from pipeline.artifacts.base import dump_json, load_json
 class SourceModel:
     """One imported model as the config places it: the origin in ``crs_wkt`` (its z orthometric
     unless the CRS says otherwise), heading (degrees clockwise from grid north), scale (metres
-    per model unit), up axis ('y' or 'z'), the building it replaces, and the repair counts. Its
-    vertices (model units, model axes) are in ``file``."""
+    per model unit), up axis ('y' or 'z'), the building it replaces, the repair counts, and whether
+    it is a design proposal. Its vertices (model units, model axes) are in ``file``."""
 
     source: str
     file: str
@@ -36,6 +36,7 @@ class SourceModel:
     up_axis: str
     replaces: str | None
     repair: dict[str, Any]
+    proposed: bool
 
 
 @dataclass(frozen=True)

@@ -58,6 +58,9 @@ BUILDING_SCHEMA: dict[str, Any] = {
             "lod": {"type": "STRING", "description": "LoD2, LoD1 or imported (the full-detail model)"},
             "source": {"type": "STRING", "description": "Where the height came from: lidar, attribute, "
                                                         "floors, default or model"},
+            "proposed": {"type": "BOOLEAN", "description": "A design proposal, not a built building"},
+            "replaces": {"type": "STRING",
+                         "description": "Id of the standing building a proposal would replace, or empty"},
         }}},
 }
 
@@ -139,7 +142,7 @@ def _metadata(b: GltfBuilder, records: list[dict[str, Any]], schema_uri: str | N
     with the schema inline or, given ``schema_uri``, in a file shared by every tile."""
     props: dict[str, Any] = {}
     for key, src in (("id", "id"), ("name", "name"), ("use", "use"), ("roof_type", "roof_type"),
-                     ("lod", "lod"), ("source", "height_source")):
+                     ("lod", "lod"), ("source", "height_source"), ("replaces", "replaces")):
         values, offsets = string_column([str(r.get(src) or "") for r in records])
         if not values:
             continue  # all empty: a table may leave a property out, a buffer view may not be empty
@@ -149,6 +152,9 @@ def _metadata(b: GltfBuilder, records: list[dict[str, Any]], schema_uri: str | N
         np.array([int(r.get("floors") or 0) for r in records], np.uint16).tobytes())}
     for key in ("height", "ground_height", "roof_height"):
         props[key] = {"values": b.buffer_view(np.array([r[key] for r in records], np.float32).tobytes())}
+    # BOOLEAN values are a bitstream, least significant bit first (EXT_structural_metadata)
+    props["proposed"] = {"values": b.buffer_view(np.packbits(
+        np.array([bool(r.get("proposed")) for r in records]), bitorder="little").tobytes())}
     b.extension("EXT_mesh_features")
     schema: dict[str, Any] = {"schemaUri": schema_uri} if schema_uri else {"schema": BUILDING_SCHEMA}
     b.extension("EXT_structural_metadata", schema | {

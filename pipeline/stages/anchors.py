@@ -75,7 +75,8 @@ def run(ctx: StageContext, cfg: TwinConfig) -> StageResult:
                                    polygon_heading(outline) if len(outline) >= 3 else 0.0, feature,
                                    {"height": b.height, "roof_orthometric_height": b.roof_height,
                                     "floors": b.floors, "height_source": b.height_source,
-                                    "ground_source": b.ground_source, "lod": b.lod, "roof_type": b.roof_type}))
+                                    "ground_source": b.ground_source, "lod": b.lod, "roof_type": b.roof_type,
+                                    "proposed": b.proposed, "replaces": b.replaces}))
     pois = read_pois(georef) if cfg.stages.anchors.include_pois else []
     terrain = read_terrain(mesh)
     heightfield = read_enu_raster(mesh / terrain.heightfield_path) if pois and terrain.heightfield_path else None

@@ -249,7 +249,7 @@ def _ingest_meshes(ctx: StageContext, cfg: TwinConfig) -> list[dict[str, Any]]:
         ids.add(ident)
         up = m.up_axis if m.up_axis != "auto" else ("y" if path.suffix.lower() in (".gltf", ".glb") else "z")
         model = SourceModel(str(path), f"{i:02d}_{path.stem}.npz", ident, m.name, m.use, crs.to_wkt(), m.accept_crs,
-                            list(m.origin), m.heading_deg, m.scale, up, m.replaces, fixed.as_dict())
+                            list(m.origin), m.heading_deg, m.scale, up, m.replaces, fixed.as_dict(), m.proposed)
         write_model(folder, model, vertices, faces)
         out.append({"file": str(path), "id": ident, "faces": int(len(faces)), "vertices": int(len(vertices)),
                     "repair": fixed.as_dict()})

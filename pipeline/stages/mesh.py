@@ -562,7 +562,17 @@ def _buildings(ctx: StageContext, cfg: TwinConfig, frame: SiteFrame, terrain_tif
         lv = fut.result()
         rec = _model_record(meta, [Level(*x) for x in lv], terrain_tif, frame, m.height_disagreement)
         target = meta.replaces
-        if target is not None and target in by_id:
+        rec.proposed = meta.proposed
+        if meta.proposed:
+            # a proposal is judged against what stands: both stay, the viewer switches them
+            if target is not None and target not in by_id:
+                skipped.append({"feature": meta.id, "reason": f"replaces unknown building {target!r}; "
+                                                                 "added as a proposal of its own"})
+                target = None
+            rec.replaces = target
+            records.append(rec)
+            levels.append(lv)
+        elif target is not None and target in by_id:
             i = by_id[target]
             old = records[i]
             rec.id, rec.floors = old.id, old.floors
@@ -576,7 +586,7 @@ def _buildings(ctx: StageContext, cfg: TwinConfig, frame: SiteFrame, terrain_tif
                                                                  "added as a building of its own"})
             records.append(rec)
             levels.append(lv)
-        models.append({"id": rec.id, "file": rec.source_file, "replaces": target,
+        models.append({"id": rec.id, "file": rec.source_file, "replaces": target, "proposed": meta.proposed,
                        "repair": meta.repair, "levels": [{"faces": int(len(x[1])), "error_m": round(x[2], 4)}
                                                             for x in lv]})
     layer = BuildingLayer(records, skipped, slivers, fp_info)

@@ -19,7 +19,7 @@ RECORDS = [{"id": "B-1", "name": "Courtyard Hall", "use": "culture", "floors": 7
             "height_source": "lidar"},
            {"id": "B-2", "name": "세종 타워", "use": "office", "floors": 12, "height": 44.5,
             "ground_height": 13.0, "roof_height": 57.5, "roof_type": None, "lod": "LoD1",
-            "height_source": "floors"}]
+            "height_source": "floors", "proposed": True, "replaces": "B-1"}]
 
 
 def _buildings():
@@ -105,6 +105,20 @@ def test_feature_ids_pick_the_right_row(encoded, compression):
     assert np.all(pos[ids == 1, 0] > 1260) and np.all(pos[ids == 0, 0] < 1261)
     # all-empty string columns are left out of the table (a buffer view may not be empty)
     assert "roof_type" in table["properties"]
+
+
+def test_a_proposal_is_flagged_in_a_boolean_bitstream_with_what_it_replaces(encoded):
+    doc, binary = read_glb(encoded[1]["none"][0].read_bytes())
+    table = doc["extensions"]["EXT_structural_metadata"]["propertyTables"][0]
+    view = doc["bufferViews"][table["properties"]["proposed"]["values"]]
+    bits = binary[view["byteOffset"]:view["byteOffset"] + view["byteLength"]]
+    assert bits == bytes([0b10])  # row 0 standing, row 1 proposed: least significant bit first
+    assert BUILDING_SCHEMA["classes"]["building"]["properties"]["proposed"]["type"] == "BOOLEAN"
+    view = doc["bufferViews"][table["properties"]["replaces"]["values"]]
+    offs_view = doc["bufferViews"][table["properties"]["replaces"]["stringOffsets"]]
+    offs = np.frombuffer(binary, np.uint32, 3, offs_view["byteOffset"])
+    text = binary[view["byteOffset"]:view["byteOffset"] + view["byteLength"]]
+    assert [text[offs[i]:offs[i + 1]].decode() for i in range(2)] == ["", "B-1"]
 
 
 def test_compression_pays_and_output_is_deterministic(encoded):

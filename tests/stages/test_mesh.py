@@ -165,6 +165,22 @@ def test_a_model_replaces_the_footprint_it_names(tmp_path):
     assert hall["centroid"]["lon"] == pytest.approx(lon, abs=1e-9)
 
 
+def test_a_proposal_stands_beside_the_building_it_would_replace(tmp_path):
+    """A model marked ``proposed`` keeps its own id; the footprint it replaces keeps its solid, and
+    both reach the tiles' metadata and the anchors, for viewers to switch between them."""
+    cfg, _, _ = _hall(tmp_path, 15.0)
+    cfg.write_text(cfg.read_text().replace("replaces: F0,", "replaces: F0, proposed: true, id: HALL,"))
+    Runner(load_config(cfg), tmp_path / "w", quiet=True).run(["ingest", "georef", "clean", "mesh", "tile", "anchors"])
+    buildings = json.loads((tmp_path / "w" / "artifacts" / "mesh" / "buildings.json").read_text())["buildings"]
+    by_id = {b["id"]: b for b in buildings}
+    assert sorted(by_id) == ["F0", "F1", "HALL"]
+    assert by_id["F0"]["lod"] != "imported" and not by_id["F0"]["proposed"] and by_id["F0"]["replaces"] is None
+    assert by_id["HALL"]["lod"] == "imported" and by_id["HALL"]["proposed"] and by_id["HALL"]["replaces"] == "F0"
+    anchors = json.loads((tmp_path / "w" / "artifacts" / "anchors" / "anchors.json").read_text())["anchors"]
+    hall = next(a for a in anchors if a["id"] == "building:HALL")
+    assert hall["properties"]["proposed"] is True and hall["properties"]["replaces"] == "F0"
+
+
 @pytest.mark.parametrize("origin_height, where", [(55.0, "40.00 m above"), (5.0, "10.00 m below")])
 def test_a_model_off_the_ground_is_said_to_be(tmp_path, origin_height, where):
     cfg, _, _ = _hall(tmp_path, origin_height)
