@@ -435,7 +435,7 @@ POIS = (
     ("DMC Station Exit 2", "transit_exit", 37.57745, 126.89905),
     ("DMC Station Exit 9", "transit_exit", 37.57660, 126.89860),
     ("Nuri Dream Square Plaza", "plaza", 37.57935, 126.89060),
-    ("Korean Film Archive Entrance", "entrance", 37.57650, 126.89080),
+    ("한국영상자료원 입구", "entrance", 37.57650, 126.89080),
     ("MBC Plaza", "plaza", 37.58070, 126.89050),
     ("Sangam DMC Culture Park", "park", 37.57560, 126.89210),
     ("C-ITS Roadside Unit 1", "c_its_rsu", 37.57830, 126.88990),
