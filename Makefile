@@ -6,8 +6,8 @@ BIN    := $(VENV)/bin
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # open3d needs libusb/libGL/libgomp; proj-data carries the EGM96 geoid grid (egm96_15.gtx);
 # chromium renders the bundle in CesiumJS for the tests (Playwright drives it; it cannot download
-# a browser here)
-APT_PACKAGES := libusb-1.0-0 libgl1 libgomp1 proj-data chromium
+# a browser here); fonts-nanum draws Korean names in its screenshots
+APT_PACKAGES := libusb-1.0-0 libgl1 libgomp1 proj-data chromium fonts-nanum
 
 .PHONY: setup demo test bench clean-out
 
@@ -36,9 +36,9 @@ demo: setup
 	@echo "  bundle/tileset.json          root 3D Tiles 1.1 (terrain, buildings, point cloud)"
 	@echo "  bundle/anchors/anchors.json  AR anchors (WGS84 + ellipsoidal heights)"
 	@echo "  reports/                     georef, clean, mesh, tile reports; manifest.json"
+	@echo "  bundle/viewer/               the web viewer (offline; CesiumJS included)"
 	@echo "Check: $(BIN)/dmctwin validate out/sample/bundle"
-	@echo "View: python3 -m http.server 8000 -d out/sample/bundle, then load"
-	@echo "      http://localhost:8000/tileset.json in a 3D Tiles viewer (e.g. CesiumJS Cesium3DTileset.fromUrl)."
+	@echo "View:  $(BIN)/dmctwin serve out/sample/bundle --open    (then http://127.0.0.1:8000/)"
 
 test: setup
 	$(BIN)/python -m pytest

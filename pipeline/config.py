@@ -141,6 +141,10 @@ class MeshInput(_InputFile):
                             "unless given.")
     replaces: str | None = Field(
         None, description="Id of a footprint whose LoD1/LoD2 solid this model replaces (its attributes stay).")
+    proposed: bool = Field(
+        False, description="A design proposal, not a built building: it keeps its own id, the building it "
+                           "``replaces`` stays in the twin beside it, and viewers switch the two (the viewer's "
+                           "proposal toggle; feature property ``proposed``).")
 
 
 class Inputs(_Model):
@@ -291,8 +295,22 @@ class AnchorsConfig(_Model):
     include_pois: bool = Field(True, description="One anchor per point of interest.")
 
 
+class ViewerConfig(_Model):
+    """The planners' web viewer written into ``bundle/viewer/`` with the CesiumJS files it loads."""
+
+    enabled: bool = Field(True, description="Write the viewer (about 8 MB, most of it CesiumJS).")
+    cesium: Path | None = Field(
+        None, description="The CesiumJS npm package to copy from (a folder ``node_modules/cesium``); default: "
+                          "$DMCTWIN_CESIUM, else node_modules/cesium in the working directory or the checkout.")
+    imagery: Path | None = Field(
+        None, description="A georeferenced image (GeoTIFF, or any raster with a CRS) draped on the globe "
+                          "under the twin, e.g. an orthophoto; reprojected to WGS84 and shipped as PNG. "
+                          "Default: a plainly coloured globe, nothing from the network.")
+
+
 class PublishConfig(_Model):
     bundle_version: str = Field("0.1.0", description="Version written into the hub bundle's catalog.")
+    viewer: ViewerConfig = Field(default_factory=ViewerConfig, description="The bundle's web viewer.")
     validate_bundle: bool = Field(
         True, description="Check the bundle (3D Tiles specification, Khronos glTF validator) before it "
                           "replaces the published one; an invalid bundle is not published.")
@@ -352,6 +370,9 @@ class TwinConfig(_Model):
                 paths.append(self.resolve(item.path))
         if self.geoid_spec() != "egm96":
             paths.append(Path(self.geoid_spec()))
+        viewer = self.stages.publish.viewer
+        if viewer.enabled and viewer.imagery is not None:
+            paths.append(self.resolve(viewer.imagery))
         return paths
 
     def stage_hash(self, stage: str, *, with_inputs: bool = False) -> str:

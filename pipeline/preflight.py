@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import importlib.util
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from pipeline.config import TwinConfig
 from pipeline.core.geodesy import parse_crs, resolve_geoid
 from pipeline.core.meshimport import MESH_SUFFIXES
 from pipeline.core.pointio import point_format_of
+from pipeline.core.viewer import find_cesium
 from pipeline.errors import ConfigError, TwinError
 
 VECTOR_SUFFIXES = (".geojson", ".json", ".gpkg", ".shp", ".fgb", ".gml", ".kml", ".zip")
@@ -101,6 +103,13 @@ def check_runnable(cfg: TwinConfig, config_path: Path) -> None:
         cfg.declared_crs(m, f"inputs.meshes[{i}]", "a model's origin")
     if inp.gcps is not None:
         cfg.declared_crs(inp.gcps, "inputs.gcps", "a GCP CSV")
+    viewer = cfg.stages.publish.viewer
+    if viewer.enabled:
+        # before hours of work, not at publish: the bundle's viewer cannot be written without it
+        find_cesium(cfg.resolve(viewer.cesium) if viewer.cesium is not None else None)
+        if viewer.imagery is not None:
+            _input_file(cfg, SimpleNamespace(path=viewer.imagery, crs=None), "stages.publish.viewer.imagery",
+                        config_path, RASTER_SUFFIXES + (".png", ".jpg", ".jpeg"))
     try:
         resolve_geoid(cfg.geoid_spec())
     except TwinError as exc:

@@ -31,7 +31,9 @@ from pipeline.samples.generator import origin_xy
 from tests.conftest import SAMPLE
 from tests.fixtures_las import sample_points, write_las
 
-ORIGIN = "site: {origin: {lat: 37.5770, lon: 126.8898}}\nexecutor: {kind: inline}\n"
+SITE = "site: {origin: {lat: 37.5770, lon: 126.8898}}\nexecutor: {kind: inline}\n"
+# no viewer in the corpus's bundles (8.5 MB each, and not what it tests) unless a case asks for one
+ORIGIN = SITE + "stages: {publish: {viewer: {enabled: false}}}\n"
 FOOTPRINTS = SAMPLE / "buildings.geojson"
 DEM = SAMPLE / "dem.tif"
 X0, Y0 = origin_xy()
@@ -52,8 +54,8 @@ def good_workdir(tmp_path_factory) -> Path:
     """A workdir with a published bundle (footprints on the sample DEM: a few seconds)."""
     root = tmp_path_factory.mktemp("good")
     cfg = root / "good.yaml"
-    cfg.write_text(ORIGIN + f"inputs: {{footprints: {{path: {FOOTPRINTS}}}, dem: {{path: {DEM}}}}}\n"
-                   "stages: {mesh: {terrain_lods: 2}}\n")
+    cfg.write_text(SITE + f"inputs: {{footprints: {{path: {FOOTPRINTS}}}, dem: {{path: {DEM}}}}}\n"
+                   "stages: {mesh: {terrain_lods: 2}, publish: {viewer: {enabled: false}}}\n")
     assert cli.main(["run", str(cfg), "--workdir", str(root / "w"), "--quiet"]) == 0
     return root / "w"
 
@@ -330,12 +332,29 @@ CASES: dict[str, Callable[[Path], Bad]] = {
     "model: an unknown format": lambda t: Bad(DEM_IN + _mesh(_write(t, "m.fbx", "FBX")), says=("m.fbx",)),
     "model: without a CRS": lambda t: Bad(DEM_IN + f"  meshes: [{{path: {_model(t)}, origin: [0, 0, 0]}}]\n",
                                           says=("inputs.meshes[0]", "no CRS")),
+    # the bundle's viewer
+    "viewer: CesiumJS not where the config says": lambda t: Bad(
+        config=f"stages: {{publish: {{viewer: {{enabled: true, cesium: {t / 'nowhere'}}}}}}}\n",
+        says=("stages.publish.viewer.cesium", "not a CesiumJS npm package")),
+    "viewer: imagery missing": lambda t: Bad(
+        config=f"stages: {{publish: {{viewer: {{enabled: true, imagery: {t / 'ortho.tif'}}}}}}}\n",
+        says=("stages.publish.viewer.imagery", "not found", "ortho.tif")),
+    "viewer: imagery without a CRS": lambda t: Bad(
+        config=f"stages: {{publish: {{viewer: {{enabled: true, imagery: {_image_without_crs(t)}}}}}}}\n",
+        says=("ortho.png", "no CRS")),
     # points of interest
     "pois: polygons": lambda t: Bad(DEM_IN + f"  pois: {{path: {_geojson(t, [_feature(_square())], 'poi.geojson')}}}\n",
                                     says=("poi.geojson", "points")),
     "pois: garbage": lambda t: Bad(DEM_IN + f"  pois: {{path: {_write(t, 'p.geojson', 'nope')}}}\n",
                                    says=("p.geojson",)),
 }
+
+
+def _image_without_crs(tmp: Path) -> Path:
+    path = tmp / "ortho.png"
+    with rasterio.open(path, "w", driver="PNG", width=8, height=8, count=3, dtype="uint8") as dst:
+        dst.write(np.full((3, 8, 8), 128, np.uint8))
+    return path
 
 
 def _mesh(path: Path, **extra) -> str:
@@ -448,7 +467,13 @@ def _report(workdir: Path, stage: str) -> dict:
 def test_awkward_but_sound_input_makes_a_bundle(name, tmp_path, capsys):
     config, check = GOOD[name](tmp_path)
     cfg = tmp_path / "good.yaml"
-    cfg.write_bytes(config + b"stages: {mesh: {terrain_lods: 1}}\n")
+    try:  # the case's own encoding is kept: one case is a CP949 config
+        encoding, text = "utf-8", config.decode("utf-8")
+    except UnicodeDecodeError:
+        encoding, text = "cp949", config.decode("cp949")
+    doc = yaml.safe_load(text)
+    doc["stages"] = _merged(doc.get("stages"), {"mesh": {"terrain_lods": 1}})
+    cfg.write_bytes(yaml.safe_dump(doc, allow_unicode=True).encode(encoding))
     code, err = _cli(["run", str(cfg), "--workdir", str(tmp_path / "w"), "--quiet"], capsys)
     assert code == 0 and "Traceback" not in err, err
     assert check(tmp_path / "w")

@@ -22,6 +22,7 @@ from pipeline.artifacts.control import read_control
 from pipeline.artifacts.frame import read_frame
 from pipeline.core import gltf_validator
 from pipeline.core.tileset_check import validate_tileset
+from pipeline.core.viewer import find_cesium, write_viewer
 from pipeline.core.text import markdown_literal
 from pipeline.errors import StageError, ValidationWarning
 from pipeline.stage import StageContext, StageResult, StageSpec
@@ -49,10 +50,30 @@ Produced by dmc-twin {code_version}. Everything a viewer, the city twin hub or a
 | `catalog.json` | STAC Collection describing the bundle |
 | `provenance.json` | inputs with sha256, code version, georeferencing accuracy |
 | `SHA256SUMS` | checksums of every file (`sha256sum -c SHA256SUMS`) |
+{viewer}
+"""
 
+VIEWER_README = """| `viewer/` | the web viewer (offline) and the CesiumJS files it loads (`viewer/THIRD_PARTY.json`) |
+| `index.html` | opens the viewer |
+
+View: serve this folder with any static web server and open it in a browser, for example
+`dmctwin serve .` (then http://127.0.0.1:8000/) or `python -m http.server 8000`; or upload the
+folder to a static host. The viewer needs nothing from the network. Any 3D Tiles 1.1 client can
+load `tileset.json` directly (for example CesiumJS's `Cesium3DTileset.fromUrl`)."""
+
+NO_VIEWER_README = """
 View: serve this folder over HTTP (`python -m http.server 8000`) and load
 `http://localhost:8000/tileset.json` in any 3D Tiles 1.1 viewer (for example CesiumJS's
-`Cesium3DTileset.fromUrl`).
+`Cesium3DTileset.fromUrl`)."""
+
+
+LAYER_TITLES = {"terrain": "Terrain", "buildings": "Buildings", "pointcloud": "LiDAR point cloud"}
+
+# The bundle's front page: static hosts serve index.html for the folder itself
+INDEX_HTML = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Digital twin bundle</title>
+<meta http-equiv="refresh" content="0; url=viewer/index.html"></head>
+<body><p><a href="viewer/index.html">Open the twin's viewer</a></p></body></html>
 """
 
 
@@ -104,10 +125,20 @@ def run(ctx: StageContext, cfg: TwinConfig) -> StageResult:
                             "roles": ["data"]},
         "provenance": {"href": "provenance.json", "type": "application/json", "roles": ["metadata"]},
     }
-    for layer in ("terrain", "buildings", "pointcloud"):
+    for layer, title in LAYER_TITLES.items():
         if (out / layer / "tileset.json").is_file():
+            # dmctwin:layer tells viewers what a layer is (shadows, styling); the viewer shows
+            # every tileset asset, so an analysis layer added here appears in its toggles
             assets[layer] = {"href": f"{layer}/tileset.json", "type": "application/json",
-                             "roles": ["data"], "title": f"{layer} layer (3D Tiles 1.1)"}
+                             "roles": ["data"], "title": title, "dmctwin:layer": layer}
+    viewer_cfg = cfg.stages.publish.viewer
+    viewer: dict[str, Any] | None = None
+    if viewer_cfg.enabled:
+        cesium = find_cesium(cfg.resolve(viewer_cfg.cesium) if viewer_cfg.cesium is not None else None)
+        viewer = write_viewer(out, cesium, cfg.resolve(viewer_cfg.imagery) if viewer_cfg.imagery else None)
+        (out / "index.html").write_text(INDEX_HTML, encoding="utf-8")
+        assets["viewer"] = {"href": "viewer/index.html", "type": "text/html", "roles": ["overview"],
+                            "title": f"Web viewer (CesiumJS {cesium.version}, {cesium.licence})"}
     catalog = {"type": "Collection", "stac_version": "1.0.0", "id": "sangam-dmc-twin",
                "title": f"{cfg.site.name} digital twin", "version": version,
                "description": "Georeferenced 3D Tiles 1.1 of terrain, buildings and LiDAR, with AR "
@@ -125,11 +156,12 @@ def run(ctx: StageContext, cfg: TwinConfig) -> StageResult:
         "georef_vertical_rmse_m": read_control(georef).vertical_rmse,
     }
     (out / "provenance.json").write_text(json.dumps(provenance, indent=1, ensure_ascii=False))
-    (out / "README.md").write_text(BUNDLE_README.format(name=markdown_literal(cfg.site.name), version=version,
-                                                        code_version=__version__), encoding="utf-8")
+    (out / "README.md").write_text(BUNDLE_README.format(
+        name=markdown_literal(cfg.site.name), version=version, code_version=__version__,
+        viewer=VIEWER_README if viewer else NO_VIEWER_README), encoding="utf-8")
     validation = _validate(out, cfg.stages.publish.validate_bundle)
     sums = tree_hashes(out)
     (out / "SHA256SUMS").write_text("".join(f"{h}  {p}\n" for p, h in sums.items()))
+    size = int(sum((out / p).stat().st_size for p in sums))
     return StageResult({"files": len(sums) + 1}, {"files": len(sums) + 1, "bbox_wgs84": bbox, "validation": validation,
-                                                   "bytes": int(sum((out / p).stat().st_size
-                                                                    for p in sums))})
+                                                   "viewer": viewer, "bytes": size})

@@ -1,0 +1,493 @@
+"""The planners' viewer (bundle/viewer/) in a real browser: headless Debian Chromium (WebGL through
+SwiftShader) driven by Playwright, on the sample's bundle served by ``dmctwin serve``'s server.
+
+Positions on screen come from the data (the mesh stage's buildings, the anchors), projected by
+the page's own camera; the geometry checks (what a click picks, measured heights, where shadows
+fall) compare against those records. Screenshots go to the test's temporary directory.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+from PIL import Image
+from playwright.sync_api import Browser, Page, sync_playwright
+from rasterio.transform import from_origin
+
+from pipeline.artifacts.frame import read_frame
+from pipeline.core.server import BundleServer
+from pipeline.core.viewer import write_imagery
+from pipeline.samples.generator import origin_xy
+
+pytestmark = pytest.mark.slow
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ARGS = ["--headless=new", "--no-sandbox", "--enable-unsafe-swiftshader", "--use-angle=swiftshader",
+        "--disable-background-networking", "--disable-component-update", "--no-first-run"]
+VIEWPORT = {"width": 1000, "height": 700}
+CLEAN = "#hide=pointcloud,anchors"  # pixel checks look at buildings and terrain alone
+
+
+class Twin:
+    """The sample's buildings and anchors, with the page that shows them."""
+
+    def __init__(self, run: Path):
+        self.frame = read_frame(run / "artifacts" / "georef").site
+        self.buildings = {b["id"]: b for b in json.loads(
+            (run / "artifacts" / "mesh" / "buildings.json").read_text())["buildings"]}
+        self.anchors = {a["id"]: a for a in json.loads(
+            (run / "bundle" / "anchors" / "anchors.json").read_text())["anchors"]}
+
+    def at(self, building: str, de: float = 0.0, dn: float = 0.0, up: float = 0.0) -> list[float]:
+        """[lon, lat, ellipsoidal h] of a point ``de``/``dn`` metres east/north of a building's
+        footprint centre, ``up`` metres above its ground."""
+        b = self.buildings[building]
+        e, n = np.asarray(b["outline_en"]).mean(0)
+        lon, lat, _ = self.frame.enu_to_geodetic(np.array([[e + de, n + dn, 0.0]]))
+        h = b["ground_height"] + b["centroid"]["undulation"] + up
+        return [float(lon[0]), float(lat[0]), float(h)]
+
+
+@pytest.fixture(scope="module")
+def twin(sample_run) -> Twin:
+    return Twin(sample_run)
+
+
+@pytest.fixture(scope="module")
+def served(sample_run) -> Iterator[str]:
+    server = BundleServer(sample_run / "bundle", port=0)
+    server.start()
+    yield server.url
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    if not Path(CHROMIUM).exists():
+        pytest.fail("Chromium is not installed: run make setup")
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+        yield b
+        b.close()
+
+
+def open_viewer(browser: Browser, origin: str, url: str, lands_on: str | None = None) -> Page:
+    """A new page on ``url`` (which redirects to ``lands_on`` when given), every request to
+    another origin counted and refused, console errors and failed responses recorded
+    (``page.log``); returns once the twin is loaded."""
+    page = browser.new_page(viewport=VIEWPORT, accept_downloads=True)
+    log: dict[str, list[str]] = {"foreign": [], "console": [], "failed": [], "requests": []}
+
+    def route(r):
+        if r.request.url.startswith(origin):
+            log["requests"].append(r.request.url[len(origin):])
+            return r.continue_()
+        log["foreign"].append(r.request.url)
+        return r.abort()
+
+    page.route("**/*", route)
+    page.on("console", lambda m: m.type == "error" and log["console"].append(m.text))
+    page.on("pageerror", lambda e: log["console"].append(str(e)))
+    page.on("response", lambda r: r.status >= 400 and log["failed"].append(f"{r.status} {r.url}"))
+    page.set_default_timeout(180_000)
+    page.goto(url)
+    if lands_on is not None:
+        page.wait_for_url(lands_on)
+    assert page.evaluate("window.twin.ready") is True, page.evaluate("window.twin.errors")
+    page.evaluate("window.twin.settle()")
+    page.log = log  # type: ignore[attr-defined]
+    return page
+
+
+@pytest.fixture(scope="module")
+def page(browser, served) -> Iterator[Page]:
+    pg = open_viewer(browser, served.rstrip("/"), served + "viewer/")
+    yield pg
+    pg.close()
+
+
+@pytest.fixture(scope="module")
+def clean_page(browser, served) -> Iterator[Page]:
+    """The viewer without points and pins, for the pixel checks."""
+    pg = open_viewer(browser, served.rstrip("/"), served + "viewer/" + CLEAN)
+    yield pg
+    pg.close()
+
+
+@pytest.fixture
+def clean(clean_page) -> Page:
+    """``clean_page`` back in its first state: terrain and buildings on, no proposal, not measuring."""
+    clean_page.evaluate("""() => { const t = window.twin;
+        t.setLayer('buildings', true); t.setLayer('terrain', true);
+        for (const p of t.proposals) t.setProposal(p.id, false);
+        if (t.measure.on) document.getElementById('measure').click(); }""")
+    return clean_page
+
+
+def look_down(page: Page, lon: float, lat: float, h: float, range_m: float, pitch_deg: float = -90.0,
+              heading_deg: float = 0.0) -> None:
+    page.evaluate("""async ([lon, lat, h, range, pitch, heading]) => {
+        const cam = window.twin.viewer.camera;
+        cam.lookAt(Cesium.Cartesian3.fromDegrees(lon, lat, h), new Cesium.HeadingPitchRange(
+            Cesium.Math.toRadians(heading), Cesium.Math.toRadians(pitch), range));
+        cam.lookAtTransform(Cesium.Matrix4.IDENTITY);
+        await window.twin.settle();
+    }""", [lon, lat, h, range_m, pitch_deg + (0.01 if pitch_deg <= -90 else 0.0), heading_deg])
+
+
+def set_time(page: Page, which: str, hhmm: str) -> None:
+    page.evaluate("async ([w, t]) => { window.twin.setTime(window.twin.solsticeDateKst(2026, w), t); "
+                  "await window.twin.settle(); }", [which, hhmm])
+
+
+def to_page(page: Page, point: list[float]) -> tuple[float, float]:
+    xy = page.evaluate("([lon, lat, h]) => window.twin.toPage(lon, lat, h)", point)
+    assert xy is not None, point
+    return float(xy[0]), float(xy[1])
+
+
+def grey(page: Page, path: Path) -> np.ndarray:
+    """The canvas (not the side panel) as a luminance image (rows, cols), float 0-255, in page
+    coordinates (the canvas starts at the page's corner); also saved as ``path``."""
+    box = page.evaluate("(() => { const r = window.twin.viewer.canvas.getBoundingClientRect(); "
+                        "return {x: r.left, y: r.top, width: r.width, height: r.height}; })()")
+    assert box["x"] == 0 and box["y"] == 0, box
+    png = page.screenshot(path=str(path), clip=box)
+    return np.asarray(Image.open(io.BytesIO(png)).convert("L"), np.float64)
+
+
+def patch(img: np.ndarray, xy: tuple[float, float], half: int = 6) -> np.ndarray:
+    x, y = int(round(xy[0])), int(round(xy[1]))
+    assert half <= x < img.shape[1] - half and half <= y < img.shape[0] - half, xy
+    return img[y - half:y + half + 1, x - half:x + half + 1]
+
+
+def picked_id(page: Page, xy: tuple[float, float]) -> str | None:
+    """The id of the building feature at page position ``xy``, if one is there."""
+    return page.evaluate("""([x, y]) => { const h = window.twin.viewer.scene.pick(new Cesium.Cartesian2(x, y));
+        return h instanceof Cesium.Cesium3DTileFeature ? h.getProperty('id') : null; }""", list(xy))
+
+
+def stripes(img: np.ndarray) -> float:
+    """Mean absolute difference between neighbouring pixels (grey levels): about 0 on a smoothly
+    lit surface, large where shadow acne stripes it."""
+    return float((np.abs(np.diff(img, axis=0)).mean() + np.abs(np.diff(img, axis=1)).mean()) / 2)
+
+
+# ---- loading, offline -------------------------------------------------------------------------
+
+def test_viewer_loads_every_layer_from_the_bundle_alone(page, sample_run):
+    log = page.log
+    assert log["foreign"] == [] and log["console"] == [] and log["failed"] == []
+    assert page.evaluate("window.twin.errors") == [] and page.evaluate("window.twin.failures") == []
+    root = json.loads((sample_run / "bundle" / "tileset.json").read_text())
+    children = [c["content"]["uri"] for c in root["root"]["children"]]
+    layers = page.evaluate("Object.values(window.twin.layers).map(l => [l.href, l.kind, l.tilesLoaded])")
+    assert [h for h, _, _ in layers] == children  # the layers are the root tileset's children
+    assert {k for _, k, _ in layers} == {"terrain", "buildings", "pointcloud"}
+    assert all(n > 0 for _, _, n in layers), layers
+    assert "/tileset.json" in log["requests"] and "/catalog.json" in log["requests"]
+    anchors = json.loads((sample_run / "bundle" / "anchors" / "anchors.json").read_text())["anchors"]
+    assert page.evaluate("window.twin.anchorEntities.length") == len(anchors)
+    # CesiumJS asked only for files the bundle ships (none failed above), and nothing else
+    assert all(not r.startswith("/viewer/cesium/") or (sample_run / "bundle" / r[1:].split("?")[0]).is_file()
+               for r in log["requests"])
+
+
+def _red_orthophoto(path: Path) -> Path:
+    """A 2.4 km square of pure red in EPSG:5186 around the site origin, at 10 m."""
+    x0, y0 = origin_xy()
+    with rasterio.open(path, "w", driver="GTiff", width=240, height=240, count=3, dtype="uint8", crs="EPSG:5186",
+                       transform=from_origin(x0 - 1200, y0 + 1200, 10.0, 10.0)) as dst:
+        dst.write(np.stack([np.full((240, 240), v, np.uint8) for v in (230, 20, 20)]))
+    return path
+
+
+def test_a_bundle_with_an_analysis_layer_and_an_orthophoto(browser, sample_run, twin, tmp_path):
+    """A layer the viewer has never heard of (a later analysis stage's) gets its own toggle, and
+    the orthophoto publish writes for ``stages.publish.viewer.imagery`` covers the terrain."""
+    bundle = tmp_path / "bundle"
+    shutil.copytree(sample_run / "bundle", bundle, copy_function=os.link)
+    catalog = json.loads((bundle / "catalog.json").read_text())
+    catalog["assets"]["sunlight"] = {"href": "sunlight/tileset.json", "type": "application/json",
+                                     "roles": ["data"], "title": "일조 시간 (sun hours)", "dmctwin:layer": "analysis"}
+    for name in ("catalog.json", "viewer/settings.json"):  # hard links: replace, never write through
+        (bundle / name).unlink()
+    (bundle / "catalog.json").write_text(json.dumps(catalog, ensure_ascii=False))
+    shutil.copytree(bundle / "terrain", bundle / "sunlight", copy_function=os.link)
+    imagery = write_imagery(_red_orthophoto(tmp_path / "ortho.tif"), bundle / "viewer" / "imagery.png")
+    (bundle / "viewer" / "settings.json").write_text(json.dumps({"imagery": imagery}))
+    server = BundleServer(bundle, port=0)
+    server.start()
+    try:
+        pg = open_viewer(browser, server.url.rstrip("/"), server.url + "viewer/#hide=pointcloud,anchors,sunlight")
+        assert pg.log["console"] == [] and pg.log["failed"] == [] and pg.log["foreign"] == []
+        labels = pg.locator("#layers label").all_inner_texts()
+        assert any("일조 시간 (sun hours)" in t for t in labels), labels
+        assert pg.evaluate("window.twin.layers.sunlight.kind") == "analysis"
+        pg.locator('input[data-layer="sunlight"]').check()
+        pg.evaluate("window.twin.settle()")
+        assert pg.evaluate("window.twin.layers.sunlight.tilesLoaded") > 0
+        pg.locator('input[data-layer="sunlight"]').uncheck()  # it lies on the terrain (a copy of it)
+        ground = twin.at("DMC-L001", de=60, dn=-150)
+        look_down(pg, *ground, range_m=400)
+        rgb = np.asarray(Image.open(io.BytesIO(pg.screenshot(clip={"x": 0, "y": 0, "width": 700, "height": 700}))
+                                    ).convert("RGB"), np.float64)
+        x, y = (int(round(v)) for v in to_page(pg, ground))
+        r, g, b = rgb[y - 10:y + 11, x - 10:x + 11].reshape(-1, 3).mean(0)
+        assert r > g + 60 and r > b + 60, (r, g, b)  # the red photo on the terrain, lit by the sun
+        pg.close()
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+# ---- picking ----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", ["MBC Broadcasting Center", "한국영상자료원 Korean Film Archive"])
+def test_clicking_a_building_shows_its_record(page, twin, name, tmp_path):
+    b = next(b for b in twin.buildings.values() if b["name"] == name)
+    page.evaluate("window.twin.setLayer('anchors', false)")  # pins stand in front of everything
+    roof = twin.at(b["id"], up=b["height"] - 0.5)
+    look_down(page, *roof, range_m=3 * b["height"] + 150)
+    page.mouse.click(*to_page(page, roof))
+    page.screenshot(path=str(tmp_path / "picked.png"))
+    assert page.locator("#info-title").inner_text() == name  # Korean text as the data has it
+    info = page.evaluate("window.twin.info.rows")
+    assert info["id"] == b["id"] and info["lod"] == b["lod"] and info["source"] == b["height_source"]
+    assert info["height"] == pytest.approx(b["height"], abs=1e-3)
+    assert info["vertical accuracy (RMSE, m)"] is not None
+
+
+def test_clicking_an_anchor_pin_shows_the_anchor(page, twin):
+    a = twin.anchors["poi:011"]  # Haneul Park summit, away from the buildings
+    page.evaluate("window.twin.setLayer('anchors', true)")
+    point = [a["longitude"], a["latitude"], a["ellipsoidal_height"]]
+    look_down(page, *point, range_m=400, pitch_deg=-60)
+    x, y = to_page(page, point)
+    page.mouse.click(x, y - 14)  # the pin stands on its point
+    assert page.locator("#info-title").inner_text() == a["name"]
+    rows = page.evaluate("window.twin.info.rows")
+    assert rows["ellipsoidal height (m, WGS84)"] == pytest.approx(a["ellipsoidal_height"])
+    assert rows["orthometric height (m)"] == pytest.approx(a["orthometric_height"])
+    assert rows["geoid model"] == "egm96_15.gtx" and "vertical accuracy (RMSE, m)" in rows
+
+
+# ---- layers, proposals ------------------------------------------------------------------------
+
+def test_toggling_buildings_changes_the_building_area(clean, twin, tmp_path):
+    b = twin.buildings["DMC-L001"]
+    roof = twin.at("DMC-L001", up=b["height"])
+    look_down(clean, *roof, range_m=500, pitch_deg=-60)
+    xy = to_page(clean, roof)
+    shown = patch(grey(clean, tmp_path / "buildings_on.png"), xy, 10)
+    clean.locator('input[data-layer="buildings"]').uncheck()
+    clean.evaluate("window.twin.settle()")
+    hidden = patch(grey(clean, tmp_path / "buildings_off.png"), xy, 10)
+    assert np.abs(shown - hidden).mean() > 10
+
+
+def test_a_proposal_switches_on_and_off_and_hides_what_it_replaces(clean, twin, tmp_path):
+    proposals = clean.evaluate("window.twin.proposals")
+    assert proposals == [{"id": "DMC-P001", "name": "DMC Landmark Tower (proposal)", "replaces": None}]
+    mid = twin.at("DMC-P001", up=150)
+    look_down(clean, *mid, range_m=900, pitch_deg=-20)
+    xy = to_page(clean, mid)
+    off = patch(grey(clean, tmp_path / "proposal_off.png"), xy, 4)
+    clean.locator('input[data-proposal="DMC-P001"]').check()
+    clean.evaluate("window.twin.settle()")
+    on = patch(grey(clean, tmp_path / "proposal_on.png"), xy, 4)
+    assert np.abs(on - off).mean() > 10
+    assert "proposals=DMC-P001" in clean.url
+    # the rule for a proposal that replaces a standing building
+    shown = clean.evaluate("""() => {
+        const t = window.twin, saved = t.proposals, state = t.state.proposals;
+        t.proposals = [{id: "NEW", replaces: "OLD"}];
+        const out = [];
+        for (const on of [false, true]) {
+            t.state.proposals = new Set(on ? ["NEW"] : []);
+            out.push([t.featureShown({id: "NEW", proposed: true}), t.featureShown({id: "OLD", proposed: false}),
+                      t.featureShown({id: "OTHER", proposed: false})]);
+        }
+        t.proposals = saved;
+        t.state.proposals = state;
+        return out;
+    }""")
+    assert shown == [[False, True, True], [True, False, True]]
+
+
+# ---- sun and shadows --------------------------------------------------------------------------
+
+def sun_azimuth_deg(lon: float, lat: float, utc: datetime) -> float:
+    """The sun's azimuth (degrees clockwise from north) by the US Naval Observatory's low-precision
+    formulas (about 1 arcminute from 1950 to 2050): independent of CesiumJS."""
+    n = (utc - datetime(2000, 1, 1, 12, tzinfo=timezone.utc)).total_seconds() / 86400.0
+    g, q = np.radians(357.529 + 0.98560028 * n), 280.459 + 0.98564736 * n
+    ecl_lon = np.radians(q + 1.915 * np.sin(g) + 0.020 * np.sin(2 * g))
+    eps = np.radians(23.439 - 0.00000036 * n)
+    ra = np.arctan2(np.cos(eps) * np.sin(ecl_lon), np.cos(ecl_lon))
+    dec = np.arcsin(np.sin(eps) * np.sin(ecl_lon))
+    hour = np.radians((18.697374558 + 24.06570982441908 * n) * 15.0 + lon) - ra
+    phi = np.radians(lat)
+    return float(np.degrees(np.arctan2(-np.sin(hour), np.tan(dec) * np.cos(phi) - np.sin(phi) * np.cos(hour))) % 360)
+
+
+def test_the_proposed_towers_winter_shadow_points_away_from_the_sun(clean, twin, tmp_path):
+    """What the proposal takes: the pixels the tower darkens (tower on against off, the same
+    moment) lie north-west of it at 09:00 KST on the winter solstice and north-east at 15:00,
+    along the anti-solar azimuth within 8 degrees."""
+    base = twin.at("DMC-P001")
+    look_down(clean, *base, range_m=1500)
+    centre = np.array(to_page(clean, base))
+    date = clean.evaluate("window.twin.solsticeDateKst(2026, 'winter')")
+    bearings = {}
+    for t in ("09:00", "15:00"):
+        set_time(clean, "winter", t)
+        clean.evaluate("window.twin.setProposal('DMC-P001', false)")
+        clean.evaluate("window.twin.settle()")
+        off = grey(clean, tmp_path / f"winter_{t[:2]}_without.png")
+        clean.evaluate("window.twin.setProposal('DMC-P001', true)")
+        clean.evaluate("window.twin.settle()")
+        on = grey(clean, tmp_path / f"winter_{t[:2]}_with.png")
+        rows, cols = np.nonzero(on - off < -15)
+        dx, dy = cols - centre[0], rows - centre[1]
+        far = np.hypot(dx, dy) > 40  # beyond the tower itself
+        assert far.sum() > 500, (t, far.sum())
+        bearing = np.degrees(np.arctan2(dx[far].mean(), -dy[far].mean())) % 360  # north is up
+        kst = datetime.fromisoformat(f"{date}T{t}:00+09:00")
+        expected = (sun_azimuth_deg(base[0], base[1], kst.astimezone(timezone.utc)) + 180) % 360
+        assert abs((bearing - expected + 180) % 360 - 180) < 8, (t, bearing, expected)
+        bearings[t] = bearing
+    assert 270 < bearings["09:00"] < 360 and 0 < bearings["15:00"] < 90, bearings
+
+
+def acne(page: Page, twin: Twin, tmp_path: Path, tag: str) -> dict[str, float]:
+    """Stripe measure at winter solstice noon of open ground close by, of MBC's sunlit
+    south-east wall, and of the ground far off in an oblique view over the district (where
+    coarse shadow cascades stripe first)."""
+    set_time(page, "winter", "12:00")
+    b = twin.buildings["DMC-L001"]
+    ground = twin.at("DMC-L001", de=60, dn=-150)  # open ground south-east of the block
+    look_down(page, *ground, range_m=300, pitch_deg=-50)
+    flat = patch(grey(page, tmp_path / f"ground_{tag}.png"), to_page(page, ground), 25)
+    wall = twin.at("DMC-L001", de=14, dn=-26, up=b["height"] - 15)  # the long south-east face, in the sun
+    look_down(page, *wall, range_m=180, pitch_deg=-10, heading_deg=-30)
+    xy = to_page(page, wall)
+    assert picked_id(page, xy) == "DMC-L001"  # nothing stands in front of it
+    face = patch(grey(page, tmp_path / f"wall_{tag}.png"), xy, 15)
+    look_down(page, *twin.at("DMC-P001", up=150), range_m=900, pitch_deg=-20)
+    far = [twin.at("DMC-P001", de=de, dn=dn) for de, dn in ((300, -100), (200, -300))]  # open ground
+    img = grey(page, tmp_path / f"far_{tag}.png")
+    return {"ground": stripes(flat), "wall": stripes(face),
+            "far": max(stripes(patch(img, to_page(page, p), 20)) for p in far)}
+
+
+def test_shadows_are_free_of_acne_on_ground_and_walls(clean, twin, tmp_path):
+    ours = acne(clean, twin, tmp_path, "ours")
+    # the measure sees acne: CesiumJS's own bias for 3D Tiles with soft shadows stripes all three
+    bias = "window.twin.viewer.scene.shadowMap._primitiveBias"
+    kept = clean.evaluate(f"[{bias}.depthBias, {bias}.normalOffsetScale]")
+    clean.evaluate(f"() => {{ {bias}.depthBias = 0.00002; {bias}.normalOffsetScale = 0.1; }}")
+    default = acne(clean, twin, tmp_path, "default")
+    clean.evaluate(f"([d, n]) => {{ {bias}.depthBias = d; {bias}.normalOffsetScale = n; }}", kept)
+    assert all(v < 1.0 for v in ours.values()), (ours, default)
+    assert all(default[k] > 3 * ours[k] + 1 for k in ours), (ours, default)
+
+
+# ---- measuring --------------------------------------------------------------------------------
+
+def test_measuring_from_ground_to_roof_gives_the_buildings_height(clean, twin, tmp_path):
+    b = twin.buildings["DMC-L001"]
+    roof = twin.at("DMC-L001", up=b["height"] - 0.5)
+    ground = twin.at("DMC-L001", de=60, dn=-150)
+    look_down(clean, *twin.at("DMC-L001", de=30, dn=-75, up=40), range_m=450, pitch_deg=-55)
+    clean.locator("#measure").click()
+    for p in (ground, roof):
+        clean.mouse.click(*to_page(clean, p))
+    clean.screenshot(path=str(tmp_path / "measured.png"))
+    got = clean.evaluate("window.twin.measure.result")
+    expected = twin.frame.geodetic_to_enu(*map(np.array, zip(ground, roof, strict=True)))
+    assert got["horizontal_m"] == pytest.approx(float(np.hypot(*(expected[1] - expected[0])[:2])), abs=1.0)
+    # the clicked ground lies on the terrain, not exactly at the block's ground height
+    assert got["height_difference_m"] == pytest.approx(roof[2] - ground[2], abs=1.5)
+    assert got["building"]["id"] == "DMC-L001"
+    assert got["building"]["height_m"] == pytest.approx(b["height"], abs=1e-3)
+    assert "height of MBC Broadcasting Center" in clean.locator("#measured").inner_text()
+
+
+# ---- shareable state, PNG ---------------------------------------------------------------------
+
+def test_the_url_carries_camera_time_layers_and_colouring(browser, served, page, twin):
+    page.locator("#colour").select_option("height")
+    page.locator("#presets button", has_text="동지 15:00").click()
+    page.locator('input[data-layer="pointcloud"]').uncheck()
+    page.locator('input[data-proposal="DMC-P001"]').check()
+    look_down(page, *twin.at("DMC-L001"), range_m=600, pitch_deg=-40, heading_deg=20)
+    page.evaluate("window.twin.saveState()")
+    probe = """() => { const c = window.twin.viewer.camera, p = c.positionCartographic;
+        return [p.longitude, p.latitude, p.height, c.heading, c.pitch,
+                document.getElementById('date').value, document.getElementById('time').value]; }"""
+    state = page.evaluate(probe)
+    again = open_viewer(browser, served.rstrip("/"), page.url)
+    restored = again.evaluate(probe)
+    assert restored[5:] == state[5:] == [page.evaluate("window.twin.solsticeDateKst(2026, 'winter')"), "15:00"]
+    assert np.allclose(restored[:2], state[:2], atol=1e-8) and restored[2] == pytest.approx(state[2], abs=0.05)
+    assert np.allclose(restored[3:5], state[3:5], atol=1e-4)
+    assert again.locator("#colour").input_value() == "height"
+    assert not again.locator('input[data-layer="pointcloud"]').is_checked()
+    assert again.locator('input[data-proposal="DMC-P001"]').is_checked()
+    assert again.evaluate("window.twin.layers.pointcloud.tileset.show") is False
+    again.close()
+
+
+def test_save_png_downloads_the_view(page, tmp_path):
+    with page.expect_download() as dl:
+        page.locator("#png").click()
+    path = tmp_path / dl.value.suggested_filename
+    dl.value.save_as(path)
+    img = Image.open(path)
+    assert img.format == "PNG" and path.name.endswith(".png")
+    width, height = page.evaluate("[window.twin.viewer.canvas.width, window.twin.viewer.canvas.height]")
+    assert img.size == (width, height)
+    assert np.asarray(img.convert("L"), np.float64).std() > 5  # a picture, not a blank canvas
+
+
+# ---- the bundle elsewhere, on another static server ---------------------------------------------
+
+def test_the_bundle_copied_elsewhere_works_on_python_http_server(browser, sample_run, tmp_path):
+    bundle = tmp_path / "copied"
+    shutil.copytree(sample_run / "bundle", bundle)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"],
+                            cwd=bundle, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(100):
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            time.sleep(0.05)
+        origin = f"http://127.0.0.1:{port}"
+        # the bundle's index.html opens the viewer
+        pg = open_viewer(browser, origin, origin + "/", lands_on=origin + "/viewer/index.html*")
+        assert pg.log["foreign"] == [] and pg.log["console"] == [] and pg.log["failed"] == []
+        assert all(n > 0 for n in pg.evaluate("Object.values(window.twin.layers).map(l => l.tilesLoaded)"))
+        pg.close()
+    finally:
+        proc.terminate()
+        proc.wait(10)
