@@ -27,10 +27,13 @@ from PIL import Image
 from playwright.sync_api import Browser, Page, sync_playwright
 from rasterio.transform import from_origin
 
+from pyproj import Transformer
+
 from pipeline.artifacts.frame import read_frame
 from pipeline.core.server import BundleServer
 from pipeline.core.viewer import write_imagery
 from pipeline.samples.generator import origin_xy
+from tests.conftest import variant_run
 
 pytestmark = pytest.mark.slow
 
@@ -208,12 +211,16 @@ def test_viewer_loads_every_layer_from_the_bundle_alone(page, sample_run):
                for r in log["requests"])
 
 
-def _red_orthophoto(path: Path) -> Path:
-    """A 2.4 km square of pure red in EPSG:5186 around the site origin, at 10 m."""
+def _orthophoto(path: Path, split_x: float) -> Path:
+    """A 2.4 km square around the site origin in EPSG:5186 at 2 m: red west of ``split_x``,
+    blue east of it (the edge snapped to a pixel edge)."""
     x0, y0 = origin_xy()
-    with rasterio.open(path, "w", driver="GTiff", width=240, height=240, count=3, dtype="uint8", crs="EPSG:5186",
-                       transform=from_origin(x0 - 1200, y0 + 1200, 10.0, 10.0)) as dst:
-        dst.write(np.stack([np.full((240, 240), v, np.uint8) for v in (230, 20, 20)]))
+    west = x0 - 1200
+    red = west + 2.0 * np.arange(1200)[None, :] + 1.0 < split_x
+    with rasterio.open(path, "w", driver="GTiff", width=1200, height=1200, count=3, dtype="uint8", crs="EPSG:5186",
+                       transform=from_origin(west, y0 + 1200, 2.0, 2.0)) as dst:
+        dst.write(np.stack([np.where(red, a, b).repeat(1200, 0).astype(np.uint8)
+                            for a, b in ((230, 20), (20, 20), (20, 230))]))
     return path
 
 
@@ -229,7 +236,10 @@ def test_a_bundle_with_an_analysis_layer_and_an_orthophoto(browser, sample_run, 
         (bundle / name).unlink()
     (bundle / "catalog.json").write_text(json.dumps(catalog, ensure_ascii=False))
     shutil.copytree(bundle / "terrain", bundle / "sunlight", copy_function=os.link)
-    imagery = write_imagery(_red_orthophoto(tmp_path / "ortho.tif"), bundle / "viewer" / "imagery.png")
+    ground = twin.at("DMC-L001", de=60, dn=-150)  # open ground
+    split_x, _ = Transformer.from_crs("EPSG:4326", "EPSG:5186", always_xy=True).transform(*ground[:2])
+    imagery = write_imagery(_orthophoto(tmp_path / "ortho.tif", split_x), bundle / "viewer" / "imagery.png",
+                            twin.frame)
     (bundle / "viewer" / "settings.json").write_text(json.dumps({"imagery": imagery}))
     server = BundleServer(bundle, port=0)
     server.start()
@@ -243,13 +253,14 @@ def test_a_bundle_with_an_analysis_layer_and_an_orthophoto(browser, sample_run, 
         pg.evaluate("window.twin.settle()")
         assert pg.evaluate("window.twin.layers.sunlight.tilesLoaded") > 0
         pg.locator('input[data-layer="sunlight"]').uncheck()  # it lies on the terrain (a copy of it)
-        ground = twin.at("DMC-L001", de=60, dn=-150)
-        look_down(pg, *ground, range_m=400)
+        look_down(pg, *ground, range_m=250)
         rgb = np.asarray(Image.open(io.BytesIO(pg.screenshot(clip={"x": 0, "y": 0, "width": 700, "height": 700}))
                                     ).convert("RGB"), np.float64)
-        x, y = (int(round(v)) for v in to_page(pg, ground))
-        r, g, b = rgb[y - 10:y + 11, x - 10:x + 11].reshape(-1, 3).mean(0)
-        assert r > g + 60 and r > b + 60, (r, g, b)  # the red photo on the terrain, lit by the sun
+        # the photo's red-blue edge lies on the terrain where the photo has it: 3 m either side
+        for de, hue in ((-3, 0), (3, 2)):
+            x, y = (int(round(v)) for v in to_page(pg, twin.at("DMC-L001", de=60 + de, dn=-150)))
+            colour = rgb[y - 2:y + 3, x - 2:x + 3].reshape(-1, 3).mean(0)
+            assert colour[hue] > np.delete(colour, hue).max() + 60, (de, colour)
         pg.close()
     finally:
         server.shutdown()
@@ -299,6 +310,30 @@ def test_toggling_buildings_changes_the_building_area(clean, twin, tmp_path):
     clean.evaluate("window.twin.settle()")
     hidden = patch(grey(clean, tmp_path / "buildings_off.png"), xy, 10)
     assert np.abs(shown - hidden).mean() > 10
+
+
+def test_buildings_are_coloured_by_use_or_height_with_a_legend(clean, twin, tmp_path):
+    """MBC (broadcast, 104 m) is blue by use and dark red by height, as the legend says."""
+    b = twin.buildings["DMC-L001"]
+    roof = twin.at("DMC-L001", up=b["height"])
+    look_down(clean, *roof, range_m=400)
+    hues = {}
+    for mode in ("use", "height"):
+        clean.locator("#colour").select_option(mode)
+        clean.evaluate("window.twin.settle()")
+        x, y = (int(round(v)) for v in to_page(clean, roof))
+        png = clean.screenshot(path=str(tmp_path / f"colour_{mode}.png"), clip={"x": 0, "y": 0, "width": 700,
+                                                                                 "height": 700})
+        hues[mode] = np.asarray(Image.open(io.BytesIO(png)).convert("RGB"), np.float64)[y - 3:y + 4, x - 3:x + 4
+                                                                                     ].reshape(-1, 3).mean(0)
+    legend = dict(zip(clean.locator("#legend li").all_inner_texts(), range(99), strict=False))
+    assert "100–150 m" in legend and "no value" in legend
+    r, g, bl = hues["height"]
+    assert r > g + 40 and r > bl + 40, hues  # the 100-150 m class: #b30000
+    r, g, bl = hues["use"]
+    assert bl > r + 20, hues  # broadcast: #4e79a7
+    clean.locator("#colour").select_option("use")
+    assert "broadcast" in clean.locator("#legend").inner_text()
 
 
 def test_a_proposal_switches_on_and_off_and_hides_what_it_replaces(clean, twin, tmp_path):
@@ -464,6 +499,30 @@ def test_save_png_downloads_the_view(page, tmp_path):
     width, height = page.evaluate("[window.twin.viewer.canvas.width, window.twin.viewer.canvas.height]")
     assert img.size == (width, height)
     assert np.asarray(img.convert("L"), np.float64).std() > 5  # a picture, not a blank canvas
+
+
+# ---- meshopt content ----------------------------------------------------------------------------
+
+def test_a_meshopt_compressed_bundle_loads_and_picks(browser, sample_run, twin, tmp_path_factory):
+    """The same twin with every layer EXT_meshopt_compression-encoded, which the Khronos glTF
+    validator cannot decode: CesiumJS can, and picking still finds each building's metadata."""
+    run = variant_run(sample_run, tmp_path_factory.mktemp("meshopt"),
+                      "tile: {compression: meshopt, pointcloud_meshopt: true}", "tile..publish")
+    server = BundleServer(run / "bundle", port=0)
+    server.start()
+    try:
+        pg = open_viewer(browser, server.url.rstrip("/"), server.url + "viewer/#hide=anchors")
+        assert pg.log["console"] == [] and pg.log["failed"] == [] and pg.evaluate("window.twin.failures") == []
+        assert all(n > 0 for n in pg.evaluate("Object.values(window.twin.layers).map(l => l.tilesLoaded)"))
+        b = twin.buildings["DMC-L001"]
+        roof = twin.at("DMC-L001", up=b["height"] - 0.5)
+        look_down(pg, *roof, range_m=3 * b["height"] + 150)
+        pg.mouse.click(*to_page(pg, roof))
+        assert pg.evaluate("window.twin.info.rows.id") == "DMC-L001"
+        pg.close()
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 # ---- the bundle elsewhere, on another static server ---------------------------------------------

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from pipeline.core.geodesy import SiteFrame
 from pipeline.errors import ConfigError, InputError
 
 ENV = "DMCTWIN_CESIUM"
@@ -94,13 +95,17 @@ def _cesium_files(build: Path) -> list[Path]:
     return out
 
 
-def write_imagery(source: Path, out: Path, max_pixels: int = 4096) -> dict[str, Any]:
-    """Reproject a georeferenced image (any raster GDAL reads, with a CRS) to WGS84 longitude and
-    latitude and write it as PNG at ``out``; returns ``{"href", "bounds"}`` (west, south, east,
-    north in degrees) for CesiumJS's single-tile imagery. At most ``max_pixels`` on a side."""
+def write_imagery(source: Path, out: Path, site: SiteFrame, max_pixels: int = 4096) -> dict[str, Any]:
+    """Reproject a georeferenced image (any raster GDAL reads, with a CRS) onto the site's east-north
+    plane (the orthographic projection at the site origin, which matches ENU east and north to well
+    under a millimetre within 2 km) and write it as PNG at ``out``, at most ``max_pixels`` on a
+    side. Returns ``{"href", "enu_bounds": [west, south, east, north] (ENU metres), "enu_to_ecef"}``:
+    what the viewer needs to drape it on the terrain."""
     import rasterio
+    from rasterio.crs import CRS
     from rasterio.warp import Resampling, calculate_default_transform, reproject
 
+    plane = CRS.from_proj4(f"+proj=ortho +lat_0={site.lat} +lon_0={site.lon} +ellps=WGS84 +units=m")
     try:
         src = rasterio.open(source)
     except rasterio.errors.RasterioIOError as exc:
@@ -112,17 +117,16 @@ def write_imagery(source: Path, out: Path, max_pixels: int = 4096) -> dict[str, 
         if src.count not in (1, 3, 4):
             raise InputError(f"the viewer's imagery has {src.count} bands; 1 (grey), 3 (RGB) or 4 (RGBA) "
                              "are shown", path=source)
-        transform, width, height = calculate_default_transform(src.crs, "EPSG:4326", src.width, src.height,
-                                                               *src.bounds)
+        transform, width, height = calculate_default_transform(src.crs, plane, src.width, src.height, *src.bounds)
         scale = max(width, height) / max_pixels
         if scale > 1:
             width, height = max(1, int(width / scale)), max(1, int(height / scale))
             transform, width, height = calculate_default_transform(
-                src.crs, "EPSG:4326", src.width, src.height, *src.bounds, dst_width=width, dst_height=height)
+                src.crs, plane, src.width, src.height, *src.bounds, dst_width=width, dst_height=height)
         bands = np.zeros((src.count, height, width), np.uint8)
         for b in range(src.count):
             data = np.zeros((height, width), np.float64)
-            reproject(rasterio.band(src, b + 1), data, dst_transform=transform, dst_crs="EPSG:4326",
+            reproject(rasterio.band(src, b + 1), data, dst_transform=transform, dst_crs=plane,
                       resampling=Resampling.bilinear, dst_nodata=np.nan)
             if src.dtypes[b] != "uint8":  # stretch other types to 8 bits over their 2-98 % range
                 finite = data[np.isfinite(data)]
@@ -133,7 +137,7 @@ def write_imagery(source: Path, out: Path, max_pixels: int = 4096) -> dict[str, 
             bands = np.repeat(bands, 3, axis=0)
     west, north = transform @ (0, 0)
     east, south = transform @ (width, height)
-    # a plain PNG: the bounds travel in settings.json, which is all CesiumJS reads
+    # a plain PNG: the bounds travel in settings.json, which is all the viewer reads
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
         with rasterio.open(out, "w", driver="PNG", width=width, height=height, count=len(bands),
@@ -141,14 +145,16 @@ def write_imagery(source: Path, out: Path, max_pixels: int = 4096) -> dict[str, 
             dst.write(bands)
     for extra in out.parent.glob(out.name + ".aux.xml"):
         extra.unlink()
-    return {"href": out.name, "bounds": [float(west), float(south), float(east), float(north)]}
+    return {"href": out.name, "enu_bounds": [float(west), float(south), float(east), float(north)],
+            "enu_to_ecef": site.enu_to_ecef_matrix().tolist()}
 
 
-def write_viewer(bundle: Path, cesium: CesiumBuild, imagery: Path | None = None) -> dict[str, Any]:
+def write_viewer(bundle: Path, cesium: CesiumBuild, imagery: Path | None = None,
+                 site: SiteFrame | None = None) -> dict[str, Any]:
     """Write ``bundle/viewer/``: the page, ``settings.json`` (a local imagery layer, if any), the
     CesiumJS files it loads under ``cesium/`` with the package's licence, and
-    ``THIRD_PARTY.json`` naming CesiumJS's version and licence. Returns what was written (files,
-    bytes, CesiumJS version)."""
+    ``THIRD_PARTY.json`` naming CesiumJS's version and licence; ``imagery`` is draped on the
+    terrain of ``site``. Returns what was written (files, bytes, CesiumJS version)."""
     out = bundle / "viewer"
     (out / "cesium").mkdir(parents=True)
     page = resources.files("pipeline") / "web"
@@ -156,7 +162,9 @@ def write_viewer(bundle: Path, cesium: CesiumBuild, imagery: Path | None = None)
         (out / name).write_bytes((page / name).read_bytes())
     settings: dict[str, Any] = {}
     if imagery is not None:
-        settings["imagery"] = write_imagery(imagery, out / "imagery.png")
+        if site is None:
+            raise ValueError("draping imagery needs the site frame")
+        settings["imagery"] = write_imagery(imagery, out / "imagery.png", site)
     (out / "settings.json").write_text(json.dumps(settings, indent=1))
     build = cesium.build
     for src in _cesium_files(build):

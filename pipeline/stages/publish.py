@@ -135,7 +135,7 @@ def run(ctx: StageContext, cfg: TwinConfig) -> StageResult:
     viewer: dict[str, Any] | None = None
     if viewer_cfg.enabled:
         cesium = find_cesium(cfg.resolve(viewer_cfg.cesium) if viewer_cfg.cesium is not None else None)
-        viewer = write_viewer(out, cesium, cfg.resolve(viewer_cfg.imagery) if viewer_cfg.imagery else None)
+        viewer = write_viewer(out, cesium, cfg.resolve(viewer_cfg.imagery) if viewer_cfg.imagery else None, sf)
         (out / "index.html").write_text(INDEX_HTML, encoding="utf-8")
         assets["viewer"] = {"href": "viewer/index.html", "type": "text/html", "roles": ["overview"],
                             "title": f"Web viewer (CesiumJS {cesium.version}, {cesium.licence})"}

@@ -227,8 +227,7 @@
     tileset.allTilesLoaded.addEventListener(() => { layer.loaded = true; });
     if (layer.kind === "buildings") tileset.style = buildingStyle();
     if (layer.kind === "pointcloud") tileset.style = new Cesium.Cesium3DTileStyle({ pointSize: 2 });
-    // the terrain is a tileset above the globe: the orthophoto is draped on it too
-    if (layer.kind === "terrain" && twin.settings.imagery) tileset.imageryLayers.add(imageryLayer(twin.settings.imagery));
+    if (layer.kind === "terrain" && twin.settings.imagery) tileset.customShader = orthophotoShader(twin.settings.imagery);
     tileset.show = !twin.state.hidden.has(layer.name);
     layer.tileset = tileset;
     twin.viewer.scene.primitives.add(tileset);
@@ -274,12 +273,14 @@
       const pin = pins.fromColor(colours[a.kind] || Cesium.Color.GRAY, 24).toDataURL();
       const entity = twin.viewer.entities.add({
         position: Cesium.Cartesian3.fromDegrees(a.longitude, a.latitude, a.ellipsoidal_height),
+        // a pin per building crowds the district seen whole: building pins show from closer
         billboard: { image: pin, verticalOrigin: Cesium.VerticalOrigin.BOTTOM,
-          disableDepthTestDistance: Number.POSITIVE_INFINITY },
+          disableDepthTestDistance: Number.POSITIVE_INFINITY,
+          distanceDisplayCondition: new Cesium.DistanceDisplayCondition(0, a.kind === "building" ? 600 : 20000) },
         label: { text: a.name, font: "12px sans-serif", pixelOffset: new Cesium.Cartesian2(0, -28),
           fillColor: Cesium.Color.WHITE, outlineColor: Cesium.Color.BLACK, outlineWidth: 2,
           style: Cesium.LabelStyle.FILL_AND_OUTLINE, disableDepthTestDistance: Number.POSITIVE_INFINITY,
-          distanceDisplayCondition: new Cesium.DistanceDisplayCondition(0, 1200) },
+          distanceDisplayCondition: new Cesium.DistanceDisplayCondition(0, 450) },
         show: !twin.state.hidden.has("anchors"),
       });
       entity.twinAnchor = a;
@@ -432,19 +433,30 @@
 
   // ---- camera, URL state, PNG ------------------------------------------------------------------
 
-  // Home: the buildings (the district), seen from the south at 35 degrees; the catalog's extent
-  // when the bundle has no buildings.
-  twin.goHome = (duration = 0) => {
-    const buildings = Object.values(twin.layers).find((l) => l.kind === "buildings" && l.tileset);
-    let sphere = buildings ? buildings.tileset.boundingSphere : undefined;
-    if (!sphere) {
-      const [w, s, , e, n] = twin.bbox;
-      const centre = Cesium.Cartesian3.fromDegrees((w + e) / 2, (s + n) / 2, twin.groundHeight);
-      sphere = new Cesium.BoundingSphere(centre, Cesium.Cartesian3.distance(
-        Cesium.Cartesian3.fromDegrees(w, s), Cesium.Cartesian3.fromDegrees(e, n)) / 2);
+  // Home: the district, seen from the south at 35 degrees: where most buildings stand (their
+  // anchors' median, out to the distance that holds three quarters of them), so a far stadium or
+  // park office does not push the view out; else the buildings layer, else the catalog's extent.
+  function homeSphere() {
+    const spots = twin.anchors.filter((a) => a.kind === "building")
+      .map((a) => Cesium.Cartesian3.fromDegrees(a.longitude, a.latitude, a.ellipsoidal_height));
+    if (spots.length) {
+      const median = (k) => spots.map((p) => p[k]).sort((x, y) => x - y)[Math.floor(spots.length / 2)];
+      const centre = new Cesium.Cartesian3(median("x"), median("y"), median("z"));
+      const d = spots.map((p) => Cesium.Cartesian3.distance(p, centre)).sort((x, y) => x - y);
+      return new Cesium.BoundingSphere(centre, Math.max(150, 1.2 * d[Math.floor(0.75 * (d.length - 1))]));
     }
+    const buildings = Object.values(twin.layers).find((l) => l.kind === "buildings" && l.tileset);
+    if (buildings) return buildings.tileset.boundingSphere;
+    const [w, s, , e, n] = twin.bbox;
+    const centre = Cesium.Cartesian3.fromDegrees((w + e) / 2, (s + n) / 2, twin.groundHeight);
+    return new Cesium.BoundingSphere(centre, Cesium.Cartesian3.distance(
+      Cesium.Cartesian3.fromDegrees(w, s), Cesium.Cartesian3.fromDegrees(e, n)) / 2);
+  }
+
+  twin.goHome = (duration = 0) => {
+    const sphere = homeSphere();
     twin.viewer.camera.flyToBoundingSphere(sphere, { duration,
-      offset: new Cesium.HeadingPitchRange(0, Cesium.Math.toRadians(-35), sphere.radius * 2.0) });
+      offset: new Cesium.HeadingPitchRange(0, Cesium.Math.toRadians(-35), sphere.radius * 2.2) });
   };
 
   function saveState() {
@@ -512,15 +524,36 @@
 
   // ---- start ----------------------------------------------------------------------------------
 
-  // The orthophoto publish wrote (stages.publish.viewer.imagery): one image and its bounds.
-  function imageryLayer(imagery) {
-    return Cesium.ImageryLayer.fromProviderAsync(Cesium.SingleTileImageryProvider.fromUrl(
-      new URL(imagery.href, document.baseURI).href, { rectangle: Cesium.Rectangle.fromDegrees(...imagery.bounds) }));
+  // The orthophoto publish wrote (stages.publish.viewer.imagery), on the site's east-north plane,
+  // painted onto the terrain layer by its position: ENU from the fragment's ECEF position. (CesiumJS
+  // 1.145 drapes imagery layers on tilesets, but misplaces it on y-up glTF under a root transform.)
+  // ECEF positions are float32 on the GPU, so the photo sits within about half a metre.
+  function orthophotoShader(imagery) {
+    const enuToEcef = Cesium.Matrix4.fromArray(imagery.enu_to_ecef.flat(), 0, new Cesium.Matrix4());
+    Cesium.Matrix4.transpose(enuToEcef, enuToEcef);  // settings.json holds rows; Cesium reads columns
+    const [w, s, e, n] = imagery.enu_bounds;
+    return new Cesium.CustomShader({
+      uniforms: {
+        u_orthophoto: { type: Cesium.UniformType.SAMPLER_2D,
+          value: new Cesium.TextureUniform({ url: new URL(imagery.href, document.baseURI).href }) },
+        u_ecefToEnu: { type: Cesium.UniformType.MAT4,
+          value: Cesium.Matrix4.inverseTransformation(enuToEcef, new Cesium.Matrix4()) },
+        u_bounds: { type: Cesium.UniformType.VEC4, value: new Cesium.Cartesian4(w, s, e, n) },
+      },
+      fragmentShaderText: `
+        void fragmentMain(FragmentInput fsInput, inout czm_modelMaterial material) {
+          vec3 enu = (u_ecefToEnu * vec4(fsInput.attributes.positionWC, 1.0)).xyz;
+          vec2 uv = (enu.xy - u_bounds.xy) / (u_bounds.zw - u_bounds.xy);
+          if (all(greaterThanEqual(uv, vec2(0.0))) && all(lessThanEqual(uv, vec2(1.0)))) {
+            material.diffuse = texture(u_orthophoto, uv).rgb;
+          }
+        }`,
+    });
   }
 
-  function makeViewer(settings) {
+  function makeViewer() {
     const viewer = new Cesium.CesiumWidget("view", {
-      baseLayer: settings.imagery ? imageryLayer(settings.imagery) : false,
+      baseLayer: false,
       terrainProvider: new Cesium.EllipsoidTerrainProvider(),
       shadows: true, requestRenderMode: true, maximumRenderTimeChange: Infinity,
       contextOptions: { webgl: { preserveDrawingBuffer: true } },
@@ -564,7 +597,7 @@
     const state = readState();
     twin.state.hidden = state.hidden;
     twin.state.proposals = state.proposals;
-    twin.viewer = makeViewer(settings);
+    twin.viewer = makeViewer();
     twin.restoring = true;
 
     const anchorsAsset = (catalog.assets || {}).anchors;

@@ -59,7 +59,8 @@ def test_clouds_models_and_dem_round_trip(tmp_path):
     assert CellStore(tmp_path / "cells").meta() == meta and meta.is_empty
 
     model = PlacedModel("t.glb", "00_t.npz", "T1", None, None, "WKT", False, [1.0, 2.0, 3.0], 10.0, 1.0, "y", None,
-                        {"faces_in": 1}, True, origin_lonlat=[126.9, 37.6], origin_ellipsoidal_height=40.0, undulation=19.0)
+                        {"faces_in": 1}, True, origin_lonlat=[126.9, 37.6], origin_ellipsoidal_height=40.0,
+                        undulation=19.0)
     folder = artifacts.ENU_MODELS.locate(tmp_path)
     v, f = np.eye(3), np.array([[0, 1, 2]])
     write_model(folder, model, v, f)

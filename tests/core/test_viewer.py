@@ -14,11 +14,13 @@ from pyproj import Transformer
 from rasterio.transform import from_origin
 
 from pipeline.core import viewer
+from pipeline.core.geodesy import SiteFrame
 from pipeline.core.viewer import CESIUM_FILES, PAGE_FILES, find_cesium, write_imagery, write_viewer
 from pipeline.errors import ConfigError, InputError
 from tests.conftest import REPO
 
 NPM_CESIUM = REPO / "node_modules" / "cesium"
+SITE = SiteFrame(37.5770, 126.8898, 0.0)
 
 
 def test_the_checkouts_cesium_is_found_with_its_version_and_licence(monkeypatch, tmp_path):
@@ -77,15 +79,17 @@ def _ortho(path: Path, bands: int = 3, dtype: str = "uint8", crs: str | None = "
     return path
 
 
-def test_imagery_is_reprojected_to_wgs84_bounds_pyproj_agrees_with(tmp_path):
-    got = write_imagery(_ortho(tmp_path / "ortho.tif"), tmp_path / "imagery.png")
-    to_wgs84 = Transformer.from_crs("EPSG:5186", "EPSG:4326", always_xy=True)
+def test_imagery_is_reprojected_onto_the_sites_east_north_plane(tmp_path):
+    got = write_imagery(_ortho(tmp_path / "ortho.tif"), tmp_path / "imagery.png", SITE)
+    # the photo's corners, by pyproj to WGS84 and by our geodesy to ENU (independent of GDAL's warp)
+    to_wgs84 = Transformer.from_crs("EPSG:5186", "EPSG:4979", always_xy=True)
     xs, ys = np.meshgrid(np.linspace(190000, 190100, 21), np.linspace(553450, 553500, 11))
-    lon, lat = to_wgs84.transform(xs.ravel(), ys.ravel())
-    west, south, east, north = got["bounds"]
-    pixel = 0.5 / 111_000 * 1.5  # degrees: a pixel and a half
-    assert west == pytest.approx(lon.min(), abs=pixel) and east == pytest.approx(lon.max(), abs=pixel)
-    assert south == pytest.approx(lat.min(), abs=pixel) and north == pytest.approx(lat.max(), abs=pixel)
+    lon, lat, _ = to_wgs84.transform(xs.ravel(), ys.ravel(), np.zeros(xs.size))
+    enu = SITE.geodetic_to_enu(lon, lat, np.zeros(lon.size))
+    west, south, east, north = got["enu_bounds"]
+    assert west == pytest.approx(enu[:, 0].min(), abs=0.75) and east == pytest.approx(enu[:, 0].max(), abs=0.75)
+    assert south == pytest.approx(enu[:, 1].min(), abs=0.75) and north == pytest.approx(enu[:, 1].max(), abs=0.75)
+    assert np.allclose(got["enu_to_ecef"], SITE.enu_to_ecef_matrix())
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
         png = rasterio.open(tmp_path / "imagery.png")
@@ -96,7 +100,7 @@ def test_imagery_is_reprojected_to_wgs84_bounds_pyproj_agrees_with(tmp_path):
 
 
 def test_imagery_of_another_type_is_stretched_and_a_large_one_shrunk(tmp_path):
-    got = write_imagery(_ortho(tmp_path / "dem_like.tif", bands=1, dtype="uint16"), tmp_path / "a.png",
+    got = write_imagery(_ortho(tmp_path / "dem_like.tif", bands=1, dtype="uint16"), tmp_path / "a.png", SITE,
                         max_pixels=64)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
@@ -104,21 +108,21 @@ def test_imagery_of_another_type_is_stretched_and_a_large_one_shrunk(tmp_path):
     with png:
         assert png.count == 3 and max(png.width, png.height) <= 64
         assert png.read().max() == 255 and png.read().min() == 0
-    assert got["bounds"][0] < got["bounds"][2]
+    assert got["enu_bounds"][0] < got["enu_bounds"][2]
 
 
 def test_imagery_without_a_crs_or_with_odd_bands_is_refused(tmp_path):
     with pytest.raises(InputError, match="no CRS"):
-        write_imagery(_ortho(tmp_path / "a.tif", crs=None), tmp_path / "a.png")
+        write_imagery(_ortho(tmp_path / "a.tif", crs=None), tmp_path / "a.png", SITE)
     with pytest.raises(InputError, match="2 bands"):
-        write_imagery(_ortho(tmp_path / "b.tif", bands=2), tmp_path / "b.png")
+        write_imagery(_ortho(tmp_path / "b.tif", bands=2), tmp_path / "b.png", SITE)
     (tmp_path / "c.tif").write_text("not an image")
     with pytest.raises(InputError, match="cannot read the viewer's imagery"):
-        write_imagery(tmp_path / "c.tif", tmp_path / "c.png")
+        write_imagery(tmp_path / "c.tif", tmp_path / "c.png", SITE)
 
 
 def test_the_viewer_carries_the_imagery_it_is_given(tmp_path):
-    report = write_viewer(tmp_path, find_cesium(NPM_CESIUM), imagery=_ortho(tmp_path / "ortho.tif"))
+    report = write_viewer(tmp_path, find_cesium(NPM_CESIUM), imagery=_ortho(tmp_path / "ortho.tif"), site=SITE)
     settings = json.loads((tmp_path / "viewer" / "settings.json").read_text())
     assert settings["imagery"]["href"] == "imagery.png" and report["imagery"] == settings["imagery"]
     assert (tmp_path / "viewer" / "imagery.png").is_file()
