@@ -163,14 +163,27 @@ def to_page(page: Page, point: list[float]) -> tuple[float, float]:
     return float(xy[0]), float(xy[1])
 
 
-def grey(page: Page, path: Path) -> np.ndarray:
-    """The canvas (not the side panel) as a luminance image (rows, cols), float 0-255, in page
-    coordinates (the canvas starts at the page's corner); also saved as ``path``."""
+def canvas(page: Page, path: Path, mode: str = "RGB") -> np.ndarray:
+    """The canvas (not the side panel) as an image in PIL ``mode`` (rows, cols[, bands]), float
+    0-255, in page coordinates (the canvas starts at the page's corner); also saved as ``path``."""
     box = page.evaluate("(() => { const r = window.twin.viewer.canvas.getBoundingClientRect(); "
                         "return {x: r.left, y: r.top, width: r.width, height: r.height}; })()")
     assert box["x"] == 0 and box["y"] == 0, box
     png = page.screenshot(path=str(path), clip=box)
-    return np.asarray(Image.open(io.BytesIO(png)).convert("L"), np.float64)
+    return np.asarray(Image.open(io.BytesIO(png)).convert(mode), np.float64)
+
+
+def grey(page: Page, path: Path) -> np.ndarray:
+    """:func:`canvas` as luminance."""
+    return canvas(page, path, "L")
+
+
+def changes(page: Page, xy: tuple[float, float], half: int, act: str, shots: tuple[Path, Path]) -> float:
+    """Mean grey-level change of the patch at ``xy`` when the JavaScript ``act`` runs."""
+    before = patch(grey(page, shots[0]), xy, half)
+    page.evaluate(act)
+    page.evaluate("window.twin.settle()")
+    return float(np.abs(patch(grey(page, shots[1]), xy, half) - before).mean())
 
 
 def patch(img: np.ndarray, xy: tuple[float, float], half: int = 6) -> np.ndarray:
@@ -254,12 +267,10 @@ def test_a_bundle_with_an_analysis_layer_and_an_orthophoto(browser, sample_run, 
         assert pg.evaluate("window.twin.layers.sunlight.tilesLoaded") > 0
         pg.locator('input[data-layer="sunlight"]').uncheck()  # it lies on the terrain (a copy of it)
         look_down(pg, *ground, range_m=250)
-        rgb = np.asarray(Image.open(io.BytesIO(pg.screenshot(clip={"x": 0, "y": 0, "width": 700, "height": 700}))
-                                    ).convert("RGB"), np.float64)
+        rgb = canvas(pg, tmp_path / "orthophoto.png")
         # the photo's red-blue edge lies on the terrain where the photo has it: 3 m either side
         for de, hue in ((-3, 0), (3, 2)):
-            x, y = (int(round(v)) for v in to_page(pg, twin.at("DMC-L001", de=60 + de, dn=-150)))
-            colour = rgb[y - 2:y + 3, x - 2:x + 3].reshape(-1, 3).mean(0)
+            colour = patch(rgb, to_page(pg, twin.at("DMC-L001", de=60 + de, dn=-150)), 2).reshape(-1, 3).mean(0)
             assert colour[hue] > np.delete(colour, hue).max() + 60, (de, colour)
         pg.close()
     finally:
@@ -304,12 +315,10 @@ def test_toggling_buildings_changes_the_building_area(clean, twin, tmp_path):
     b = twin.buildings["DMC-L001"]
     roof = twin.at("DMC-L001", up=b["height"])
     look_down(clean, *roof, range_m=500, pitch_deg=-60)
-    xy = to_page(clean, roof)
-    shown = patch(grey(clean, tmp_path / "buildings_on.png"), xy, 10)
-    clean.locator('input[data-layer="buildings"]').uncheck()
-    clean.evaluate("window.twin.settle()")
-    hidden = patch(grey(clean, tmp_path / "buildings_off.png"), xy, 10)
-    assert np.abs(shown - hidden).mean() > 10
+    act = "document.querySelector('input[data-layer=\"buildings\"]').click()"
+    assert changes(clean, to_page(clean, roof), 10, act,
+                   (tmp_path / "buildings_on.png", tmp_path / "buildings_off.png")) > 10
+    assert not clean.locator('input[data-layer="buildings"]').is_checked()
 
 
 def test_buildings_are_coloured_by_use_or_height_with_a_legend(clean, twin, tmp_path):
@@ -321,11 +330,8 @@ def test_buildings_are_coloured_by_use_or_height_with_a_legend(clean, twin, tmp_
     for mode in ("use", "height"):
         clean.locator("#colour").select_option(mode)
         clean.evaluate("window.twin.settle()")
-        x, y = (int(round(v)) for v in to_page(clean, roof))
-        png = clean.screenshot(path=str(tmp_path / f"colour_{mode}.png"), clip={"x": 0, "y": 0, "width": 700,
-                                                                                 "height": 700})
-        hues[mode] = np.asarray(Image.open(io.BytesIO(png)).convert("RGB"), np.float64)[y - 3:y + 4, x - 3:x + 4
-                                                                                     ].reshape(-1, 3).mean(0)
+        img = canvas(clean, tmp_path / f"colour_{mode}.png")
+        hues[mode] = patch(img, to_page(clean, roof), 3).reshape(-1, 3).mean(0)
     legend = dict(zip(clean.locator("#legend li").all_inner_texts(), range(99), strict=False))
     assert "100–150 m" in legend and "no value" in legend
     r, g, bl = hues["height"]
@@ -341,12 +347,10 @@ def test_a_proposal_switches_on_and_off_and_hides_what_it_replaces(clean, twin, 
     assert proposals == [{"id": "DMC-P001", "name": "DMC Landmark Tower (proposal)", "replaces": None}]
     mid = twin.at("DMC-P001", up=150)
     look_down(clean, *mid, range_m=900, pitch_deg=-20)
-    xy = to_page(clean, mid)
-    off = patch(grey(clean, tmp_path / "proposal_off.png"), xy, 4)
-    clean.locator('input[data-proposal="DMC-P001"]').check()
-    clean.evaluate("window.twin.settle()")
-    on = patch(grey(clean, tmp_path / "proposal_on.png"), xy, 4)
-    assert np.abs(on - off).mean() > 10
+    act = "document.querySelector('input[data-proposal=\"DMC-P001\"]').click()"
+    assert changes(clean, to_page(clean, mid), 4, act,
+                   (tmp_path / "proposal_off.png", tmp_path / "proposal_on.png")) > 10
+    assert clean.locator('input[data-proposal="DMC-P001"]').is_checked()
     assert "proposals=DMC-P001" in clean.url
     # the rule for a proposal that replaces a standing building
     shown = clean.evaluate("""() => {
