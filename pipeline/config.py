@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import codecs
 import hashlib
+from datetime import date as date_type
 import json
 from pathlib import Path
 from typing import Any, Literal
@@ -18,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pipeline.core.text import NotText, decode_text
 from pipeline.errors import ConfigError
 
-STAGE_NAMES = ("ingest", "georef", "clean", "mesh", "tile", "anchors", "publish")
+STAGE_NAMES = ("ingest", "georef", "clean", "mesh", "analysis", "tile", "anchors", "publish")
 
 
 class _Model(BaseModel):
@@ -290,6 +291,51 @@ class TileConfig(_Model):
                            "extra: pip install 'dmc-twin[meshopt]'; CesiumJS decodes it).")
 
 
+class AnalysisConfig(_Model):
+    """Sunlight (일조권) analysis: sun hours at every window and over open ground on one day, with and
+    without the proposals, judged by the Korean tolerance test."""
+
+    enabled: bool = Field(True, description="Run the sunlight analysis (false: the stage writes an empty result).")
+    date: date_type | None = Field(
+        None, description="The day analysed (YYYY-MM-DD); default the winter solstice (동지, in KST) of ``year``.")
+    year: int = Field(2026, ge=1900, le=2100, description="Year whose winter solstice is analysed when no date is given.")
+    time_basis: Literal["true_solar", "kst"] = Field(
+        "true_solar", description="Clock the windows are read on: true solar time (진태양시, the sun due south at "
+                                  "12:00; about 32 min behind KST in Seoul), as Korean sunlight assessments "
+                                  "count, or Korea Standard Time.")
+    step_minutes: float = Field(1.0, gt=0, le=30, description="Time step (minutes); must divide an hour.")
+    continuous_hours: float = Field(2.0, gt=0, description="Continuous sun required within the continuous window.")
+    continuous_window: tuple[float, float] = Field((9.0, 15.0), description="Hours [start, end) of the continuous test.")
+    total_hours: float = Field(4.0, gt=0, description="Total sun required within the total window.")
+    total_window: tuple[float, float] = Field((8.0, 16.0), description="Hours [start, end) of the total test.")
+    facade_spacing: float = Field(2.0, ge=0.25, description="Receivers every this many metres along each wall.")
+    window_height: float = Field(1.5, gt=0, description="Receiver height above each storey's floor (m).")
+    storey_height: float = Field(
+        3.0, ge=2.0, description="Storey height (m) for buildings whose floors are not known; with floors, "
+                                 "the wall height divided by the floors.")
+    offset: float = Field(0.05, gt=0, le=1, description="Receivers stand this far (m) out from their surface.")
+    ground: bool = Field(True, description="Also a grid of receivers over open ground.")
+    ground_spacing: float = Field(2.0, ge=0.25, description="Ground grid spacing (m, in the output CRS).")
+    ground_margin: float = Field(
+        50.0, ge=0, description="The ground grid covers open ground within this distance (m) of a building.")
+    block_rays: int = Field(
+        4_000_000, ge=10_000, description="Rays per block of receivers: memory follows this (24 bytes a ray).")
+
+    @field_validator("step_minutes")
+    @classmethod
+    def _divides_hour(cls, v: float) -> float:
+        if abs(60.0 / v - round(60.0 / v)) > 1e-9:
+            raise ValueError("must divide an hour (1, 2, 5, 10, 15, 30 ...)")
+        return v
+
+    @field_validator("continuous_window", "total_window")
+    @classmethod
+    def _window(cls, v: tuple[float, float]) -> tuple[float, float]:
+        if not 0 <= v[0] < v[1] <= 24:
+            raise ValueError("must be [start, end) hours with 0 <= start < end <= 24")
+        return v
+
+
 class AnchorsConfig(_Model):
     include_buildings: bool = Field(True, description="One anchor per building.")
     include_pois: bool = Field(True, description="One anchor per point of interest.")
@@ -321,6 +367,7 @@ class Stages(_Model):
     georef: GeorefConfig = Field(default_factory=GeorefConfig)
     clean: CleanConfig = Field(default_factory=CleanConfig)
     mesh: MeshConfig = Field(default_factory=MeshConfig)
+    analysis: AnalysisConfig = Field(default_factory=AnalysisConfig)
     tile: TileConfig = Field(default_factory=TileConfig)
     anchors: AnchorsConfig = Field(default_factory=AnchorsConfig)
     publish: PublishConfig = Field(default_factory=PublishConfig)

@@ -32,7 +32,8 @@ from typing import Any
 
 from pipeline import __version__
 from pipeline.config import STAGE_NAMES, TwinConfig
-from pipeline.core.atomic import digest_of, replace_dir, sha256_file, tree_hashes, write_json_atomic
+from pipeline.core.atomic import (digest_of, replace_dir, sha256_file, tree_hashes, write_bytes_atomic,
+                                  write_json_atomic)
 from pipeline.core.executor import make_executor, return_freed_memory
 from pipeline.core.progress import Reporter
 from pipeline.preflight import check_runnable
@@ -251,6 +252,8 @@ class Runner:
                     replace_dir(tmp, final, durable=not spec.output_path.startswith("artifacts/"))
                     if result.report:
                         write_json_atomic(self.workdir / "reports" / f"{name}.json", result.report)
+                    for rel in spec.reports:
+                        write_bytes_atomic(self.workdir / "reports" / Path(rel).name, (final / rel).read_bytes())
                 except BaseException as exc:
                     shutil.rmtree(tmp, ignore_errors=True)
                     fault = _fault(exc, self.workdir)

@@ -34,14 +34,16 @@ from pipeline.core.progress import Reporter
 @dataclass(frozen=True)
 class StageSpec:
     """What a stage declares: its name, the artifacts it reads and writes, whether it reads the
-    config's input files (their hashes then join its cache key), and its output folder relative
-    to the work directory (``artifacts/<name>`` unless given)."""
+    config's input files (their hashes then join its cache key), its output folder relative
+    to the work directory (``artifacts/<name>`` unless given) and the report files it makes."""
 
     name: str
     reads: tuple[Artifact, ...] = ()
     writes: tuple[Artifact, ...] = ()
     reads_inputs: bool = False
     output: str | None = None
+    #: files of its output (relative paths) also copied into ``<workdir>/reports/`` when it ran
+    reports: tuple[str, ...] = ()
 
     @property
     def requires(self) -> tuple[str, ...]:

@@ -36,9 +36,12 @@ DTM = Artifact("clean", "dtm.tif", "LiDAR ground model (ENU U)")
 TERRAIN = Artifact("mesh", "terrain/terrain.json", "terrain heightfield and TIN levels", also=("terrain",))
 BUILDINGS = Artifact("mesh", "buildings.json", "building records and their levels of detail",
                      also=("buildings.npz",))
+# analysis
+SUNLIGHT = Artifact("analysis", "sunlight/sunlight.json",
+                    "sun hours per receiver with and without the proposals, report and GIS files", also=("sunlight",))
 # tile
 TILESET = Artifact("tile", "tileset.json", "root 3D Tiles 1.1 tileset and its layers",
-                   also=("terrain", "buildings", "pointcloud"))
+                   also=("terrain", "buildings", "pointcloud", "analysis"))
 FEATURE_INDEX = Artifact("tile", "buildings/features.json", "building id -> leaf tile and feature ID")
 # anchors
 ANCHORS = Artifact("anchors", "anchors.json", "AR anchors, their GeoJSON and schema",

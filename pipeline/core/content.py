@@ -61,6 +61,9 @@ BUILDING_SCHEMA: dict[str, Any] = {
             "proposed": {"type": "BOOLEAN", "description": "A design proposal, not a built building"},
             "replaces": {"type": "STRING",
                          "description": "Id of the standing building a proposal would replace, or empty"},
+            "sunlight_fail_share": {"type": "SCALAR", "componentType": "FLOAT32", "noData": -1.0,
+                                    "description": "Share (0-1) of the building's windows failing the sunlight "
+                                                   "test as the district stands (a proposal: with it built)"},
         }}},
 }
 
@@ -152,6 +155,10 @@ def _metadata(b: GltfBuilder, records: list[dict[str, Any]], schema_uri: str | N
         np.array([int(r.get("floors") or 0) for r in records], np.uint16).tobytes())}
     for key in ("height", "ground_height", "roof_height"):
         props[key] = {"values": b.buffer_view(np.array([r[key] for r in records], np.float32).tobytes())}
+    shares = [r.get("sunlight_fail_share") for r in records]
+    if any(v is not None for v in shares):
+        props["sunlight_fail_share"] = {"values": b.buffer_view(
+            np.array([-1.0 if v is None else v for v in shares], np.float32).tobytes())}
     # BOOLEAN values are a bitstream, least significant bit first (EXT_structural_metadata)
     props["proposed"] = {"values": b.buffer_view(np.packbits(
         np.array([bool(r.get("proposed")) for r in records]), bitorder="little").tobytes())}
@@ -289,4 +296,72 @@ def point_glb(xyz: np.ndarray, rgb16: np.ndarray, intensity: np.ndarray, classif
         attrs["_" + name.upper()] = b.accessor(np.asarray(values).astype(np.float32))
     b.extension("KHR_mesh_quantization", required=True)
     b.mesh_node([{"attributes": attrs, "mode": POINTS}], translation=lo, scale=step)
+    return b.to_glb()
+
+
+#: EXT_structural_metadata class of a sunlight receiver (property attributes, one value per point).
+#: Hours are on the analysis's clock; -1 where the receiver does not exist in that scenario.
+SUNLIGHT_SCHEMA: dict[str, Any] = {
+    "id": "dmc_twin_sunlight",
+    "classes": {"receiver": {
+        "name": "Sunlight receiver",
+        "description": "A window (facade, per storey) or a ground point of the sunlight analysis, judged by "
+                       "the Korean tolerance test (2 h continuous or 4 h total on the winter solstice).",
+        "properties": {
+            "continuous_hours": {"type": "SCALAR", "componentType": "FLOAT32", "noData": -1.0,
+                                 "description": "Longest continuous sun in the continuous window, hours"},
+            "total_hours": {"type": "SCALAR", "componentType": "FLOAT32", "noData": -1.0,
+                            "description": "Sun in total in the total window, hours"},
+            # property attributes hold numbers only (no ENUM): 0 absent, 1 pass, 2 fail
+            "verdict": {"type": "SCALAR", "componentType": "UINT8",
+                        "description": "As the district stands: 0 absent, 1 passes, 2 fails"},
+            "continuous_hours_with_proposals": {"type": "SCALAR", "componentType": "FLOAT32", "noData": -1.0},
+            "total_hours_with_proposals": {"type": "SCALAR", "componentType": "FLOAT32", "noData": -1.0},
+            "verdict_with_proposals": {"type": "SCALAR", "componentType": "UINT8",
+                                       "description": "With the proposals built: 0 absent, 1 passes, 2 fails"},
+            "storey": {"type": "SCALAR", "componentType": "UINT16",
+                       "description": "Storey of a facade receiver (1: ground floor); 0 on the ground grid"},
+        }}},
+}
+
+#: hours ramp of the baked colours: dark (no sun) to bright (the whole window); fails in red
+SUN_RAMP = np.array([[20, 12, 60], [120, 28, 109], [237, 105, 37], [252, 255, 164]], np.float64)
+FAIL_COLOUR = (220, 20, 30)
+
+
+def sun_colours(total_hours: np.ndarray, passes: np.ndarray, full_hours: float) -> np.ndarray:
+    """RGBA uint8 (N, 4): the hours ramp over [0, ``full_hours``], red where a receiver fails."""
+    x = np.clip(np.nan_to_num(total_hours, nan=0.0) / full_hours, 0, 1) * (len(SUN_RAMP) - 1)
+    i = np.minimum(x.astype(int), len(SUN_RAMP) - 2)
+    f = (x - i)[:, None]
+    rgb = SUN_RAMP[i] * (1 - f) + SUN_RAMP[i + 1] * f
+    rgb[~passes] = FAIL_COLOUR
+    return np.column_stack([np.rint(rgb), np.full(len(rgb), 255)]).astype(np.uint8)
+
+
+def receiver_glb(xyz: np.ndarray, rgba: np.ndarray, properties: dict[str, np.ndarray], *,
+                 schema_uri: str | None = None) -> bytes:
+    """GLB of sunlight receivers (mode POINTS, quantized positions as :func:`point_glb`) with
+    COLOR_0 and every property of :data:`SUNLIGHT_SCHEMA` as an EXT_structural_metadata property
+    attribute (``_NAME`` accessors): viewers can colour the points by any of them."""
+    b = GltfBuilder()
+    g = enu_to_gltf(np.asarray(xyz, np.float64))
+    lo = column_bounds(g)[0]
+    step = position_step(xyz)
+    q = np.round((g - lo) / step).astype(np.uint16)
+    attrs = {"POSITION": b.accessor(q, minmax=True), "COLOR_0": b.accessor(rgba, normalized=True)}
+    spec = SUNLIGHT_SCHEMA["classes"]["receiver"]["properties"]
+    mapping = {}
+    for name in spec:
+        dtype = np.uint16 if name == "storey" else (np.uint8 if name.startswith("verdict") else np.float32)
+        attr = "_" + name.upper()
+        attrs[attr] = b.accessor(np.asarray(properties[name]).astype(dtype))
+        mapping[name] = {"attribute": attr}
+    b.extension("KHR_mesh_quantization", required=True)
+    schema: dict[str, Any] = {"schemaUri": schema_uri} if schema_uri else {"schema": SUNLIGHT_SCHEMA}
+    b.extension("EXT_structural_metadata", schema | {
+        "propertyAttributes": [{"class": "receiver", "properties": mapping}]})
+    b.mesh_node([{"attributes": attrs, "mode": POINTS,
+                  "extensions": {"EXT_structural_metadata": {"propertyAttributes": [0]}}}],
+                translation=lo, scale=step)
     return b.to_glb()

@@ -20,6 +20,7 @@ from pipeline.core.tiles import box_corners
 from pipeline import artifacts
 from pipeline.artifacts.control import read_control
 from pipeline.artifacts.frame import read_frame
+from pipeline.artifacts.sunlight import FOLDER, read_sunlight
 from pipeline.core import gltf_validator
 from pipeline.core.tileset_check import validate_tileset
 from pipeline.core.viewer import find_cesium, write_viewer
@@ -28,7 +29,7 @@ from pipeline.errors import StageError, ValidationWarning
 from pipeline.stage import StageContext, StageResult, StageSpec
 
 SPEC = StageSpec("publish", reads=(artifacts.FRAME, artifacts.CONTROL, artifacts.TILESET, artifacts.FEATURE_INDEX,
-                                   artifacts.ANCHORS),
+                                   artifacts.ANCHORS, artifacts.SUNLIGHT),
                  # provenance.json names every input file with its sha256
                  reads_inputs=True, output="bundle")
 
@@ -46,7 +47,7 @@ Produced by dmc-twin {code_version}. Everything a viewer, the city twin hub or a
 | `pointcloud/tileset.json` | classified LiDAR points (glTF POINTS), additive refinement |
 | `anchors/anchors.json` | AR anchors: WGS84 lat/lon, ellipsoidal + orthometric heights, ENU and EUS quaternions |
 | `anchors/anchors.geojson` | the same anchors as GeoJSON points (third coordinate: ellipsoidal height) |
-| `anchors/anchors.schema.json` | JSON Schema of anchors.json |
+| `anchors/anchors.schema.json` | JSON Schema of anchors.json |{analysis}
 | `catalog.json` | STAC Collection describing the bundle |
 | `provenance.json` | inputs with sha256, code version, georeferencing accuracy |
 | `SHA256SUMS` | checksums of every file (`sha256sum -c SHA256SUMS`) |
@@ -67,6 +68,13 @@ View: serve this folder over HTTP (`python -m http.server 8000`) and load
 `Cesium3DTileset.fromUrl`)."""
 
 
+ANALYSIS_README = """
+| `analysis/sunlight/tileset.json` | sunlight analysis: every window and ground receiver as glTF points with its winter-solstice sun hours and verdicts (property attributes), with and without the proposals |
+| `analysis/sunlight/sunlight.html` | the sunlight report for planners (rule, settings, maps, per-building tables, what the proposals change) |
+| `analysis/sunlight/sunlight.json` | the same as data: settings, sun table, per-building summaries, changed verdicts |
+| `analysis/sunlight/receivers.gpkg` | facade receivers with hours and verdicts (layers in the site CRS and in WGS84) |
+| `analysis/sunlight/ground.tif` | sun hours over open ground (site CRS) |"""
+
 LAYER_TITLES = {"terrain": "Terrain", "buildings": "Buildings", "pointcloud": "LiDAR point cloud"}
 
 # The bundle's front page: static hosts serve index.html for the folder itself
@@ -77,24 +85,28 @@ INDEX_HTML = """<!doctype html>
 """
 
 
-def _validate(bundle: Path, enabled: bool) -> dict[str, Any]:
-    """Check the bundle's tilesets against the 3D Tiles specification and its GLBs with the
-    Khronos glTF validator (when Node and the validator are installed); StageError on any error,
-    so an invalid bundle never replaces the published one."""
+def _validate(bundle: Path, enabled: bool, tilesets: list[str]) -> dict[str, Any]:
+    """Check the bundle's tilesets (the root and every other one the catalog names) against the
+    3D Tiles specification and their GLBs with the Khronos glTF validator (when Node and the
+    validator are installed); StageError on any error, so an invalid bundle never replaces the
+    published one."""
     if not enabled:
         return {"checked": False}
     gltf = gltf_validator.available()
     if not gltf:
         warnings.warn("publish: the glTF validator is not installed (make setup): GLB content not validated",
                       ValidationWarning, stacklevel=2)
-    report = validate_tileset(bundle / "tileset.json", gltf=gltf)
-    if not report.valid:
-        first = report.problems[0]
-        more = f" (and {len(report.errors) - 1} more error(s))" if len(report.errors) > 1 else ""
-        raise StageError(f"the bundle is not valid 3D Tiles, not published: {first}{more}; "
-                         "the previous bundle is kept")
-    return {"checked": True, "gltf_validated": report.gltf_validated, "tiles": report.tiles,
-            "warnings": [str(f) for f in report.warnings]}
+    tiles, found = 0, []
+    for name in tilesets:
+        report = validate_tileset(bundle / name, gltf=gltf)
+        if not report.valid:
+            first = report.problems[0]
+            more = f" (and {len(report.errors) - 1} more error(s))" if len(report.errors) > 1 else ""
+            raise StageError(f"the bundle is not valid 3D Tiles, not published: {name}: {first}{more}; "
+                             "the previous bundle is kept")
+        tiles += report.tiles
+        found += [f"{name}: {f}" for f in report.warnings]
+    return {"checked": True, "gltf_validated": gltf, "tilesets": tilesets, "tiles": tiles, "warnings": found}
 
 
 def run(ctx: StageContext, cfg: TwinConfig) -> StageResult:
@@ -108,6 +120,12 @@ def run(ctx: StageContext, cfg: TwinConfig) -> StageResult:
         else:
             shutil.copyfile(item, dst)
     shutil.copytree(anchors, out / "anchors")
+    sunlight = read_sunlight(ctx.input_dir("analysis"))
+    if sunlight.enabled and (out / "analysis" / "sunlight" / "tileset.json").is_file():
+        src = ctx.input_dir("analysis") / FOLDER
+        for name in ("sunlight.json", "sunlight.html", *sunlight.files.values()):
+            if name != "receivers.npz":  # the stage's own arrays; the GeoPackage carries them for GIS
+                shutil.copyfile(src / name, out / "analysis" / "sunlight" / name)
     frame = read_frame(georef)
     sf = frame.site
     root = json.loads((tile / "tileset.json").read_text())["root"]
@@ -131,6 +149,24 @@ def run(ctx: StageContext, cfg: TwinConfig) -> StageResult:
             # every tileset asset, so an analysis layer added here appears in its toggles
             assets[layer] = {"href": f"{layer}/tileset.json", "type": "application/json",
                              "roles": ["data"], "title": title, "dmctwin:layer": layer}
+    analysis = (out / "analysis" / "sunlight" / "tileset.json").is_file()
+    if analysis:
+        rule = sunlight.settings["rule"]
+        title = (f"Sunlight {sunlight.settings['date']} ({sunlight.settings['time_basis_name']}): "
+                 f"{rule['continuous_min'] / 60:g} h continuous or {rule['total_min'] / 60:g} h total")
+        assets["analysis_sunlight"] = {"href": "analysis/sunlight/tileset.json", "type": "application/json",
+                                       "roles": ["data"], "title": title, "dmctwin:layer": "analysis",
+                                       "dmctwin:analysis": "sunlight"}
+        assets["sunlight_report"] = {"href": "analysis/sunlight/sunlight.html", "type": "text/html",
+                                     "roles": ["overview"], "title": "Sunlight report"}
+        assets["sunlight_data"] = {"href": "analysis/sunlight/sunlight.json", "type": "application/json",
+                                   "roles": ["metadata"], "title": "Sunlight analysis: settings and results"}
+        if "gpkg" in sunlight.files:
+            assets["sunlight_receivers"] = {"href": "analysis/sunlight/receivers.gpkg",
+                                            "type": "application/geopackage+sqlite3", "roles": ["data"]}
+        if "ground" in sunlight.files:
+            assets["sunlight_ground"] = {"href": "analysis/sunlight/ground.tif",
+                                         "type": "image/tiff; application=geotiff", "roles": ["data"]}
     viewer_cfg = cfg.stages.publish.viewer
     viewer: dict[str, Any] | None = None
     if viewer_cfg.enabled:
@@ -158,8 +194,10 @@ def run(ctx: StageContext, cfg: TwinConfig) -> StageResult:
     (out / "provenance.json").write_text(json.dumps(provenance, indent=1, ensure_ascii=False))
     (out / "README.md").write_text(BUNDLE_README.format(
         name=markdown_literal(cfg.site.name), version=version, code_version=__version__,
-        viewer=VIEWER_README if viewer else NO_VIEWER_README), encoding="utf-8")
-    validation = _validate(out, cfg.stages.publish.validate_bundle)
+        viewer=VIEWER_README if viewer else NO_VIEWER_README, analysis=ANALYSIS_README if analysis else ""),
+        encoding="utf-8")
+    validation = _validate(out, cfg.stages.publish.validate_bundle,
+                           ["tileset.json"] + (["analysis/sunlight/tileset.json"] if analysis else []))
     sums = tree_hashes(out)
     (out / "SHA256SUMS").write_text("".join(f"{h}  {p}\n" for p, h in sums.items()))
     size = int(sum((out / p).stat().st_size for p in sums))

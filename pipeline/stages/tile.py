@@ -24,8 +24,8 @@ import numpy as np
 from pipeline import __version__
 from pipeline.core.arrayops import column_bounds
 from pipeline.config import TileConfig, TwinConfig
-from pipeline.core.content import (BUILDING_SCHEMA, TERRAIN_COLOUR, building_colours, flat_mesh, mesh_glb, point_glb,
-                                   smooth_mesh)
+from pipeline.core.content import (BUILDING_SCHEMA, SUNLIGHT_SCHEMA, TERRAIN_COLOUR, building_colours, flat_mesh,
+                                   mesh_glb, point_glb, receiver_glb, smooth_mesh, sun_colours)
 from pipeline.core.cells import CellStore
 from pipeline.core.pointtree import OctreeFrame, PointNode, coarse_levels, column_trees
 from pipeline.core.meshing import compact_faces, concat_meshes
@@ -38,12 +38,13 @@ from pipeline import artifacts
 from pipeline.artifacts.buildings import BuildingMeshes, read_buildings
 from pipeline.artifacts.control import read_control
 from pipeline.artifacts.features import FeatureRef, write_feature_index
+from pipeline.artifacts.sunlight import ReceiverResults, read_receivers, read_sunlight
 from pipeline.artifacts.frame import FrameRecord, read_frame
 from pipeline.artifacts.terrain import load_level, read_terrain
 from pipeline.stage import StageContext, StageResult, StageSpec
 
 SPEC = StageSpec("tile", reads=(artifacts.FRAME, artifacts.CONTROL, artifacts.CLEAN_POINTS, artifacts.TERRAIN,
-                                artifacts.BUILDINGS),
+                                artifacts.BUILDINGS, artifacts.SUNLIGHT),
                  writes=(artifacts.TILESET, artifacts.FEATURE_INDEX),
                  # the root tileset's provenance names every input file with its sha256
                  reads_inputs=True)
@@ -149,6 +150,9 @@ def _building_layer(ctx: StageContext, out: Path, m: np.ndarray, t: TileConfig, 
     Hausdorff distance from mesh, or a left-out building's height)."""
     mesh = ctx.input_dir("mesh")
     records = read_buildings(mesh).buildings
+    sunlight = read_sunlight(ctx.input_dir("analysis"))
+    # a building's share of failing windows as the district stands; a proposal's, with it built
+    fail_share = sunlight.fail_share(1) | sunlight.fail_share(0) if sunlight.enabled else {}
     index: dict[str, FeatureRef] = {}
     if not records:
         write_feature_index(ctx.out_dir, index)
@@ -192,7 +196,8 @@ def _building_layer(ctx: StageContext, out: Path, m: np.ndarray, t: TileConfig, 
         parts = [pieces.get(b, k) for b, k in chosen]
         verts, faces = concat_meshes(parts)
         feature = np.repeat(np.arange(len(parts)), [len(f) for _, f in parts])
-        tile_records = [records[b].feature_properties() for b, _ in chosen]
+        tile_records = [records[b].feature_properties() | {"sunlight_fail_share": fail_share.get(records[b].id)}
+                        for b, _ in chosen]
         jobs[node.key] = ctx.executor.submit(
             write_mesh_tile, str(out / uri), verts, faces, t.compression,
             face_feature=feature, records=tile_records, schema_uri="../schema.json")
@@ -251,6 +256,82 @@ def _terrain_layer(ctx: StageContext, out: Path, m: np.ndarray, t: TileConfig, p
     return {"box": aabb_box(lo, hi), "geometricError": doc["geometricError"], "tiles": len(jobs),
             "depth": max(n.depth for n in tree.walk()), "level_errors_m": errors, "bytes": size,
             "compression": t.compression}
+
+
+def write_receiver_tile(path: str, xyz: np.ndarray, rgba: np.ndarray, properties: dict[str, np.ndarray]
+                        ) -> tuple[list[float], list[float], int]:
+    """Executor task: one tile of sunlight receivers; returns its decoded bounds and size."""
+    data = receiver_glb(xyz, rgba, properties, schema_uri="../schema.json")
+    Path(path).write_bytes(data)
+    lo, hi = column_bounds(gltf_positions(*read_glb(data)))
+    return lo.tolist(), hi.tolist(), len(data)
+
+
+def _receiver_properties(res: ReceiverResults, idx: np.ndarray) -> dict[str, np.ndarray]:
+    """The values of :data:`SUNLIGHT_SCHEMA` for receivers ``idx`` (scenario 1 repeats scenario 0
+    when there are no proposals)."""
+    k1 = min(1, res.present.shape[1] - 1)
+    out: dict[str, np.ndarray] = {"storey": res.receivers.storey[idx]}
+    for k, suffix in ((0, ""), (k1, "_with_proposals")):
+        present = res.present[idx, k]
+        out["continuous_hours" + suffix] = np.where(present, res.continuous_min[idx, k] / 60.0, -1.0)
+        out["total_hours" + suffix] = np.where(present, res.total_min[idx, k] / 60.0, -1.0)
+        out["verdict" + suffix] = np.where(present, np.where(res.passes[idx, k], 1, 2), 0)
+    return out
+
+
+def _sunlight_layer(ctx: StageContext, out: Path, m: np.ndarray, t: TileConfig, provenance: dict[str, Any]
+                    ) -> dict[str, Any] | None:
+    """The analysis's receivers as glTF points (one quadtree, content at the leaves only) with
+    their hours and verdicts as property attributes and baked colours (hours as the district
+    stands, red where failing). A contentless parent's geometricError is its square's diagonal:
+    drawn alone it shows none of what lies in it."""
+    folder = ctx.input_dir("analysis")
+    record = read_sunlight(folder)
+    if not record.enabled:
+        return None
+    res = read_receivers(folder)
+    if not len(res.receivers):
+        return None
+    pos = res.receivers.position
+    window = record.settings["rule"]["total_window_h"]
+    # a receiver absent as the district stands (on a proposal) shows its hours with the proposal
+    k = np.where(res.present[:, 0], 0, min(1, res.present.shape[1] - 1))
+    rows = np.arange(len(pos))
+    colours = sun_colours(res.total_min[rows, k] / 60.0, res.passes[rows, k], window[1] - window[0])
+
+    def split(node: QuadNode) -> bool:
+        return len(node.items) > t.pointcloud_max_points
+
+    tree = build_quadtree(pos[:, 0], pos[:, 1], split)
+    (out / "tiles").mkdir(parents=True, exist_ok=True)
+    _dump(out / "schema.json", SUNLIGHT_SCHEMA)
+    jobs, docs = {}, {}
+    for node in tree.walk():
+        uri = f"tiles/{node.key}.glb"
+        docs[node.key] = {"geometricError": 0.0 if not node.children else float(node.size * np.sqrt(2)),
+                          "uri": uri}
+        if node.children or not len(node.items):
+            continue
+        idx = np.sort(node.items)
+        jobs[node.key] = ctx.executor.submit(write_receiver_tile, str(out / uri), pos[idx], colours[idx],
+                                             _receiver_properties(res, idx))
+    nodes, size = {}, 0
+    for key, job in ctx.reporter.track(list(jobs.items()), "tile sunlight"):
+        lo, hi, n = job.result()
+        nodes[key] = TileNode(key, 0.0, docs[key]["uri"], tuple(lo), tuple(hi))
+        size += n
+    for key, doc in docs.items():
+        nodes.setdefault(key, TileNode(key, doc["geometricError"]))
+    built = assemble_tree(nodes)
+    if built is None:
+        raise StageError("tile sunlight: no tile has content")
+    root, lo, hi = built
+    top = max(root["geometricError"], float(np.hypot(*(hi[:2] - lo[:2]))))
+    root |= {"refine": "ADD", "transform": matrix_to_json(m)}
+    _dump(out / "tileset.json", tileset_doc(root, top, **provenance))
+    return {"box": aabb_box(lo, hi), "geometricError": top, "tiles": len(jobs), "receivers": len(pos),
+            "bytes": size}
 
 
 #: record fields that become standard point attributes; any other field but ``index`` is an extra
@@ -370,6 +451,9 @@ def run(ctx: StageContext, cfg: TwinConfig) -> StageResult:
         "buildings": _building_layer(ctx, ctx.out_dir / "buildings", m, t, provenance),
         "pointcloud": _point_layer(ctx, ctx.out_dir / "pointcloud", m, cfg, provenance),
     }
+    # the analysis is a layer of its own beside the twin, not one of the root's children: viewers
+    # find it in the bundle's catalog (an overlay a planner switches on, not part of the city)
+    sunlight = _sunlight_layer(ctx, ctx.out_dir / "analysis" / "sunlight", m, t, provenance)
     layers = {k: v for k, v in made.items() if v is not None}
     if not layers:
         raise StageError("nothing to tile: no terrain, buildings or points came out of the earlier stages")
@@ -383,4 +467,6 @@ def run(ctx: StageContext, cfg: TwinConfig) -> StageResult:
             "refine": "ADD", "children": children}
     _dump(ctx.out_dir / "tileset.json", tileset_doc(root, top_error, **provenance))
     counts = {f"{k}_tiles": v["tiles"] for k, v in layers.items()}
-    return StageResult(counts, {"layers": layers})
+    if sunlight is not None:
+        counts["sunlight_tiles"] = sunlight["tiles"]
+    return StageResult(counts, {"layers": layers, "analysis": {"sunlight": sunlight}})
