@@ -298,14 +298,16 @@ class AnalysisConfig(_Model):
     enabled: bool = Field(True, description="Run the sunlight analysis (false: the stage writes an empty result).")
     date: date_type | None = Field(
         None, description="The day analysed (YYYY-MM-DD); default the winter solstice (동지, in KST) of ``year``.")
-    year: int = Field(2026, ge=1900, le=2100, description="Year whose winter solstice is analysed when no date is given.")
+    year: int = Field(2026, ge=1900, le=2100,
+                      description="Year whose winter solstice is analysed when no date is given.")
     time_basis: Literal["true_solar", "kst"] = Field(
         "true_solar", description="Clock the windows are read on: true solar time (진태양시, the sun due south at "
-                                  "12:00; about 32 min behind KST in Seoul), as Korean sunlight assessments "
+                                  "12:00; in Seoul about 31 min behind KST on the winter solstice), as Korean sunlight assessments "
                                   "count, or Korea Standard Time.")
     step_minutes: float = Field(1.0, gt=0, le=30, description="Time step (minutes); must divide an hour.")
     continuous_hours: float = Field(2.0, gt=0, description="Continuous sun required within the continuous window.")
-    continuous_window: tuple[float, float] = Field((9.0, 15.0), description="Hours [start, end) of the continuous test.")
+    continuous_window: tuple[float, float] = Field((9.0, 15.0),
+                                                   description="Hours [start, end) of the continuous test.")
     total_hours: float = Field(4.0, gt=0, description="Total sun required within the total window.")
     total_window: tuple[float, float] = Field((8.0, 16.0), description="Hours [start, end) of the total test.")
     facade_spacing: float = Field(2.0, ge=0.25, description="Receivers every this many metres along each wall.")

@@ -34,6 +34,7 @@ from pipeline.core.server import BundleServer
 from pipeline.core.viewer import write_imagery
 from pipeline.samples.generator import origin_xy
 from tests.conftest import variant_run
+from tests.sun_reference import usno_azimuth_deg
 
 pytestmark = pytest.mark.slow
 
@@ -371,20 +372,6 @@ def test_a_proposal_switches_on_and_off_and_hides_what_it_replaces(clean, twin, 
 
 # ---- sun and shadows --------------------------------------------------------------------------
 
-def sun_azimuth_deg(lon: float, lat: float, utc: datetime) -> float:
-    """The sun's azimuth (degrees clockwise from north) by the US Naval Observatory's low-precision
-    formulas (about 1 arcminute from 1950 to 2050): independent of CesiumJS."""
-    n = (utc - datetime(2000, 1, 1, 12, tzinfo=timezone.utc)).total_seconds() / 86400.0
-    g, q = np.radians(357.529 + 0.98560028 * n), 280.459 + 0.98564736 * n
-    ecl_lon = np.radians(q + 1.915 * np.sin(g) + 0.020 * np.sin(2 * g))
-    eps = np.radians(23.439 - 0.00000036 * n)
-    ra = np.arctan2(np.cos(eps) * np.sin(ecl_lon), np.cos(ecl_lon))
-    dec = np.arcsin(np.sin(eps) * np.sin(ecl_lon))
-    hour = np.radians((18.697374558 + 24.06570982441908 * n) * 15.0 + lon) - ra
-    phi = np.radians(lat)
-    return float(np.degrees(np.arctan2(-np.sin(hour), np.tan(dec) * np.cos(phi) - np.sin(phi) * np.cos(hour))) % 360)
-
-
 def test_the_proposed_towers_winter_shadow_points_away_from_the_sun(clean, twin, tmp_path):
     """What the proposal takes: the pixels the tower darkens (tower on against off, the same
     moment) lie north-west of it at 09:00 KST on the winter solstice and north-east at 15:00,
@@ -408,7 +395,7 @@ def test_the_proposed_towers_winter_shadow_points_away_from_the_sun(clean, twin,
         assert far.sum() > 500, (t, far.sum())
         bearing = np.degrees(np.arctan2(dx[far].mean(), -dy[far].mean())) % 360  # north is up
         kst = datetime.fromisoformat(f"{date}T{t}:00+09:00")
-        expected = (sun_azimuth_deg(base[0], base[1], kst.astimezone(timezone.utc)) + 180) % 360
+        expected = (usno_azimuth_deg(base[0], base[1], kst.astimezone(timezone.utc)) + 180) % 360
         assert abs((bearing - expected + 180) % 360 - 180) < 8, (t, bearing, expected)
         bearings[t] = bearing
     assert 270 < bearings["09:00"] < 360 and 0 < bearings["15:00"] < 90, bearings

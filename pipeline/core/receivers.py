@@ -3,8 +3,9 @@
 All positions are ENU metres at the site origin. A facade receiver is first laid on the
 building's outline (plan ENU), then moved onto the building's own mesh by a horizontal ray cast
 inward from just outside: imported models and LoD2 walls need not stand exactly on the outline,
-and a point whose ray meets a neighbour first (a party wall) or no wall of its own building (a
-storey above a setback) is dropped instead of being left inside something. The receiver sits
+and a point whose ray meets a neighbour first or ends inside one (a party wall), or meets no wall
+of its own building (a storey above a lower wing), is dropped instead of being left inside
+something. The receiver sits
 ``offset`` metres out along the wall's own normal, so the rays it casts start in the open.
 """
 
@@ -139,6 +140,12 @@ def facade_receivers(buildings: Sequence[FacadeSource], *, spacing: float = 2.0,
     ok &= np.einsum("ij,ij->i", n, d) < 0  # the wall faces the ray: we came from outside
     n = n[ok] / np.linalg.norm(n[ok], axis=1, keepdims=True)
     pos = o[ok] + d[ok] * t[ok, None] + n * offset
+    # a window on a wall another building stands against (the two walls coincide) is inside that
+    # building: an odd number of surfaces above it says so
+    up = np.column_stack([pos, np.zeros((len(pos), 2)), np.ones(len(pos))]).astype(np.float32)
+    outside = scene.count_intersections(o3d.core.Tensor(up)).numpy() % 2 == 0
+    ok[np.flatnonzero(ok)[~outside]] = False
+    n, pos = n[outside], pos[outside]
     azimuth = (np.degrees(np.arctan2(n[:, 0], n[:, 1])) % 360.0).astype(np.float32)
     return Receivers(pos, n, np.concatenate(owner)[ok], np.concatenate(storey)[ok], azimuth)
 

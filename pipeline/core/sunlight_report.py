@@ -55,8 +55,8 @@ def _maps(record: SunlightRecord, results: ReceiverResults, polygons: dict[str, 
         fig, ax = plt.subplots(figsize=(10, 8.5))
         here = results.present[:, k]
         g, f = here & ~facade, here & facade
-        sc = ax.scatter(pos[g, 0], pos[g, 1], c=total[g, k] / 60.0, s=1.2, marker="s", cmap=cmap, vmin=0,
-                        vmax=record.settings["rule"]["total_window_h"][1] - record.settings["rule"]["total_window_h"][0],
+        lo, hi = record.settings["rule"]["total_window_h"]
+        sc = ax.scatter(pos[g, 0], pos[g, 1], c=total[g, k] / 60.0, s=1.2, marker="s", cmap=cmap, vmin=0, vmax=hi - lo,
                         linewidths=0, rasterized=True)
         ax.scatter(pos[f, 0], pos[f, 1], c=total[f, k] / 60.0, s=3, cmap=cmap, vmin=sc.norm.vmin, vmax=sc.norm.vmax,
                    linewidths=0, rasterized=True)
@@ -69,7 +69,8 @@ def _maps(record: SunlightRecord, results: ReceiverResults, polygons: dict[str, 
             for part in getattr(poly, "geoms", [poly]):
                 x, y = part.exterior.xy
                 ax.plot(x, y, color="#ff9f1c" if bid in proposals else "#555", lw=1.4 if bid in proposals else 0.6)
-        fig.colorbar(sc, ax=ax, shrink=0.7, label=f"sun hours in {_window(record, 'total')} ({_basis(record)})")
+        fig.colorbar(sc, ax=ax, shrink=0.7, label=f"sun hours in {_window(record, 'total')} "
+                     f"({'true solar time' if record.settings['time_basis'] == 'true_solar' else 'KST'})")
         ax.set_aspect("equal")
         ax.set_xlabel("east of the site origin (m)")
         ax.set_ylabel("north of the site origin (m)")

@@ -277,8 +277,8 @@ def run(ctx: StageContext, cfg: TwinConfig) -> StageResult:
                "azimuth_deg": np.round(sun.azimuth_deg, 4).tolist(),
                "elevation_deg": np.round(sun.elevation_deg, 4).tolist()}
     facade_n = len(facades)
-    counts: dict[str, Any] = {"receivers": len(receivers), "facade_receivers": facade_n, "ground_receivers": len(grounds),
-                              "rays": rays, "time_steps": len(sun.clock_min)}
+    counts: dict[str, Any] = {"receivers": len(receivers), "facade_receivers": facade_n,
+                              "ground_receivers": len(grounds), "rays": rays, "time_steps": len(sun.clock_min)}
     for k, name in enumerate(names):
         sel = present[:, k]
         fac = sel.copy()

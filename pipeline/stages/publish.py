@@ -69,8 +69,9 @@ View: serve this folder over HTTP (`python -m http.server 8000`) and load
 
 
 ANALYSIS_README = """
-| `analysis/sunlight/tileset.json` | sunlight analysis: every window and ground receiver as glTF points with its winter-solstice sun hours and verdicts (property attributes), with and without the proposals |
-| `analysis/sunlight/sunlight.html` | the sunlight report for planners (rule, settings, maps, per-building tables, what the proposals change) |
+| `analysis/sunlight/tileset.json` | sunlight analysis: window and ground receivers (glTF points), sun hours and \
+verdicts with and without the proposals as property attributes |
+| `analysis/sunlight/sunlight.html` | the sunlight report: rule, settings, maps, buildings, what the proposals change |
 | `analysis/sunlight/sunlight.json` | the same as data: settings, sun table, per-building summaries, changed verdicts |
 | `analysis/sunlight/receivers.gpkg` | facade receivers with hours and verdicts (layers in the site CRS and in WGS84) |
 | `analysis/sunlight/ground.tif` | sun hours over open ground (site CRS) |"""
@@ -154,7 +155,7 @@ def run(ctx: StageContext, cfg: TwinConfig) -> StageResult:
         rule = sunlight.settings["rule"]
         title = (f"Sunlight {sunlight.settings['date']} ({sunlight.settings['time_basis_name']}): "
                  f"{rule['continuous_min'] / 60:g} h continuous or {rule['total_min'] / 60:g} h total")
-        assets["analysis_sunlight"] = {"href": "analysis/sunlight/tileset.json", "type": "application/json",
+        assets["sunlight"] = {"href": "analysis/sunlight/tileset.json", "type": "application/json",
                                        "roles": ["data"], "title": title, "dmctwin:layer": "analysis",
                                        "dmctwin:analysis": "sunlight"}
         assets["sunlight_report"] = {"href": "analysis/sunlight/sunlight.html", "type": "text/html",

@@ -121,7 +121,12 @@
   function restyle() {
     for (const layer of Object.values(twin.layers)) {
       if (layer.kind === "buildings" && layer.tileset) layer.tileset.makeStyleDirty();
+      if (layer.kind === "analysis" && layer.tileset && layer.tileset.customShader) {
+        // with any proposal switched on, the receivers show their hours with the proposals built
+        layer.tileset.customShader.setUniform("u_proposals", twin.state.proposals.size > 0 ? 1.0 : 0.0);
+      }
     }
+    drawSunLegend();
     drawLegend();
     saveState();
     twin.viewer.scene.requestRender();
@@ -196,6 +201,64 @@
     restyle();
   };
 
+  // ---- sunlight analysis ----------------------------------------------------------------------
+
+  // The receivers' hours ramp (dark: no sun, bright: the whole window) and red where a receiver
+  // fails the rule; the same ramp the tiles' baked colours use (core/content.py SUN_RAMP).
+  const SUN_RAMP = ["#140c3c", "#781c6d", "#ed6925", "#fcffa4"];
+  const FAIL = "#dc141e";
+
+  function sunlightShader(fullHours) {
+    return new Cesium.CustomShader({
+      lightingModel: Cesium.LightingModel.UNLIT,
+      uniforms: {
+        u_proposals: { type: Cesium.UniformType.FLOAT, value: twin.state.proposals.size > 0 ? 1.0 : 0.0 },
+        u_fullHours: { type: Cesium.UniformType.FLOAT, value: fullHours },
+      },
+      vertexShaderText: `
+        void vertexMain(VertexInput vsInput, inout czm_modelVertexOutput vsOutput) {
+          vsOutput.pointSize = 4.0;
+        }`,
+      fragmentShaderText: `
+        vec3 ramp(float x) {
+          vec3 c0 = vec3(0.078, 0.047, 0.235), c1 = vec3(0.471, 0.110, 0.427);
+          vec3 c2 = vec3(0.929, 0.412, 0.145), c3 = vec3(0.988, 1.0, 0.643);
+          float t = clamp(x, 0.0, 1.0) * 3.0;
+          if (t < 1.0) return mix(c0, c1, t);
+          if (t < 2.0) return mix(c1, c2, t - 1.0);
+          return mix(c2, c3, t - 2.0);
+        }
+        void fragmentMain(FragmentInput fsInput, inout czm_modelMaterial material) {
+          bool with = u_proposals > 0.5;
+          float verdict = with ? float(fsInput.metadata.verdict_with_proposals) : float(fsInput.metadata.verdict);
+          float hours = with ? fsInput.metadata.total_hours_with_proposals : fsInput.metadata.total_hours;
+          if (verdict < 0.5) discard;  // no such receiver in this scenario (on or inside a proposal)
+          // the ramp is in sRGB, as the legend's CSS; materials are linear
+          material.diffuse = czm_srgbToLinear(verdict > 1.5 ? vec3(0.863, 0.078, 0.118) : ramp(hours / u_fullHours));
+        }`,
+    });
+  }
+
+  function drawSunLegend() {
+    const box = $("sunlight");
+    const layer = Object.values(twin.layers).find((l) => l.kind === "analysis");
+    if (!box || !layer || !twin.sunlight) { if (box) box.hidden = true; return; }
+    box.hidden = false;
+    const s = twin.sunlight;
+    const rule = s.settings.rule;
+    $("sun-rule").textContent = `${s.settings.date}, ${s.settings.time_basis_name}: a window passes with `
+      + `${rule.continuous_min / 60} h continuous in ${rule.continuous_window_h.join("–")} h `
+      + `or ${rule.total_min / 60} h in total in ${rule.total_window_h.join("–")} h.`;
+    $("sun-ramp").style.background = `linear-gradient(to right, ${SUN_RAMP.join(", ")})`;
+    $("sun-ramp-max").textContent = `${twin.sunlightFullHours} h`;
+    $("sun-fail").style.background = FAIL;
+    $("sun-scenario").textContent = twin.state.proposals.size > 0
+      ? "Showing: with the proposals built" : "Showing: the district as it stands";
+    const lost = (s.counts || {}).changed_lost;
+    $("sun-changed").textContent = s.proposals.length
+      ? `${lost} receivers lose compliance with ${s.proposals.join(", ")}` : "";
+  }
+
   // ---- layers ---------------------------------------------------------------------------------
 
   // Layers are the root tileset's children (external tilesets), named and typed by the catalog's
@@ -220,13 +283,15 @@
 
   async function loadLayer(layer) {
     const options = { maximumScreenSpaceError: 8 };
-    options.shadows = layer.kind === "pointcloud" ? Cesium.ShadowMode.DISABLED : Cesium.ShadowMode.ENABLED;
+    options.shadows = layer.kind === "pointcloud" || layer.kind === "analysis"
+      ? Cesium.ShadowMode.DISABLED : Cesium.ShadowMode.ENABLED;
     const tileset = await Cesium.Cesium3DTileset.fromUrl(new URL(layer.href, BUNDLE).href, options);
     tileset.tileFailed.addEventListener((e) => twin.failures.push(`${e.url}: ${e.message}`));
     tileset.tileLoad.addEventListener(() => { layer.tilesLoaded += 1; });
     tileset.allTilesLoaded.addEventListener(() => { layer.loaded = true; });
     if (layer.kind === "buildings") tileset.style = buildingStyle();
     if (layer.kind === "pointcloud") tileset.style = new Cesium.Cesium3DTileStyle({ pointSize: 2 });
+    if (layer.kind === "analysis" && twin.sunlight) tileset.customShader = sunlightShader(twin.sunlightFullHours);
     if (layer.kind === "terrain" && twin.settings.imagery) tileset.customShader = orthophotoShader(twin.settings.imagery);
     tileset.show = !twin.state.hidden.has(layer.name);
     layer.tileset = tileset;
@@ -610,6 +675,14 @@
         .map((a) => ({ id: a.feature ? a.feature.building_id : a.id, name: a.name,
           replaces: a.properties.replaces || null }));
       drawAnchors(doc);
+    }
+    const sunData = (catalog.assets || {}).sunlight_data;
+    if (sunData) {
+      twin.sunlight = await getJson(sunData.href);
+      const [lo, hi] = twin.sunlight.settings.rule.total_window_h;
+      twin.sunlightFullHours = hi - lo;
+      const report = (catalog.assets || {}).sunlight_report;
+      if (report) $("sun-report").href = new URL(report.href, BUNDLE).href;
     }
     for (const layer of layerList(catalog, root)) {
       layer.loaded = false;
