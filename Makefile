@@ -9,7 +9,7 @@ SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # a browser here); fonts-nanum draws Korean names in its screenshots
 APT_PACKAGES := libusb-1.0-0 libgl1 libgomp1 proj-data chromium fonts-nanum
 
-.PHONY: setup demo test bench clean-out
+.PHONY: setup demo test bench bench-sunlight clean-out
 
 setup: .setup-stamp
 
@@ -47,6 +47,10 @@ test: setup
 # writes docs/benchmarks.md. Takes about 15 minutes on 2 cores.
 bench: setup
 	$(BIN)/python benchmarks/pointcloud_vs_py3dtiles.py --sizes 5 20 --formats las laz
+
+# the sunlight analysis against the bare ray caster on the sample's scene; about 4 minutes
+bench-sunlight: setup
+	$(BIN)/python benchmarks/sunlight.py --repeat 3
 
 clean-out:
 	rm -rf out

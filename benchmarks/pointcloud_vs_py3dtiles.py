@@ -110,13 +110,13 @@ def run_py3dtiles(exe: Path, src: Path, n: int, tag: str, laz: bool) -> dict:
     return r
 
 
-def update_doc(doc: Path, block: str) -> None:
-    """Replace the BEGIN..END block of ``doc`` with ``block`` (which carries the markers)."""
-    text = doc.read_text() if doc.exists() else "# Benchmarks\n\n" + BEGIN + END + "\n"
-    if BEGIN not in text:
-        text += "\n" + BEGIN + END + "\n"
-    head, rest = text.split(BEGIN, 1)
-    doc.write_text(head + block + rest.split(END, 1)[1])
+def update_doc(doc: Path, block: str, begin: str = BEGIN, end: str = END) -> None:
+    """Replace the ``begin``..``end`` block of ``doc`` with ``block`` (which carries the markers)."""
+    text = doc.read_text() if doc.exists() else "# Benchmarks\n\n" + begin + end + "\n"
+    if begin not in text:
+        text += "\n" + begin + end + "\n"
+    head, rest = text.split(begin, 1)
+    doc.write_text(head + block + rest.split(end, 1)[1])
 
 
 def table(results: list[dict]) -> str:

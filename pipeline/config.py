@@ -302,8 +302,8 @@ class AnalysisConfig(_Model):
                       description="Year whose winter solstice is analysed when no date is given.")
     time_basis: Literal["true_solar", "kst"] = Field(
         "true_solar", description="Clock the windows are read on: true solar time (진태양시, the sun due south at "
-                                  "12:00; in Seoul about 31 min behind KST on the winter solstice), as Korean sunlight assessments "
-                                  "count, or Korea Standard Time.")
+                                  "12:00; in Seoul about 31 min behind KST on the winter solstice), as Korean "
+                                  "sunlight assessments count, or Korea Standard Time.")
     step_minutes: float = Field(1.0, gt=0, le=30, description="Time step (minutes); must divide an hour.")
     continuous_hours: float = Field(2.0, gt=0, description="Continuous sun required within the continuous window.")
     continuous_window: tuple[float, float] = Field((9.0, 15.0),
@@ -313,7 +313,8 @@ class AnalysisConfig(_Model):
     facade_spacing: float = Field(2.0, ge=0.25, description="Receivers every this many metres along each wall.")
     window_height: float = Field(1.5, gt=0, description="Receiver height above each storey's floor (m).")
     storey_height: float = Field(
-        3.0, ge=2.0, description="Storey height (m) for buildings whose floors are not known; with floors, "
+        3.5, ge=2.0, description="Storey height (m) for buildings whose floors are not known (as the mesh "
+                                 "stage assumes); with floors, "
                                  "the wall height divided by the floors.")
     offset: float = Field(0.05, gt=0, le=1, description="Receivers stand this far (m) out from their surface.")
     ground: bool = Field(True, description="Also a grid of receivers over open ground.")

@@ -42,7 +42,7 @@ CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARGS = ["--headless=new", "--no-sandbox", "--enable-unsafe-swiftshader", "--use-angle=swiftshader",
         "--disable-background-networking", "--disable-component-update", "--no-first-run"]
 VIEWPORT = {"width": 1000, "height": 700}
-CLEAN = "#hide=pointcloud,anchors"  # pixel checks look at buildings and terrain alone
+CLEAN = "#hide=pointcloud,anchors,sunlight"  # pixel checks look at buildings and terrain alone
 
 
 class Twin:
@@ -136,7 +136,7 @@ def clean_page(browser, served) -> Iterator[Page]:
 def clean(clean_page) -> Page:
     """``clean_page`` back in its first state: terrain and buildings on, no proposal, not measuring."""
     clean_page.evaluate("""() => { const t = window.twin;
-        t.setLayer('buildings', true); t.setLayer('terrain', true);
+        t.setLayer('buildings', true); t.setLayer('terrain', true); t.setLayer('sunlight', false);
         for (const p of t.proposals) t.setProposal(p.id, false);
         if (t.measure.on) document.getElementById('measure').click(); }""")
     return clean_page
@@ -214,8 +214,9 @@ def test_viewer_loads_every_layer_from_the_bundle_alone(page, sample_run):
     root = json.loads((sample_run / "bundle" / "tileset.json").read_text())
     children = [c["content"]["uri"] for c in root["root"]["children"]]
     layers = page.evaluate("Object.values(window.twin.layers).map(l => [l.href, l.kind, l.tilesLoaded])")
-    assert [h for h, _, _ in layers] == children  # the layers are the root tileset's children
-    assert {k for _, k, _ in layers} == {"terrain", "buildings", "pointcloud"}
+    # the layers are the root tileset's children, then the catalog's other tilesets (the analysis)
+    assert [h for h, _, _ in layers] == children + ["analysis/sunlight/tileset.json"]
+    assert {k for _, k, _ in layers} == {"terrain", "buildings", "pointcloud", "analysis"}
     assert all(n > 0 for _, _, n in layers), layers
     assert "/tileset.json" in log["requests"] and "/catalog.json" in log["requests"]
     anchors = json.loads((sample_run / "bundle" / "anchors" / "anchors.json").read_text())["anchors"]
@@ -244,12 +245,12 @@ def test_a_bundle_with_an_analysis_layer_and_an_orthophoto(browser, sample_run, 
     bundle = tmp_path / "bundle"
     shutil.copytree(sample_run / "bundle", bundle, copy_function=os.link)
     catalog = json.loads((bundle / "catalog.json").read_text())
-    catalog["assets"]["sunlight"] = {"href": "sunlight/tileset.json", "type": "application/json",
-                                     "roles": ["data"], "title": "일조 시간 (sun hours)", "dmctwin:layer": "analysis"}
+    catalog["assets"]["flood"] = {"href": "flood/tileset.json", "type": "application/json",
+                                  "roles": ["data"], "title": "침수 깊이 (flood depth)", "dmctwin:layer": "analysis"}
     for name in ("catalog.json", "viewer/settings.json"):  # hard links: replace, never write through
         (bundle / name).unlink()
     (bundle / "catalog.json").write_text(json.dumps(catalog, ensure_ascii=False))
-    shutil.copytree(bundle / "terrain", bundle / "sunlight", copy_function=os.link)
+    shutil.copytree(bundle / "terrain", bundle / "flood", copy_function=os.link)
     ground = twin.at("DMC-L001", de=60, dn=-150)  # open ground
     split_x, _ = Transformer.from_crs("EPSG:4326", "EPSG:5186", always_xy=True).transform(*ground[:2])
     imagery = write_imagery(_orthophoto(tmp_path / "ortho.tif", split_x), bundle / "viewer" / "imagery.png",
@@ -258,15 +259,15 @@ def test_a_bundle_with_an_analysis_layer_and_an_orthophoto(browser, sample_run, 
     server = BundleServer(bundle, port=0)
     server.start()
     try:
-        pg = open_viewer(browser, server.url.rstrip("/"), server.url + "viewer/#hide=pointcloud,anchors,sunlight")
+        pg = open_viewer(browser, server.url.rstrip("/"), server.url + "viewer/#hide=pointcloud,anchors,sunlight,flood")
         assert pg.log["console"] == [] and pg.log["failed"] == [] and pg.log["foreign"] == []
         labels = pg.locator("#layers label").all_inner_texts()
-        assert any("일조 시간 (sun hours)" in t for t in labels), labels
-        assert pg.evaluate("window.twin.layers.sunlight.kind") == "analysis"
-        pg.locator('input[data-layer="sunlight"]').check()
+        assert any("침수 깊이 (flood depth)" in t for t in labels), labels
+        assert pg.evaluate("window.twin.layers.flood.kind") == "analysis"
+        pg.locator('input[data-layer="flood"]').check()
         pg.evaluate("window.twin.settle()")
-        assert pg.evaluate("window.twin.layers.sunlight.tilesLoaded") > 0
-        pg.locator('input[data-layer="sunlight"]').uncheck()  # it lies on the terrain (a copy of it)
+        assert pg.evaluate("window.twin.layers.flood.tilesLoaded") > 0
+        pg.locator('input[data-layer="flood"]').uncheck()  # it lies on the terrain (a copy of it)
         look_down(pg, *ground, range_m=250)
         rgb = canvas(pg, tmp_path / "orthophoto.png")
         # the photo's red-blue edge lies on the terrain where the photo has it: 3 m either side
@@ -490,6 +491,54 @@ def test_save_png_downloads_the_view(page, tmp_path):
     width, height = page.evaluate("[window.twin.viewer.canvas.width, window.twin.viewer.canvas.height]")
     assert img.size == (width, height)
     assert np.asarray(img.convert("L"), np.float64).std() > 5  # a picture, not a blank canvas
+
+
+# ---- the sunlight analysis ---------------------------------------------------------------------
+
+def test_windows_show_their_sun_hours_and_the_proposal_turns_its_shadow_red(clean, twin, sample_run, tmp_path):
+    """The sunlight layer colours every receiver by its hours as the district stands; switching
+    the proposed tower on shows its own hours with the tower built: the ground the report lists
+    as losing compliance turns from the hours ramp to red, and back when it is off. The legend
+    states the rule, the clock and the scenario shown."""
+    from pipeline.artifacts.sunlight import read_sunlight
+
+    record = read_sunlight(sample_run / "artifacts" / "analysis")
+    lost = np.array([r["enu"] for g in record.changes if g["building"] == "ground" for r in g["receivers"]
+                     if r["verdict"] == "loses compliance"])
+    assert len(lost) > 50
+    # the inside of the lost ground: every grid neighbour lost too, so a pixel there shows red
+    # whichever neighbour's point covers it
+    spacing = record.settings["ground_spacing_m"]
+    close = np.hypot(*(lost[:, None, :2] - lost[None, :, :2]).transpose(2, 0, 1)) < 1.5 * spacing
+    inside = lost[close.sum(axis=1) == 9]
+    assert len(inside) > 30
+    centre = np.median(inside, axis=0)
+    clon, clat, ch = twin.frame.enu_to_geodetic(centre[None, :])
+    lon, lat, h = twin.frame.enu_to_geodetic(inside)
+    # buildings off: only the terrain and the receivers (facade receivers stay at the walls)
+    clean.evaluate("window.twin.setLayer('buildings', false); window.twin.setLayer('sunlight', true)")
+    look_down(clean, float(clon[0]), float(clat[0]), float(ch[0]), range_m=400)
+    assert clean.evaluate("document.getElementById('sunlight').hidden") is False
+    assert "as it stands" in clean.locator("#sun-scenario").inner_text()
+    rule = clean.locator("#sun-rule").inner_text()
+    assert "2 h continuous" in rule and "4 h in total" in rule and "true solar time" in rule
+
+    def red_share(path: Path) -> float:
+        rgb = canvas(clean, path)
+        pixels = np.array([patch(rgb, to_page(clean, [float(x), float(y), float(z)]), 0)[0, 0]
+                           for x, y, z in zip(lon, lat, h, strict=True)])
+        return float(np.mean((pixels[:, 0] > 150) & (pixels[:, 1] < 80) & (pixels[:, 2] < 90)))
+
+    before = red_share(tmp_path / "sun_existing.png")
+    clean.evaluate("window.twin.setProposal('DMC-P001', true)")
+    clean.evaluate("window.twin.settle()")
+    assert "with the proposals" in clean.locator("#sun-scenario").inner_text()
+    after = red_share(tmp_path / "sun_with_tower.png")
+    clean.evaluate("window.twin.setProposal('DMC-P001', false)")
+    clean.evaluate("window.twin.settle()")
+    again = red_share(tmp_path / "sun_again.png")
+    assert before < 0.1 and after > 0.9 and again < 0.1, (before, after, again)
+    assert clean.evaluate("document.getElementById('sun-report').href").endswith("analysis/sunlight/sunlight.html")
 
 
 # ---- meshopt content ----------------------------------------------------------------------------

@@ -4,7 +4,8 @@ pvlib's implementation of the Solar Position Algorithm (Reda & Andreas 2004, ±0
 topocentric azimuth and the refraction-corrected (apparent) elevation: light arrives along the
 apparent direction, so that is the one shadows follow. Korean sunlight assessments count hours in
 true solar time (진태양시: the clock on which the sun crosses the meridian at 12:00; in Seoul 32.4
-minutes behind KST by longitude, less the equation of time: 30.8 minutes on the winter solstice); ``time_basis`` chooses it or KST (UTC+9).
+minutes behind KST by longitude, less the equation of time: 30.8 minutes on the winter solstice);
+``time_basis`` chooses it or KST (UTC+9).
 
 Times on the clock are minutes after local midnight. A day's samples sit at the middle of each
 ``step_min`` interval, so ``n`` lit samples are exactly ``n * step_min`` minutes of sun and a

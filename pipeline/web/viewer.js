@@ -121,7 +121,7 @@
   function restyle() {
     for (const layer of Object.values(twin.layers)) {
       if (layer.kind === "buildings" && layer.tileset) layer.tileset.makeStyleDirty();
-      if (layer.kind === "analysis" && layer.tileset && layer.tileset.customShader) {
+      if (layer.analysis === "sunlight" && layer.tileset && layer.tileset.customShader) {
         // with any proposal switched on, the receivers show their hours with the proposals built
         layer.tileset.customShader.setUniform("u_proposals", twin.state.proposals.size > 0 ? 1.0 : 0.0);
       }
@@ -241,7 +241,7 @@
 
   function drawSunLegend() {
     const box = $("sunlight");
-    const layer = Object.values(twin.layers).find((l) => l.kind === "analysis");
+    const layer = Object.values(twin.layers).find((l) => l.analysis === "sunlight");
     if (!box || !layer || !twin.sunlight) { if (box) box.hidden = true; return; }
     box.hidden = false;
     const s = twin.sunlight;
@@ -270,7 +270,8 @@
     const add = (href) => {
       if (layers.has(href) || href === "tileset.json") return;
       const [key, asset] = byHref.get(href) || [href.split("/")[0], {}];
-      layers.set(href, { name: key, href, title: asset.title || key, kind: asset["dmctwin:layer"] || key });
+      layers.set(href, { name: key, href, title: asset.title || key, kind: asset["dmctwin:layer"] || key,
+        analysis: asset["dmctwin:analysis"] || null });
     };
     for (const child of (root.root && root.root.children) || []) {
       if (child.content && child.content.uri && child.content.uri.endsWith(".json")) add(child.content.uri);
@@ -291,7 +292,7 @@
     tileset.allTilesLoaded.addEventListener(() => { layer.loaded = true; });
     if (layer.kind === "buildings") tileset.style = buildingStyle();
     if (layer.kind === "pointcloud") tileset.style = new Cesium.Cesium3DTileStyle({ pointSize: 2 });
-    if (layer.kind === "analysis" && twin.sunlight) tileset.customShader = sunlightShader(twin.sunlightFullHours);
+    if (layer.analysis === "sunlight" && twin.sunlight) tileset.customShader = sunlightShader(twin.sunlightFullHours);
     if (layer.kind === "terrain" && twin.settings.imagery) tileset.customShader = orthophotoShader(twin.settings.imagery);
     tileset.show = !twin.state.hidden.has(layer.name);
     layer.tileset = tileset;
