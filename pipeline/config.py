@@ -87,6 +87,10 @@ class FootprintFields(_Model):
     use: str | None = Field("use", description="Building use (office, broadcast, ...).")
     floors: str | None = Field("floors", description="Number of floors above ground.")
     height: str | None = Field("height", description="Building height in metres, if surveyed.")
+    proposed: str | None = Field(
+        None, description="Attribute marking a design proposal (true/1/yes), judged against what stands: the "
+                          "viewer switches it and the sunlight analysis runs with and without it.")
+    replaces: str | None = Field(None, description="Attribute naming the id of the building a proposal replaces.")
 
 
 class _VectorInput(_InputFile):
@@ -463,6 +467,13 @@ class _UniqueKeyLoader(yaml.SafeLoader):
                     None, None, f"key {key!r} is given twice (first at line {first[key]})", key_node.start_mark)
             first[key] = key_node.start_mark.line + 1
         return super().construct_mapping(node, deep)
+
+
+# dates stay text for pydantic to check and name: YAML's own date constructor raises a bare
+# ValueError on a date such as 2026-13-40
+_UniqueKeyLoader.yaml_implicit_resolvers = {
+    first: [r for r in resolvers if r[0] != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
 
 
 def _read_config_text(path: Path) -> str:

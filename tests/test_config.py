@@ -20,6 +20,10 @@ def test_sample_config_is_valid_and_resolves_paths():
     ("stages: {clean: {voxel_sise: 0.1}}", "stages.clean.voxel_sise: unknown key"),
     ("inputs: {pointclouds: [{crs: EPSG:5186}]}", "inputs.pointclouds[0].path"),
     ("executor: {kind: spark}", "executor.kind"),
+    ("stages: {analysis: {step_minutes: 7}}", "stages.analysis.step_minutes"),
+    ("stages: {analysis: {total_window: [16, 8]}}", "stages.analysis.total_window"),
+    ("stages: {analysis: {time_basis: local}}", "stages.analysis.time_basis"),
+    ("stages: {analysis: {date: 2026-13-40}}", "stages.analysis.date"),
     ("site: [1, 2", "not valid YAML"),
     ("- a list", "mapping"),
 ])

@@ -26,12 +26,12 @@ from pipeline.stages.anchors import schema_path
 from tests.conftest import REPO, SAMPLE, SAMPLE_CONFIG
 
 pytestmark = pytest.mark.slow
-STAGES = ("ingest", "georef", "clean", "mesh", "tile", "anchors", "publish")
+STAGES = ("ingest", "georef", "clean", "mesh", "analysis", "tile", "anchors", "publish")
 
 
 def test_manifest_records_every_stage(sample_run):
     m = json.loads((sample_run / "manifest.json").read_text())
-    for name in ("ingest", "georef", "clean", "mesh", "tile", "anchors", "publish"):
+    for name in STAGES:
         e = m["stages"][name]
         assert e["outputs"] and e["config_hash"] and e["version"] and e["seconds"] >= 0
     assert m["stages"]["ingest"]["counts"]["points"] == 3_327_456

@@ -500,44 +500,64 @@ def test_windows_show_their_sun_hours_and_the_proposal_turns_its_shadow_red(clea
     the proposed tower on shows its own hours with the tower built: the ground the report lists
     as losing compliance turns from the hours ramp to red, and back when it is off. The legend
     states the rule, the clock and the scenario shown."""
-    from pipeline.artifacts.sunlight import read_sunlight
+    from scipy.spatial import cKDTree
 
-    record = read_sunlight(sample_run / "artifacts" / "analysis")
-    lost = np.array([r["enu"] for g in record.changes if g["building"] == "ground" for r in g["receivers"]
-                     if r["verdict"] == "loses compliance"])
-    assert len(lost) > 50
-    # the inside of the lost ground: every grid neighbour lost too, so a pixel there shows red
-    # whichever neighbour's point covers it
-    spacing = record.settings["ground_spacing_m"]
-    close = np.hypot(*(lost[:, None, :2] - lost[None, :, :2]).transpose(2, 0, 1)) < 1.5 * spacing
-    inside = lost[close.sum(axis=1) == 9]
-    assert len(inside) > 30
-    centre = np.median(inside, axis=0)
+    from pipeline.artifacts.sunlight import read_receivers
+
+    res = read_receivers(sample_run / "artifacts" / "analysis")
+    ground = res.receivers.building < 0
+    lost = ground & res.present.all(axis=1) & res.passes[:, 0] & ~res.passes[:, 1]
+    assert lost.sum() > 500
+    # seen from high above (the tower's own windows, 350 m up, must not lean over the ground we
+    # look at) a 4-pixel point covers several metres: look where every receiver within 8 m is lost
+    pos = res.receivers.position
+    tree = cKDTree(pos[ground, :2])
+    ground_lost = lost[ground]
+    inside = np.array([ground_lost[tree.query_ball_point(p, 8.0)].all() for p in pos[lost, :2]])
+    pick = pos[lost][inside]
+    assert len(pick) > 100
+    centre = np.median(pick, axis=0)
     clon, clat, ch = twin.frame.enu_to_geodetic(centre[None, :])
-    lon, lat, h = twin.frame.enu_to_geodetic(inside)
-    # buildings off: only the terrain and the receivers (facade receivers stay at the walls)
+    lon, lat, h = twin.frame.enu_to_geodetic(pick)
+    # buildings off: only the terrain and the receivers
     clean.evaluate("window.twin.setLayer('buildings', false); window.twin.setLayer('sunlight', true)")
-    look_down(clean, float(clon[0]), float(clat[0]), float(ch[0]), range_m=400)
+    look_down(clean, float(clon[0]), float(clat[0]), float(ch[0]), range_m=1000)
     assert clean.evaluate("document.getElementById('sunlight').hidden") is False
     assert "as it stands" in clean.locator("#sun-scenario").inner_text()
     rule = clean.locator("#sun-rule").inner_text()
     assert "2 h continuous" in rule and "4 h in total" in rule and "true solar time" in rule
 
-    def red_share(path: Path) -> float:
-        rgb = canvas(clean, path)
-        pixels = np.array([patch(rgb, to_page(clean, [float(x), float(y), float(z)]), 0)[0, 0]
-                           for x, y, z in zip(lon, lat, h, strict=True)])
-        return float(np.mean((pixels[:, 0] > 150) & (pixels[:, 1] < 80) & (pixels[:, 2] < 90)))
+    def red(p: np.ndarray) -> np.ndarray:
+        return (p[..., 0] > 150) & (p[..., 1] < 80) & (p[..., 2] < 90)
 
-    before = red_share(tmp_path / "sun_existing.png")
+    def at_picks(rgb: np.ndarray) -> np.ndarray:
+        return np.array([patch(rgb, to_page(clean, [float(x), float(y), float(z)]), 0)[0, 0]
+                         for x, y, z in zip(lon, lat, h, strict=True)])
+
+    before = canvas(clean, tmp_path / "sun_existing.png")
     clean.evaluate("window.twin.setProposal('DMC-P001', true)")
     clean.evaluate("window.twin.settle()")
     assert "with the proposals" in clean.locator("#sun-scenario").inner_text()
-    after = red_share(tmp_path / "sun_with_tower.png")
+    after = canvas(clean, tmp_path / "sun_with_tower.png")
     clean.evaluate("window.twin.setProposal('DMC-P001', false)")
     clean.evaluate("window.twin.settle()")
-    again = red_share(tmp_path / "sun_again.png")
-    assert before < 0.1 and after > 0.9 and again < 0.1, (before, after, again)
+    again = canvas(clean, tmp_path / "sun_again.png")
+    assert np.array_equal(again, before)
+    # the ground the tower takes compliance from turns red (a point drawn in front, such as a
+    # neighbour's windows seen in perspective, can hide some of it)
+    red_before, red_after = red(at_picks(before)).mean(), red(at_picks(after)).mean()
+    assert red_before < 0.3 and red_after > red_before + 0.4, (red_before, red_after)
+    # and nothing changes outside what the analysis says the tower changes: the receivers whose
+    # hours differ between the scenarios, the tower's own windows among them
+    differs = ~np.all(res.present, axis=1) | (res.total_min[:, 0] != res.total_min[:, 1])
+    from scipy.spatial import ConvexHull
+    hull = pos[differs][ConvexHull(pos[differs]).vertices]
+    hlon, hlat, hh = twin.frame.enu_to_geodetic(hull)
+    corners = np.array([to_page(clean, [float(x), float(y), float(z)]) for x, y, z in zip(hlon, hlat, hh, strict=True)])
+    rows, cols = np.nonzero(np.abs(after - before).sum(axis=2) > 60)
+    assert len(rows) > 1000
+    lo, hi = corners.min(axis=0) - 3, corners.max(axis=0) + 3
+    assert lo[0] <= cols.min() and cols.max() <= hi[0] and lo[1] <= rows.min() and rows.max() <= hi[1]
     assert clean.evaluate("document.getElementById('sun-report').href").endswith("analysis/sunlight/sunlight.html")
 
 

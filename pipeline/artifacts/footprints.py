@@ -18,7 +18,8 @@ from pipeline.artifacts.base import dump_json, load_json
 @dataclass(frozen=True)
 class SourceFootprint:
     """One repaired footprint: its id, attributes (floors above ground; height in metres; None
-    where the layer has no usable value) and (Multi)Polygon as WKT in the layer's CRS."""
+    where the layer has no usable value), (Multi)Polygon as WKT in the layer's CRS, and whether
+    it is a design proposal (and the id of the building it replaces)."""
 
     id: str
     name: str | None
@@ -26,6 +27,8 @@ class SourceFootprint:
     floors: int | None
     height: float | None
     wkt: str
+    proposed: bool = False
+    replaces: str | None = None
 
 
 @dataclass(frozen=True)
@@ -75,8 +78,8 @@ class Ring:
 
 @dataclass(frozen=True)
 class Footprint:
-    """A footprint in the site frame: its parts (exterior ring, then holes), its centroid and
-    where it came from ('input' or 'lidar')."""
+    """A footprint in the site frame: its parts (exterior ring, then holes), its centroid, where
+    it came from ('input' or 'lidar') and whether it is a proposal (replacing ``replaces``)."""
 
     id: str
     name: str | None
@@ -86,6 +89,8 @@ class Footprint:
     parts: list[list[Ring]]
     centroid: Centroid
     footprint_source: str = "input"
+    proposed: bool = False
+    replaces: str | None = None
 
     @classmethod
     def from_json(cls, doc: dict[str, Any]) -> Footprint:

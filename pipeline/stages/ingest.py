@@ -178,6 +178,22 @@ def _text(value: Any) -> str | None:
     return None if value is None else str(value)
 
 
+_TRUE, _FALSE = {"true", "t", "yes", "y", "1", "예"}, {"false", "f", "no", "n", "0", "아니오", ""}
+
+
+def _flag(value: Any) -> tuple[bool, str | None]:
+    """A yes/no attribute (a boolean, a number, or true/yes/1 ... as text) and a note when it
+    is neither: such a value is taken as no."""
+    if value is None or isinstance(value, bool):
+        return bool(value), None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return value != 0, None
+    text = str(value).strip().lower()
+    if text in _TRUE or text in _FALSE:
+        return text in _TRUE, None
+    return False, f"proposed {str(value)[:40]!r} is not yes or no; taken as no"
+
+
 def _ingest_footprints(ctx: StageContext, cfg: TwinConfig, fp: FootprintInput) -> dict[str, Any]:
     path = cfg.resolve(fp.path)
     fs = _read_layer(path, fp, cfg)
@@ -208,9 +224,14 @@ def _ingest_footprints(ctx: StageContext, cfg: TwinConfig, fp: FootprintInput) -
                 repaired.append({"feature": ident, "repair": note, "parts": len(fixed.polygons)})
                 warnings.warn(f"{path.name}: building {ident}: {note}", FeatureRepairedWarning, stacklevel=2)
         floors, height = numbers
+        proposed, problem = _flag(fs.value(f.proposed, i)) if f.proposed else (False, None)
+        if problem:
+            repaired.append({"feature": ident, "repair": problem, "parts": len(fixed.polygons)})
+            warnings.warn(f"{path.name}: building {ident}: {problem}", FeatureRepairedWarning, stacklevel=2)
+        replaces = _text(fs.value(f.replaces, i)) if f.replaces and proposed else None
         records.append(SourceFootprint(ident, _text(fs.value(f.name, i)), _text(fs.value(f.use, i)),
                                        None if floors is None else int(floors), height,
-                                       shapely.to_wkt(geom, rounding_precision=-1)))
+                                       shapely.to_wkt(geom, rounding_precision=-1), proposed, replaces or None))
     if len(fs.geometries) and not records:
         reasons = sorted({str(s["reason"]) for s in skipped})
         raise InputError(f"no usable footprint: all {len(fs.geometries)} feature(s) skipped ({'; '.join(reasons)})",

@@ -331,7 +331,7 @@ def _mesh_building(feat: Footprint, polys: list[Polygon], pts: dict[str, np.ndar
         bbox_enu=[*verts.min(0).tolist(), *verts.max(0).tolist()],
         centroid=feat.centroid,
         outline_en=np.asarray(max(polys, key=lambda p: p.area).exterior.coords)[:-1].round(3).tolist(),
-        ground_source=ground_source)
+        ground_source=ground_source, proposed=feat.proposed, replaces=feat.replaces)
     return record, levels
 
 
@@ -557,6 +557,12 @@ def _buildings(ctx: StageContext, cfg: TwinConfig, frame: SiteFrame, terrain_tif
                       "the ellipsoid, site.origin.height): there is no terrain (no point cloud or DEM)",
                       GroundAssumedWarning, stacklevel=2)
     by_id = {r.id: i for i, r in enumerate(records)}
+    for rec in records:
+        # a footprint proposal, like a model one, stands beside the building it replaces
+        if rec.replaces is not None and (rec.replaces not in by_id or rec.replaces == rec.id):
+            skipped.append({"feature": rec.id, "reason": f"replaces unknown building {rec.replaces!r}; "
+                                                         "added as a proposal of its own"})
+            rec.replaces = None
     models = []
     for meta, fut in zip(metas, model_futures, strict=True):
         lv = fut.result()

@@ -103,7 +103,8 @@ def test_unusable_floors_and_heights_are_ignored_by_name_and_the_run_goes_on_to_
     squares = [_square(x0, y0, -120 + 30 * i, 0, 20) for i in range(len(props))]
     cfg_path, _, _ = _site(tmp_path, squares, properties=props)
     with pytest.warns(FeatureRepairedWarning) as caught:
-        Runner(load_config(cfg_path), tmp_path / "w", quiet=True).run(["ingest", "georef", "clean", "mesh", "tile"])
+        Runner(load_config(cfg_path), tmp_path / "w", quiet=True).run(
+            ["ingest", "georef", "clean", "mesh", "analysis", "tile"])
     messages = [str(w.message) for w in caught if issubclass(w.category, FeatureRepairedWarning)]
     # a column of mixed types reads as text: the values are quoted or not as the reader gives them
     for ident, value, problem in [("F0", "지상 12층", "floors '지상 12층' is not a number"),
@@ -170,7 +171,8 @@ def test_a_proposal_stands_beside_the_building_it_would_replace(tmp_path):
     both reach the tiles' metadata and the anchors, for viewers to switch between them."""
     cfg, _, _ = _hall(tmp_path, 15.0)
     cfg.write_text(cfg.read_text().replace("replaces: F0,", "replaces: F0, proposed: true, id: HALL,"))
-    Runner(load_config(cfg), tmp_path / "w", quiet=True).run(["ingest", "georef", "clean", "mesh", "tile", "anchors"])
+    Runner(load_config(cfg), tmp_path / "w", quiet=True).run(
+        ["ingest", "georef", "clean", "mesh", "analysis", "tile", "anchors"])
     buildings = json.loads((tmp_path / "w" / "artifacts" / "mesh" / "buildings.json").read_text())["buildings"]
     by_id = {b["id"]: b for b in buildings}
     assert sorted(by_id) == ["F0", "F1", "HALL"]
