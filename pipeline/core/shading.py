@@ -29,6 +29,7 @@ class Scene:
     def __init__(self, meshes: Sequence[tuple[np.ndarray, np.ndarray]]) -> None:
         self.triangles = 0
         self._scene: o3d.t.geometry.RaycastingScene | None = None
+        self.lo = self.hi = None
         meshes = [(v, f) for v, f in meshes if len(f)]
         if not meshes:
             return
@@ -37,6 +38,8 @@ class Scene:
             self._scene.add_triangles(o3d.core.Tensor(np.ascontiguousarray(v, np.float32)),
                                       o3d.core.Tensor(np.ascontiguousarray(f, np.uint32)))
             self.triangles += len(f)
+        used = np.concatenate([np.asarray(v, np.float64)[np.unique(f)] for v, f in meshes])
+        self.lo, self.hi = used.min(axis=0), used.max(axis=0)
 
     @property
     def is_empty(self) -> bool:
@@ -48,37 +51,72 @@ class Scene:
             return np.zeros(len(rays), bool)
         return self._scene.test_occlusions(o3d.core.Tensor.from_numpy(np.ascontiguousarray(rays))).numpy()
 
+    def could_shade(self, origins: np.ndarray, directions: np.ndarray) -> np.ndarray:
+        """(R,) conservative mask: whether any ray from receiver r towards the sun's directions
+        (T, 3; zero rows ignored) can meet the scene's bounding box: the box's wedge of azimuths
+        seen from the receiver meets the day's span of sun azimuths, and the box's top, seen from
+        its nearest point, stands higher than the lowest sun. A small scene (a proposal) then
+        needs only those receivers' rays: its shadow falls on a sector of the district."""
+        if self._scene is None or not len(origins):
+            return np.zeros(len(origins), bool)
+        o = np.asarray(origins, np.float64)
+        d = np.asarray(directions, np.float64)
+        d = d[np.any(d != 0, axis=1)]
+        if not len(d):
+            return np.zeros(len(origins), bool)
+        sun_az = np.arctan2(d[:, 0], d[:, 1])
+        sun_mid = np.arctan2(np.sin(sun_az).mean(), np.cos(sun_az).mean())
+        sun_half = np.max(np.abs(_wrap(sun_az - sun_mid)))
+        lowest = np.min(np.arctan2(d[:, 2], np.hypot(d[:, 0], d[:, 1])))
+        corners = np.array([[x, y] for x in (self.lo[0], self.hi[0]) for y in (self.lo[1], self.hi[1])])
+        rel = corners[None, :, :] - o[:, None, :2]  # (R, 4, 2)
+        mid = np.arctan2(rel[..., 0].mean(axis=1), rel[..., 1].mean(axis=1))
+        half = np.max(np.abs(_wrap(np.arctan2(rel[..., 0], rel[..., 1]) - mid[:, None])), axis=1)
+        near = np.hypot(np.clip(o[:, 0], self.lo[0], self.hi[0]) - o[:, 0],
+                        np.clip(o[:, 1], self.lo[1], self.hi[1]) - o[:, 1])
+        meets = (near == 0.0) | (np.abs(_wrap(mid - sun_mid)) <= half + sun_half + 1e-9)
+        return meets & (np.arctan2(self.hi[2] - o[:, 2], near) >= lowest - 1e-9)
+
+
+def _wrap(angle: np.ndarray) -> np.ndarray:
+    """Angles (radians) brought into [-pi, pi)."""
+    return (angle + np.pi) % (2 * np.pi) - np.pi
+
 
 def lit_matrix(origins: np.ndarray, normals: np.ndarray, directions: np.ndarray, common: Scene,
                extras: Sequence[Scene | None] = (None,), *, buffer: np.ndarray | None = None
                ) -> tuple[list[np.ndarray], int]:
     """Per scenario (``common`` plus each of ``extras``; None: the common scene alone), a boolean
-    matrix (R, T): receiver r sees the sun at step t; and the number of rays cast. ``directions``
-    (T, 3) are unit vectors to the sun, zero for steps when it is below the horizon; ``buffer``
-    is scratch space for the rays (float32, at least (rays, 6)), reused across blocks because
-    filling fresh pages costs as much as the gather itself."""
-    facing = normals @ directions.T > 0.0  # also False where the direction is zero
+    matrix (R, T): receiver r sees the sun at step t; and the number of rays cast through the
+    common scene. ``directions`` (T, 3) are unit vectors to the sun, zero for steps when it is
+    below the horizon; ``buffer`` is scratch space for the rays (float32, at least (rays, 6)),
+    reused across blocks because filling fresh pages costs as much as the gather itself. The
+    rays open through the common scene go through an extra scene only from receivers it could
+    shade (:meth:`Scene.could_shade`)."""
+    o32, d32 = np.asarray(origins, np.float32), np.asarray(directions, np.float32)
+    facing = np.asarray(normals, np.float32) @ d32.T > 0.0  # also False where the direction is zero
     flat = np.flatnonzero(facing)
-    r = np.repeat(np.arange(len(facing)), facing.sum(axis=1))
-    t = flat - r * facing.shape[1]
+    r = np.repeat(np.arange(len(facing), dtype=np.int32), facing.sum(axis=1))
+    t = (flat - r.astype(np.int64) * facing.shape[1]).astype(np.int32)
     if buffer is None or len(buffer) < len(flat):
         buffer = np.empty((len(flat), 6), np.float32)
     rays = buffer[:len(flat)]
-    o32, d32 = np.asarray(origins, np.float32), np.asarray(directions, np.float32)
     for k in range(3):  # column by column: a gather per column beats a strided (M, 3) copy
         rays[:, k] = o32[:, k][r]
         rays[:, 3 + k] = d32[:, k][t]
     open_common = ~common.occluded(rays)
+    lit = np.zeros(facing.shape, bool)
+    lit.ravel()[flat[open_common]] = True
     out = []
     for extra in extras:
-        ok = open_common
-        if extra is not None and not extra.is_empty:
-            idx = np.flatnonzero(ok)
-            ok = ok.copy()
-            ok[idx] = ~extra.occluded(rays[idx])
-        lit = np.zeros(facing.shape, bool)
-        lit.ravel()[flat[ok]] = True
-        out.append(lit)
+        if extra is None or extra.is_empty:
+            out.append(lit)
+            continue
+        maybe = np.flatnonzero(open_common & extra.could_shade(origins, directions)[r])
+        shaded = maybe[extra.occluded(rays[maybe])]
+        mine = lit.copy()
+        mine.ravel()[flat[shaded]] = False
+        out.append(mine)
     return out, len(flat)
 
 
@@ -163,8 +201,15 @@ def shade(origins: np.ndarray, normals: np.ndarray, directions: np.ndarray, cloc
     for block in (track(todo) if track is not None else todo):
         lits, n = lit_matrix(origins[block], normals[block], directions, common, extras, buffer=buffer)
         rays += n
+        first = sun_hours(lits[0], clock_min, step_min, rule)
         for k, lit in enumerate(lits):
-            h = sun_hours(lit, clock_min, step_min, rule)
+            h = first
+            if lit is not lits[0]:
+                # a scenario's extra geometry shades a few receivers: only those are counted again
+                changed = np.flatnonzero(np.any(lit != lits[0], axis=1))
+                h = SunHours(first.continuous_min.copy(), first.total_min.copy(), rule)
+                again = sun_hours(lit[changed], clock_min, step_min, rule)
+                h.continuous_min[changed], h.total_min[changed] = again.continuous_min, again.total_min
             cont[k].append(h.continuous_min)
             tot[k].append(h.total_min)
     empty = np.zeros(0)

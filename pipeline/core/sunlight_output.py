@@ -62,7 +62,7 @@ def write_receivers_gpkg(path: Path, frame: FrameRecord, geoid: GeoidModel, crs:
 
 def write_ground_tif(path: Path, grid: dict[str, Any], crs: pyproj.CRS, cells: np.ndarray,
                      continuous_min: np.ndarray, total_min: np.ndarray, scenarios: Sequence[str]) -> None:
-    """The ground grid (``grid``: west, north, spacing_m, rows, cols in ``crs``) as float32 hours,
+    """The ground grid (``grid``: west, north, cell size, rows, cols in ``crs`` units) as float32 hours,
     two bands per scenario (total, then continuous), NaN where no receiver stands (buildings,
     beyond the margin, off the terrain); ``cells`` are the receivers' flat row-major cell indices."""
     rows, cols = grid["rows"], grid["cols"]
@@ -75,7 +75,7 @@ def write_ground_tif(path: Path, grid: dict[str, Any], crs: pyproj.CRS, cells: n
             names.append(f"{name} {label} sun hours")
     profile = {"driver": "GTiff", "width": cols, "height": rows, "count": len(bands), "dtype": "float32",
                "crs": crs.to_wkt(), "nodata": float("nan"), "compress": "deflate", "predictor": 3,
-               "transform": from_origin(grid["west"], grid["north"], grid["spacing_m"], grid["spacing_m"])}
+               "transform": from_origin(grid["west"], grid["north"], grid["cell"], grid["cell"])}
     with rasterio.open(path, "w", **profile) as dst:
         for i, (band, name) in enumerate(zip(bands, names, strict=True), start=1):
             dst.write(band, i)

@@ -28,8 +28,7 @@ from pipeline import artifacts
 from pipeline.artifacts.buildings import BuildingMeshes, BuildingRecord, read_buildings
 from pipeline.artifacts.footprints import read_footprints
 from pipeline.artifacts.frame import FrameRecord, read_frame
-from pipeline.artifacts.sunlight import (FOLDER, SCENARIOS, ReceiverResults, SunlightRecord, read_receivers,
-                                         write_sunlight)
+from pipeline.artifacts.sunlight import FOLDER, SCENARIOS, ReceiverResults, SunlightRecord, write_sunlight
 from pipeline.artifacts.terrain import load_level, read_terrain
 from pipeline.config import AnalysisConfig, TwinConfig
 from pipeline.core.geodesy import GeoidModel, horizontal_crs, parse_crs
@@ -43,23 +42,18 @@ from pipeline.stage import StageContext, StageResult, StageSpec
 SPEC = StageSpec("analysis", reads=(artifacts.FRAME, artifacts.ENU_FOOTPRINTS, artifacts.TERRAIN, artifacts.BUILDINGS),
                  writes=(artifacts.SUNLIGHT,), reports=(f"{FOLDER}/sunlight.json", f"{FOLDER}/sunlight.html"))
 
-__all__ = ["SPEC", "run", "read_receivers"]
-
-
 def rule_of(a: AnalysisConfig) -> SunlightRule:
     return SunlightRule(a.continuous_hours * 60.0, tuple(a.continuous_window), a.total_hours * 60.0,
                         tuple(a.total_window))
 
 
 def output_crs(cfg: TwinConfig, footprint_crs: str | None, frame: FrameRecord) -> pyproj.CRS:
-    """The projected CRS the GIS files use: ``site.crs``, else the footprint layer's, else the
-    site's UTM zone (WGS84)."""
-    if cfg.site.crs:
-        return horizontal_crs(parse_crs(cfg.site.crs))
-    if footprint_crs:
-        crs = horizontal_crs(pyproj.CRS.from_wkt(footprint_crs))
-        if crs.is_projected:
-            return crs
+    """The projected CRS the GIS files use: ``site.crs``, else the footprint layer's (the first
+    of them that is projected: a grid needs metres, or feet), else the site's UTM zone (WGS84)."""
+    for crs in (parse_crs(cfg.site.crs) if cfg.site.crs else None,
+                pyproj.CRS.from_wkt(footprint_crs) if footprint_crs else None):
+        if crs is not None and horizontal_crs(crs).is_projected:
+            return horizontal_crs(crs)
     info = pyproj.database.query_utm_crs_info(
         datum_name="WGS 84", area_of_interest=pyproj.aoi.AreaOfInterest(frame.site.lon, frame.site.lat,
                                                                          frame.site.lon, frame.site.lat))
@@ -83,14 +77,15 @@ def _polygon(rings: list[np.ndarray]) -> shapely.Geometry:
 
 def _ground_grid(a: AnalysisConfig, frame: FrameRecord, crs: pyproj.CRS, near: shapely.Geometry, h0: float
                  ) -> tuple[np.ndarray, tuple[float, float, float], tuple[int, int]]:
-    """Plan ENU (N, 2) of a grid of ``ground_spacing`` in ``crs``, row-major from the north-west,
-    over the box of ``near`` (plan ENU), its (west, north, spacing) and (rows, cols)."""
+    """Plan ENU (N, 2) of a grid of ``ground_spacing`` metres in ``crs`` (in its own units: a
+    grid in US feet has cells of as many feet), row-major from the north-west, over the box of
+    ``near`` (plan ENU); its (west, north, cell size in the CRS's units) and (rows, cols)."""
     to_crs = pyproj.Transformer.from_crs("EPSG:4326", crs, always_xy=True)
     e, n = np.asarray(near.exterior.coords if near.geom_type == "Polygon" else
                       shapely.get_coordinates(near)).T[:2]
     lon, lat = frame.site.plan_to_geodetic(e, n, h0)
     x, y = to_crs.transform(lon, lat, errcheck=True)
-    s = a.ground_spacing
+    s = a.ground_spacing / crs.axis_info[0].unit_conversion_factor
     west, east = np.floor(np.min(x) / s) * s, np.ceil(np.max(x) / s) * s
     south, north = np.floor(np.min(y) / s) * s, np.ceil(np.max(y) / s) * s
     cols, rows = int(round((east - west) / s)), int(round((north - south) / s))
@@ -232,7 +227,7 @@ def run(ctx: StageContext, cfg: TwinConfig) -> StageResult:
             g_present[:, 1] = ~in_prop  # a proposal stands there
         g_present[:, 0] = ~in_repl  # the building a proposal replaces still stands there
         ground_info = {"crs": crs.to_wkt(), "crs_name": crs.name, "epsg": crs.to_epsg(),
-                       "west": geo[0], "north": geo[1], "spacing_m": geo[2], "rows": shape[0], "cols": shape[1]}
+                       "west": geo[0], "north": geo[1], "cell": geo[2], "rows": shape[0], "cols": shape[1]}
     receivers = Receivers.concat([facades, grounds])
     present = np.concatenate([f_present, g_present]) if len(receivers) else np.zeros((0, len(names)), bool)
     t_receivers = time.perf_counter() - t0

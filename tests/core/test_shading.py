@@ -158,13 +158,18 @@ def test_the_two_scene_shortcut_equals_one_scene_and_blocks_do_not_matter(sun):
                  zip(rng.uniform(-150, 150, 25), rng.uniform(-150, 150, 25), rng.uniform(10, 80, 25), strict=True)]
     tower = box((0, 0, 0), (20, 20, 200))
     gv, gf = ground_plane()
-    origins = np.column_stack([rng.uniform(-200, 200, 400), rng.uniform(-200, 200, 400), np.full(400, 0.05)])
-    normals = np.tile([0.0, 0.0, 1.0], (400, 1))
+    # receivers all round the tower, at every height, some above it and some over its footprint
+    origins = np.column_stack([rng.uniform(-200, 200, 400), rng.uniform(-200, 200, 400), rng.uniform(0.05, 250, 400)])
+    origins[:20, :2] = rng.uniform(1, 19, (20, 2))
+    origins[:10, 2] = rng.uniform(201, 260, 10)
+    normals = rng.normal(size=(400, 3))
+    normals[:, 2] = np.abs(normals[:, 2]) + 0.2
+    normals /= np.linalg.norm(normals, axis=1, keepdims=True)
     d = directions(sun)
     common = Scene(buildings + [(gv, gf)])
     (alone, both), n = lit_matrix(origins, normals, d, common, [None, Scene([tower])])
     [one], _ = lit_matrix(origins, normals, d, Scene(buildings + [(gv, gf), tower]))
-    assert n == 400 * int(sun.above_horizon.sum())
+    assert n == int((normals @ d.T > 0).sum())
     assert np.array_equal(both, one) and (alone & ~both).any() and not (both & ~alone).any()
     small, _ = shade(origins, normals, d, sun.clock_min, sun.step_min, RULE, common, [None, Scene([tower])],
                      block_rays=10_000)
