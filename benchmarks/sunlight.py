@@ -120,7 +120,7 @@ def main() -> int:
                         "triangles": raw["triangles"], "runs": runs, "caster_runs": raws})
     out = REPO / "benchmarks" / "results" / "sunlight.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    machine = f"{os.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.0f} GiB, {platform.processor() or ''}"
+    machine = f"{os.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.0f} GiB, {platform.machine()}"
     out.write_text(json.dumps({"machine": machine, "results": results}, indent=1))
     rows = ["| receivers | rays | analysis stage s (process) | shading s | stage rays/s | Embree alone rays/s "
             "| shading ÷ Embree | whole stage ÷ Embree | peak RSS MB |",
