@@ -23,7 +23,7 @@ from pipeline.core.shading import Scene, lit_matrix, sun_hours
 from pipeline.core.sun import sun_table
 from pipeline.stages.analysis import rule_of
 from pipeline.config import load_config
-from tests.conftest import SAMPLE, SAMPLE_CONFIG, run_cli
+from tests.conftest import SAMPLE, SAMPLE_CONFIG, official_agrees, run_cli
 
 pytestmark = pytest.mark.slow
 
@@ -254,7 +254,9 @@ def test_the_analysis_layer_carries_every_receivers_hours(analysis, sample_run):
         assert (tiles / name).is_file(), name
     assert (sample_run / "reports" / "sunlight.html").is_file() and (sample_run / "reports" / "sunlight.json").is_file()
     publish = json.loads((sample_run / "reports" / "publish.json").read_text())
-    assert "analysis/sunlight/tileset.json" in publish["validation"]["tilesets"]
+    assert "analysis/sunlight/tileset.json" in publish["validation"]["tilesets"]  # ours and Khronos'
+    assert publish["validation"]["gltf_validated"]
+    official_agrees(tiles)
     shares = record.fail_share(0)
     doc, binary = read_glb(next((sample_run / "bundle" / "buildings" / "tiles").glob("*.glb")).read_bytes())
     table = doc["extensions"]["EXT_structural_metadata"]["propertyTables"][0]
