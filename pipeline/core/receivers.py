@@ -18,6 +18,8 @@ import numpy as np
 import open3d as o3d
 import shapely
 
+from pipeline.core.shading import as_tensor
+
 #: how far outside the outline a snapping ray starts (m); walls further out than this are missed
 SNAP_REACH_M = 1.0
 #: a hit whose normal leans more than this from horizontal is a roof, not a facade
@@ -102,8 +104,7 @@ def facade_receivers(buildings: Sequence[FacadeSource], *, spacing: float = 2.0,
     scene = o3d.t.geometry.RaycastingScene()
     gid_to_building = {}
     for b in buildings:
-        gid = scene.add_triangles(o3d.core.Tensor(np.asarray(b.vertices, np.float32)),
-                                  o3d.core.Tensor(np.asarray(b.faces, np.uint32)))
+        gid = scene.add_triangles(as_tensor(b.vertices), as_tensor(b.faces, np.uint32))
         gid_to_building[gid] = b.building
     origin, inward, owner, storey = [], [], [], []
     for b in buildings:
@@ -126,7 +127,7 @@ def facade_receivers(buildings: Sequence[FacadeSource], *, spacing: float = 2.0,
     if not origin:
         return Receivers.empty()
     o, d = np.concatenate(origin), np.concatenate(inward)
-    hit = scene.cast_rays(o3d.core.Tensor(np.hstack([o, d]).astype(np.float32)))
+    hit = scene.cast_rays(as_tensor(np.hstack([o, d])))
     t = hit["t_hit"].numpy().astype(np.float64)
     gid = hit["geometry_ids"].numpy()
     n = hit["primitive_normals"].numpy().astype(np.float64)
@@ -143,7 +144,7 @@ def facade_receivers(buildings: Sequence[FacadeSource], *, spacing: float = 2.0,
     # a window on a wall another building stands against (the two walls coincide) is inside that
     # building: an odd number of surfaces above it says so
     up = np.column_stack([pos, np.zeros((len(pos), 2)), np.ones(len(pos))]).astype(np.float32)
-    outside = scene.count_intersections(o3d.core.Tensor(up)).numpy() % 2 == 0
+    outside = scene.count_intersections(as_tensor(up)).numpy() % 2 == 0
     ok[np.flatnonzero(ok)[~outside]] = False
     n, pos = n[outside], pos[outside]
     azimuth = (np.degrees(np.arctan2(n[:, 0], n[:, 1])) % 360.0).astype(np.float32)
@@ -168,11 +169,10 @@ def ground_receivers(plan_en: np.ndarray, terrain_vertices: np.ndarray, terrain_
     if not len(p):
         return Receivers.empty(), index
     scene = o3d.t.geometry.RaycastingScene()
-    scene.add_triangles(o3d.core.Tensor(np.asarray(terrain_vertices, np.float32)),
-                        o3d.core.Tensor(np.asarray(terrain_faces, np.uint32)))
+    scene.add_triangles(as_tensor(terrain_vertices), as_tensor(terrain_faces, np.uint32))
     top = float(np.max(terrain_vertices[:, 2])) + 10.0
     rays = np.column_stack([p, np.full(len(p), top), np.zeros((len(p), 2)), -np.ones(len(p))]).astype(np.float32)
-    t = scene.cast_rays(o3d.core.Tensor(rays))["t_hit"].numpy().astype(np.float64)
+    t = scene.cast_rays(as_tensor(rays))["t_hit"].numpy().astype(np.float64)
     on = np.isfinite(t)
     pos = np.column_stack([p[on], top - t[on] + offset])
     m = len(pos)

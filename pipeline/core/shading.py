@@ -23,20 +23,25 @@ import numpy as np
 import open3d as o3d
 
 
+def as_tensor(array: np.ndarray, dtype: type = np.float32) -> o3d.core.Tensor:
+    """An open3d tensor over ``array`` in ``dtype`` (float32 positions and rays, uint32 faces)."""
+    return o3d.core.Tensor.from_numpy(np.ascontiguousarray(array, dtype))
+
+
 class Scene:
     """Triangles (ENU metres) ready for occlusion queries; an empty scene occludes nothing."""
 
     def __init__(self, meshes: Sequence[tuple[np.ndarray, np.ndarray]]) -> None:
         self.triangles = 0
         self._scene: o3d.t.geometry.RaycastingScene | None = None
-        self.lo = self.hi = None
+        self.lo: np.ndarray = np.zeros(3)
+        self.hi: np.ndarray = np.zeros(3)
         meshes = [(v, f) for v, f in meshes if len(f)]
         if not meshes:
             return
         self._scene = o3d.t.geometry.RaycastingScene()
         for v, f in meshes:
-            self._scene.add_triangles(o3d.core.Tensor(np.ascontiguousarray(v, np.float32)),
-                                      o3d.core.Tensor(np.ascontiguousarray(f, np.uint32)))
+            self._scene.add_triangles(as_tensor(v), as_tensor(f, np.uint32))
             self.triangles += len(f)
         used = np.concatenate([np.asarray(v, np.float64)[np.unique(f)] for v, f in meshes])
         self.lo, self.hi = used.min(axis=0), used.max(axis=0)
@@ -49,7 +54,7 @@ class Scene:
         """For rays (M, 6) float32 (origin, direction): whether each meets a triangle."""
         if self._scene is None or not len(rays):
             return np.zeros(len(rays), bool)
-        return self._scene.test_occlusions(o3d.core.Tensor.from_numpy(np.ascontiguousarray(rays))).numpy()
+        return self._scene.test_occlusions(as_tensor(rays)).numpy()
 
     def could_shade(self, origins: np.ndarray, directions: np.ndarray) -> np.ndarray:
         """(R,) conservative mask: whether any ray from receiver r towards the sun's directions

@@ -53,11 +53,17 @@ def write_receivers_gpkg(path: Path, frame: FrameRecord, geoid: GeoidModel, crs:
         both = results.present[:count, 0] & results.present[:count, 1]
         fields["changed"] = (both & (results.passes[:count, 0] != results.passes[:count, 1])).astype(np.int32)
     names, values = list(fields), list(fields.values())
-    for layer, (a, b, c), layer_crs in (("receivers", (x, y, ortho), crs.to_wkt()),
-                                        ("receivers_wgs84", (lon, lat, h), "EPSG:4979")):
-        geometry = shapely.to_wkb(shapely.points(np.column_stack([a, b, c])), output_dimension=3)
-        pyogrio.raw.write(path, geometry, values, names, layer=layer, driver="GPKG", geometry_type="Point Z",
-                          crs=layer_crs, append=layer != "receivers")
+    # GeoPackages stamp every table with the time of writing: a fixed stamp keeps reruns identical
+    previous = pyogrio.get_gdal_config_option("OGR_CURRENT_DATE")
+    pyogrio.set_gdal_config_options({"OGR_CURRENT_DATE": "2000-01-01T00:00:00.000Z"})
+    try:
+        for layer, (a, b, c), layer_crs in (("receivers", (x, y, ortho), crs.to_wkt()),
+                                            ("receivers_wgs84", (lon, lat, h), "EPSG:4979")):
+            geometry = shapely.to_wkb(shapely.points(np.column_stack([a, b, c])), output_dimension=3)
+            pyogrio.raw.write(path, geometry, values, names, layer=layer, driver="GPKG", geometry_type="Point Z",
+                              crs=layer_crs, append=layer != "receivers")
+    finally:
+        pyogrio.set_gdal_config_options({"OGR_CURRENT_DATE": previous})
 
 
 def write_ground_tif(path: Path, grid: dict[str, Any], crs: pyproj.CRS, cells: np.ndarray,

@@ -58,7 +58,7 @@ def _maps(record: SunlightRecord, results: ReceiverResults, polygons: dict[str, 
         lo, hi = record.settings["rule"]["total_window_h"]
         sc = ax.scatter(pos[g, 0], pos[g, 1], c=total[g, k] / 60.0, s=1.2, marker="s", cmap=cmap, vmin=0, vmax=hi - lo,
                         linewidths=0, rasterized=True)
-        ax.scatter(pos[f, 0], pos[f, 1], c=total[f, k] / 60.0, s=3, cmap=cmap, vmin=sc.norm.vmin, vmax=sc.norm.vmax,
+        ax.scatter(pos[f, 0], pos[f, 1], c=total[f, k] / 60.0, s=3, cmap=cmap, vmin=0, vmax=hi - lo,
                    linewidths=0, rasterized=True)
         fails = here & ~results.passes[:, k] & facade
         ax.scatter(pos[fails, 0], pos[fails, 1], s=1.5, c="#00b4ff", linewidths=0, rasterized=True,
@@ -211,7 +211,8 @@ def render(record: SunlightRecord, results: ReceiverResults | None,
 
 def _ranges(values: list[int]) -> str:
     """1, 2, 3, 7 -> '1–3, 7' (0 is the ground)."""
-    out, run = [], []
+    out: list[str] = []
+    run: list[int] = []
     for v in sorted(values):
         if run and v == run[-1] + 1:
             run.append(v)

@@ -43,8 +43,8 @@ SPEC = StageSpec("analysis", reads=(artifacts.FRAME, artifacts.ENU_FOOTPRINTS, a
                  writes=(artifacts.SUNLIGHT,), reports=(f"{FOLDER}/sunlight.json", f"{FOLDER}/sunlight.html"))
 
 def rule_of(a: AnalysisConfig) -> SunlightRule:
-    return SunlightRule(a.continuous_hours * 60.0, tuple(a.continuous_window), a.total_hours * 60.0,
-                        tuple(a.total_window))
+    return SunlightRule(a.continuous_hours * 60.0, (a.continuous_window[0], a.continuous_window[1]),
+                        a.total_hours * 60.0, (a.total_window[0], a.total_window[1]))
 
 
 def output_crs(cfg: TwinConfig, footprint_crs: str | None, frame: FrameRecord) -> pyproj.CRS:

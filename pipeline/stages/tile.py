@@ -306,23 +306,24 @@ def _sunlight_layer(ctx: StageContext, out: Path, m: np.ndarray, t: TileConfig, 
     tree = build_quadtree(pos[:, 0], pos[:, 1], split)
     (out / "tiles").mkdir(parents=True, exist_ok=True)
     _dump(out / "schema.json", SUNLIGHT_SCHEMA)
-    jobs, docs = {}, {}
+    jobs: dict[str, Any] = {}
+    errors: dict[str, float] = {}
     for node in tree.walk():
         uri = f"tiles/{node.key}.glb"
-        docs[node.key] = {"geometricError": 0.0 if not node.children else float(node.size * np.sqrt(2)),
-                          "uri": uri}
+        errors[node.key] = 0.0 if not node.children else float(node.size * np.sqrt(2))
         if node.children or not len(node.items):
             continue
         idx = np.sort(node.items)
         jobs[node.key] = ctx.executor.submit(write_receiver_tile, str(out / uri), pos[idx], colours[idx],
                                              _receiver_properties(res, idx))
-    nodes, size = {}, 0
+    nodes: dict[str, TileNode] = {}
+    size = 0
     for key, job in ctx.reporter.track(list(jobs.items()), "tile sunlight"):
-        lo, hi, n = job.result()
-        nodes[key] = TileNode(key, 0.0, docs[key]["uri"], tuple(lo), tuple(hi))
+        tile_lo, tile_hi, n = job.result()
+        nodes[key] = TileNode(key, 0.0, f"tiles/{key}.glb", tuple(tile_lo), tuple(tile_hi))
         size += n
-    for key, doc in docs.items():
-        nodes.setdefault(key, TileNode(key, doc["geometricError"]))
+    for key, error in errors.items():
+        nodes.setdefault(key, TileNode(key, error))
     built = assemble_tree(nodes)
     if built is None:
         raise StageError("tile sunlight: no tile has content")

@@ -183,7 +183,8 @@ def test_reruns_give_identical_results_whatever_the_workers(sample_run, tmp_path
     cfg.write_text(text.replace("executor: {kind: local, workers: 2}", "executor: {kind: local, workers: 1}"))
     proc = run_cli("run", str(cfg), "--workdir", str(work), "--stages", "analysis", "--force", "--quiet")
     assert proc.returncode == 0, proc.stderr
-    for name in ("sunlight/sunlight.json", "sunlight/receivers.npz", "sunlight/ground.tif", "sunlight/sunlight.html"):
+    for name in ("sunlight/sunlight.json", "sunlight/receivers.npz", "sunlight/ground.tif", "sunlight/sunlight.html",
+                 "sunlight/receivers.gpkg"):
         a = (sample_run / "artifacts" / "analysis" / name).read_bytes()
         b = (work / "artifacts" / "analysis" / name).read_bytes()
         assert a == b, name
