@@ -55,8 +55,6 @@ def raw_caster(workdir: Path, repeat: int = 1) -> dict:
     from pipeline.artifacts.sunlight import read_receivers, read_sunlight
     from pipeline.artifacts.terrain import load_level, read_terrain
     from pipeline.core.shading import Scene, blocks
-    from pipeline.core.sun import sun_table
-    from datetime import date
 
     mesh, folder = workdir / "artifacts" / "mesh", workdir / "artifacts" / "analysis"
     record, res = read_sunlight(folder), read_receivers(folder)
@@ -64,10 +62,7 @@ def raw_caster(workdir: Path, repeat: int = 1) -> dict:
     replaced = set(record.replaced)
     terrain = load_level(mesh, read_terrain(mesh).levels[0])
     scene = Scene([pieces.get(r.feature_id, 0) for r in layer if not r.proposed and r.id not in replaced] + [terrain])
-    s = record.settings
-    sun = sun_table(date.fromisoformat(s["date"]), s["site"]["lat"], s["site"]["lon"], basis=s["time_basis"],
-                    start_h=s["window_h"][0], end_h=s["window_h"][1], step_min=s["step_min"])
-    d = (sun.directions_enu() * sun.above_horizon[:, None]).astype(np.float32)
+    d = record.sun_table().shading_directions().astype(np.float32)
     batches = []
     for block in blocks(len(res.receivers), len(d), 4_000_000):
         facing = res.receivers.normal[block] @ d.T > 0

@@ -12,14 +12,18 @@ one's footprint, on a replaced building) has NaN minutes there.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from pipeline.artifacts import SUNLIGHT
 from pipeline.artifacts.base import dump_json, load_json
 from pipeline.core.receivers import Receivers
+
+if TYPE_CHECKING:
+    from pipeline.core.sun import SunTable
 
 FILE = SUNLIGHT.path
 FOLDER = "sunlight"
@@ -47,6 +51,15 @@ class SunlightRecord:
     ground: dict[str, Any] | None = None
     files: dict[str, str] = field(default_factory=dict)
     counts: dict[str, Any] = field(default_factory=dict)
+
+    def sun_table(self) -> SunTable:
+        """The sun at the analysis's steps, recomputed from its settings (day, site, clock, window)."""
+        # pvlib (and pandas) load only here: tile and publish read this record without the sun
+        from pipeline.core.sun import sun_table
+
+        s = self.settings
+        return sun_table(date.fromisoformat(s["date"]), s["site"]["lat"], s["site"]["lon"], basis=s["time_basis"],
+                         start_h=s["window_h"][0], end_h=s["window_h"][1], step_min=s["step_min"])
 
     def fail_share(self, scenario: int = 0) -> dict[str, float]:
         """Building id -> share of its receivers failing the rule in ``scenario`` (0..1)."""

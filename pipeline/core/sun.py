@@ -80,6 +80,11 @@ class SunTable:
         az, el = np.radians(self.azimuth_deg), np.radians(self.elevation_deg)
         return np.column_stack([np.sin(az) * np.cos(el), np.cos(az) * np.cos(el), np.sin(el)])
 
+    def shading_directions(self) -> np.ndarray:
+        """:meth:`directions_enu` with zero rows for steps when the sun is below the horizon: what
+        :func:`pipeline.core.shading.lit_matrix` takes (a zero direction lights nothing)."""
+        return self.directions_enu() * self.above_horizon[:, None]
+
     @property
     def above_horizon(self) -> np.ndarray:
         """Whether the sun's centre is above the horizon (apparent elevation > 0)."""

@@ -217,15 +217,16 @@ def run(ctx: StageContext, cfg: TwinConfig) -> StageResult:
         fixed_cover = [polygons[r.id] for r in fixed]
         grounds, kept = ground_receivers(plan[inside_margin], tv, tf, fixed_cover, offset=a.offset)
         g_index = np.flatnonzero(inside_margin)[kept]
-        gx, gy = grounds.position[:, 0], grounds.position[:, 1]
-        in_prop = (shapely.contains_xy(shapely.union_all([polygons[r.id] for r in proposals]), gx, gy)
-                   if proposals else np.zeros(len(grounds), bool))
-        in_repl = (shapely.contains_xy(shapely.union_all([polygons[r.id] for r in replaced]), gx, gy)
-                   if replaced else np.zeros(len(grounds), bool))
+        def under(buildings: list[BuildingRecord]) -> np.ndarray:
+            """Which ground receivers lie inside one of ``buildings``' footprints."""
+            cover = shapely.union_all([polygons[r.id] for r in buildings])
+            return shapely.contains_xy(cover, grounds.position[:, 0], grounds.position[:, 1])
+
         g_present = np.ones((len(grounds), len(names)), bool)
         if proposals:
-            g_present[:, 1] = ~in_prop  # a proposal stands there
-        g_present[:, 0] = ~in_repl  # the building a proposal replaces still stands there
+            g_present[:, 1] = ~under(proposals)  # a proposal stands there
+        if replaced:
+            g_present[:, 0] = ~under(replaced)  # the building a proposal replaces still stands there
         ground_info = {"crs": crs.to_wkt(), "crs_name": crs.name, "epsg": crs.to_epsg(),
                        "west": geo[0], "north": geo[1], "cell": geo[2], "rows": shape[0], "cols": shape[1]}
     receivers = Receivers.concat([facades, grounds])
@@ -237,7 +238,7 @@ def run(ctx: StageContext, cfg: TwinConfig) -> StageResult:
     end = max(rule.continuous_window[1], rule.total_window[1])
     sun = sun_table(day, frame.site.lat, frame.site.lon, basis=a.time_basis, start_h=start, end_h=end,
                     step_min=a.step_minutes)
-    directions = sun.directions_enu() * sun.above_horizon[:, None]
+    directions = sun.shading_directions()
     common = Scene([meshes.get(r.feature_id, 0) for r in fixed] + [(tv, tf)])
     extras: list[Scene | None] = [Scene([meshes.get(r.feature_id, 0) for r in replaced])]
     if proposals:

@@ -120,10 +120,10 @@ def add_skirts(vertices: np.ndarray, faces: np.ndarray, depth: float) -> tuple[n
 
 
 def _write_layer(ctx: StageContext, out: Path, docs: dict[str, dict[str, Any]],
-                 jobs: dict[str, Any], m: np.ndarray, top_error: float, provenance: dict[str, Any], label: str
-                 ) -> tuple[dict[str, Any], np.ndarray, np.ndarray, int]:
-    """Wait for a quadtree layer's tile jobs and write its ``tileset.json`` (REPLACE refinement,
-    the site's ENU->ECEF transform on the root); returns (document, lo, hi, content bytes)."""
+                 jobs: dict[str, Any], m: np.ndarray, top_error: float, provenance: dict[str, Any], label: str,
+                 refine: str = "REPLACE") -> tuple[dict[str, Any], np.ndarray, np.ndarray, int]:
+    """Wait for a quadtree layer's tile jobs and write its ``tileset.json`` (``refine``, the
+    site's ENU->ECEF transform on the root); returns (document, lo, hi, content bytes)."""
     nodes, size = {}, 0
     for key, job in ctx.reporter.track(list(jobs.items()), label):
         lo, hi, n = job.result()
@@ -135,7 +135,7 @@ def _write_layer(ctx: StageContext, out: Path, docs: dict[str, dict[str, Any]],
     if built is None:
         raise StageError(f"{label}: no tile has content")
     root, lo, hi = built
-    root |= {"refine": "REPLACE", "transform": matrix_to_json(m)}
+    root |= {"refine": refine, "transform": matrix_to_json(m)}
     doc = tileset_doc(root, max(top_error, root["geometricError"]), **provenance)
     _dump(out / "tileset.json", doc)
     return doc, lo, hi, size
@@ -306,31 +306,20 @@ def _sunlight_layer(ctx: StageContext, out: Path, m: np.ndarray, t: TileConfig, 
     tree = build_quadtree(pos[:, 0], pos[:, 1], split)
     (out / "tiles").mkdir(parents=True, exist_ok=True)
     _dump(out / "schema.json", SUNLIGHT_SCHEMA)
-    jobs: dict[str, Any] = {}
-    errors: dict[str, float] = {}
+    jobs, docs = {}, {}
     for node in tree.walk():
         uri = f"tiles/{node.key}.glb"
-        errors[node.key] = 0.0 if not node.children else float(node.size * np.sqrt(2))
+        docs[node.key] = {"geometricError": 0.0 if not node.children else float(node.size * np.sqrt(2)),
+                          "uri": uri}
         if node.children or not len(node.items):
             continue
         idx = np.sort(node.items)
         jobs[node.key] = ctx.executor.submit(write_receiver_tile, str(out / uri), pos[idx], colours[idx],
                                              _receiver_properties(res, idx))
-    nodes: dict[str, TileNode] = {}
-    size = 0
-    for key, job in ctx.reporter.track(list(jobs.items()), "tile sunlight"):
-        tile_lo, tile_hi, n = job.result()
-        nodes[key] = TileNode(key, 0.0, f"tiles/{key}.glb", tuple(tile_lo), tuple(tile_hi))
-        size += n
-    for key, error in errors.items():
-        nodes.setdefault(key, TileNode(key, error))
-    built = assemble_tree(nodes)
-    if built is None:
-        raise StageError("tile sunlight: no tile has content")
-    root, lo, hi = built
-    top = max(root["geometricError"], float(np.hypot(*(hi[:2] - lo[:2]))))
-    root |= {"refine": "ADD", "transform": matrix_to_json(m)}
-    _dump(out / "tileset.json", tileset_doc(root, top, **provenance))
+    # the whole layer's error: its horizontal extent (drawn alone, the root shows nothing of it)
+    extent = float(np.hypot(*(pos[:, :2].max(axis=0) - pos[:, :2].min(axis=0))))
+    doc, lo, hi, size = _write_layer(ctx, out, docs, jobs, m, extent, provenance, "tile sunlight", refine="ADD")
+    top = doc["geometricError"]
     return {"box": aabb_box(lo, hi), "geometricError": top, "tiles": len(jobs), "receivers": len(pos),
             "bytes": size}
 

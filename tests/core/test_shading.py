@@ -27,7 +27,7 @@ def sun():
 
 
 def directions(table):
-    return table.directions_enu() * table.above_horizon[:, None]
+    return table.shading_directions()
 
 
 def noaa_sky(table) -> tuple[np.ndarray, np.ndarray]:

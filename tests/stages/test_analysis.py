@@ -20,7 +20,6 @@ from pipeline.artifacts.terrain import load_level, read_terrain
 from pipeline.core.gltf import read_glb, read_primitive
 from pipeline.core.meshing import concat_meshes
 from pipeline.core.shading import Scene, lit_matrix, sun_hours
-from pipeline.core.sun import sun_table
 from pipeline.stages.analysis import rule_of
 from pipeline.config import load_config
 from tests.conftest import SAMPLE, SAMPLE_CONFIG, official_agrees, run_cli
@@ -45,13 +44,6 @@ def scene_parts(sample_run):
     proposed = [pieces.get(r.feature_id, 0) for r in records if r.proposed]
     terrain = load_level(mesh, read_terrain(mesh).levels[0])
     return standing, proposed, terrain
-
-
-def _sun(record):
-    s = record.settings
-    from datetime import date
-    return sun_table(date.fromisoformat(s["date"]), s["site"]["lat"], s["site"]["lon"], basis=s["time_basis"],
-                     start_h=s["window_h"][0], end_h=s["window_h"][1], step_min=s["step_min"])
 
 
 def segment_triangle(origins: np.ndarray, dirs: np.ndarray, vertices: np.ndarray, faces: np.ndarray,
@@ -97,8 +89,8 @@ def test_a_plain_segment_triangle_test_agrees_with_every_decision(analysis, scen
     facade = np.flatnonzero(present & (res.receivers.building >= 0))
     ground = np.flatnonzero(present & (res.receivers.building < 0))
     pick = np.concatenate([rng.choice(facade, 14, replace=False), rng.choice(ground, 10, replace=False)])
-    sun = _sun(record)
-    d = sun.directions_enu() * sun.above_horizon[:, None]
+    sun = record.sun_table()
+    d = sun.shading_directions()
     pos, nrm = res.receivers.position[pick], res.receivers.normal[pick]
     [lit], _ = lit_matrix(pos, nrm, d, Scene(standing + [terrain]))
     hours = sun_hours(lit, sun.clock_min, sun.step_min, rule_of(load_config(SAMPLE_CONFIG).stages.analysis))
@@ -123,7 +115,7 @@ def test_the_towers_lost_windows_lie_in_its_winter_shadow(analysis, sample_run):
     assert record.proposals == ["DMC-P001"] and record.changes
     lost = [r for g in record.changes for r in g["receivers"] if r["verdict"] == "loses compliance"]
     assert len(lost) == record.counts["changed_lost"] > 100 and record.counts["changed_gained"] == 0
-    sun = _sun(record)
+    sun = record.sun_table()
     up = sun.above_horizon
     shadow = (sun.azimuth_deg[up] % 360) - 180  # anti-solar azimuths, north at 0: -53..53 on the solstice
     west, east = shadow.min(), shadow.max()
