@@ -11,13 +11,16 @@ import hashlib
 from datetime import date as date_type
 import json
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from pipeline.core.text import NotText, decode_text
 from pipeline.errors import ConfigError
+
+if TYPE_CHECKING:
+    from pipeline.core.geodesy import GeoidModel
 
 STAGE_NAMES = ("ingest", "georef", "clean", "mesh", "analysis", "tile", "anchors", "publish")
 
@@ -47,8 +50,15 @@ class Site(_Model):
                     "(above mean sea level, converted with the geoid grid) or ellipsoidal.")
     geoid: str = Field(
         "egm96",
-        description="Geoid grid: 'egm96' (Debian proj-data egm96_15.gtx) or a path to a GTX/GeoTIFF "
-                    "grid such as the Korean national geoid model.")
+        description="Geoid grid: 'egm96' (Debian proj-data egm96_15.gtx) or a path to a grid: GTX, GeoTIFF, "
+                    "the Korean national geoid as NGII distributes it (KNGeoid18/24 '.dat', one 'latitude "
+                    "longitude N' per line) or a Gravsoft '.gri' (text grids are converted once and cached).")
+    geoid_name: str | None = Field(
+        None, description="The geoid model's name when the file name does not tell (KNGeoid24.dat, egm96_15.gtx "
+                          "name themselves).")
+    geoid_accuracy_m: float | None = Field(
+        None, gt=0, le=10, description="The geoid model's 1-sigma accuracy in metres; unset: the figure cited for "
+                                       "EGM96 and the KNGeoid models, none for other grids.")
     radius_km: float = Field(
         20.0, gt=0, le=1000, description="Inputs must land within this distance of the origin (km).")
 
@@ -406,6 +416,13 @@ class TwinConfig(_Model):
     def geoid_spec(self) -> str:
         """``site.geoid`` for :meth:`GeoidModel.from_spec`: 'egm96', or the grid's absolute path."""
         return "egm96" if self.site.geoid.lower() == "egm96" else str(self.resolve(Path(self.site.geoid)))
+
+    def geoid_model(self) -> GeoidModel:
+        """The :class:`~pipeline.core.geodesy.GeoidModel` this config names, with its name and accuracy."""
+        from pipeline.core.geodesy import GeoidModel
+
+        return GeoidModel.from_spec(self.geoid_spec(), name=self.site.geoid_name,
+                                    accuracy_m=self.site.geoid_accuracy_m)
 
     def declared_crs(self, item: _InputFile, key: str, what: str) -> str:
         """The CRS of an input that carries none of its own (a CSV, a model's origin): its

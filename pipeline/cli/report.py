@@ -29,6 +29,8 @@ def georef_tables(report: dict[str, Any]) -> list[Table]:
     q.add_column("item")
     q.add_column("value")
     q.add_row("geoid grid", f"{g.get('grid', '—')}  (N {_m(lo)}..{_m(hi)} m)")
+    if g.get("label"):
+        q.add_row("geoid model", g["label"])
     c = report.get("control") or {}
     if c.get("fit") is not None or "rmse_horizontal_m" in c:
         tr = c["transform"]

@@ -25,6 +25,7 @@ from pyproj.aoi import AreaOfUse
 from pyproj.exceptions import CRSError as PyprojCRSError
 from pyproj.exceptions import ProjError
 
+from pipeline.core.geoid_grids import GeoidInfo, convert_text_grid, identify, text_format
 from pipeline.errors import CRSError, GeoidError
 
 #: Debian's proj-data puts its grids here; pyproj's wheel does not look there by itself.
@@ -144,21 +145,31 @@ def horizontal_unit_factor(crs: pyproj.CRS) -> float:
 
 
 def resolve_geoid(spec: str) -> Path:
-    """Path of the geoid grid named by ``spec`` ('egm96' or a file path); GeoidError if missing."""
+    """Path of the grid PROJ reads for ``spec`` ('egm96' or a file path): a GTX or GeoTIFF as
+    it is, a text grid (NGII's KNGeoid node list, Gravsoft) converted once into the cache;
+    GeoidError if missing or unreadable."""
+    return _source_and_grid(spec)[1]
+
+
+def _source_and_grid(spec: str) -> tuple[Path, Path, str]:
+    """(the file named, the grid PROJ reads, its format)."""
     ensure_proj_data()
     if spec.lower() == "egm96":
         for folder in pyproj.datadir.get_data_dir().split(":") + [str(SYSTEM_PROJ_DIR)]:
             candidate = Path(folder) / EGM96_GRID
             if candidate.is_file():
-                return candidate
+                return candidate, candidate, "gtx"
         raise GeoidError(
             f"EGM96 grid {EGM96_GRID} not found; install Debian's proj-data (make setup) "
             "or set site.geoid to a grid file", path=EGM96_GRID)
     path = Path(spec)
     if not path.is_file():
         raise GeoidError("geoid grid file not found", path=path)
+    kind = text_format(path)
+    if kind is not None:
+        return path, convert_text_grid(path, kind), kind
     _check_grid_file(path)
-    return path
+    return path, path, path.suffix.lower().lstrip(".") or "raster"
 
 
 def _check_grid_file(path: Path) -> None:
@@ -172,7 +183,8 @@ def _check_grid_file(path: Path) -> None:
             projected = src.crs is not None and not src.crs.is_geographic
             identity = src.transform.is_identity
     except RasterioError:
-        raise GeoidError("not a geoid grid (expected a GTX or GeoTIFF of undulations)", path=path) from None
+        raise GeoidError("not a geoid grid (expected GTX, GeoTIFF, an NGII KNGeoid node list or a "
+                         "Gravsoft grid of undulations)", path=path) from None
     if projected or identity:
         raise GeoidError("not a geoid grid: its pixels are not placed on longitude and latitude", path=path)
 
@@ -180,8 +192,13 @@ def _check_grid_file(path: Path) -> None:
 class GeoidModel:
     """Geoid undulation N (metres) from a vertical grid: ellipsoidal h = orthometric H + N."""
 
-    def __init__(self, grid: str | Path) -> None:
+    def __init__(self, grid: str | Path, info: GeoidInfo | None = None) -> None:
         self.path = Path(grid)
+        if info is None:
+            name, version, acc, acc_src = identify(self.path)
+            info = GeoidInfo(name, version, self.path.name, self.path.suffix.lower().lstrip("."),
+                             self.path.name, acc, acc_src)
+        self.info = info
         # vgridshift with multiplier +1 gives Z_out = Z_in + N, so transforming height 0 yields N.
         self._t = pyproj.Transformer.from_pipeline(
             "+proj=pipeline +step +proj=unitconvert +xy_in=deg +xy_out=rad "
@@ -189,9 +206,12 @@ class GeoidModel:
             "+step +proj=unitconvert +xy_in=rad +xy_out=deg")
 
     @classmethod
-    def from_spec(cls, spec: str) -> GeoidModel:
-        """'egm96' or a grid path, as in ``site.geoid``."""
-        return cls(resolve_geoid(spec))
+    def from_spec(cls, spec: str, *, name: str | None = None, accuracy_m: float | None = None) -> GeoidModel:
+        """'egm96' or a grid path, as in ``site.geoid``; ``name`` and ``accuracy_m`` (1 sigma,
+        metres) override what the file name tells (``site.geoid_name``, ``site.geoid_accuracy_m``)."""
+        source, grid, kind = _source_and_grid(spec)
+        model, version, acc, acc_src = identify(source, name=name, accuracy_m=accuracy_m)
+        return cls(grid, GeoidInfo(model, version, source.name, kind, grid.name, acc, acc_src))
 
     def undulation(self, lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
         """N in metres at WGS84 ``lon``/``lat`` (degrees); GeoidError outside the grid."""

@@ -31,7 +31,7 @@ from pipeline.artifacts.frame import FrameRecord, read_frame
 from pipeline.artifacts.sunlight import FOLDER, SCENARIOS, ReceiverResults, SunlightRecord, write_sunlight
 from pipeline.artifacts.terrain import load_level, read_terrain
 from pipeline.config import AnalysisConfig, TwinConfig
-from pipeline.core.geodesy import GeoidModel, horizontal_crs, parse_crs
+from pipeline.core.geodesy import horizontal_crs, parse_crs
 from pipeline.core.receivers import FacadeSource, Receivers, facade_receivers, ground_receivers
 from pipeline.core.shading import Scene, SunHours, SunlightRule, shade
 from pipeline.core.sun import TIME_BASIS_NAMES, solstice_date, sun_table
@@ -291,7 +291,7 @@ def run(ctx: StageContext, cfg: TwinConfig) -> StageResult:
     results = ReceiverResults(receivers, present, cont, total, passes)
     out = ctx.out_dir / FOLDER
     out.mkdir(parents=True, exist_ok=True)
-    geoid = GeoidModel.from_spec(cfg.geoid_spec())
+    geoid = cfg.geoid_model()
     files = {"receivers": "receivers.npz", "report": "sunlight.html"}
     if facade_n:
         write_receivers_gpkg(out / "receivers.gpkg", frame, geoid, crs, records, results, names, facade_n)

@@ -24,7 +24,7 @@ from scipy.spatial import cKDTree
 
 from pipeline.core.arrayops import column_bounds
 from pipeline.config import TwinConfig
-from pipeline.core.geodesy import (GeoidModel, SiteFrame, check_area_of_use, check_near_site,
+from pipeline.core.geodesy import (SiteFrame, check_area_of_use, check_near_site,
                                    ecef_to_geodetic, ellipsoidal_heights, horizontal_crs, source_to_lonlat,
                                    vertical_unit)
 from pipeline.core.helmert import robust_similarity
@@ -61,7 +61,7 @@ class _Georeferencer:
     def __init__(self, cfg: TwinConfig) -> None:
         o = cfg.site.origin
         self.frame = SiteFrame(o.lat, o.lon, o.height)
-        self.geoid = GeoidModel.from_spec(cfg.geoid_spec())
+        self.geoid = cfg.geoid_model()
         self.heights = cfg.site.heights
         self.radius_km = cfg.site.radius_km
         self.extents: list[dict[str, Any]] = []
@@ -512,7 +512,7 @@ def _pois(ctx: StageContext, g: _Georeferencer) -> int | None:
 def run(ctx: StageContext, cfg: TwinConfig) -> StageResult:
     """Transform every ingested input into the site ENU frame."""
     g = _Georeferencer(cfg)
-    frame = FrameRecord(g.frame, g.geoid.path.name, cfg.site.heights)
+    frame = FrameRecord(g.frame, g.geoid.info.source, cfg.site.heights, g.geoid.info)
     write_frame(ctx.out_dir, frame)
     report: dict[str, Any] = {"frame": {"origin": {"lat": g.frame.lat, "lon": g.frame.lon, "height": g.frame.height},
                                         "enu_to_ecef": frame.enu_to_ecef().tolist(),
@@ -544,6 +544,7 @@ def run(ctx: StageContext, cfg: TwinConfig) -> StageResult:
     pois = _pois(ctx, g)
     if pois is not None:
         counts["pois"] = pois
-    report["geoid"] = {"grid": str(g.geoid.path), "undulation_range_m": g.undulation}
+    report["geoid"] = {"grid": str(g.geoid.path), "model": asdict(g.geoid.info), "label": g.geoid.info.label(),
+                       "undulation_range_m": g.undulation}
     report["inputs"] = g.extents
     return StageResult(counts, report)

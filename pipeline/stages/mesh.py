@@ -445,7 +445,7 @@ def _features(ctx: StageContext, cfg: TwinConfig, frame: SiteFrame) -> tuple[lis
         return layer.features, {"source": "input", "features": len(layer.features),
                                 "skipped_at_ingest": layer.skipped, "repaired_at_ingest": layer.repaired}
     if mode != "never":
-        return _derived_features(ctx, cfg, frame, GeoidModel.from_spec(cfg.geoid_spec()))
+        return _derived_features(ctx, cfg, frame, cfg.geoid_model())
     return [], {"source": None}
 
 
