@@ -131,7 +131,14 @@ class RasterInput(_InputFile):
 
 class GCPInput(_InputFile):
     """CSV of surveyed points: id,x,y,z (in ``crs``), optional local_x,local_y,local_z (the same
-    point in a local scanner frame) and role (control | check)."""
+    point in a local scanner frame), role (control | check) and sigma_h, sigma_v (the survey's
+    1-sigma accuracy of that point, metres)."""
+
+    sigma_h: float | None = Field(
+        None, gt=0, le=100, description="Horizontal 1-sigma accuracy of the survey (m) for rows without sigma_h; "
+                                        "carried into the gcp anchors.")
+    sigma_v: float | None = Field(
+        None, gt=0, le=100, description="Vertical 1-sigma accuracy of the survey (m) for rows without sigma_v.")
 
 
 class POIInput(_VectorInput):
@@ -354,8 +361,20 @@ class AnalysisConfig(_Model):
 
 
 class AnchorsConfig(_Model):
-    include_buildings: bool = Field(True, description="One anchor per building.")
-    include_pois: bool = Field(True, description="One anchor per point of interest.")
+    include_buildings: bool = Field(True, description="One anchor per building, on the ground at its footprint's "
+                                                      "visual centre.")
+    include_rooftops: bool = Field(True, description="One anchor per building on its roof mesh, above the "
+                                                     "visual centre.")
+    include_pois: bool = Field(True, description="One terrain anchor per point of interest, on the terrain mesh.")
+    include_gcps: bool = Field(True, description="One anchor per surveyed point, with its survey accuracy.")
+    include_models: bool = Field(True, description="One anchor per imported model, at its placement origin.")
+    rooftop_offset_m: float = Field(0.0, ge=0, le=500, description="Rooftop anchors stand this far above the roof (m).")
+    terrain_offset_m: float = Field(0.0, ge=0, le=500,
+                                    description="POI anchors stand this far above the terrain (m).")
+    inputs_horizontal_accuracy_m: float | None = Field(
+        None, gt=0, le=100,
+        description="Horizontal 1-sigma accuracy (m) of inputs referenced by their own CRS (a footprint layer, a "
+                    "LiDAR survey), when known; unset, anchors say that part is not stated.")
 
 
 class ViewerConfig(_Model):

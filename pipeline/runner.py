@@ -83,12 +83,13 @@ def select_stages(spec: str | None) -> list[str]:
 
 @functools.cache
 def code_digest() -> str:
-    """sha256 of the package's Python sources and schemas: any code change invalidates outputs
-    (the version number alone does not change between a developer's edits)."""
+    """sha256 of the package's Python sources, schemas, the viewer's web files and the Node tools:
+    any code change invalidates outputs (the version number alone does not change between a
+    developer's edits; an edited viewer must reach the bundle)."""
     root = Path(__file__).resolve().parent
     h = hashlib.sha256()
     for p in sorted(root.rglob("*")):
-        if p.suffix in (".py", ".json") and "__pycache__" not in p.parts:
+        if p.suffix in (".py", ".json", ".js", ".cjs", ".html", ".css") and "__pycache__" not in p.parts:
             h.update(p.relative_to(root).as_posix().encode())
             h.update(p.read_bytes())
     return h.hexdigest()

@@ -17,12 +17,13 @@ import numpy as np
 import pyproj
 import pytest
 import shapely
+from shapely.ops import polylabel
 
 from pipeline.core.geodesy import ensure_proj_data
 from pipeline.core.cells import CellStore
 from pipeline.core.pointio import BUILDING, GROUND
 from pipeline.core.gltf import glb_positions
-from pipeline.stages.anchors import schema_path
+from pipeline.artifacts.anchors import schema_path
 from tests.conftest import REPO, SAMPLE, SAMPLE_CONFIG
 
 pytestmark = pytest.mark.slow
@@ -40,31 +41,52 @@ def test_manifest_records_every_stage(sample_run):
     assert all(len(h) == 64 for h in m["stages"]["tile"]["outputs"].values())
 
 
-def test_anchor_positions_are_footprint_centroids(sample_run):
+def test_building_anchors_stand_at_the_footprints_visual_centres(sample_run):
+    """Computed again in the footprints' own CRS (EPSG:5186) with shapely and PROJ: the centroid
+    where it lies well inside, else the pole of inaccessibility; on the ground at the building's
+    base, with N from PROJ's own EGM96 pipeline."""
     ensure_proj_data()
     to_geo = pyproj.Transformer.from_crs("EPSG:5186", "EPSG:4326", always_xy=True)
+    geoid = pyproj.Transformer.from_crs("EPSG:4326+5773", "EPSG:4979", always_xy=True)
     geod = pyproj.Geod(ellps="WGS84")
     anchors = {a["id"]: a for a in json.loads(
         (sample_run / "bundle" / "anchors" / "anchors.json").read_text())["anchors"]}
+    buildings = {b["id"]: b for b in json.loads(
+        (sample_run / "artifacts" / "mesh" / "buildings.json").read_text())["buildings"]}
     feats = json.loads((SAMPLE / "buildings.geojson").read_text())["features"]
+    moved = 0
     for feat in feats:
-        c = shapely.geometry.shape(feat["geometry"]).centroid
-        lon, lat = to_geo.transform(c.x, c.y, errcheck=True)
+        poly = shapely.geometry.shape(feat["geometry"])
+        poly = max(getattr(poly, "geoms", [poly]), key=lambda p: p.area)
+        c, pole = poly.centroid, polylabel(poly, 0.01)
+        inside = poly.contains(c) and poly.boundary.distance(c) >= 0.5 * poly.boundary.distance(pole)
+        moved += not inside
         a = anchors[f"building:{feat['properties']['id']}"]
-        _, _, dist = geod.inv(lon, lat, a["longitude"], a["latitude"])
-        assert dist < 0.01
-        # ellipsoidal = orthometric + N, with N from the EGM96 grid at that place
-        n = pyproj.Transformer.from_crs("EPSG:4326+5773", "EPSG:4979", always_xy=True).transform(
-            lon, lat, 0.0)[2]
-        assert a["ellipsoidal_height"] == pytest.approx(a["orthometric_height"] + n, abs=2e-3)
+        if inside:
+            lon, lat = to_geo.transform(c.x, c.y, errcheck=True)
+            assert geod.inv(lon, lat, a["longitude"], a["latitude"])[2] < 0.01
+        else:
+            # a pole need not be unique (a square courtyard ring has four): the anchor is one of
+            # them if it stands as far from every edge as the pole, within polylabel's tolerance
+            x, y = to_geo.transform(a["longitude"], a["latitude"], errcheck=True, direction="INVERSE")
+            at = shapely.Point(x, y)
+            assert poly.contains(at) and poly.boundary.distance(at) > poly.boundary.distance(pole) - 0.1
+        n = geoid.transform(a["longitude"], a["latitude"], 0.0)[2]
+        assert a["geoid_undulation"] == pytest.approx(n, abs=2e-3)
+        assert a["ellipsoidal_height"] == pytest.approx(a["orthometric_height"] + a["geoid_undulation"], abs=1e-3)
+        assert a["orthometric_height"] == pytest.approx(buildings[feat["properties"]["id"]]["ground_height"], abs=1e-3)
+    assert 0 < moved < len(feats)  # the sample has L-shaped and courtyard footprints
 
 
 def test_anchors_follow_their_schema(sample_run):
-    doc = json.loads((sample_run / "bundle" / "anchors" / "anchors.json").read_text())
+    folder = sample_run / "bundle" / "anchors"
+    doc = json.loads((folder / "anchors.json").read_text())
     schema = json.loads(schema_path().read_text())
     jsonschema.validate(doc, schema)
     kinds = [a["kind"] for a in doc["anchors"]]
-    assert kinds.count("building") == 61 and kinds.count("poi") == 11
+    assert (kinds.count("building"), kinds.count("rooftop"), kinds.count("terrain"), kinds.count("gcp"),
+            kinds.count("model")) == (61, 61, 11, 10, 1)
+    assert doc["geoid"]["name"] == "EGM96" and doc["geoid"]["accuracy_m"] == 1.0
 
 
 def test_classes_against_truth(sample_run):

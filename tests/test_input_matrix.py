@@ -83,8 +83,9 @@ def test_input_combination_makes_a_valid_bundle(tmp_path, combo, layers):
     assert layers <= _layers(bundle)
     anchors = json.loads((bundle / "anchors" / "anchors.json").read_text())["anchors"]
     if "buildings" in layers:
-        assert anchors and all(a["kind"] == "building" for a in anchors)
-        assert combo != "one footprint+dem" or len(anchors) == 1
+        kinds = [a["kind"] for a in anchors]
+        assert kinds and set(kinds) <= {"building", "rooftop"} and kinds.count("building") == kinds.count("rooftop")
+        assert combo != "one footprint+dem" or len(anchors) == 2
     else:
         assert anchors == []
 
@@ -97,7 +98,10 @@ def test_footprints_alone_stand_on_the_reference_height(tmp_path):
     assert mesh["buildings"] > 50 and mesh["ground_on_reference_height"] == mesh["buildings"]
     anchors = json.loads((bundle / "anchors" / "anchors.json").read_text())["anchors"]
     # the site origin's ellipsoidal height (0 m): where a globe without terrain draws the ground
-    assert all(abs(a["ellipsoidal_height"]) < 1e-3 for a in anchors)
+    assert all(abs(a["ellipsoidal_height"]) < 1e-3 for a in anchors if a["kind"] == "building")
+    # no terrain: ARCore cannot be told a height above it, only the WGS84 altitude
+    assert all(a["arcore"]["altitude_above_terrain"] is None and a["arcore"]["recommended"] != "terrain"
+               for a in anchors)
     assert {a["properties"]["ground_source"] for a in anchors} == {"site reference height"}
     # the command line says so in one plain line, not with Python's file:line and source echo
     said = [ln for ln in proc.stderr.splitlines() if "reference height" in ln]

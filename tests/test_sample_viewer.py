@@ -308,7 +308,10 @@ def test_clicking_an_anchor_pin_shows_the_anchor(page, twin):
     rows = page.evaluate("window.twin.info.rows")
     assert rows["ellipsoidal height (m, WGS84)"] == pytest.approx(a["ellipsoidal_height"])
     assert rows["orthometric height (m)"] == pytest.approx(a["orthometric_height"])
-    assert rows["geoid model"] == "egm96_15.gtx" and "vertical accuracy (RMSE, m)" in rows
+    assert rows["geoid model"] == "EGM96 (15' grid), egm96_15.gtx"
+    assert rows["ARCore altitude above terrain (m)"] == pytest.approx(a["arcore"]["altitude_above_terrain"])
+    assert rows["ARKit altitude (m above sea level)"] == pytest.approx(a["orthometric_height"])
+    assert rows["vertical accuracy, ellipsoidal (1σ, m)"] == pytest.approx(a["accuracy"]["vertical_m"])
 
 
 # ---- layers, proposals ------------------------------------------------------------------------

@@ -31,6 +31,8 @@ class GcpRow:
     local_x: float | None = None
     local_y: float | None = None
     local_z: float | None = None
+    sigma_h: float | None = None
+    sigma_v: float | None = None
 
     @property
     def has_local(self) -> bool:
@@ -60,8 +62,9 @@ def read_source_gcps(folder: Path) -> SourceGcps:
 @dataclass(frozen=True)
 class SurveyedPoint:
     """One surveyed point: its source coordinates (the GCP file's CRS, orthometric z), WGS84
-    degrees, ellipsoidal height and geoid undulation (m), ENU (m), and the LiDAR's median height
-    minus the survey's (m; None where the cloud has too few points around it)."""
+    degrees, ellipsoidal height and geoid undulation (m), ENU (m), the LiDAR's median height
+    minus the survey's (m; None where the cloud has too few points around it) and the survey's
+    stated 1-sigma accuracy (m; None when not stated)."""
 
     id: str
     role: str
@@ -72,6 +75,8 @@ class SurveyedPoint:
     undulation: float
     enu: list[float]
     dz_lidar_minus_survey: float | None
+    sigma_h: float | None = None
+    sigma_v: float | None = None
 
 
 @dataclass(frozen=True)

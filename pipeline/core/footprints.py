@@ -29,6 +29,7 @@ from scipy import ndimage
 from shapely import affinity
 from shapely.geometry import Polygon
 from shapely.geometry.base import BaseGeometry
+from shapely.ops import polylabel
 
 
 #: storeys above ground and height (m) no building reaches: the tallest have about 160 and 830 m
@@ -294,3 +295,16 @@ def footprints_from_points(e: np.ndarray, n: np.ndarray, *, cluster_cell: float 
     out.sort(key=lambda f: -f.polygon.area)
     return out, dropped
 
+
+
+def visual_centre(poly: Polygon, *, tolerance: float = 0.05) -> tuple[float, float]:
+    """Where a label or an anchor of a footprint belongs (plan metres): its centroid when that
+    lies inside, at least half as far from the edges as the pole of inaccessibility (the point
+    farthest from every edge, found by polylabel); otherwise the pole. An L-shaped or courtyard
+    footprint's centroid can fall outside the building or on its narrow wing."""
+    pole = polylabel(poly, tolerance=tolerance)
+    c = poly.centroid
+    edges = poly.boundary
+    if poly.contains(c) and edges.distance(c) >= 0.5 * edges.distance(pole):
+        return float(c.x), float(c.y)
+    return float(pole.x), float(pole.y)

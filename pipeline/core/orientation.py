@@ -37,3 +37,32 @@ def polygon_heading(en: np.ndarray) -> float:
     edges = [c[1] - c[0], c[2] - c[1]]
     long_edge = max(edges, key=lambda e: float(np.hypot(*e)))
     return float(np.degrees(np.arctan2(long_edge[0], long_edge[1])) % 180.0)
+
+
+def enu_axes_ecef(lon: float, lat: float) -> np.ndarray:
+    """3x3 matrix whose columns are the east, north and up unit vectors (ECEF) of the local ENU
+    frame at WGS84 ``lon``/``lat`` (degrees); up is the ellipsoid normal."""
+    phi, lam = np.radians(lat), np.radians(lon)
+    sp, cp, sl, cl = np.sin(phi), np.cos(phi), np.sin(lam), np.cos(lam)
+    return np.array([[-sl, -sp * cl, cp * cl],
+                     [cl, -sp * sl, cp * sl],
+                     [0.0, cp, sp]])
+
+
+def ecef_quaternion(q_enu: list[float], lon: float, lat: float) -> list[float]:
+    """[x, y, z, w] of the rotation ``q_enu`` (given in the ENU frame at ``lon``/``lat``) as seen
+    in ECEF axes: body -> ENU -> ECEF."""
+    from scipy.spatial.transform import Rotation
+
+    body_to_ecef = enu_axes_ecef(lon, lat) @ Rotation.from_quat(q_enu).as_matrix()
+    q = Rotation.from_matrix(body_to_ecef).as_quat()
+    return [float(x) for x in (q if q[3] >= 0 else -q)]
+
+
+def enu_to_ecef_columns(lon: float, lat: float, ecef: np.ndarray) -> list[float]:
+    """The 4x4 ENU -> ECEF transform at a point (ECEF ``ecef``, m) as 16 numbers in column-major
+    order, as CesiumJS's ``Transforms.eastNorthUpToFixedFrame`` returns it."""
+    m = np.eye(4)
+    m[:3, :3] = enu_axes_ecef(lon, lat)
+    m[:3, 3] = ecef
+    return [float(x) for x in m.T.ravel()]

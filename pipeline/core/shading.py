@@ -56,6 +56,13 @@ class Scene:
             return np.zeros(len(rays), bool)
         return self._scene.test_occlusions(as_tensor(rays)).numpy()
 
+    def first_hit(self, rays: np.ndarray) -> np.ndarray:
+        """For rays (M, 6) (origin, unit direction; ENU metres): the distance to the first
+        triangle each meets (m, float64), inf where none."""
+        if self._scene is None or not len(rays):
+            return np.full(len(rays), np.inf)
+        return self._scene.cast_rays(as_tensor(rays))["t_hit"].numpy().astype(np.float64)
+
     def could_shade(self, origins: np.ndarray, directions: np.ndarray) -> np.ndarray:
         """(R,) conservative mask: whether any ray from receiver r towards the sun's directions
         (T, 3; zero rows ignored) can meet the scene's bounding box: the box's wedge of azimuths

@@ -1,121 +1,287 @@
-"""anchors: one AR anchor per building and per point of interest.
+"""anchors: AR anchors for every platform (``anchors.json`` format 2.0, GeoJSON, CSV, schema).
 
-Writes ``anchors.json`` (validated against the shipped ``anchors.schema.json``),
-``anchors.geojson`` (points with ellipsoidal heights) and a copy of the schema. Building anchors
-sit at the footprint centroid (computed in the footprint's own CRS; for footprints outlined from
-the LiDAR or imported models, in plan ENU) on the ground, face along the building's long axis and
-name the building's feature in the 3D Tiles. POIs stand on the terrain heightfield (LiDAR DTM and
-DEM); a POI off the terrain, or any POI of a site without terrain, is skipped and listed.
-Vertical accuracy is the georef check-point RMSE.
+Kinds:
+
+- ``building``: on the ground (the building's base height) at its footprint's visual centre,
+  facing along the footprint's long axis, linked to its feature in the 3D Tiles;
+- ``rooftop``: on the building's own finest mesh, where the plumb line through the visual
+  centre meets its roof (plus ``rooftop_offset_m``);
+- ``terrain``: each point of interest on the terrain TIN (plus ``terrain_offset_m``);
+- ``gcp``: each surveyed point as surveyed, with the survey's accuracy;
+- ``model``: each imported model at its placement origin, turned by its heading.
+
+Surfaces are found by dropping the plumb line (the ellipsoid normal) onto the meshes the tiles
+carry, so ARCore's heights above terrain and rooftop are ours to the millimetre. Each anchor's
+accuracy combines the georeferencing residuals, the mesh's error there, the survey and the
+geoid model's stated accuracy (``core.accuracy``).
 """
 
 from __future__ import annotations
 
-import json
-import shutil
 import warnings
-from importlib import resources
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from shapely.geometry import Polygon
 
 from pipeline import artifacts
-from pipeline.artifacts.buildings import read_buildings
-from pipeline.artifacts.control import read_control
+from pipeline.artifacts.anchors import (Anchor, AnchorSet, ArcorePose, ArkitPose, CesiumPose, Orientation,
+                                        Surfaces, write_anchors)
+from pipeline.artifacts.buildings import BuildingMeshes, BuildingRecord, read_buildings
+from pipeline.artifacts.control import ControlRecord, read_control
 from pipeline.artifacts.features import read_feature_index
+from pipeline.artifacts.footprints import read_footprints
 from pipeline.artifacts.frame import read_frame
+from pipeline.artifacts.models import read_models
 from pipeline.artifacts.pois import read_pois
-from pipeline.artifacts.terrain import read_terrain
+from pipeline.artifacts.terrain import load_level, read_terrain
 from pipeline.config import TwinConfig
-from pipeline.core.orientation import heading_quaternions, polygon_heading
-from pipeline.core.raster import read_enu_raster
-from pipeline.core.terrain import sample_bilinear
+from pipeline.core.accuracy import ErrorPart, combine, geoid_part
+from pipeline.core.drape import drape
+from pipeline.core.footprints import visual_centre
+from pipeline.core.geodesy import geodetic_to_ecef
+from pipeline.core.orientation import ecef_quaternion, enu_to_ecef_columns, heading_quaternions, polygon_heading
+from pipeline.core.shading import Scene
 from pipeline.errors import FeatureSkippedWarning
 from pipeline.stage import StageContext, StageResult, StageSpec
 
-SPEC = StageSpec("anchors", reads=(artifacts.FRAME, artifacts.CONTROL, artifacts.ENU_POIS, artifacts.TERRAIN,
-                                   artifacts.BUILDINGS, artifacts.FEATURE_INDEX),
+SPEC = StageSpec("anchors", reads=(artifacts.FRAME, artifacts.CONTROL, artifacts.ENU_POIS, artifacts.ENU_FOOTPRINTS,
+                                   artifacts.ENU_MODELS, artifacts.TERRAIN, artifacts.BUILDINGS,
+                                   artifacts.FEATURE_INDEX),
                  writes=(artifacts.ANCHORS,))
-SCHEMA_VERSION = "1.0"
 
 
-def schema_path() -> Any:
-    """The anchors JSON Schema shipped in the package."""
-    return resources.files("pipeline") / "schemas" / "anchors.schema.json"
+@dataclass
+class _Place:
+    """An anchor before the vectorized part: where (WGS84 degrees, ellipsoidal m), what, and the
+    error parts of its own (georeferencing and geoid parts are added for all)."""
+
+    id: str
+    kind: str
+    name: str
+    category: str | None
+    lon: float
+    lat: float
+    h: float
+    heading: float
+    parts: list[ErrorPart]
+    feature: dict[str, Any] | None = None
+    properties: dict[str, Any] = field(default_factory=dict)
+    rooftop: float | None = None
+    georeferenced: bool = True
+    orthometric: float | None = None
 
 
-def _anchor(aid: str, kind: str, name: str, category: str | None, lon: float, lat: float,
-            ortho: float, n: float, heading: float, feature: dict | None, props: dict) -> dict:
-    q_enu, q_eus = heading_quaternions(heading)
-    return {"id": aid, "kind": kind, "name": name, "category": category,
-            "latitude": round(lat, 10), "longitude": round(lon, 10),
-            "ellipsoidal_height": round(ortho + n, 4), "orthometric_height": round(ortho, 4),
-            "geoid_undulation": round(n, 4), "heading_deg": round(heading, 4),
-            "orientation": {"enu_xyzw": [round(x, 9) for x in q_enu],
-                            "eus_xyzw": [round(x, 9) for x in q_eus]},
-            "feature": feature, "properties": props}
+def _outline(b: BuildingRecord, footprints: dict[str, Polygon]) -> Polygon | None:
+    """The building's plan outline (plan ENU at orthometric 0): its footprint with courtyards
+    when the layer has it, else the outline the mesh stage recorded."""
+    if b.id in footprints:
+        return footprints[b.id]
+    if len(b.outline_en) >= 3:
+        poly = Polygon(b.outline_en)
+        return poly if poly.is_valid and poly.area > 0 else None
+    return None
+
+
+def _footprint_polygons(georef: Any) -> dict[str, Polygon]:
+    out = {}
+    for f in read_footprints(georef).features:
+        polys = [Polygon(part[0].en, [r.en for r in part[1:]]) for part in f.parts if len(part[0].en) >= 3]
+        polys = [p for p in polys if p.is_valid and p.area > 0]
+        if polys:
+            out[f.id] = max(polys, key=lambda p: p.area)
+    return out
+
+
+def _roof_part(b: BuildingRecord) -> ErrorPart:
+    if b.lod == "imported":
+        return ErrorPart("mesh", 0.0, 0.0, note="the imported model's own roof surface")
+    if b.roof_fit_rmse_m is not None:
+        return ErrorPart("mesh", 0.0, b.roof_fit_rmse_m, note="RMSE of the LiDAR roof points about the roof planes")
+    return ErrorPart("mesh", 0.0, None, note=f"{b.lod} roof height from {b.height_source}: no measured error")
+
+
+def _ground_part(b: BuildingRecord, tin_error: float | None) -> ErrorPart:
+    if b.ground_source == "terrain" and tin_error is not None:
+        return ErrorPart("mesh", 0.0, tin_error, note="terrain TIN's largest vertical error against the heightfield")
+    if b.ground_source == "model base":
+        return ErrorPart("mesh", 0.0, 0.0, note="the imported model's base")
+    return ErrorPart("mesh", 0.0, None, note=f"ground from {b.ground_source}: no measured error")
+
+
+def _buildings(ctx: StageContext, cfg: TwinConfig, frame: Any, tin_error: float | None,
+               skipped: list[dict[str, str]]) -> list[_Place]:
+    georef, mesh, tile = ctx.input_dir("georef"), ctx.input_dir("mesh"), ctx.input_dir("tile")
+    layer = read_buildings(mesh)
+    s = cfg.stages.anchors
+    if not layer.buildings or not (s.include_buildings or s.include_rooftops):
+        return []
+    index = read_feature_index(tile)
+    footprints = _footprint_polygons(georef)
+    meshes = BuildingMeshes(mesh)
+    places: list[_Place] = []
+    for b in layer.buildings:
+        poly = _outline(b, footprints)
+        if poly is None:
+            skipped.append({"anchor": f"building:{b.id}", "reason": "no outline"})
+            continue
+        e, n = visual_centre(poly)
+        # plan ENU at orthometric height 0: the plane at the geoid's height above the ellipsoid
+        lon, lat = (float(v[0]) for v in frame.site.plan_to_geodetic(np.array([e]), np.array([n]),
+                                                                     b.centroid.undulation))
+        ref = index[b.id]
+        feature = {"building_id": b.id, "tileset": "buildings/tileset.json",
+                   "content": f"buildings/{ref.tile}", "feature_id": ref.feature_id}
+        heading = polygon_heading(np.asarray(poly.exterior.coords)[:-1])
+        props = {"height": b.height, "roof_orthometric_height": b.roof_height, "floors": b.floors,
+                 "height_source": b.height_source, "ground_source": b.ground_source, "lod": b.lod,
+                 "roof_type": b.roof_type, "proposed": b.proposed, "replaces": b.replaces}
+        if s.include_buildings:
+            # the base is an orthometric height: run() makes it ellipsoidal with N at this place
+            places.append(_Place(f"building:{b.id}", "building", b.name or b.id, b.use, lon, lat, np.nan,
+                                 heading, [_ground_part(b, tin_error)], feature, props, orthometric=b.ground_height))
+        if s.include_rooftops:
+            v, f = meshes.get(b.feature_id, 0)
+            roof = float(drape([(v, f)], frame.site, np.array([lon]), np.array([lat]))[0])
+            if not np.isfinite(roof):
+                skipped.append({"anchor": f"rooftop:{b.id}", "reason": "the plumb line through the visual centre "
+                                                                       "meets no roof"})
+                warnings.warn(f"building {b.id!r}: no rooftop anchor, the plumb line through its visual centre "
+                              "meets no roof", FeatureSkippedWarning, stacklevel=2)
+                continue
+            places.append(_Place(f"rooftop:{b.id}", "rooftop", b.name or b.id, b.use, lon, lat,
+                                 roof + s.rooftop_offset_m, heading, [_roof_part(b)], feature, dict(props),
+                                 rooftop=roof))
+    return places
+
+
+def _pois(ctx: StageContext, cfg: TwinConfig, terrain: Scene, tin_error: float | None, frame: Any,
+          skipped: list[dict[str, str]]) -> list[_Place]:
+    pois = read_pois(ctx.input_dir("georef")) if cfg.stages.anchors.include_pois else []
+    if not pois:
+        return []
+    lon = np.array([p.lon for p in pois])
+    lat = np.array([p.lat for p in pois])
+    ground = drape(terrain, frame.site, lon, lat)
+    places = []
+    for i, p in enumerate(pois):
+        if not np.isfinite(ground[i]):
+            reason = "outside the terrain" if not terrain.is_empty else "no terrain (no point cloud or DEM)"
+            skipped.append({"anchor": f"poi:{i + 1:03d}", "poi": p.name, "reason": reason})
+            warnings.warn(f"POI {p.name!r}: skipped, {reason}", FeatureSkippedWarning, stacklevel=2)
+            continue
+        part = ErrorPart("mesh", 0.0, tin_error, note="terrain TIN's largest vertical error against the heightfield")
+        places.append(_Place(f"poi:{i + 1:03d}", "terrain", p.name, p.kind, p.lon, p.lat,
+                             float(ground[i]) + cfg.stages.anchors.terrain_offset_m, 0.0, [part]))
+    return places
+
+
+def _gcps(cfg: TwinConfig, control: ControlRecord) -> list[_Place]:
+    if not cfg.stages.anchors.include_gcps:
+        return []
+    return [_Place(f"gcp:{p.id}", "gcp", p.id, p.role, p.lon, p.lat, p.h_ellipsoidal, 0.0,
+                   [ErrorPart("survey", p.sigma_h, p.sigma_v,
+                              note="the survey's stated accuracy" if p.sigma_h is not None or p.sigma_v is not None
+                              else "the survey's accuracy is not stated (GCP columns sigma_h, sigma_v)")],
+                   properties={"role": p.role, "source": p.source,
+                               "dz_lidar_minus_survey": p.dz_lidar_minus_survey},
+                   georeferenced=False)
+            for p in control.points]
+
+
+def _models(ctx: StageContext, cfg: TwinConfig) -> list[_Place]:
+    if not cfg.stages.anchors.include_models:
+        return []
+    index = read_feature_index(ctx.input_dir("tile"))
+    places = []
+    for m in read_models(ctx.input_dir("georef")):
+        ref = index.get(m.id)
+        feature = ({"building_id": m.id, "tileset": "buildings/tileset.json", "content": f"buildings/{ref.tile}",
+                    "feature_id": ref.feature_id} if ref else None)
+        places.append(_Place(f"model:{m.id}", "model", m.name or m.id, m.use, m.origin_lonlat[0], m.origin_lonlat[1],
+                             m.origin_ellipsoidal_height, m.heading_deg % 360.0,
+                             [ErrorPart("placement", None, None,
+                                        note="the model's origin as the config places it: its accuracy is not "
+                                             "stated")],
+                             feature, {"source": m.source, "scale": m.scale, "up_axis": m.up_axis,
+                                       "proposed": m.proposed, "replaces": m.replaces},
+                             georeferenced=False))
+    return places
+
+
+def _georef_part(control: ControlRecord, inputs_h: float | None) -> ErrorPart:
+    h = control.horizontal_rmse if control.horizontal_rmse is not None else inputs_h
+    note = ("horizontal: control fit of a locally referenced scan" if control.horizontal_rmse is not None else
+            "horizontal: the inputs' stated accuracy (stages.anchors.inputs_horizontal_accuracy_m)"
+            if inputs_h is not None else "horizontal: inputs referenced by their CRS, their accuracy not stated")
+    note += ("; vertical: LiDAR heights against the surveyed points" if control.vertical_rmse is not None
+             else "; vertical: no surveyed points to check against")
+    return ErrorPart("georeferencing", h, control.vertical_rmse, note=note)
+
+
+def _r(x: float | None, k: int = 4) -> float | None:
+    return None if x is None or not np.isfinite(x) else round(float(x), k)
 
 
 def run(ctx: StageContext, cfg: TwinConfig) -> StageResult:
-    """Build the anchors of buildings and POIs."""
-    georef, mesh, tile = ctx.input_dir("georef"), ctx.input_dir("mesh"), ctx.input_dir("tile")
+    """Build the anchors of buildings, rooftops, POIs, surveyed points and imported models."""
+    georef, mesh = ctx.input_dir("georef"), ctx.input_dir("mesh")
     frame = read_frame(georef)
-    anchors: list[dict[str, Any]] = []
-    skipped: list[dict[str, str]] = []
-    if cfg.stages.anchors.include_buildings:
-        index = read_feature_index(tile)
-        for b in read_buildings(mesh).buildings:
-            c = b.centroid
-            outline = np.asarray(b.outline_en, np.float64)
-            ref = index[b.id]
-            feature = {"building_id": b.id, "tileset": "buildings/tileset.json",
-                       "content": f"buildings/{ref.tile}", "feature_id": ref.feature_id}
-            anchors.append(_anchor(f"building:{b.id}", "building", b.name or b.id, b.use,
-                                   c.lon, c.lat, b.ground_height, c.undulation,
-                                   polygon_heading(outline) if len(outline) >= 3 else 0.0, feature,
-                                   {"height": b.height, "roof_orthometric_height": b.roof_height,
-                                    "floors": b.floors, "height_source": b.height_source,
-                                    "ground_source": b.ground_source, "lod": b.lod, "roof_type": b.roof_type,
-                                    "proposed": b.proposed, "replaces": b.replaces}))
-    pois = read_pois(georef) if cfg.stages.anchors.include_pois else []
-    terrain = read_terrain(mesh)
-    heightfield = read_enu_raster(mesh / terrain.heightfield_path) if pois and terrain.heightfield_path else None
-    for i, p in enumerate(pois):
-        u = np.nan
-        if heightfield is not None:
-            u = float(sample_bilinear(heightfield[1], heightfield[0], np.array([p.en[0]]), np.array([p.en[1]]))[0])
-        if not np.isfinite(u):
-            reason = "outside the terrain" if heightfield is not None else "no terrain (no point cloud or DEM)"
-            skipped.append({"poi": p.name, "reason": reason})
-            warnings.warn(f"POI {p.name!r}: skipped, {reason}", FeatureSkippedWarning, stacklevel=2)
-            continue
-        _, _, h = frame.site.enu_to_geodetic(np.array([[p.en[0], p.en[1], u]]))
-        anchors.append(_anchor(f"poi:{i + 1:03d}", "poi", p.name, p.kind, p.lon, p.lat,
-                               float(h[0]) - p.undulation, p.undulation, 0.0, None, {}))
+    geoid = cfg.geoid_model()
     control = read_control(georef)
-    rmse, rmse_h = control.vertical_rmse, control.horizontal_rmse
-    doc = {"schema_version": SCHEMA_VERSION,
-           "site": {"name": cfg.site.name,
-                    "origin": {"latitude": frame.site.lat, "longitude": frame.site.lon,
-                               "ellipsoidal_height": frame.site.height}},
-           "geoid_grid": frame.geoid_grid,
-           "accuracy": {"vertical_rmse_m": rmse, "horizontal_rmse_m": rmse_h,
-                        "note": "vertical: LiDAR heights against the surveyed points; horizontal: "
-                                "control-point fit of a locally referenced scan (check points when "
-                                "given), null when no scan was georeferenced by control points"},
-           "anchors": anchors}
-    (ctx.out_dir / "anchors.json").write_text(json.dumps(doc, indent=1, ensure_ascii=False))
-    features = [{"type": "Feature", "id": a["id"],
-                 "geometry": {"type": "Point",
-                              "coordinates": [a["longitude"], a["latitude"], a["ellipsoidal_height"]]},
-                 "properties": {k: a[k] for k in ("kind", "name", "category", "orthometric_height",
-                                                  "heading_deg")}} for a in anchors]
-    (ctx.out_dir / "anchors.geojson").write_text(json.dumps(
-        {"type": "FeatureCollection", "features": features}, indent=1, ensure_ascii=False))
-    with resources.as_file(schema_path()) as src:
-        shutil.copyfile(src, ctx.out_dir / "anchors.schema.json")
-    kinds = [a["kind"] for a in anchors]
-    return StageResult({"anchors": len(anchors), "building_anchors": kinds.count("building"),
-                        "poi_anchors": kinds.count("poi")},
-                       {"anchors": len(anchors), "skipped": skipped, "vertical_rmse_m": rmse,
-                        "horizontal_rmse_m": rmse_h})
+    terrain_rec = read_terrain(mesh)
+    tin = [load_level(mesh, terrain_rec.levels[0])] if terrain_rec.levels else []
+    tin_error = terrain_rec.levels[0].max_vertical_error_m if terrain_rec.levels else None
+    terrain = Scene(tin)
+    skipped: list[dict[str, str]] = []
+    places = (_buildings(ctx, cfg, frame, tin_error, skipped) + _pois(ctx, cfg, terrain, tin_error, frame, skipped)
+              + _gcps(cfg, control) + _models(ctx, cfg))
+    lon = np.array([p.lon for p in places])
+    lat = np.array([p.lat for p in places])
+    und = geoid.undulation(lon, lat) if places else np.zeros(0)
+    for p, n in zip(places, und, strict=True):
+        if p.orthometric is not None:
+            p.h = p.orthometric + float(n)
+    h = np.array([p.h for p in places])
+    ground = drape(terrain, frame.site, lon, lat)
+    ecef = geodetic_to_ecef(lon, lat, h) if places else np.zeros((0, 3))
+    g_part = geoid_part(geoid.info.name, geoid.info.accuracy_m, frame.heights)
+    r_part = _georef_part(control, cfg.stages.anchors.inputs_horizontal_accuracy_m)
+    arkit_geoid = geoid.info.label()
+    anchors = []
+    for i, p in enumerate(places):
+        q_enu, q_eus = heading_quaternions(p.heading)
+        q_ecef = ecef_quaternion(q_enu, p.lon, p.lat)
+        lat_r, lon_r, hh = round(p.lat, 10), round(p.lon, 10), round(p.h, 4)
+        ortho = round(p.h - float(und[i]), 4)
+        above_terrain = _r(p.h - ground[i])
+        above_roof = _r(p.h - p.rooftop) if p.rooftop is not None else None
+        recommended = ("rooftop" if p.kind == "rooftop" else "terrain" if above_terrain is not None else "wgs84")
+        parts = ([r_part] if p.georeferenced else []) + p.parts + [g_part]
+        anchors.append(Anchor(
+            p.id, p.kind, p.name, p.category, lat_r, lon_r, hh, ortho, round(float(und[i]), 4), round(p.heading, 4),
+            Orientation([round(x, 9) for x in q_enu], [round(x, 9) for x in q_eus], [round(x, 9) for x in q_ecef]),
+            Surfaces(_r(ground[i]), _r(p.rooftop)),
+            ArcorePose(lat_r, lon_r, hh, [round(x, 9) for x in q_eus], above_terrain, above_roof, recommended),
+            ArkitPose(lat_r, lon_r, ortho, arkit_geoid, [round(x, 9) for x in q_eus]),
+            CesiumPose([round(float(x), 4) for x in ecef[i]],
+                       [round(x, 9) if j < 12 else round(x, 4) for j, x in
+                        enumerate(enu_to_ecef_columns(p.lon, p.lat, ecef[i]))],
+                       [round(x, 9) for x in q_ecef]),
+            combine(parts), p.feature, p.properties))
+    site = {"name": cfg.site.name, "origin": {"latitude": frame.site.lat, "longitude": frame.site.lon,
+                                              "ellipsoidal_height": frame.site.height}}
+    accuracy = {"vertical_rmse_m": control.vertical_rmse, "horizontal_rmse_m": control.horizontal_rmse,
+                "geoid_accuracy_m": geoid.info.accuracy_m,
+                "note": "per anchor: accuracy.parts, 1 sigma, combined by root sum of squares; vertical_m is the "
+                        "ellipsoidal height's (ARCore, Cesium), vertical_orthometric_m the orthometric's (ARKit)"}
+    result = AnchorSet(site, geoid.info, frame.geoid_grid, frame.heights, accuracy, anchors, skipped)
+    write_anchors(ctx.out_dir, result)
+    kinds = [a.kind for a in anchors]
+    counts = {"anchors": len(anchors), **{f"{k}_anchors": kinds.count(k) for k in
+                                          ("building", "rooftop", "terrain", "gcp", "model")}}
+    return StageResult(counts, {"anchors": len(anchors), "skipped": skipped, "geoid": geoid.info.label(),
+                                "vertical_rmse_m": control.vertical_rmse,
+                                "horizontal_rmse_m": control.horizontal_rmse})
+

@@ -467,7 +467,8 @@ def _lidar_check(ctx: StageContext, control: dict[str, Any], store: CellStore | 
                 dz[j] = float(np.median(np.concatenate(parts)) - enu[j, 2])
     records = [SurveyedPoint(p.id, p.role, [p.x, p.y, p.z],
                              float(control["lon"][j]), float(control["lat"][j]), float(control["h"][j]),
-                             float(control["n"][j]), enu[j].tolist(), dz[j]) for j, p in enumerate(pts)]
+                             float(control["n"][j]), enu[j].tolist(), dz[j], p.sigma_h, p.sigma_v)
+               for j, p in enumerate(pts)]
     fit = control["fit"]
     # a control point the fit rejected is a blunder in the survey: it would only score itself
     rejected = set(control["rejected"])

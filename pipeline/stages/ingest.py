@@ -288,11 +288,21 @@ def _ingest_dem(ctx: StageContext, cfg: TwinConfig, dem: RasterInput) -> dict[st
             "nodata_pixels": rec.nodata_pixels, "range_m": [rec.min, rec.max]}
 
 
-def read_gcp_csv(path: Path) -> list[GcpRow]:
-    """Rows of a GCP CSV: id,x,y,z [,local_x,local_y,local_z] [,role].
+def _positive_metres(cell: str) -> float | None:
+    """A cell's positive finite number, else None."""
+    try:
+        value = float(cell)
+    except ValueError:
+        return None
+    return value if math.isfinite(value) and value > 0 else None
 
-    ``role`` is ``control`` (used in fits; the default) or ``check`` (held out). InputError names
-    the line for a missing or non-numeric cell.
+
+def read_gcp_csv(path: Path, *, sigma_h: float | None = None, sigma_v: float | None = None) -> list[GcpRow]:
+    """Rows of a GCP CSV: id,x,y,z [,local_x,local_y,local_z] [,role] [,sigma_h,sigma_v].
+
+    ``role`` is ``control`` (used in fits; the default) or ``check`` (held out); ``sigma_h`` and
+    ``sigma_v`` are the survey's 1-sigma accuracy in metres (an empty cell takes the given
+    default). InputError names the line for a missing or non-numeric cell.
     """
     if not path.is_file():
         raise InputError("GCP file not found", path=path)
@@ -322,7 +332,15 @@ def read_gcp_csv(path: Path) -> list[GcpRow]:
             role = row.get("role", "") or "control"
             if role not in ("control", "check"):
                 raise InputError(f"line {line}: role must be control or check, not {role!r}", path=path)
-            rows.append(GcpRow(row["id"] or f"row{line}", role=role, **vals))
+            sigmas = {c: default for c, default in (("sigma_h", sigma_h), ("sigma_v", sigma_v))}
+            for c in sigmas:
+                if row.get(c):
+                    sigmas[c] = _positive_metres(row[c])
+                    if sigmas[c] is None:
+                        raise InputError(f"line {line}: {c} must be a positive number of metres, not "
+                                         f"{row[c]!r}", path=path)
+            rows.append(GcpRow(row["id"] or f"row{line}", role=role, **vals, sigma_h=sigmas["sigma_h"],
+                               sigma_v=sigmas["sigma_v"]))
     if not rows:
         raise InputError("GCP file has no rows", path=path)
     ids = [r.id for r in rows]
@@ -335,7 +353,7 @@ def read_gcp_csv(path: Path) -> list[GcpRow]:
 def _ingest_gcps(ctx: StageContext, cfg: TwinConfig, g: GCPInput) -> dict[str, Any]:
     path = cfg.resolve(g.path)
     crs = parse_crs(cfg.declared_crs(g, "inputs.gcps", "a GCP CSV"), path=path)
-    rows = read_gcp_csv(path)
+    rows = read_gcp_csv(path, sigma_h=g.sigma_h, sigma_v=g.sigma_v)
     write_source_gcps(ctx.out_dir, SourceGcps(str(path), crs.to_wkt(), g.accept_crs, rows))
     return {"file": str(path), "crs": crs.name, "points": len(rows)}
 

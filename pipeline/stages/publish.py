@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import shutil
 import warnings
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -45,13 +46,33 @@ Produced by dmc-twin {code_version}. Everything a viewer, the city twin hub or a
 | `buildings/schema.json` | metadata schema: each building has a feature ID and a property table row |
 | `buildings/features.json` | building id -> the leaf tile and feature ID holding its full detail |
 | `pointcloud/tileset.json` | classified LiDAR points (glTF POINTS), additive refinement |
-| `anchors/anchors.json` | AR anchors: WGS84 lat/lon, ellipsoidal + orthometric heights, ENU and EUS quaternions |
-| `anchors/anchors.geojson` | the same anchors as GeoJSON points (third coordinate: ellipsoidal height) |
+| `anchors/anchors.json` | AR anchors (format 2.0; see below) |
+| `anchors/anchors.geojson` | the same anchors as GeoJSON points (third coordinate: metres above the WGS84 ellipsoid) |
+| `anchors/anchors.csv` | the same anchors as a table for GIS |
 | `anchors/anchors.schema.json` | JSON Schema of anchors.json |{analysis}
 | `catalog.json` | STAC Collection describing the bundle |
 | `provenance.json` | inputs with sha256, code version, georeferencing accuracy |
 | `SHA256SUMS` | checksums of every file (`sha256sum -c SHA256SUMS`) |
 {viewer}
+
+## AR anchors
+
+`anchors/anchors.json` holds one anchor per building (on the ground at its footprint's visual
+centre), per rooftop (on the roof mesh), per point of interest (on the terrain mesh), per
+surveyed point and per imported model. Each carries the fields each platform's API takes:
+
+- ARCore Geospatial: `arcore.latitude/longitude/altitude` (metres above the WGS84 ellipsoid) and
+  `arcore.eus_xyzw` for `Earth.createAnchor`; `arcore.altitude_above_terrain` for
+  `resolveAnchorOnTerrainAsync`; `arcore.altitude_above_rooftop` for `resolveAnchorOnRooftopAsync`.
+- ARKit: `arkit.altitude` (metres above mean sea level through the geoid named in `arkit.geoid`)
+  for `ARGeoAnchor(coordinate:altitude:)`; turn content by `arkit.eus_xyzw`.
+- CesiumJS / Cesium for Unity: `cesium.ecef` (EPSG:4978), `cesium.enu_to_ecef` (column-major
+  4x4) and `cesium.ecef_xyzw`.
+
+`accuracy` gives 1-sigma horizontal and vertical accuracy in metres (`vertical_m` for the
+ellipsoidal height, `vertical_orthometric_m` for the orthometric one) and the parts it combines
+(georeferencing, mesh, survey, geoid); `complete` is false when a part is not known. The geoid
+model, its version and its stated accuracy are in `geoid`.
 """
 
 VIEWER_README = """| `viewer/` | the web viewer (offline) and the CesiumJS files it loads (`viewer/THIRD_PARTY.json`) |
@@ -142,6 +163,9 @@ def run(ctx: StageContext, cfg: TwinConfig) -> StageResult:
                     "title": "AR anchors"},
         "anchors_geojson": {"href": "anchors/anchors.geojson", "type": "application/geo+json",
                             "roles": ["data"]},
+        "anchors_csv": {"href": "anchors/anchors.csv", "type": "text/csv", "roles": ["data"]},
+        "anchors_schema": {"href": "anchors/anchors.schema.json", "type": "application/schema+json",
+                           "roles": ["metadata"]},
         "provenance": {"href": "provenance.json", "type": "application/json", "roles": ["metadata"]},
     }
     for layer, title in LAYER_TITLES.items():
@@ -187,7 +211,7 @@ def run(ctx: StageContext, cfg: TwinConfig) -> StageResult:
     provenance: dict[str, Any] = {
         "generator": "dmc-twin", "code_version": __version__, "bundle_version": version,
         "site": {"name": cfg.site.name, "origin": {"lat": sf.lat, "lon": sf.lon, "height": sf.height},
-                 "geoid_grid": frame.geoid_grid, "heights": cfg.site.heights},
+                 "geoid_grid": frame.geoid_grid, "geoid": asdict(frame.geoid), "heights": cfg.site.heights},
         "enu_to_ecef": frame.enu_to_ecef().tolist(),
         "inputs": [{"file": p.name, "sha256": ctx.input_hash(p)} for p in cfg.input_paths()],
         "georef_vertical_rmse_m": read_control(georef).vertical_rmse,

@@ -334,15 +334,17 @@
   twin.anchorEntities = [];
   function drawAnchors(doc) {
     const pins = new Cesium.PinBuilder();
-    const colours = { building: Cesium.Color.ROYALBLUE, poi: Cesium.Color.DARKORANGE };
+    const colours = { building: Cesium.Color.ROYALBLUE, rooftop: Cesium.Color.DEEPSKYBLUE,
+      terrain: Cesium.Color.DARKORANGE, gcp: Cesium.Color.LIMEGREEN, model: Cesium.Color.MEDIUMPURPLE };
+    // a pin per building (and per rooftop) crowds the district seen whole: those show from closer
+    const near = new Set(["building", "rooftop"]);
     for (const a of doc.anchors) {
       const pin = pins.fromColor(colours[a.kind] || Cesium.Color.GRAY, 24).toDataURL();
       const entity = twin.viewer.entities.add({
         position: Cesium.Cartesian3.fromDegrees(a.longitude, a.latitude, a.ellipsoidal_height),
-        // a pin per building crowds the district seen whole: building pins show from closer
         billboard: { image: pin, verticalOrigin: Cesium.VerticalOrigin.BOTTOM,
           disableDepthTestDistance: Number.POSITIVE_INFINITY,
-          distanceDisplayCondition: new Cesium.DistanceDisplayCondition(0, a.kind === "building" ? 600 : 20000) },
+          distanceDisplayCondition: new Cesium.DistanceDisplayCondition(0, near.has(a.kind) ? 600 : 20000) },
         label: { text: a.name, font: "12px sans-serif", pixelOffset: new Cesium.Cartesian2(0, -28),
           fillColor: Cesium.Color.WHITE, outlineColor: Cesium.Color.BLACK, outlineWidth: 2,
           style: Cesium.LabelStyle.FILL_AND_OUTLINE, disableDepthTestDistance: Number.POSITIVE_INFINITY,
@@ -406,8 +408,24 @@
       ["longitude (°)", a.longitude], ["ellipsoidal height (m, WGS84)", a.ellipsoidal_height],
       ["orthometric height (m)", a.orthometric_height], ["geoid undulation (m)", a.geoid_undulation],
       ["geoid model", twin.geoid], ["heading (°)", a.heading_deg]];
+    if (a.arcore) {
+      rows.push(["ARCore altitude above terrain (m)", a.arcore.altitude_above_terrain],
+        ["ARCore altitude above rooftop (m)", a.arcore.altitude_above_rooftop],
+        ["ARCore anchor to use", a.arcore.recommended]);
+    }
+    if (a.arkit) rows.push(["ARKit altitude (m above sea level)", a.arkit.altitude]);
     for (const [k, v] of Object.entries(a.properties || {})) rows.push([k, v]);
-    rows.push(...accuracyRows());
+    if (a.accuracy) {
+      const acc = a.accuracy;
+      rows.push(["horizontal accuracy (1σ, m)", acc.horizontal_m ?? "not known"],
+        ["vertical accuracy, ellipsoidal (1σ, m)", acc.vertical_m ?? "not known"],
+        ["vertical accuracy, orthometric (1σ, m)", acc.vertical_orthometric_m ?? "not known"]);
+      for (const part of acc.parts) {
+        rows.push([`  ${part.source} (h, v m)`, `${part.horizontal_m ?? "?"}, ${part.vertical_m ?? "?"}`]);
+      }
+    } else {
+      rows.push(...accuracyRows());
+    }
     showInfo(a.name, rows);
   }
 
@@ -671,7 +689,9 @@
       const doc = await getJson(anchorsAsset.href);
       twin.anchors = doc.anchors;
       twin.accuracy = doc.accuracy;
-      twin.geoid = doc.geoid_grid;
+      // format 2.0 names the model (and its accuracy); 1.0 only the grid file
+      twin.geoid = doc.geoid ? `${doc.geoid.name}${doc.geoid.version ? ` (${doc.geoid.version})` : ""}, `
+        + `${doc.geoid.source}` : doc.geoid_grid;
       twin.proposals = doc.anchors.filter((a) => a.kind === "building" && a.properties && a.properties.proposed)
         .map((a) => ({ id: a.feature ? a.feature.building_id : a.id, name: a.name,
           replaces: a.properties.replaces || null }));

@@ -8,7 +8,7 @@ import shapely
 from shapely import affinity
 from shapely.geometry import Point, Polygon, box
 
-from pipeline.core.footprints import dominant_direction, footprints_from_points, regularize, repair
+from pipeline.core.footprints import dominant_direction, footprints_from_points, regularize, repair, visual_centre
 from tests.nasty import BOWTIE, COURTYARD, L_SHAPE, SQUARE, ZERO_AREA
 
 
@@ -84,3 +84,15 @@ def test_dominant_direction_and_regularize():
     noisy = affinity.rotate(Polygon([(0, 0), (30, 0.3), (30, 10), (10, 9.8), (10.2, 25), (0, 25)]), 0)
     square, squared = regularize(noisy, 0.0, tolerance=0.75)
     assert squared and square.area == pytest.approx(noisy.area, rel=0.03)
+
+
+def test_visual_centre_stays_inside_l_shapes_and_courtyards():
+    # a convex footprint keeps its centroid
+    assert visual_centre(box(0, 0, 40, 20)) == pytest.approx((20.0, 10.0))
+    thin_l = Polygon([(0, 0), (60, 0), (60, 6), (6, 6), (6, 60), (0, 60)])  # centroid off the building
+    ring = box(0, 0, 60, 60).difference(box(8, 8, 52, 52))  # centroid in the courtyard
+    for poly in (thin_l, ring):
+        assert not poly.contains(poly.centroid)
+        x, y = visual_centre(poly)
+        at = Point(x, y)
+        assert poly.contains(at) and poly.boundary.distance(at) > 2.9  # half the wing's width, within tolerance

@@ -35,9 +35,9 @@ def nodes(egm96) -> np.ndarray:
     return egm96.undulation(lon.ravel(), lat.ravel()).reshape(lon.shape)
 
 
-def write_ngii(path, nodes, *, shuffle: bool = False, newline: str = "\n") -> None:
+def write_ngii(path, nodes, *, shuffle: bool = False, newline: str = "\n", lats=LATS, lons=LONS) -> None:
     """NGII's layout: 'latitude<TAB>longitude<TAB>N' per line, no header."""
-    lon, lat = np.meshgrid(LONS, LATS)
+    lon, lat = np.meshgrid(lons, lats)
     rows = np.column_stack([lat.ravel(), lon.ravel(), nodes.ravel()])
     if shuffle:
         rows = rows[np.random.default_rng(7).permutation(len(rows))]

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipeline.core.orientation import heading_quaternions, polygon_heading, rotate
+from pipeline.core.orientation import (ecef_quaternion, enu_to_ecef_columns, heading_quaternions, polygon_heading,
+                                      rotate)
 
 
 @pytest.mark.parametrize("heading", [0.0, 30.0, 90.0, 135.0, 270.0])
@@ -25,3 +26,25 @@ def test_polygon_heading_of_rotated_rectangle():
     rect = np.array([[0, 0], [80, 0], [80, 20], [0, 20]], float)
     rot = rect @ np.array([[np.cos(t), np.sin(t)], [-np.sin(t), np.cos(t)]])
     assert polygon_heading(rot) == pytest.approx(90.0 - 28.0, abs=1e-6)
+
+
+@pytest.mark.parametrize("lon, lat, heading", [(126.89, 37.58, 0.0), (127.2, 37.4, 117.0), (-70.0, -33.0, 300.0)])
+def test_ecef_quaternion_and_enu_frame_match_pyproj(lon, lat, heading):
+    import pyproj
+    from scipy.spatial.transform import Rotation
+
+    t = pyproj.Transformer.from_crs("EPSG:4979", "EPSG:4978", always_xy=True)
+    p0 = np.array(t.transform(lon, lat, 0.0))
+    up = np.array(t.transform(lon, lat, 1.0)) - p0
+    north = np.array(t.transform(lon, lat + 1e-6, 0.0)) - p0
+    north -= up * (north @ up)
+    north /= np.linalg.norm(north)
+    q = ecef_quaternion(heading_quaternions(heading)[0], lon, lat)
+    r = Rotation.from_quat(q)
+    assert np.allclose(r.apply([0, 0, 1.0]), up, atol=1e-7)
+    forward = r.apply([0, 1.0, 0])
+    azimuth = np.degrees(np.arctan2(forward @ np.cross(north, up), forward @ north))
+    assert (azimuth - heading + 180) % 360 - 180 == pytest.approx(0.0, abs=1e-4)
+    m = np.array(enu_to_ecef_columns(lon, lat, p0)).reshape(4, 4).T
+    assert np.allclose(m[:3, 2], up, atol=1e-7) and np.allclose(m[:3, 3], p0)
+    assert np.allclose(m[:3, :3] @ m[:3, :3].T, np.eye(3))

@@ -53,3 +53,17 @@ def test_ingest_memory_follows_the_chunk_size_not_the_file(tmp_path):
     assert len(store.paths()) == n // chunk
     # the stored cloud is 35 B x 20 M = 700 MB; a chunk's records and laspy's buffers are ~30 MB
     assert peak < 400 * chunk, f"peak {peak / 2**20:.0f} MiB"
+
+
+def test_gcp_survey_accuracy_from_columns_or_defaults(tmp_path):
+    from pipeline.errors import InputError
+
+    path = tmp_path / "gcps.csv"
+    path.write_text("id,x,y,z,sigma_h,sigma_v\nA,1,2,3,0.01,0.02\nB,4,5,6,,\n")
+    a, b = ingest.read_gcp_csv(path, sigma_h=0.05, sigma_v=0.07)
+    assert (a.sigma_h, a.sigma_v, b.sigma_h, b.sigma_v) == (0.01, 0.02, 0.05, 0.07)
+    assert ingest.read_gcp_csv(path)[1].sigma_v is None  # not stated anywhere: unknown, not zero
+    path.write_text("id,x,y,z,sigma_v\nA,1,2,3,-0.1\n")
+    with pytest.raises(InputError, match="line 2: sigma_v must be a positive number") as e:
+        ingest.read_gcp_csv(path)
+    assert "gcps.csv" in str(e.value)
