@@ -17,6 +17,7 @@ along the two directions are squared, so the data decides where right angles bel
 
 from __future__ import annotations
 
+import hashlib
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -308,3 +309,11 @@ def visual_centre(poly: Polygon, *, tolerance: float = 0.05) -> tuple[float, flo
     if poly.contains(c) and edges.distance(c) >= 0.5 * edges.distance(pole):
         return float(c.x), float(c.y)
     return float(pole.x), float(pole.y)
+
+
+def position_id(prefix: str, x: float, y: float, step: float) -> str:
+    """An id that follows a building's position rather than its row: ``prefix`` and 10 hex
+    digits of the hash of (x, y) snapped to ``step`` (in x's and y's units). A layer without ids
+    keeps the same id for the same building when other rows are added, removed or reordered."""
+    key = f"{round(x / step)}:{round(y / step)}".encode()
+    return prefix + hashlib.sha256(key).hexdigest()[:10]

@@ -26,7 +26,7 @@ from shapely.geometry import MultiPolygon
 from pipeline.config import FootprintInput, GCPInput, PointCloudInput, POIInput, RasterInput, TwinConfig
 from pipeline.core.arrayops import column_bounds
 from pipeline.core.cells import dtype_to_json
-from pipeline.core.footprints import MAX_FLOORS, MAX_HEIGHT_M, attribute_number
+from pipeline.core.footprints import MAX_FLOORS, MAX_HEIGHT_M, attribute_number, position_id
 from pipeline.core.footprints import repair as repair_footprint
 from pipeline.core.geodesy import horizontal_unit_factor, parse_crs, sidecar_crs, vertical_unit_factor
 from pipeline.core.meshimport import MAX_MODEL_REACH_M, model_reach, read_mesh, repair_mesh
@@ -202,8 +202,8 @@ def _ingest_footprints(ctx: StageContext, cfg: TwinConfig, fp: FootprintInput) -
     # metres per unit of x and y (a degree of latitude is about 111 km)
     unit_m = 111_000.0 if fs.crs.is_geographic else horizontal_unit_factor(fs.crs)
     for i, geom in enumerate(fs.geometries):
-        ident = fs.value(f.id, i)
-        ident = str(ident) if ident is not None else f"feature-{i}"
+        given = _text(fs.value(f.id, i)) if f.id else None
+        ident = given or f"feature-{i}"
         fixed = repair_footprint(geom, unit_m)
         if not fixed.polygons:
             skipped.append({"feature": ident, "reason": fixed.reason})
@@ -214,6 +214,11 @@ def _ingest_footprints(ctx: StageContext, cfg: TwinConfig, fp: FootprintInput) -
             repaired.append({"feature": ident, "repair": fixed.note, "parts": len(fixed.polygons)})
             warnings.warn(f"{path.name}: building {ident}: {fixed.note}", FeatureRepairedWarning, stacklevel=2)
         geom = fixed.polygons[0] if len(fixed.polygons) == 1 else MultiPolygon(fixed.polygons)
+        if not given:
+            # no id in the layer: one that follows the building's position (to 0.1 m), so the
+            # hub can join on it across reruns and edits of other rows
+            at = geom.representative_point()
+            ident = position_id("B-", at.x, at.y, 0.1 / unit_m)
         numbers = []
         for key, column, integer, upper in (("floors", f.floors, True, MAX_FLOORS),
                                             ("height", f.height, False, MAX_HEIGHT_M)):

@@ -38,7 +38,7 @@ from shapely.geometry import MultiPoint, Polygon
 from pipeline.config import MeshConfig, TwinConfig
 from pipeline.core.budget import check_grid
 from pipeline.core.cells import CellStore
-from pipeline.core.footprints import footprints_from_points
+from pipeline.core.footprints import footprints_from_points, position_id
 from pipeline.core.geodesy import GeoidModel, SiteFrame
 from pipeline.core.ground import Grid
 from pipeline.core.lod import Level, hausdorff, lod_chain
@@ -421,15 +421,17 @@ def _derived_features(ctx: StageContext, cfg: TwinConfig, frame: SiteFrame, geoi
     m = cfg.stages.mesh
     derived, dropped = footprints_from_points(plan[:, 0], plan[:, 1], outline_cell=m.footprint_cell,
                                               min_area=max(m.min_area, 20.0), tolerance=m.footprint_tolerance)
-    # stable ids: north to south, then west to east, by centroid
+    # north to south, then west to east; ids follow each outline's position (to a metre), not its
+    # rank, so a building keeps its id when others appear or vanish
     derived.sort(key=lambda d: (-round(d.polygon.centroid.y, 1), round(d.polygon.centroid.x, 1)))
     feats = []
-    for k, d in enumerate(derived):
+    for d in derived:
         c = d.polygon.centroid
         lon, lat = frame.plan_to_geodetic(np.array([c.x]), np.array([c.y]), n0)
         und = float(geoid.undulation(lon, lat)[0])
         rings = [Ring(np.asarray(r.coords)[:-1].tolist()) for r in [d.polygon.exterior, *d.polygon.interiors]]
-        feats.append(Footprint(f"LIDAR-{k + 1:04d}", None, None, None, None, [rings],
+        feats.append(Footprint(position_id("LIDAR-", float(lon[0]), float(lat[0]), 1e-5), None, None, None, None,
+                               [rings],
                                Centroid(float(lon[0]), float(lat[0]), und, [c.x, c.y]), footprint_source="lidar"))
     info = {"source": "lidar", "derived": len(feats), "squared": int(sum(d.squared for d in derived)),
             "clusters_too_small": dropped, "building_points": int(len(plan))}

@@ -67,3 +67,40 @@ def test_gcp_survey_accuracy_from_columns_or_defaults(tmp_path):
     with pytest.raises(InputError, match="line 2: sigma_v must be a positive number") as e:
         ingest.read_gcp_csv(path)
     assert "gcps.csv" in str(e.value)
+
+
+def _footprint_ids(tmp_path, features: list[dict], fields: str = "") -> list[str]:
+    import json
+
+    from pipeline.artifacts.footprints import read_source_footprints
+    from pipeline.runner import Runner
+
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    layer = tmp_path / "f.geojson"
+    layer.write_text(json.dumps({"type": "FeatureCollection", "features": features,
+                                 "crs": {"type": "name", "properties": {"name": "EPSG:5186"}}}))
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("site: {origin: {lat: 37.5770, lon: 126.8898}}\n"
+                   f"inputs: {{footprints: {{path: {layer}{fields}}}}}\n")
+    work = tmp_path / "w"
+    Runner(load_config(cfg), work, quiet=True).run(["ingest"])
+    return [f.id for f in read_source_footprints(work / "artifacts" / "ingest").features]
+
+
+def _square(x: float, y: float, props: dict) -> dict:
+    ring = [[x, y], [x + 20, y], [x + 20, y + 20], [x, y + 20], [x, y]]
+    return {"type": "Feature", "properties": props, "geometry": {"type": "Polygon", "coordinates": [ring]}}
+
+
+def test_footprint_ids_follow_the_national_id_or_the_building_not_the_row(tmp_path):
+    at = [(190100.0, 553100.0), (190200.0, 553100.0), (190300.0, 553200.0)]
+    bd = [{"BD_MGT_SN": f"11440101001234500000{k}"} for k in range(3)]
+    # a national building management number, named in the field mapping, is the id
+    ids = _footprint_ids(tmp_path / "a", [_square(*xy, p) for xy, p in zip(at, bd, strict=True)],
+                         ", fields: {id: BD_MGT_SN}")
+    assert ids == [p["BD_MGT_SN"] for p in bd]
+    # without ids: the same building keeps its id when another row goes and the rest are reordered
+    first = _footprint_ids(tmp_path / "b", [_square(*xy, {}) for xy in at])
+    again = _footprint_ids(tmp_path / "c", [_square(*xy, {}) for xy in reversed(at[1:])])
+    assert len(set(first)) == 3 and all(i.startswith("B-") for i in first)
+    assert again == list(reversed(first[1:]))
