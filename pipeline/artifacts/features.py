@@ -1,13 +1,16 @@
-"""tile's ``buildings/features.json``: where each building's full detail lives in the tiles.
+"""tile's ``buildings/features.json``: where each building's full detail lives in the tiles,
+and what it is: a digest of its finest geometry and its feature properties.
 
 Written on every run (an empty index when there are no buildings); anchors and the hub look a
-building id up here to reach its feature in EXT_mesh_features.
+building id up here to reach its feature in EXT_mesh_features, and ``dmctwin diff`` compares two
+bundles' indexes to tell which buildings changed without decoding a tile.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 from pipeline.artifacts import FEATURE_INDEX
 from pipeline.artifacts.base import dump_json, load_json
@@ -17,10 +20,14 @@ FILE = FEATURE_INDEX.path
 
 @dataclass(frozen=True)
 class FeatureRef:
-    """A building's leaf tile (URI relative to ``buildings/``) and its feature ID there."""
+    """A building's leaf tile (URI relative to ``buildings/``), its feature ID there, the sha256
+    (16 hex digits) of its finest mesh (ENU vertices to the millimetre, and faces) and its
+    feature properties as the tiles' property table holds them."""
 
     tile: str
     feature_id: int
+    geometry: str = ""
+    properties: dict[str, Any] = field(default_factory=dict)
 
 
 def write_feature_index(folder: Path, index: dict[str, FeatureRef]) -> None:

@@ -7,6 +7,7 @@ the caller places every vertex on its own plumb line (see ``SiteFrame.plan_to_en
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 
 import numpy as np
@@ -182,3 +183,12 @@ def mesh_volume(vertices: np.ndarray, faces: np.ndarray) -> float:
     """Signed volume (m^3) of a closed mesh; positive when its faces point outward."""
     v = vertices[faces]
     return float(np.einsum("ij,ij->i", v[:, 0], np.cross(v[:, 1], v[:, 2])).sum() / 6.0)
+
+
+def mesh_digest(vertices: np.ndarray, faces: np.ndarray) -> str:
+    """16 hex digits of the sha256 of a mesh: vertices rounded to the millimetre (in their own
+    metres) and faces; equal for the same geometry written twice, different when it moves."""
+    v = np.round(np.asarray(vertices, np.float64) * 1000.0).astype(np.int64)
+    h = hashlib.sha256(np.ascontiguousarray(v).tobytes())
+    h.update(np.ascontiguousarray(np.asarray(faces, np.int64)).tobytes())
+    return h.hexdigest()[:16]

@@ -28,7 +28,7 @@ from pipeline.core.content import (BUILDING_SCHEMA, SUNLIGHT_SCHEMA, TERRAIN_COL
                                    mesh_glb, point_glb, receiver_glb, smooth_mesh, sun_colours)
 from pipeline.core.cells import CellStore
 from pipeline.core.pointtree import OctreeFrame, PointNode, coarse_levels, column_trees
-from pipeline.core.meshing import compact_faces, concat_meshes
+from pipeline.core.meshing import compact_faces, concat_meshes, mesh_digest
 from pipeline.core.quadtree import QuadNode, build_quadtree
 from pipeline.core.gltf import gltf_positions, read_glb
 from pipeline.core.tiles import (TileNode, aabb_box, assemble_tree, box_corners, matrix_to_json, tileset_doc,
@@ -203,7 +203,7 @@ def _building_layer(ctx: StageContext, out: Path, m: np.ndarray, t: TileConfig, 
             face_feature=feature, records=tile_records, schema_uri="../schema.json")
         if not node.children:
             for local, (b, _) in enumerate(chosen):
-                index[records[b].id] = FeatureRef(uri, local)
+                index[records[b].id] = FeatureRef(uri, local, mesh_digest(*parts[local]), tile_records[local])
     tallest = max(r.height for r in records)
     doc, lo, hi, size = _write_layer(ctx, out, docs, jobs, m, tallest, provenance, "tile buildings")
     write_feature_index(ctx.out_dir, index)
