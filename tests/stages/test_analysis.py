@@ -324,10 +324,10 @@ def test_gis_files_use_a_projected_crs_whatever_the_inputs_say(tmp_path):
     """The site's CRS when projected, else the footprint layer's, else the site's UTM zone: a
     ground grid needs linear units (a layer in WGS84 degrees, RFC 7946 GeoJSON, has none)."""
     from pipeline.artifacts.frame import FrameRecord
-    from pipeline.core.geodesy import SiteFrame
+    from pipeline.core.geodesy import GeoidModel, SiteFrame
     from pipeline.stages.analysis import output_crs
 
-    frame = FrameRecord(SiteFrame(37.5770, 126.8898), "egm96_15.gtx", "orthometric")
+    frame = FrameRecord(SiteFrame(37.5770, 126.8898), "egm96_15.gtx", "orthometric", GeoidModel.from_spec("egm96").info)
 
     def cfg(site_crs: str | None):
         p = tmp_path / "c.yaml"
