@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from pipeline.core.text import NotText, decode_text
 from pipeline.errors import ConfigError
@@ -286,11 +286,25 @@ class MeshConfig(_Model):
     lod_levels: int = Field(4, ge=1, le=8, description="Most levels of detail per building or model.")
 
 
+#: the client profiles: the content encodings each allows, its default first
+PROFILES: dict[str, tuple[str, ...]] = {
+    "cesium": ("draco", "meshopt", "quantized", "none"),
+    # Cesium for Unity drops EXT_meshopt_compression geometry on desktop: Draco instead
+    "unity": ("draco", "quantized", "none"),
+    # engines with neither decoder: quantized positions and normals, no compression extension
+    "portable": ("quantized", "none"),
+}
+
+
 class TileConfig(_Model):
-    compression: Literal["draco", "meshopt", "quantized", "none"] = Field(
-        "draco", description="Terrain and building content: draco (KHR_draco_mesh_compression), meshopt "
-                             "(KHR_mesh_quantization + EXT_meshopt_compression; the meshopt extra), "
-                             "quantized (KHR_mesh_quantization only) or none (float32).")
+    profile: Literal["cesium", "unity", "portable"] = Field(
+        "cesium", description="The clients the tiles are for: cesium (CesiumJS: any encoding), unity (Cesium for "
+                              "Unity: no EXT_meshopt_compression) or portable (no compression extension at all).")
+    compression: Literal["draco", "meshopt", "quantized", "none"] | None = Field(
+        None, description="Terrain and building content: draco (KHR_draco_mesh_compression), meshopt "
+                          "(KHR_mesh_quantization + EXT_meshopt_compression; the meshopt extra), "
+                          "quantized (KHR_mesh_quantization only) or none (float32); unset: the profile's "
+                          "(draco for cesium and unity, quantized for portable).")
     building_tile_size: float = Field(
         1000.0, ge=10, le=100_000, description="Largest edge (m) of a building leaf tile (quadtree over the site).")
     tile_max_features: int = Field(
@@ -309,7 +323,22 @@ class TileConfig(_Model):
                                "each level halves the spacing.")
     pointcloud_meshopt: bool = Field(
         False, description="Compress point tiles with EXT_meshopt_compression (needs the meshopt "
-                           "extra: pip install 'dmc-twin[meshopt]'; CesiumJS decodes it).")
+                           "extra: pip install 'dmc-twin[meshopt]'; CesiumJS decodes it; profile cesium only).")
+
+    @model_validator(mode="after")
+    def _fits_the_profile(self) -> TileConfig:
+        allowed = PROFILES[self.profile]
+        if self.compression is not None and self.compression not in allowed:
+            raise ValueError(f"compression {self.compression} is not for profile {self.profile} "
+                             f"(it allows {', '.join(allowed)})")
+        if self.pointcloud_meshopt and "meshopt" not in allowed:
+            raise ValueError(f"pointcloud_meshopt is not for profile {self.profile} (no EXT_meshopt_compression)")
+        return self
+
+    @property
+    def mesh_compression(self) -> str:
+        """The encoding of terrain and building content: ``compression``, else the profile's default."""
+        return self.compression or PROFILES[self.profile][0]
 
 
 class AnalysisConfig(_Model):

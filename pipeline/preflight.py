@@ -122,7 +122,7 @@ def check_runnable(cfg: TwinConfig, config_path: Path) -> None:
                               f"{cfg.stages.georef.cell_size} m, so that no voxel straddles two cells",
                               path=config_path)
     t = cfg.stages.tile
-    if (t.compression == "meshopt" or t.pointcloud_meshopt) and importlib.util.find_spec("meshoptimizer") is None:
+    if (t.mesh_compression == "meshopt" or t.pointcloud_meshopt) and importlib.util.find_spec("meshoptimizer") is None:
         raise ConfigError("stages.tile: meshopt compression needs the meshopt extra: pip install "
                           "'dmc-twin[meshopt]' (or use compression: draco)", path=config_path)
     if cfg.executor.kind == "dask" and importlib.util.find_spec("distributed") is None:

@@ -24,6 +24,9 @@ def test_sample_config_is_valid_and_resolves_paths():
     ("stages: {analysis: {total_window: [16, 8]}}", "stages.analysis.total_window"),
     ("stages: {analysis: {time_basis: local}}", "stages.analysis.time_basis"),
     ("stages: {analysis: {date: 2026-13-40}}", "stages.analysis.date"),
+    ("stages: {tile: {profile: unity, compression: meshopt}}", "compression meshopt is not for profile unity"),
+    ("stages: {tile: {profile: portable, compression: draco}}", "compression draco is not for profile portable"),
+    ("stages: {tile: {profile: unity, pointcloud_meshopt: true}}", "pointcloud_meshopt is not for profile unity"),
     ("site: [1, 2", "not valid YAML"),
     ("- a list", "mapping"),
 ])
@@ -43,3 +46,12 @@ def test_stage_hash_changes_only_with_relevant_config(tmp_path):
     ca, cb = load_config(a), load_config(b)
     assert ca.stage_hash("clean") != cb.stage_hash("clean")
     assert ca.stage_hash("mesh") == cb.stage_hash("mesh")
+
+
+def test_each_profile_has_its_default_encoding(tmp_path):
+    got = {}
+    for profile in ("cesium", "unity", "portable"):
+        p = tmp_path / f"{profile}.yaml"
+        p.write_text(f"stages: {{tile: {{profile: {profile}}}}}")
+        got[profile] = load_config(p).stages.tile.mesh_compression
+    assert got == {"cesium": "draco", "unity": "draco", "portable": "quantized"}

@@ -197,3 +197,25 @@ def test_3d_tiles_tools_reads_the_bundle(sample_run, tmp_path):
     proc = subprocess.run([str(tool), "analyze", "-i", str(glb), "-o", str(tmp_path / "analyzed")],
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
+
+
+@pytest.mark.parametrize("profile, banned", [
+    ("unity", {"EXT_meshopt_compression"}),
+    ("portable", {"EXT_meshopt_compression", "KHR_draco_mesh_compression"}),
+])
+def test_client_profiles_use_only_what_their_clients_decode(sample_run, tmp_path_factory, profile, banned):
+    """Cesium for Unity drops meshopt geometry; a portable bundle has no compression extension:
+    every GLB of every layer says so, and the bundle passes the validators."""
+    run = variant_run(sample_run, tmp_path_factory.mktemp(profile), f"tile: {{profile: {profile}}}", "tile..publish")
+    bundle = run / "bundle"
+    report = validate_tileset(bundle)
+    assert report.valid and report.gltf_validated > 0, report.problems[:5]
+    official_agrees(bundle)
+    used: set[str] = set()
+    for glb in bundle.rglob("*.glb"):
+        used |= set(read_glb(glb.read_bytes())[0].get("extensionsUsed", []))
+    assert used and not used & banned, used
+    if profile == "portable":
+        assert "KHR_mesh_quantization" in used
+    catalog = json.loads((bundle / "catalog.json").read_text())
+    assert catalog["assets"]["tileset"]["dmctwin:profile"] == profile

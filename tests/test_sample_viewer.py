@@ -588,6 +588,26 @@ def test_a_meshopt_compressed_bundle_loads_and_picks(browser, sample_run, twin, 
         server.server_close()
 
 
+def test_unity_and_portable_bundles_load_in_cesiumjs(browser, sample_run, tmp_path_factory):
+    """The client profiles' encodings (Draco without meshopt; quantized only) load and draw
+    every layer in CesiumJS with no failed request or error."""
+    for profile in ("unity", "portable"):
+        run = variant_run(sample_run, tmp_path_factory.mktemp(profile), f"tile: {{profile: {profile}}}",
+                          "tile..publish")
+        server = BundleServer(run / "bundle", port=0)
+        server.start()
+        try:
+            pg = open_viewer(browser, server.url.rstrip("/"), server.url + "viewer/#hide=anchors,sunlight")
+            assert pg.log["console"] == [] and pg.log["failed"] == [] and pg.evaluate("window.twin.failures") == []
+            loaded = pg.evaluate(
+                "Object.fromEntries(Object.values(window.twin.layers).map(l => [l.kind, l.tilesLoaded]))")
+            assert all(loaded[k] > 0 for k in ("terrain", "buildings", "pointcloud")), (profile, loaded)
+            pg.close()
+        finally:
+            server.shutdown()
+            server.server_close()
+
+
 # ---- the bundle elsewhere, on another static server ---------------------------------------------
 
 def test_the_bundle_copied_elsewhere_works_on_python_http_server(browser, sample_run, tmp_path):

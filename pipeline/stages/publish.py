@@ -158,7 +158,8 @@ def run(ctx: StageContext, cfg: TwinConfig) -> StageResult:
     version = cfg.stages.publish.bundle_version
     assets = {
         "tileset": {"href": "tileset.json", "type": "application/json", "roles": ["data"],
-                    "title": "Root 3D Tiles 1.1 tileset"},
+                    "title": "Root 3D Tiles 1.1 tileset", "dmctwin:profile": cfg.stages.tile.profile,
+                    "dmctwin:compression": cfg.stages.tile.mesh_compression},
         "anchors": {"href": "anchors/anchors.json", "type": "application/json", "roles": ["data"],
                     "title": "AR anchors"},
         "anchors_geojson": {"href": "anchors/anchors.geojson", "type": "application/geo+json",

@@ -199,7 +199,7 @@ def _building_layer(ctx: StageContext, out: Path, m: np.ndarray, t: TileConfig, 
         tile_records = [records[b].feature_properties() | {"sunlight_fail_share": fail_share.get(records[b].id)}
                         for b, _ in chosen]
         jobs[node.key] = ctx.executor.submit(
-            write_mesh_tile, str(out / uri), verts, faces, t.compression,
+            write_mesh_tile, str(out / uri), verts, faces, t.mesh_compression,
             face_feature=feature, records=tile_records, schema_uri="../schema.json")
         if not node.children:
             for local, (b, _) in enumerate(chosen):
@@ -210,7 +210,7 @@ def _building_layer(ctx: StageContext, out: Path, m: np.ndarray, t: TileConfig, 
     leaves = sum(1 for _ in tree.leaves())
     return {"box": aabb_box(lo, hi), "geometricError": doc["geometricError"], "tiles": len(jobs),
             "leaf_tiles": leaves, "depth": max(n.depth for n in tree.walk()), "buildings": len(records),
-            "bytes": size, "compression": t.compression}
+            "bytes": size, "compression": t.mesh_compression}
 
 
 def _terrain_layer(ctx: StageContext, out: Path, m: np.ndarray, t: TileConfig, provenance: dict[str, Any]
@@ -249,13 +249,13 @@ def _terrain_layer(ctx: StageContext, out: Path, m: np.ndarray, t: TileConfig, p
         used, sub = compact_faces(f[sel], len(v))
         parent = parents.get(node.key)
         coarser = errors[min(parent.height, len(levels) - 1)] if parent is not None else errors[k]
-        jobs[node.key] = ctx.executor.submit(write_mesh_tile, str(out / uri), v[used], sub, t.compression,
+        jobs[node.key] = ctx.executor.submit(write_mesh_tile, str(out / uri), v[used], sub, t.mesh_compression,
                                              smooth=True, skirt=errors[k] + coarser, colour=TERRAIN_COLOUR)
     relief = float(levels[0][0][:, 2].max() - levels[0][0][:, 2].min())
     doc, lo, hi, size = _write_layer(ctx, out, docs, jobs, m, relief, provenance, "tile terrain")
     return {"box": aabb_box(lo, hi), "geometricError": doc["geometricError"], "tiles": len(jobs),
             "depth": max(n.depth for n in tree.walk()), "level_errors_m": errors, "bytes": size,
-            "compression": t.compression}
+            "compression": t.mesh_compression}
 
 
 def write_receiver_tile(path: str, xyz: np.ndarray, rgba: np.ndarray, properties: dict[str, np.ndarray]
