@@ -15,7 +15,8 @@ import warnings
 from typing import TextIO
 
 from pipeline import __version__
-from pipeline.cli import config_cmd, diff_cmd, run_cmd, sample_cmd, serve_cmd, validate_cmd, verify_cmd
+from pipeline.cli import (archive_cmd, config_cmd, diff_cmd, run_cmd, sample_cmd, serve_cmd, validate_cmd,
+                          verify_cmd)
 from pipeline.errors import TwinError, TwinWarning
 
 
@@ -23,7 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dmctwin", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"dmc-twin {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
-    for module in (run_cmd, config_cmd, sample_cmd, validate_cmd, verify_cmd, diff_cmd, serve_cmd):
+    for module in (run_cmd, config_cmd, sample_cmd, validate_cmd, verify_cmd, diff_cmd, archive_cmd, serve_cmd):
         module.register(sub)
     return parser
 
