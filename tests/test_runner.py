@@ -42,14 +42,15 @@ def test_unchanged_rerun_skips_and_config_change_reruns_downstream_only(sample_r
     # a copy of the config with the anchors section changed: only anchors and publish rerun
     text = SAMPLE_CONFIG.read_text().replace("../assets/sample/", str(SAMPLE) + "/")
     cfg = tmp_path / "sample.yaml"
-    cfg.write_text(text.replace("executor:", "  anchors: {include_pois: false}\nexecutor:"))
+    assert "  anchors:\n" in text
+    cfg.write_text(text.replace("  anchors:\n", "  anchors:\n    include_pois: false\n", 1))
     before = {k: v["outputs"] for k, v in m["stages"].items()}
     changed = run_cli("run", str(cfg), "--workdir", str(sample_run), "--quiet")
     assert changed.returncode == 0, changed.stderr
     m2 = json.loads((sample_run / "manifest.json").read_text())
     ran = [k for k, e in m2["stages"].items() if not e["skipped"]]
     assert ran == ["anchors", "publish"]
-    assert m2["stages"]["anchors"]["counts"]["poi_anchors"] == 0
+    assert m2["stages"]["anchors"]["counts"]["terrain_anchors"] == 0
     # put the shared run back the way the other tests expect it
     restore = run_cli("run", str(SAMPLE_CONFIG), "--workdir", str(sample_run), "--quiet")
     assert restore.returncode == 0

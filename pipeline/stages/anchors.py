@@ -70,7 +70,6 @@ class _Place:
     properties: dict[str, Any] = field(default_factory=dict)
     rooftop: float | None = None
     georeferenced: bool = True
-    orthometric: float | None = None
 
 
 def _outline(b: BuildingRecord, footprints: dict[str, Polygon]) -> Polygon | None:
@@ -138,9 +137,12 @@ def _buildings(ctx: StageContext, cfg: TwinConfig, frame: Any, tin_error: float 
                  "height_source": b.height_source, "ground_source": b.ground_source, "lod": b.lod,
                  "roof_type": b.roof_type, "proposed": b.proposed, "replaces": b.replaces}
         if s.include_buildings:
-            # the base is an orthometric height: run() makes it ellipsoidal with N at this place
-            places.append(_Place(f"building:{b.id}", "building", b.name or b.id, b.use, lon, lat, np.nan,
-                                 heading, [_ground_part(b, tin_error)], feature, props, orthometric=b.ground_height))
+            # on the base as the mesh stage built it: the whole solid stands at its centroid's N, so
+            # its base is one ellipsoidal height (orthometric below the anchor differs by the geoid's
+            # slope across the footprint, millimetres)
+            places.append(_Place(f"building:{b.id}", "building", b.name or b.id, b.use, lon, lat,
+                                 b.ground_height + b.centroid.undulation, heading, [_ground_part(b, tin_error)],
+                                 feature, props))
         if s.include_rooftops:
             v, f = meshes.get(b.feature_id, 0)
             roof = float(drape([(v, f)], frame.site, np.array([lon]), np.array([lat]))[0])
@@ -240,9 +242,6 @@ def run(ctx: StageContext, cfg: TwinConfig) -> StageResult:
     lon = np.array([p.lon for p in places])
     lat = np.array([p.lat for p in places])
     und = geoid.undulation(lon, lat) if places else np.zeros(0)
-    for p, n in zip(places, und, strict=True):
-        if p.orthometric is not None:
-            p.h = p.orthometric + float(n)
     h = np.array([p.h for p in places])
     ground = drape(terrain, frame.site, lon, lat)
     ecef = geodetic_to_ecef(lon, lat, h) if places else np.zeros((0, 3))
