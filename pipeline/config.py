@@ -9,6 +9,7 @@ from __future__ import annotations
 import codecs
 import hashlib
 from datetime import date as date_type
+from datetime import datetime as datetime_type
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -419,8 +420,26 @@ class ViewerConfig(_Model):
                           "Default: a plainly coloured globe, nothing from the network.")
 
 
+class ElevationConfig(_Model):
+    """The DTM and DSM GeoTIFFs of the bundle (``rasters/``), sampled from the published meshes."""
+
+    enabled: bool = Field(True, description="Write rasters/dtm.tif (terrain) and rasters/dsm.tif (terrain and "
+                                            "existing buildings; proposals left out) into the bundle.")
+    resolution_m: float = Field(1.0, gt=0, le=100, description="Cell size in metres (in the raster CRS's unit: a "
+                                                               "CRS in US feet gets cells of as many feet).")
+    heights: Literal["orthometric", "ellipsoidal"] = Field(
+        "orthometric", description="Cell values: metres above the site's geoid model, or above the WGS84 ellipsoid.")
+
+
 class PublishConfig(_Model):
-    bundle_version: str = Field("0.1.0", description="Version written into the hub bundle's catalog.")
+    bundle_version: str = Field(
+        "0.1.0", pattern=r"^[0-9A-Za-z][0-9A-Za-z._+-]{0,63}$",
+        description="The bundle's version: its folder under <workdir>/bundles/ (the previous versions stay there; "
+                    "<workdir>/bundle points at the newest) and the catalog's version.")
+    datetime: datetime_type | None = Field(
+        None, description="When the data were captured (ISO 8601, UTC when no zone is given), for the STAC "
+                          "catalog; default the LAS/LAZ headers' creation dates, else the time of publishing.")
+    elevation: ElevationConfig = Field(default_factory=ElevationConfig, description="DTM and DSM GeoTIFFs.")
     viewer: ViewerConfig = Field(default_factory=ViewerConfig, description="The bundle's web viewer.")
     validate_bundle: bool = Field(
         True, description="Check the bundle (3D Tiles specification, Khronos glTF validator) before it "

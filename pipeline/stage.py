@@ -44,6 +44,10 @@ class StageSpec:
     output: str | None = None
     #: files of its output (relative paths) also copied into ``<workdir>/reports/`` when it ran
     reports: tuple[str, ...] = ()
+    #: a folder (relative to the work directory) keeping one output per version, named by the
+    #: stage module's ``output_version(cfg)``; ``output`` is then a symbolic link to the newest,
+    #: switched only once that is complete, and the earlier versions stay as they were
+    versions: str | None = None
 
     @property
     def requires(self) -> tuple[str, ...]:

@@ -212,7 +212,7 @@ def test_validate_finds_a_changed_byte_in_a_published_file(good, tmp_path):
     data[-1] ^= 0x01
     glb.write_bytes(bytes(data))
     proc = run_cli("validate", str(bundle), "--no-gltf")
-    assert proc.returncode == 1 and f"{glb.relative_to(bundle)}: does not match SHA256SUMS" in proc.stdout
+    assert proc.returncode == 1 and f"{glb.relative_to(bundle)}: checksum differs from SHA256SUMS" in proc.stdout
 
 
 def test_names_from_inputs_are_literal_text_in_the_bundle_readme(tmp_path):

@@ -135,3 +135,61 @@ def test_stages_read_only_the_artifacts_they_declare(tmp_path, monkeypatch):
                         undeclared.append(f"{name} read {up}/{rel}")
     assert not undeclared, undeclared
     assert _OPENED["mesh"] and _OPENED["tile"]  # the hook saw the stages read
+
+
+def _versioned(sample_run: Path, work: Path, version: str) -> Path:
+    """A config of the sample whose bundle is ``version``, over a hard-linked copy of its artifacts."""
+    if not (work / "artifacts").exists():
+        shutil.copytree(sample_run / "artifacts", work / "artifacts", copy_function=os.link)
+        shutil.copy(sample_run / "manifest.json", work / "manifest.json")
+    text = SAMPLE_CONFIG.read_text().replace("../assets/sample/", str(SAMPLE) + "/")
+    assert "  publish:\n" in text
+    cfg = work / f"v{version}.yaml"
+    cfg.write_text(text.replace("  publish:\n", f"  publish:\n    bundle_version: '{version}'\n", 1))
+    return cfg
+
+
+@pytest.mark.slow
+def test_each_version_keeps_its_folder_and_the_link_moves_only_when_one_is_complete(sample_run, tmp_path,
+                                                                                    monkeypatch):
+    work = tmp_path / "w"
+    work.mkdir()
+    # a work directory from before versions: its bundle is a plain folder
+    shutil.copytree(sample_run / "bundle", work / "bundle")
+    proc = run_cli("run", str(_versioned(sample_run, work, "1.0.0")), "--workdir", str(work), "--stages", "publish",
+                   "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    link = work / "bundle"
+    assert link.is_symlink() and os.readlink(link) == "bundles/1.0.0"
+    assert sorted(p.name for p in (work / "bundles").iterdir()) == ["0.1.0", "1.0.0"]  # the old one adopted
+    assert json.loads((work / "bundles" / "0.1.0" / "catalog.json").read_text())["version"] == "0.1.0"
+    v1 = {p.relative_to(work / "bundles" / "1.0.0"): p.read_bytes()
+          for p in (work / "bundles" / "1.0.0").rglob("*") if p.is_file()}
+
+    # a publish that fails half-way leaves the published versions and the link as they were
+    import pipeline.stages.publish as publish
+
+    def broken(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(publish, "write_catalog", broken)
+    runner = Runner(load_config(_versioned(sample_run, work, "2.0.0")), work, quiet=True)
+    with pytest.raises(Exception, match="space"):
+        runner.run(["publish"])
+    monkeypatch.undo()
+    assert os.readlink(link) == "bundles/1.0.0"
+    assert sorted(p.name for p in (work / "bundles").iterdir()) == ["0.1.0", "1.0.0"]
+
+    proc = run_cli("run", str(_versioned(sample_run, work, "2.0.0")), "--workdir", str(work), "--stages", "publish",
+                   "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    assert os.readlink(link) == "bundles/2.0.0"
+    assert json.loads((link / "catalog.json").read_text())["version"] == "2.0.0"
+    assert {p.relative_to(work / "bundles" / "1.0.0"): p.read_bytes()
+            for p in (work / "bundles" / "1.0.0").rglob("*") if p.is_file()} == v1
+    for version in ("1.0.0", "2.0.0"):
+        assert run_cli("verify", str(work / "bundles" / version), "--no-gltf").returncode == 0
+    diff = run_cli("diff", str(work / "bundles" / "1.0.0"), str(work / "bundles" / "2.0.0"), "--json")
+    assert diff.returncode == 0, diff.stderr
+    doc = json.loads(diff.stdout)
+    assert not any(doc[layer][k] for layer in ("buildings", "anchors") for k in ("added", "removed", "changed"))

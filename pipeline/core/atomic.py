@@ -134,3 +134,15 @@ def replace_dir(tmp: str | Path, final: str | Path, *, durable: bool = True) -> 
     _fsync_dir(final.parent)
     if old.exists():
         shutil.rmtree(old)
+
+
+def point_link(link: str | Path, target: str | Path) -> None:
+    """Make ``link`` a symbolic link to the folder ``target`` (stored relative, so the work
+    directory can move) in one rename: a reader following ``link`` finds the old target or the
+    new one, never nothing."""
+    link, target = Path(link), Path(target)
+    tmp = link.with_name(f".link-{link.name}")
+    tmp.unlink(missing_ok=True)
+    os.symlink(os.path.relpath(target, link.parent), tmp, target_is_directory=True)
+    os.replace(tmp, link)
+    _fsync_dir(link.parent)

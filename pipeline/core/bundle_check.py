@@ -2,7 +2,8 @@
 
 Checked: every file against ``SHA256SUMS`` (changed, missing, or present but not listed); the
 anchors against the schema of their format shipped in this package (not the bundle's own copy,
-which travels with the data it would vouch for); the STAC catalog's structure; that every
+which travels with the data it would vouch for); the STAC catalog and Items against the STAC
+schemas (``core.stac``), with their assets' checksums; that every
 reference resolves (catalog assets, anchors' tiles, and every tileset's external tilesets and
 contents); and every tileset through ``tileset_check.validate_tileset``. Each problem is one
 line naming the file.
@@ -98,25 +99,11 @@ def check_anchors(bundle: Path) -> list[Problem]:
 
 
 def check_catalog(bundle: Path) -> list[Problem]:
-    """catalog.json is a STAC Collection whose assets all exist; returns problems and, through
-    :func:`catalog_tilesets`, the tilesets it lists."""
-    name = "catalog.json"
-    problems: list[Problem] = []
-    doc = _load(bundle, name, problems)
-    if doc is None:
-        return problems
-    for key in ("type", "stac_version", "id", "description", "license", "extent", "links", "assets"):
-        if key not in doc:
-            problems.append(Problem(name, f"STAC Collection lacks {key!r}"))
-    if doc.get("type") != "Collection":
-        problems.append(Problem(name, f"type is {doc.get('type')!r}, not 'Collection'"))
-    for key, asset in (doc.get("assets") or {}).items():
-        href = asset.get("href") if isinstance(asset, dict) else None
-        if not isinstance(href, str):
-            problems.append(Problem(name, f"asset {key!r} has no href"))
-        elif not (bundle / href).is_file():
-            problems.append(Problem(name, f"asset {key!r}: {href} does not exist"))
-    return problems
+    """catalog.json and the Items it links: each against the STAC schemas (core and extensions,
+    offline), every link and asset resolving, every asset's recorded checksum and size."""
+    from pipeline.core.stac import check_catalog as check_stac
+
+    return [Problem(name, message) for name, message in check_stac(bundle)]
 
 
 def catalog_tilesets(bundle: Path) -> list[str]:

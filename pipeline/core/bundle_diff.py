@@ -16,7 +16,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from pipeline.artifacts.anchors import read_anchors
+from pipeline.core.geodesy import geodetic_to_ecef
 
 #: building properties an analysis derives from the district, not the building
 DERIVED = ("sunlight_fail_share",)
@@ -111,10 +114,12 @@ def _anchor_doc(bundle: Path) -> dict[str, dict[str, Any]]:
     return {a.id: asdict(a) for a in read_anchors(path).anchors}
 
 
-def _moved(a: dict[str, Any], b: dict[str, Any]) -> bool:
-    dlat = abs(a["latitude"] - b["latitude"]) * 111_000.0
-    dlon = abs(a["longitude"] - b["longitude"]) * 89_000.0  # metres per degree of longitude at 37 N
-    return max(dlat, dlon, abs(a["ellipsoidal_height"] - b["ellipsoidal_height"])) > 1e-3
+def _moved(a: dict[str, Any], b: dict[str, Any], tol_m: float = 1e-3) -> bool:
+    """Whether two anchor positions (WGS84 degrees, ellipsoidal m) lie more than ``tol_m`` apart
+    (their straight-line distance in ECEF: right at any latitude)."""
+    pa, pb = (geodetic_to_ecef(np.array([p["longitude"]]), np.array([p["latitude"]]),
+                               np.array([p["ellipsoidal_height"]]))[0] for p in (a, b))
+    return float(np.linalg.norm(pa - pb)) > tol_m
 
 
 def diff_anchors(old: Path, new: Path) -> LayerDiff:

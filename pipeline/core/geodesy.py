@@ -78,6 +78,19 @@ def horizontal_crs(crs: pyproj.CRS) -> pyproj.CRS:
     return crs
 
 
+def gis_crs(site_crs: str | None, layer_crs_wkt: str | None, lon: float, lat: float) -> pyproj.CRS:
+    """The projected CRS the files made for GIS use (grids, rasters, layers): ``site_crs``, else
+    the layer's (``layer_crs_wkt``; the first of them that is projected: a grid needs metres, or
+    feet), else the UTM zone (WGS84) at ``lon``/``lat`` (degrees). Always the horizontal part."""
+    for crs in (parse_crs(site_crs) if site_crs else None,
+                pyproj.CRS.from_wkt(layer_crs_wkt) if layer_crs_wkt else None):
+        if crs is not None and horizontal_crs(crs).is_projected:
+            return horizontal_crs(crs)
+    info = pyproj.database.query_utm_crs_info(
+        datum_name="WGS 84", area_of_interest=pyproj.aoi.AreaOfInterest(lon, lat, lon, lat))
+    return pyproj.CRS.from_epsg(int(info[0].code))
+
+
 def vertical_kind(crs: pyproj.CRS, default: str) -> str:
     """'ellipsoidal' or 'orthometric' for the heights of ``crs``; ``default`` when it does not say."""
     if crs.is_compound:

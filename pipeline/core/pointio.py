@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import struct
+from datetime import date
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -173,6 +174,13 @@ def las_extra_dims(path: Path) -> list[tuple[str, str]]:
             else:
                 out.append((dim.name, kind))
         return out
+
+
+def las_creation_date(path: Path) -> date | None:
+    """The header's file creation day (LAS: the day the data were collected or processed), None
+    when the header leaves it 0 (unknown)."""
+    with _open(path) as reader:
+        return reader.header.creation_date
 
 
 def is_copc(path: Path) -> bool:

@@ -637,21 +637,10 @@ SUMS = "SHA256SUMS"
 
 def _check_sums(folder: Path, report: ValidationReport) -> None:
     """Every file a bundle's SHA256SUMS lists must still have its checksum: a changed byte in a
-    published file is an error, as a missing file is."""
-    from pipeline.core.atomic import sha256_file
+    published file is an error, as a missing file is (``bundle_check.check_sums`` decides)."""
+    from pipeline.core.bundle_check import check_sums
 
-    for n, line in enumerate((folder / SUMS).read_text(encoding="utf-8", errors="replace").splitlines(), start=1):
-        digest, _, name = line.partition("  ")
-        if not name or len(digest) != 64:
-            report.findings.append(Finding("error", f"{SUMS}:{n}", "not a 'sha256  path' line"))
-            continue
-        target = folder / name
-        if not target.resolve().is_relative_to(folder.resolve()):
-            report.findings.append(Finding("error", f"{SUMS}:{n}", f"{name} lies outside the bundle"))
-        elif not target.is_file():
-            report.findings.append(Finding("error", f"{SUMS}:{n}", f"{name} is listed but missing"))
-        elif sha256_file(target) != digest:
-            report.findings.append(Finding("error", name, f"does not match {SUMS}: changed since it was published"))
+    report.findings += [Finding("error", p.file, p.message) for p in check_sums(folder)]
 
 
 def validate_tileset(path: str | Path, *, tol: float = 1e-3, gltf: bool = True) -> ValidationReport:

@@ -21,7 +21,6 @@ import time
 from typing import Any
 
 import numpy as np
-import pyproj
 import shapely
 
 from pipeline import artifacts
@@ -31,7 +30,8 @@ from pipeline.artifacts.frame import FrameRecord, read_frame
 from pipeline.artifacts.sunlight import FOLDER, SCENARIOS, ReceiverResults, SunlightRecord, write_sunlight
 from pipeline.artifacts.terrain import load_level, read_terrain
 from pipeline.config import AnalysisConfig, TwinConfig
-from pipeline.core.geodesy import horizontal_crs, parse_crs
+from pipeline.core.geodesy import gis_crs
+from pipeline.core.rastergrid import RasterGrid
 from pipeline.core.receivers import FacadeSource, Receivers, facade_receivers, ground_receivers
 from pipeline.core.shading import Scene, SunHours, SunlightRule, shade
 from pipeline.core.sun import TIME_BASIS_NAMES, solstice_date, sun_table
@@ -47,19 +47,6 @@ def rule_of(a: AnalysisConfig) -> SunlightRule:
                         a.total_hours * 60.0, (a.total_window[0], a.total_window[1]))
 
 
-def output_crs(cfg: TwinConfig, footprint_crs: str | None, frame: FrameRecord) -> pyproj.CRS:
-    """The projected CRS the GIS files use: ``site.crs``, else the footprint layer's (the first
-    of them that is projected: a grid needs metres, or feet), else the site's UTM zone (WGS84)."""
-    for crs in (parse_crs(cfg.site.crs) if cfg.site.crs else None,
-                pyproj.CRS.from_wkt(footprint_crs) if footprint_crs else None):
-        if crs is not None and horizontal_crs(crs).is_projected:
-            return horizontal_crs(crs)
-    info = pyproj.database.query_utm_crs_info(
-        datum_name="WGS 84", area_of_interest=pyproj.aoi.AreaOfInterest(frame.site.lon, frame.site.lat,
-                                                                         frame.site.lon, frame.site.lat))
-    return pyproj.CRS.from_epsg(int(info[0].code))
-
-
 def _sources(records: list[BuildingRecord], meshes: BuildingMeshes, rings: dict[str, list[np.ndarray]]
              ) -> list[FacadeSource]:
     out = []
@@ -73,26 +60,6 @@ def _sources(records: list[BuildingRecord], meshes: BuildingMeshes, rings: dict[
 
 def _polygon(rings: list[np.ndarray]) -> shapely.Geometry:
     return shapely.make_valid(shapely.Polygon(rings[0], rings[1:]))
-
-
-def _ground_grid(a: AnalysisConfig, frame: FrameRecord, crs: pyproj.CRS, near: shapely.Geometry, h0: float
-                 ) -> tuple[np.ndarray, tuple[float, float, float], tuple[int, int]]:
-    """Plan ENU (N, 2) of a grid of ``ground_spacing`` metres in ``crs`` (in its own units: a
-    grid in US feet has cells of as many feet), row-major from the north-west, over the box of
-    ``near`` (plan ENU); its (west, north, cell size in the CRS's units) and (rows, cols)."""
-    to_crs = pyproj.Transformer.from_crs("EPSG:4326", crs, always_xy=True)
-    e, n = np.asarray(near.exterior.coords if near.geom_type == "Polygon" else
-                      shapely.get_coordinates(near)).T[:2]
-    lon, lat = frame.site.plan_to_geodetic(e, n, h0)
-    x, y = to_crs.transform(lon, lat, errcheck=True)
-    s = a.ground_spacing / crs.axis_info[0].unit_conversion_factor
-    west, east = np.floor(np.min(x) / s) * s, np.ceil(np.max(x) / s) * s
-    south, north = np.floor(np.min(y) / s) * s, np.ceil(np.max(y) / s) * s
-    cols, rows = int(round((east - west) / s)), int(round((north - south) / s))
-    gx, gy = np.meshgrid(west + (np.arange(cols) + 0.5) * s, north - (np.arange(rows) + 0.5) * s)
-    glon, glat = to_crs.transform(gx.ravel(), gy.ravel(), direction="INVERSE", errcheck=True)
-    en = frame.site.geodetic_to_enu(glon, glat, np.full(glon.shape, h0))[:, :2]
-    return en, (float(west), float(north), float(s)), (rows, cols)
 
 
 def _summaries(records: list[BuildingRecord], rec: Receivers, present: np.ndarray, hours: list[SunHours],
@@ -205,14 +172,16 @@ def run(ctx: StageContext, cfg: TwinConfig) -> StageResult:
 
     tv, tf = load_level(mesh, terrain.levels[0]) if not terrain.is_empty else (np.empty((0, 3)), np.empty((0, 3)))
     polygons = {r.id: _polygon(rings.get(r.id) or [np.asarray(r.outline_en)]) for r in records}
-    crs = output_crs(cfg, footprints.crs_wkt, frame)
+    crs = gis_crs(cfg.site.crs, footprints.crs_wkt, frame.site.lon, frame.site.lat)
     h0 = float(np.median([r.centroid.undulation for r in records]))  # plan ENU is drawn at orthometric 0
     ground_info = None
     grounds, g_index = Receivers.empty(), np.zeros(0, np.int64)
     g_present = np.zeros((0, len(names)), bool)
     if a.ground and len(tf):
         near = shapely.union_all([p.buffer(a.ground_margin) for p in polygons.values()])
-        plan, geo, shape = _ground_grid(a, frame, crs, shapely.envelope(near), h0)
+        e, n = np.asarray(shapely.get_coordinates(shapely.envelope(near))).T
+        grid = RasterGrid.covering(frame.site, crs, e, n, h0, a.ground_spacing)
+        plan = grid.centres_enu(frame.site, h0)
         inside_margin = shapely.contains_xy(near, plan[:, 0], plan[:, 1])
         fixed_cover = [polygons[r.id] for r in fixed]
         grounds, kept = ground_receivers(plan[inside_margin], tv, tf, fixed_cover, offset=a.offset)
@@ -228,7 +197,8 @@ def run(ctx: StageContext, cfg: TwinConfig) -> StageResult:
         if replaced:
             g_present[:, 0] = ~under(replaced)  # the building a proposal replaces still stands there
         ground_info = {"crs": crs.to_wkt(), "crs_name": crs.name, "epsg": crs.to_epsg(),
-                       "west": geo[0], "north": geo[1], "cell": geo[2], "rows": shape[0], "cols": shape[1]}
+                       "west": grid.west, "north": grid.north, "cell": grid.cell, "rows": grid.rows,
+                       "cols": grid.cols}
     receivers = Receivers.concat([facades, grounds])
     present = np.concatenate([f_present, g_present]) if len(receivers) else np.zeros((0, len(names)), bool)
     t_receivers = time.perf_counter() - t0

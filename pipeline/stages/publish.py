@@ -1,38 +1,60 @@
-"""publish: the versioned hub bundle (``<workdir>/bundle``) that viewers and AR apps consume.
+"""publish: the versioned hub bundle that viewers and AR apps consume: ``<workdir>/bundles/<version>``,
+with ``<workdir>/bundle`` a link to the newest (switched once it is complete; earlier versions stay).
 
 Layout: ``tileset.json`` + ``terrain/ buildings/ pointcloud/`` (3D Tiles 1.1), ``anchors/``,
-``catalog.json`` (a STAC Collection), ``provenance.json`` (inputs with sha256, code version,
-georef accuracy), ``README.md`` and ``SHA256SUMS`` over every other file.
+``rasters/`` (DTM, DSM), ``catalog.json`` (a STAC Collection) and ``stac/`` (its Items),
+``provenance.json`` (inputs with sha256, code version, georef accuracy), ``README.md`` and
+``SHA256SUMS`` over every other file.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import shutil
 import warnings
 from dataclasses import asdict
 from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
+
+import numpy as np
 
 from pipeline import __version__
 from pipeline.config import TwinConfig
 from pipeline.core.atomic import tree_hashes
 from pipeline.core.tiles import box_corners
 from pipeline import artifacts
+from pipeline.artifacts.anchors import read_anchors
+from pipeline.artifacts.buildings import BuildingMeshes, read_buildings
 from pipeline.artifacts.control import read_control
-from pipeline.artifacts.frame import read_frame
+from pipeline.artifacts.footprints import read_footprints
+from pipeline.artifacts.frame import FrameRecord, read_frame
+from pipeline.artifacts.terrain import load_level, read_terrain
 from pipeline.artifacts.sunlight import FOLDER, read_sunlight
 from pipeline.core import gltf_validator
+from pipeline.core.elevation_export import ElevationRaster, surface_heights, write_elevation
+from pipeline.core.geodesy import gis_crs
+from pipeline.core.pointio import las_creation_date
+from pipeline.core.rastergrid import RasterGrid
+from pipeline.core.shading import Scene
+from pipeline.core.stac import Layer, LayerAsset, projection_of, write_catalog
 from pipeline.core.tileset_check import validate_tileset
 from pipeline.core.viewer import find_cesium, write_viewer
 from pipeline.core.text import markdown_literal
 from pipeline.errors import StageError, ValidationWarning
 from pipeline.stage import StageContext, StageResult, StageSpec
 
-SPEC = StageSpec("publish", reads=(artifacts.FRAME, artifacts.CONTROL, artifacts.TILESET, artifacts.FEATURE_INDEX,
-                                   artifacts.ANCHORS, artifacts.SUNLIGHT),
+SPEC = StageSpec("publish", reads=(artifacts.FRAME, artifacts.CONTROL, artifacts.ENU_FOOTPRINTS, artifacts.TERRAIN,
+                                   artifacts.BUILDINGS, artifacts.TILESET, artifacts.FEATURE_INDEX, artifacts.ANCHORS,
+                                   artifacts.SUNLIGHT),
                  # provenance.json names every input file with its sha256
-                 reads_inputs=True, output="bundle")
+                 reads_inputs=True, output="bundle", versions="bundles")
+
+
+def output_version(cfg: TwinConfig) -> str:
+    """The folder under ``bundles/`` this run's bundle goes to."""
+    return cfg.stages.publish.bundle_version
 
 BUNDLE_README = """# {name}: digital twin bundle {version}
 
@@ -49,8 +71,9 @@ Produced by dmc-twin {code_version}. Everything a viewer, the city twin hub or a
 | `anchors/anchors.json` | AR anchors (format 2.0; see below) |
 | `anchors/anchors.geojson` | the same anchors as GeoJSON points (third coordinate: metres above the WGS84 ellipsoid) |
 | `anchors/anchors.csv` | the same anchors as a table for GIS |
-| `anchors/anchors.schema.json` | JSON Schema of anchors.json |{analysis}
-| `catalog.json` | STAC Collection describing the bundle |
+| `anchors/anchors.schema.json` | JSON Schema of anchors.json |{rasters}{analysis}
+| `catalog.json` | STAC 1.1 Collection of the bundle (its assets, for clients that read it alone) |
+| `stac/<layer>.json` | one STAC Item per layer, with the projection extension and each file's checksum |
 | `provenance.json` | inputs with sha256, code version, georeferencing accuracy |
 | `SHA256SUMS` | checksums of every file (`sha256sum -c SHA256SUMS`) |
 {viewer}
@@ -73,6 +96,11 @@ surveyed point and per imported model. Each carries the fields each platform's A
 ellipsoidal height, `vertical_orthometric_m` for the orthometric one) and the parts it combines
 (georeferencing, mesh, survey, geoid); `complete` is false when a part is not known. The geoid
 model, its version and its stated accuracy are in `geoid`.
+
+## For the hub
+
+`dmctwin verify .` checks this bundle (checksums, schemas, STAC, references, tilesets) and
+`dmctwin diff OLD NEW` lists the buildings and anchors one version changes against another.
 """
 
 VIEWER_README = """| `viewer/` | the web viewer (offline) and the CesiumJS files it loads (`viewer/THIRD_PARTY.json`) |
@@ -88,6 +116,10 @@ View: serve this folder over HTTP (`python -m http.server 8000`) and load
 `http://localhost:8000/tileset.json` in any 3D Tiles 1.1 viewer (for example CesiumJS's
 `Cesium3DTileset.fromUrl`)."""
 
+
+RASTERS_README = """
+| `rasters/dtm.tif` | DTM: the terrain's height at every cell, sampled from the terrain tiles' finest TIN (GeoTIFF) |
+| `rasters/dsm.tif` | DSM: the same with the existing buildings (proposals left out) |"""
 
 ANALYSIS_README = """
 | `analysis/sunlight/tileset.json` | sunlight analysis: window and ground receivers (glTF points), sun hours and \
@@ -131,6 +163,145 @@ def _validate(bundle: Path, enabled: bool, tilesets: list[str]) -> dict[str, Any
     return {"checked": True, "gltf_validated": gltf, "tilesets": tilesets, "tiles": tiles, "warnings": found}
 
 
+def _capture_time(cfg: TwinConfig) -> tuple[dt.datetime, dt.datetime, str]:
+    """When the data were captured (UTC start, end) and where that came from: the config, the
+    LAS/LAZ headers' creation days, else the time of publishing (the only case in which a rerun
+    of the same inputs gives a different catalog)."""
+    given = cfg.stages.publish.datetime
+    if given is not None:
+        when = given if given.tzinfo else given.replace(tzinfo=dt.UTC)
+        return when, when, "config"
+    days = [d for d in (las_creation_date(cfg.resolve(pc.path)) for pc in cfg.inputs.pointclouds
+                        if cfg.resolve(pc.path).suffix.lower() in (".las", ".laz")) if d is not None]
+    if days:
+        first, last = (dt.datetime(d.year, d.month, d.day, tzinfo=dt.UTC) for d in (min(days), max(days)))
+        return first, last, "LAS headers (creation day)"
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    return now, now, "published"
+
+
+def _tileset_extent(path: Path, frame: FrameRecord) -> tuple[tuple[float, float, float, float], list[float]]:
+    """A tileset's WGS84 (west, south, east, north) and its root box's ECEF bounds (6 numbers)."""
+    box = json.loads(path.read_text())["root"]["boundingVolume"]["box"]
+    ecef = box_corners(box)
+    lon, lat, _ = frame.site.enu_to_geodetic(frame.site.ecef_to_enu(ecef))
+    return ((float(lon.min()), float(lat.min()), float(lon.max()), float(lat.max())),
+            [*(float(v) for v in ecef.min(axis=0)), *(float(v) for v in ecef.max(axis=0))])
+
+
+def _elevation(ctx: StageContext, cfg: TwinConfig, out: Path, frame: FrameRecord) -> dict[str, ElevationRaster]:
+    """rasters/dtm.tif (the terrain TIN) and rasters/dsm.tif (the TIN and every existing building
+    at full detail) on one grid in the GIS CRS; nothing without terrain."""
+    e_cfg = cfg.stages.publish.elevation
+    mesh = ctx.input_dir("mesh")
+    terrain = read_terrain(mesh)
+    if not e_cfg.enabled or terrain.is_empty:
+        return {}
+    tin = load_level(mesh, terrain.levels[0])
+    layer = read_buildings(mesh)
+    meshes = BuildingMeshes(mesh)
+    standing = [meshes.get(b.feature_id, 0) for b in layer.buildings if not b.proposed]
+    crs = gis_crs(cfg.site.crs, read_footprints(ctx.input_dir("georef")).crs_wkt, frame.site.lon, frame.site.lat)
+    v = tin[0]
+    e = np.array([v[:, 0].min(), v[:, 0].max(), v[:, 0].max(), v[:, 0].min()])
+    n = np.array([v[:, 1].min(), v[:, 1].min(), v[:, 1].max(), v[:, 1].max()])
+    grid = RasterGrid.covering(frame.site, crs, e, n, frame.site.height, e_cfg.resolution_m)
+    geoid = cfg.geoid_model() if e_cfg.heights == "orthometric" else None
+    label, name = (geoid.info.label(), geoid.info.name) if geoid else (None, None)
+    (out / "rasters").mkdir()
+    written = {}
+    for key, title, scene_meshes in (("dtm", "DTM: bare-earth terrain", [tin]),
+                                     ("dsm", "DSM: terrain and existing buildings", [tin, *standing])):
+        label_ = key.upper()
+
+        def track(blocks: list[tuple[int, int]], label: str = label_) -> Iterator[tuple[int, int]]:
+            return ctx.reporter.track(blocks, f"publish: {label}")
+
+        values = surface_heights(Scene(scene_meshes), frame.site, grid, geoid, track=track)
+        written[key] = write_elevation(out / "rasters" / f"{key}.tif", values, grid, title=title,
+                                       heights=e_cfg.heights, geoid_label=label, geoid_name=name)
+    return written
+
+
+def _layers(out: Path, frame: FrameRecord, sunlight: Any, rasters: dict[str, ElevationRaster],
+            bbox2: tuple[float, float, float, float]) -> list[Layer]:
+    """One STAC Item per layer of the bundle at ``out``."""
+    import rasterio.warp
+
+    layers = []
+    tiles = {"terrain": ("Terrain (3D Tiles)", "Terrain TINs in a quadtree of levels of detail.", []),
+             "buildings": ("Buildings (3D Tiles)", "LoD2/LoD1 buildings and imported models with their metadata.",
+                           [LayerAsset("schema", "buildings/schema.json", "application/json", ("metadata",),
+                                       "3D Metadata schema"),
+                            LayerAsset("features", "buildings/features.json", "application/json", ("metadata",),
+                                       "Building id -> leaf tile and feature ID")]),
+             "pointcloud": ("LiDAR point cloud (3D Tiles)", "Classified LiDAR points (glTF POINTS).", [])}
+    for key, (title, description, extra) in tiles.items():
+        path = out / key / "tileset.json"
+        if not path.is_file():
+            continue
+        bbox, ecef = _tileset_extent(path, frame)
+        layers.append(Layer(key, title, description, bbox,
+                            [LayerAsset("tileset", f"{key}/tileset.json", "application/json", ("data",),
+                                        "3D Tiles 1.1 tileset")] + extra,
+                            {"proj:epsg": 4978, "proj:bbox": ecef}, {"dmctwin:layer": key}))
+    anchors = read_anchors(out / "anchors" / "anchors.json").anchors
+    if anchors:
+        lon = np.array([a.longitude for a in anchors])
+        lat = np.array([a.latitude for a in anchors])
+        h = np.array([a.ellipsoidal_height for a in anchors])
+        abox = (float(lon.min()), float(lat.min()), float(lon.max()), float(lat.max()))
+        proj = {"proj:epsg": 4979, "proj:bbox": [abox[0], abox[1], float(h.min()), abox[2], abox[3], float(h.max())]}
+    else:
+        abox, proj = bbox2, {"proj:epsg": 4979}
+    layers.append(Layer("anchors", "AR anchors", "Anchors for ARCore, ARKit and CesiumJS (format 2.0) with their "
+                        "accuracy; GeoJSON and CSV copies for GIS.", abox,
+                        [LayerAsset("anchors", "anchors/anchors.json", "application/json", ("data",), "anchors.json"),
+                         LayerAsset("geojson", "anchors/anchors.geojson", "application/geo+json", ("data",)),
+                         LayerAsset("csv", "anchors/anchors.csv", "text/csv", ("data",)),
+                         LayerAsset("schema", "anchors/anchors.schema.json", "application/schema+json",
+                                    ("metadata",))], proj, {"dmctwin:anchors": len(anchors)}))
+    for key, r in rasters.items():
+        g = r.grid
+        w, s, e, n = rasterio.warp.transform_bounds(g.crs.to_wkt(), "EPSG:4326", *g.bounds, densify_pts=21)
+        t = g.transform
+        layers.append(Layer(key, r.path.stem.upper() + (" (terrain)" if key == "dtm" else " (surface)"),
+                            f"{'Bare-earth' if key == 'dtm' else 'Surface'} elevation: {r.vertical}, sampled from "
+                            "the published meshes on the plumb line through each cell centre.", (w, s, e, n),
+                            [LayerAsset("elevation", f"rasters/{key}.tif", "image/tiff; application=geotiff",
+                                        ("data",), r.path.name)],
+                            {**projection_of(g.crs), "proj:bbox": list(g.bounds), "proj:shape": [g.rows, g.cols],
+                             "proj:transform": [t.a, t.b, t.c, t.d, t.e, t.f]},
+                            {"gsd": g.cell * g.crs.axis_info[0].unit_conversion_factor, "dmctwin:heights": r.heights,
+                             "dmctwin:vertical_reference": r.vertical}))
+    if (out / "analysis" / "sunlight" / "tileset.json").is_file():
+        files = [LayerAsset("tileset", "analysis/sunlight/tileset.json", "application/json", ("data",),
+                            "3D Tiles 1.1 tileset of the receivers")]
+        if "gpkg" in sunlight.files:
+            files.append(LayerAsset("receivers", "analysis/sunlight/receivers.gpkg",
+                                    "application/geopackage+sqlite3", ("data",)))
+        sproj: dict[str, Any] = {}
+        if "ground" in sunlight.files:
+            files.append(LayerAsset("ground", "analysis/sunlight/ground.tif", "image/tiff; application=geotiff",
+                                    ("data",)))
+            ground = sunlight.ground or {}
+            sproj = {"proj:epsg": ground.get("epsg")}
+            if not ground.get("epsg"):
+                sproj["proj:wkt2"] = ground.get("crs")
+        bbox, _ = _tileset_extent(out / "analysis" / "sunlight" / "tileset.json", frame)
+        layers.append(Layer("sunlight", "Sunlight analysis", "Sun hours and verdicts at windows and over open "
+                            "ground, with and without the proposals.", bbox, files, sproj,
+                            {"dmctwin:layer": "analysis"}))
+    reports = [LayerAsset("readme", "README.md", "text/markdown", ("overview",), "The bundle's README"),
+               LayerAsset("provenance", "provenance.json", "application/json", ("metadata",),
+                          "Inputs with sha256, code version, georeferencing accuracy")]
+    if (out / "analysis" / "sunlight" / "sunlight.html").is_file():
+        reports += [LayerAsset("sunlight_report", "analysis/sunlight/sunlight.html", "text/html", ("overview",)),
+                    LayerAsset("sunlight_data", "analysis/sunlight/sunlight.json", "application/json", ("metadata",))]
+    layers.append(Layer("reports", "Reports", "What the bundle holds and how it was made.", bbox2, reports))
+    return layers
+
+
 def run(ctx: StageContext, cfg: TwinConfig) -> StageResult:
     """Assemble the bundle."""
     out = ctx.out_dir
@@ -155,60 +326,54 @@ def run(ctx: StageContext, cfg: TwinConfig) -> StageResult:
     lon, lat, h = sf.enu_to_geodetic(sf.ecef_to_enu(ecef))
     bbox = [float(lon.min()), float(lat.min()), float(h.min()), float(lon.max()), float(lat.max()),
             float(h.max())]
+    bbox2 = (bbox[0], bbox[1], bbox[3], bbox[4])
     version = cfg.stages.publish.bundle_version
+    rasters = _elevation(ctx, cfg, out, frame)
     assets = {
-        "tileset": {"href": "tileset.json", "type": "application/json", "roles": ["data"],
-                    "title": "Root 3D Tiles 1.1 tileset", "dmctwin:profile": cfg.stages.tile.profile,
-                    "dmctwin:compression": cfg.stages.tile.mesh_compression},
-        "anchors": {"href": "anchors/anchors.json", "type": "application/json", "roles": ["data"],
-                    "title": "AR anchors"},
-        "anchors_geojson": {"href": "anchors/anchors.geojson", "type": "application/geo+json",
-                            "roles": ["data"]},
-        "anchors_csv": {"href": "anchors/anchors.csv", "type": "text/csv", "roles": ["data"]},
-        "anchors_schema": {"href": "anchors/anchors.schema.json", "type": "application/schema+json",
-                           "roles": ["metadata"]},
-        "provenance": {"href": "provenance.json", "type": "application/json", "roles": ["metadata"]},
+        "tileset": LayerAsset("tileset", "tileset.json", "application/json", ("data",), "Root 3D Tiles 1.1 tileset",
+                              {"dmctwin:profile": cfg.stages.tile.profile,
+                               "dmctwin:compression": cfg.stages.tile.mesh_compression}),
+        "anchors": LayerAsset("anchors", "anchors/anchors.json", "application/json", ("data",), "AR anchors"),
+        "anchors_geojson": LayerAsset("anchors_geojson", "anchors/anchors.geojson", "application/geo+json"),
+        "anchors_csv": LayerAsset("anchors_csv", "anchors/anchors.csv", "text/csv"),
+        "anchors_schema": LayerAsset("anchors_schema", "anchors/anchors.schema.json", "application/schema+json",
+                                     ("metadata",)),
     }
     for layer, title in LAYER_TITLES.items():
         if (out / layer / "tileset.json").is_file():
             # dmctwin:layer tells viewers what a layer is (shadows, styling); the viewer shows
             # every tileset asset, so an analysis layer added here appears in its toggles
-            assets[layer] = {"href": f"{layer}/tileset.json", "type": "application/json",
-                             "roles": ["data"], "title": title, "dmctwin:layer": layer}
+            assets[layer] = LayerAsset(layer, f"{layer}/tileset.json", "application/json", ("data",), title,
+                                       {"dmctwin:layer": layer})
+    for key, r in rasters.items():
+        assets[key] = LayerAsset(key, f"rasters/{key}.tif", "image/tiff; application=geotiff", ("data",),
+                                 f"{key.upper()} GeoTIFF ({r.grid.crs.name}; {r.vertical})")
     analysis = (out / "analysis" / "sunlight" / "tileset.json").is_file()
     if analysis:
         rule = sunlight.settings["rule"]
         title = (f"Sunlight {sunlight.settings['date']} ({sunlight.settings['time_basis_name']}): "
                  f"{rule['continuous_min'] / 60:g} h continuous or {rule['total_min'] / 60:g} h total")
-        assets["sunlight"] = {"href": "analysis/sunlight/tileset.json", "type": "application/json",
-                                       "roles": ["data"], "title": title, "dmctwin:layer": "analysis",
-                                       "dmctwin:analysis": "sunlight"}
-        assets["sunlight_report"] = {"href": "analysis/sunlight/sunlight.html", "type": "text/html",
-                                     "roles": ["overview"], "title": "Sunlight report"}
-        assets["sunlight_data"] = {"href": "analysis/sunlight/sunlight.json", "type": "application/json",
-                                   "roles": ["metadata"], "title": "Sunlight analysis: settings and results"}
+        assets["sunlight"] = LayerAsset("sunlight", "analysis/sunlight/tileset.json", "application/json", ("data",),
+                                        title, {"dmctwin:layer": "analysis", "dmctwin:analysis": "sunlight"})
+        assets["sunlight_report"] = LayerAsset("sunlight_report", "analysis/sunlight/sunlight.html", "text/html",
+                                               ("overview",), "Sunlight report")
+        assets["sunlight_data"] = LayerAsset("sunlight_data", "analysis/sunlight/sunlight.json", "application/json",
+                                             ("metadata",), "Sunlight analysis: settings and results")
         if "gpkg" in sunlight.files:
-            assets["sunlight_receivers"] = {"href": "analysis/sunlight/receivers.gpkg",
-                                            "type": "application/geopackage+sqlite3", "roles": ["data"]}
+            assets["sunlight_receivers"] = LayerAsset("sunlight_receivers", "analysis/sunlight/receivers.gpkg",
+                                                      "application/geopackage+sqlite3")
         if "ground" in sunlight.files:
-            assets["sunlight_ground"] = {"href": "analysis/sunlight/ground.tif",
-                                         "type": "image/tiff; application=geotiff", "roles": ["data"]}
+            assets["sunlight_ground"] = LayerAsset("sunlight_ground", "analysis/sunlight/ground.tif",
+                                                   "image/tiff; application=geotiff")
     viewer_cfg = cfg.stages.publish.viewer
     viewer: dict[str, Any] | None = None
     if viewer_cfg.enabled:
         cesium = find_cesium(cfg.resolve(viewer_cfg.cesium) if viewer_cfg.cesium is not None else None)
         viewer = write_viewer(out, cesium, cfg.resolve(viewer_cfg.imagery) if viewer_cfg.imagery else None, sf)
         (out / "index.html").write_text(INDEX_HTML, encoding="utf-8")
-        assets["viewer"] = {"href": "viewer/index.html", "type": "text/html", "roles": ["overview"],
-                            "title": f"Web viewer (CesiumJS {cesium.version}, {cesium.licence})"}
-    catalog = {"type": "Collection", "stac_version": "1.0.0", "id": "sangam-dmc-twin",
-               "title": f"{cfg.site.name} digital twin", "version": version,
-               "description": "Georeferenced 3D Tiles 1.1 of terrain, buildings and LiDAR, with AR "
-                              "anchors, for the Sangam DMC city twin hub.",
-               "license": "other", "links": [],
-               "extent": {"spatial": {"bbox": [bbox]}, "temporal": {"interval": [[None, None]]}},
-               "assets": assets}
-    (out / "catalog.json").write_text(json.dumps(catalog, indent=1, ensure_ascii=False))
+        assets["viewer"] = LayerAsset("viewer", "viewer/index.html", "text/html", ("overview",),
+                                      f"Web viewer (CesiumJS {cesium.version}, {cesium.licence})")
+    start, end, when_source = _capture_time(cfg)
     provenance: dict[str, Any] = {
         "generator": "dmc-twin", "code_version": __version__, "bundle_version": version,
         "site": {"name": cfg.site.name, "origin": {"lat": sf.lat, "lon": sf.lon, "height": sf.height},
@@ -216,16 +381,28 @@ def run(ctx: StageContext, cfg: TwinConfig) -> StageResult:
         "enu_to_ecef": frame.enu_to_ecef().tolist(),
         "inputs": [{"file": p.name, "sha256": ctx.input_hash(p)} for p in cfg.input_paths()],
         "georef_vertical_rmse_m": read_control(georef).vertical_rmse,
+        "captured": {"start": start.isoformat(), "end": end.isoformat(), "source": when_source},
     }
     (out / "provenance.json").write_text(json.dumps(provenance, indent=1, ensure_ascii=False))
     (out / "README.md").write_text(BUNDLE_README.format(
         name=markdown_literal(cfg.site.name), version=version, code_version=__version__,
-        viewer=VIEWER_README if viewer else NO_VIEWER_README, analysis=ANALYSIS_README if analysis else ""),
-        encoding="utf-8")
+        viewer=VIEWER_README if viewer else NO_VIEWER_README, analysis=ANALYSIS_README if analysis else "",
+        rasters=RASTERS_README if rasters else ""), encoding="utf-8")
+    layers = _layers(out, frame, sunlight, rasters, bbox2)
+    write_catalog(out, collection_id="sangam-dmc-twin", title=f"{cfg.site.name} digital twin",
+                  description="Georeferenced 3D Tiles 1.1 of terrain, buildings and LiDAR, with AR anchors, "
+                              "elevation rasters and reports, for the Sangam DMC city twin hub.",
+                  version=version, bbox=bbox, start=start, end=end, assets=assets, layers=layers,
+                  properties={"dmctwin:captured_from": when_source})
     validation = _validate(out, cfg.stages.publish.validate_bundle,
                            ["tileset.json"] + (["analysis/sunlight/tileset.json"] if analysis else []))
     sums = tree_hashes(out)
     (out / "SHA256SUMS").write_text("".join(f"{h}  {p}\n" for p, h in sums.items()))
     size = int(sum((out / p).stat().st_size for p in sums))
-    return StageResult({"files": len(sums) + 1}, {"files": len(sums) + 1, "bbox_wgs84": bbox, "validation": validation,
-                                                   "viewer": viewer, "bytes": size})
+    raster_report = {k: {"file": f"rasters/{k}.tif", "crs": r.grid.crs.name, "shape": [r.grid.rows, r.grid.cols],
+                         "cell": r.grid.cell, "heights": r.vertical, "cells_with_data": r.cells_with_data,
+                         "min": r.min, "max": r.max} for k, r in rasters.items()}
+    return StageResult({"files": len(sums) + 1, "stac_items": len(layers)},
+                       {"files": len(sums) + 1, "bbox_wgs84": bbox, "validation": validation, "viewer": viewer,
+                        "bytes": size, "version": version, "stac_items": [layer.id for layer in layers],
+                        "captured": provenance["captured"], "rasters": raster_report})

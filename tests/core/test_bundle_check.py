@@ -10,6 +10,7 @@ import pytest
 
 from pipeline.core.atomic import sha256_file
 from pipeline.core.bundle_check import verify_bundle
+from pipeline.core.stac import file_fields
 from tests.conftest import run_cli
 
 pytestmark = pytest.mark.slow
@@ -23,7 +24,14 @@ def bundle(sample_run, tmp_path) -> Path:
 
 
 def _resum(bundle: Path) -> None:
-    """Rewrite SHA256SUMS as a publisher would after the edit: only the edit's own problem stays."""
+    """Rewrite the STAC assets' checksums and SHA256SUMS as a publisher would after the edit: only
+    the edit's own problem stays."""
+    for doc_path in [bundle / "catalog.json", *sorted((bundle / "stac").glob("*.json"))]:
+        doc = json.loads(doc_path.read_text())
+        for asset in doc["assets"].values():
+            href = (doc_path.parent / asset["href"]).resolve().relative_to(bundle.resolve()).as_posix()
+            asset.update(file_fields(bundle, href))
+        doc_path.write_text(json.dumps(doc))
     files = sorted(p for p in bundle.rglob("*") if p.is_file() and p.name != "SHA256SUMS")
     (bundle / "SHA256SUMS").write_text("".join(f"{sha256_file(p)}  {p.relative_to(bundle).as_posix()}\n"
                                                for p in files))
@@ -79,3 +87,15 @@ def test_a_schema_violation_is_found(bundle):
     problems = [str(p) for p in verify_bundle(bundle, gltf=False)]
     assert problems == ["anchors/anchors.json: schema: anchors/3/latitude: 123.0 is greater than the maximum of 90",
                         "anchors/anchors.json: schema: anchors/5: 'arcore' is a required property"]
+
+
+def test_a_stac_violation_is_found(bundle):
+    item = json.loads((bundle / "stac" / "dsm.json").read_text())
+    del item["properties"]["datetime"]
+    (bundle / "stac" / "dsm.json").write_text(json.dumps(item))
+    _resum(bundle)
+    problems = [str(p) for p in verify_bundle(bundle, gltf=False)]
+    assert len(problems) == 1 and problems[0].startswith("stac/dsm.json: STAC: ") and "datetime" in problems[0], \
+        problems
+    proc = run_cli("verify", str(bundle), "--no-gltf")
+    assert proc.returncode == 1 and "stac/dsm.json: STAC: " in proc.stdout

@@ -188,3 +188,16 @@ def test_plan_coordinates_invert_exactly_and_keep_the_plumb_line():
     up = frame.plan_to_enu(plan[:, 0], plan[:, 1], n, np.full(4, n + 150.0))
     assert np.abs(up - frame.geodetic_to_enu(lon, lat, np.full(4, n + 150.0))).max() < 1e-6
     assert np.abs(up[1:, :2] - plan[1:, :2]).max() > 0.01  # the vertical leans away from ENU up
+
+
+def test_gis_files_use_a_projected_crs_whatever_the_inputs_say():
+    """The site's CRS when projected, else the layer's, else the site's UTM zone: a grid needs
+    linear units (a layer in WGS84 degrees, RFC 7946 GeoJSON, has none)."""
+    from pipeline.core.geodesy import gis_crs
+
+    wgs84 = pyproj.CRS("OGC:CRS84").to_wkt()
+    lon, lat = 126.8898, 37.5770
+    assert gis_crs("EPSG:5186", wgs84, lon, lat).to_epsg() == 5186
+    assert gis_crs("EPSG:4326", pyproj.CRS("EPSG:5179").to_wkt(), lon, lat).to_epsg() == 5179
+    assert gis_crs(None, wgs84, lon, lat).to_epsg() == 32652  # UTM 52N
+    assert gis_crs("EPSG:5186+5773", None, lon, lat).to_epsg() == 5186  # the horizontal part

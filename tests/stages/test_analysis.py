@@ -318,25 +318,3 @@ def test_a_footprint_marked_as_a_proposal_is_judged_with_and_without(tmp_path):
     south = on["BLOCK"] & (np.abs(res.receivers.azimuth_deg - 180) < 1)
     assert res.passes[south, 0].all() and not res.passes[south, 1].any()
     assert [g["building"] for g in record.changes if g["building"] != "ground"] == ["BLOCK"]
-
-
-def test_gis_files_use_a_projected_crs_whatever_the_inputs_say(tmp_path):
-    """The site's CRS when projected, else the footprint layer's, else the site's UTM zone: a
-    ground grid needs linear units (a layer in WGS84 degrees, RFC 7946 GeoJSON, has none)."""
-    from pipeline.artifacts.frame import FrameRecord
-    from pipeline.core.geodesy import GeoidModel, SiteFrame
-    from pipeline.stages.analysis import output_crs
-
-    frame = FrameRecord(SiteFrame(37.5770, 126.8898), "egm96_15.gtx", "orthometric", GeoidModel.from_spec("egm96").info)
-
-    def cfg(site_crs: str | None):
-        p = tmp_path / "c.yaml"
-        p.write_text("site: {origin: {lat: 37.5770, lon: 126.8898}" + (f", crs: '{site_crs}'" if site_crs else "")
-                     + "}\n")
-        return load_config(p)
-
-    wgs84 = pyproj.CRS("OGC:CRS84").to_wkt()
-    assert output_crs(cfg("EPSG:5186"), wgs84, frame).to_epsg() == 5186
-    assert output_crs(cfg("EPSG:4326"), pyproj.CRS("EPSG:5179").to_wkt(), frame).to_epsg() == 5179
-    assert output_crs(cfg(None), wgs84, frame).to_epsg() == 32652  # UTM 52N
-    assert output_crs(cfg("EPSG:5186+5773"), None, frame).to_epsg() == 5186  # the horizontal part
