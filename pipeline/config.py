@@ -143,7 +143,12 @@ class GCPInput(_InputFile):
 
 
 class POIInput(_VectorInput):
-    """GeoJSON of points of interest (name, kind)."""
+    """A point layer of points of interest (attributes ``name``, ``kind``)."""
+
+    entrance_of: str | None = Field(
+        None, description="Attribute holding a building id: a point that names a building is that building's "
+                          "entrance, and the building's anchor stands on the ground there (not at its visual "
+                          "centre); unset, no point is an entrance.")
 
 
 class MeshInput(_InputFile):

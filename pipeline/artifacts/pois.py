@@ -15,12 +15,14 @@ FILE = ENU_POIS.path
 
 @dataclass(frozen=True)
 class SourcePoi:
-    """A point of interest as the layer gave it: name, kind and plan x, y in the layer's CRS."""
+    """A point of interest as the layer gave it: name, kind and plan x, y in the layer's CRS; the
+    id of the building it is an entrance of, if any."""
 
     name: str
     kind: str
     x: float
     y: float
+    entrance_of: str | None = None
 
 
 @dataclass(frozen=True)
@@ -46,7 +48,8 @@ def read_source_pois(folder: Path) -> SourcePois:
 @dataclass(frozen=True)
 class PoiRecord:
     """A point of interest: WGS84 degrees, the geoid undulation there (m) and plan ENU E, N (m)
-    at orthometric height 0. It has no height of its own: anchors put it on the terrain."""
+    at orthometric height 0, and the id of the building it is an entrance of, if any. It has no
+    height of its own: anchors put it on the terrain."""
 
     name: str
     kind: str
@@ -54,6 +57,7 @@ class PoiRecord:
     lat: float
     undulation: float
     en: list[float]
+    entrance_of: str | None = None
 
 
 def write_pois(folder: Path, pois: list[PoiRecord]) -> None:

@@ -34,7 +34,7 @@ from pipeline.artifacts.features import read_feature_index
 from pipeline.artifacts.footprints import read_footprints
 from pipeline.artifacts.frame import read_frame
 from pipeline.artifacts.models import read_models
-from pipeline.artifacts.pois import read_pois
+from pipeline.artifacts.pois import PoiRecord, read_pois
 from pipeline.artifacts.terrain import load_level, read_terrain
 from pipeline.config import TwinConfig
 from pipeline.core.accuracy import ErrorPart, combine, geoid_part
@@ -109,8 +109,25 @@ def _ground_part(b: BuildingRecord, tin_error: float | None) -> ErrorPart:
     return ErrorPart("mesh", 0.0, None, note=f"ground from {b.ground_source}: no measured error")
 
 
-def _buildings(ctx: StageContext, cfg: TwinConfig, frame: Any, tin_error: float | None,
-               skipped: list[dict[str, str]]) -> list[_Place]:
+def _entrance_places(b: BuildingRecord, doors: list[PoiRecord], terrain: Scene, frame: Any, tin_error: float | None,
+                     heading: float, feature: dict[str, Any], props: dict[str, Any]) -> list[_Place]:
+    """The building's anchors at its entrances: on the terrain at each (the building's base where
+    the terrain does not reach), the first as ``building:<id>``, the others ``:entrance-<k>``."""
+    ground = drape(terrain, frame.site, np.array([d.lon for d in doors]), np.array([d.lat for d in doors]))
+    places = []
+    for k, (door, h) in enumerate(zip(doors, ground, strict=True)):
+        suffix = "" if k == 0 else f":entrance-{k + 1}"
+        on_terrain = bool(np.isfinite(h))
+        part = (ErrorPart("mesh", 0.0, tin_error, note="terrain TIN's largest vertical error against the heightfield")
+                if on_terrain else _ground_part(b, tin_error))
+        places.append(_Place(f"building:{b.id}{suffix}", "building", b.name or b.id, b.use, door.lon, door.lat,
+                             float(h) if on_terrain else b.ground_height + b.centroid.undulation, heading, [part],
+                             feature, {**props, "placed_at": "entrance", "entrance": door.name}))
+    return places
+
+
+def _buildings(ctx: StageContext, cfg: TwinConfig, frame: Any, tin_error: float | None, terrain: Scene,
+               entrances: dict[str, list[PoiRecord]], skipped: list[dict[str, str]]) -> list[_Place]:
     georef, mesh, tile = ctx.input_dir("georef"), ctx.input_dir("mesh"), ctx.input_dir("tile")
     layer = read_buildings(mesh)
     s = cfg.stages.anchors
@@ -136,13 +153,15 @@ def _buildings(ctx: StageContext, cfg: TwinConfig, frame: Any, tin_error: float 
         props = {"height": b.height, "roof_orthometric_height": b.roof_height, "floors": b.floors,
                  "height_source": b.height_source, "ground_source": b.ground_source, "lod": b.lod,
                  "roof_type": b.roof_type, "proposed": b.proposed, "replaces": b.replaces}
-        if s.include_buildings:
+        if s.include_buildings and b.id in entrances:
+            places += _entrance_places(b, entrances[b.id], terrain, frame, tin_error, heading, feature, props)
+        elif s.include_buildings:
             # on the base as the mesh stage built it: the whole solid stands at its centroid's N, so
             # its base is one ellipsoidal height (orthometric below the anchor differs by the geoid's
             # slope across the footprint, millimetres)
             places.append(_Place(f"building:{b.id}", "building", b.name or b.id, b.use, lon, lat,
                                  b.ground_height + b.centroid.undulation, heading, [_ground_part(b, tin_error)],
-                                 feature, props))
+                                 feature, {**props, "placed_at": "visual centre"}))
         if s.include_rooftops:
             v, f = meshes.get(b.feature_id, 0)
             roof = float(drape([(v, f)], frame.site, np.array([lon]), np.array([lat]))[0])
@@ -158,24 +177,42 @@ def _buildings(ctx: StageContext, cfg: TwinConfig, frame: Any, tin_error: float 
     return places
 
 
-def _pois(ctx: StageContext, cfg: TwinConfig, terrain: Scene, tin_error: float | None, frame: Any,
+def _split_entrances(pois: list[PoiRecord], buildings: set[str]
+                     ) -> tuple[list[tuple[int, PoiRecord]], dict[str, list[PoiRecord]]]:
+    """(number, POI) of the points of interest, and the entrances by building id, in file order.
+    A point naming a building the twin does not have stays a point of interest, with a warning."""
+    plain: list[tuple[int, PoiRecord]] = []
+    doors: dict[str, list[PoiRecord]] = {}
+    for i, p in enumerate(pois):
+        if p.entrance_of is None:
+            plain.append((i, p))
+        elif p.entrance_of in buildings:
+            doors.setdefault(p.entrance_of, []).append(p)
+        else:
+            warnings.warn(f"POI {p.name!r}: the entrance of building {p.entrance_of!r}, which the twin does not "
+                          "have: kept as a point of interest", FeatureSkippedWarning, stacklevel=2)
+            plain.append((i, p))
+    return plain, doors
+
+
+def _pois(cfg: TwinConfig, pois: list[tuple[int, PoiRecord]], terrain: Scene, tin_error: float | None, frame: Any,
           skipped: list[dict[str, str]]) -> list[_Place]:
-    pois = read_pois(ctx.input_dir("georef")) if cfg.stages.anchors.include_pois else []
-    if not pois:
+    """Terrain anchors of the points of interest; ids keep each point's number in its layer."""
+    if not cfg.stages.anchors.include_pois or not pois:
         return []
-    lon = np.array([p.lon for p in pois])
-    lat = np.array([p.lat for p in pois])
+    lon = np.array([p.lon for _, p in pois])
+    lat = np.array([p.lat for _, p in pois])
     ground = drape(terrain, frame.site, lon, lat)
     places = []
-    for i, p in enumerate(pois):
-        if not np.isfinite(ground[i]):
+    for j, (i, p) in enumerate(pois):
+        if not np.isfinite(ground[j]):
             reason = "outside the terrain" if not terrain.is_empty else "no terrain (no point cloud or DEM)"
             skipped.append({"anchor": f"poi:{i + 1:03d}", "poi": p.name, "reason": reason})
             warnings.warn(f"POI {p.name!r}: skipped, {reason}", FeatureSkippedWarning, stacklevel=2)
             continue
         part = ErrorPart("mesh", 0.0, tin_error, note="terrain TIN's largest vertical error against the heightfield")
         places.append(_Place(f"poi:{i + 1:03d}", "terrain", p.name, p.kind, p.lon, p.lat,
-                             float(ground[i]) + cfg.stages.anchors.terrain_offset_m, 0.0, [part]))
+                             float(ground[j]) + cfg.stages.anchors.terrain_offset_m, 0.0, [part]))
     return places
 
 
@@ -237,8 +274,9 @@ def run(ctx: StageContext, cfg: TwinConfig) -> StageResult:
     tin_error = terrain_rec.levels[0].max_vertical_error_m if terrain_rec.levels else None
     terrain = Scene(tin)
     skipped: list[dict[str, str]] = []
-    places = (_buildings(ctx, cfg, frame, tin_error, skipped) + _pois(ctx, cfg, terrain, tin_error, frame, skipped)
-              + _gcps(cfg, control) + _models(ctx, cfg))
+    plain, entrances = _split_entrances(read_pois(georef), {b.id for b in read_buildings(mesh).buildings})
+    places = (_buildings(ctx, cfg, frame, tin_error, terrain, entrances, skipped)
+              + _pois(cfg, plain, terrain, tin_error, frame, skipped) + _gcps(cfg, control) + _models(ctx, cfg))
     lon = np.array([p.lon for p in places])
     lat = np.array([p.lat for p in places])
     und = geoid.undulation(lon, lat) if places else np.zeros(0)

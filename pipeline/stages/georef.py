@@ -504,7 +504,7 @@ def _pois(ctx: StageContext, g: _Georeferencer) -> int | None:
     lon, lat, _, n = g.geodetic(horizontal_crs(crs), x, y, np.zeros(len(pts)), data.source, accept=data.accept_crs)
     enu = g.frame.geodetic_to_enu(lon, lat, n)
     g.note_extent(data.source, crs.name, lon, lat)
-    out = [PoiRecord(p.name, p.kind, float(lon[i]), float(lat[i]), float(n[i]), enu[i, :2].tolist())
+    out = [PoiRecord(p.name, p.kind, float(lon[i]), float(lat[i]), float(n[i]), enu[i, :2].tolist(), p.entrance_of)
            for i, p in enumerate(pts)]
     write_pois(ctx.out_dir, out)
     return len(out)

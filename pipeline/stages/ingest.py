@@ -371,9 +371,13 @@ def _ingest_pois(ctx: StageContext, cfg: TwinConfig, p: POIInput) -> dict[str, A
         if geom is None or geom.geom_type != "Point" or not np.all(np.isfinite(shapely.get_coordinates(geom))):
             raise InputError(f"feature {i}: POIs must be points with finite coordinates", path=path)
         pois.append(SourcePoi(str(fs.value("name", i) or f"POI {i + 1}"), str(fs.value("kind", i) or "poi"),
-                              geom.x, geom.y))
+                              geom.x, geom.y, _text(fs.value(p.entrance_of, i))))
+    if p.entrance_of and p.entrance_of not in fs.fields:
+        raise InputError(f"inputs.pois.entrance_of: the layer has no attribute {p.entrance_of!r} "
+                         f"(it has {', '.join(sorted(fs.fields)) or 'none'})", path=path)
     write_source_pois(ctx.out_dir, SourcePois(str(path), fs.crs.to_wkt(), p.accept_crs, pois))
-    return {"file": str(path), "crs": fs.crs.name, "points": len(pois)}
+    return {"file": str(path), "crs": fs.crs.name, "points": len(pois),
+            "entrances": sum(q.entrance_of is not None for q in pois)}
 
 
 def run(ctx: StageContext, cfg: TwinConfig) -> StageResult:

@@ -240,3 +240,62 @@ def test_the_national_geoid_reaches_the_anchors(tmp_path):
             assert a[key] == pytest.approx(b[key], abs=1e-3)
         geoid = next(p for p in a["accuracy"]["parts"] if p["source"] == "geoid")
         assert geoid["vertical_m"] == 0.023
+
+
+def test_entrances_named_in_the_poi_layer_carry_their_buildings_anchors(tmp_path):
+    """Two entrances of one building, one of a building the twin lacks, one plain POI: the
+    building's anchors stand on the terrain at its entrances, the rest stays as it was."""
+    from tests.conftest import SAMPLE, run_cli
+
+    ring = json.loads((SAMPLE / "buildings.geojson").read_text())["features"][0]["geometry"]["coordinates"][0]
+    (a, b, c) = (np.array(p) for p in ring[:3])
+    doors = [(a + b) / 2, (b + c) / 2]  # the middles of the first two walls (EPSG:5186)
+    feats = [{"type": "Feature", "properties": {"name": f"Door {k + 1}", "kind": "entrance", "bldg": "DMC-L001"},
+              "geometry": {"type": "Point", "coordinates": list(d)}} for k, d in enumerate(doors)]
+    feats += [{"type": "Feature", "properties": {"name": "Lost door", "kind": "entrance", "bldg": "NOPE"},
+               "geometry": {"type": "Point", "coordinates": [190300.0, 553400.0]}},
+              {"type": "Feature", "properties": {"name": "Kiosk", "kind": "shop", "bldg": None},
+               "geometry": {"type": "Point", "coordinates": [190250.0, 553350.0]}}]
+    pois = tmp_path / "pois.geojson"
+    pois.write_text(json.dumps({"type": "FeatureCollection", "features": feats,
+                                "crs": {"type": "name", "properties": {"name": "urn:ogc:def:crs:EPSG::5186"}}}))
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"site: {{origin: {{lat: 37.5770, lon: 126.8898}}}}\n"
+                   f"inputs:\n  footprints: {{path: {SAMPLE / 'buildings.geojson'}}}\n"
+                   f"  dem: {{path: {SAMPLE / 'dem.tif'}}}\n  pois: {{path: {pois}, entrance_of: bldg}}\n"
+                   "stages: {analysis: {enabled: false}, publish: {viewer: {enabled: false}, validate_bundle: false,"
+                   " elevation: {enabled: false}}}\n")
+    work = tmp_path / "w"
+    proc = run_cli("run", str(cfg), "--workdir", str(work), "--quiet")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "POI 'Lost door': the entrance of building 'NOPE', which the twin does not have" in proc.stderr
+    anchors = {x["id"]: x for x in json.loads((work / "bundle" / "anchors" / "anchors.json").read_text())["anchors"]}
+    frame = SiteFrame.from_origin(json.loads((work / "artifacts" / "georef" / "frame.json").read_text())["origin"])
+    tin = _mesh_terrain(work)
+    to_wgs84 = pyproj.Transformer.from_crs("EPSG:5186", "EPSG:4326", always_xy=True)
+    for anchor_id, door, name in (("building:DMC-L001", doors[0], "Door 1"),
+                                  ("building:DMC-L001:entrance-2", doors[1], "Door 2")):
+        x = anchors[anchor_id]
+        lon, lat = to_wgs84.transform(*door)
+        assert (x["longitude"], x["latitude"]) == (pytest.approx(lon, abs=1e-9), pytest.approx(lat, abs=1e-9))
+        assert x["properties"]["placed_at"] == "entrance" and x["properties"]["entrance"] == name
+        assert x["feature"]["building_id"] == "DMC-L001"
+        assert x["ellipsoidal_height"] == pytest.approx(_plumb_height(tin, frame, lon, lat), abs=0.05)
+        assert x["arcore"]["altitude_above_terrain"] == pytest.approx(0.0, abs=1e-3)
+    others = [x for x in anchors.values() if x["kind"] == "building" and x["feature"]["building_id"] != "DMC-L001"]
+    assert len(others) > 50 and {x["properties"]["placed_at"] for x in others} == {"visual centre"}
+    terrain = sorted(x["name"] for x in anchors.values() if x["kind"] == "terrain")
+    assert terrain == ["Kiosk", "Lost door"]
+    assert {x["id"] for x in anchors.values() if x["kind"] == "terrain"} == {"poi:003", "poi:004"}
+
+
+def test_an_entrance_attribute_the_layer_lacks_is_named(tmp_path):
+    from tests.conftest import SAMPLE, run_cli
+
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"inputs:\n  dem: {{path: {SAMPLE / 'dem.tif'}}}\n"
+                   f"  pois: {{path: {SAMPLE / 'pois.geojson'}, entrance_of: building_no}}\n")
+    proc = run_cli("run", str(cfg), "--workdir", str(tmp_path / "w"), "--stages", "ingest", "--quiet")
+    assert proc.returncode == 2
+    assert "inputs.pois.entrance_of: the layer has no attribute 'building_no' (it has kind, name)" in proc.stderr
+    assert "pois.geojson" in proc.stderr
