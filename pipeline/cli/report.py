@@ -15,12 +15,15 @@ def georef_tables(report: dict[str, Any]) -> list[Table]:
     """Inputs and where they land; geoid; control fit; LiDAR check; registrations."""
     tables = []
     t = Table(title="georef: inputs (WGS84 extent and ellipsoidal heights where they land)")
-    for col in ("file", "CRS", "lon", "lat", "h (m, ellipsoidal)", "z read in"):
+    for col in ("file", "CRS", "to WGS84 (PROJ; stated accuracy)", "lon", "lat", "h (m, ellipsoidal)", "z read in"):
         t.add_column(col)
     for e in report.get("inputs", []):
         w, s, east, n = e["wgs84_extent"]
         hr = e.get("ellipsoidal_height_range_m")
-        t.add_row(e["file"].rsplit("/", 1)[-1], e["crs"], f"{w:.4f}..{east:.4f}", f"{s:.4f}..{n:.4f}",
+        op = e.get("transformation")
+        via = "—" if not op else f"{op['name']}; " + (f"{op['accuracy_m']:g} m" if op["accuracy_m"] is not None
+                                                      else "accuracy not stated")
+        t.add_row(e["file"].rsplit("/", 1)[-1], e["crs"], via, f"{w:.4f}..{east:.4f}", f"{s:.4f}..{n:.4f}",
                   f"{hr[0]:.1f}..{hr[1]:.1f}" if hr else "—", e.get("z_unit") or "—")
     tables.append(t)
     g = report.get("geoid", {})

@@ -32,6 +32,7 @@ from pipeline.core.meshimport import local_to_site, model_to_local
 from pipeline.core.neighbourhood import first_per_key
 from pipeline.core.registration import register
 from pipeline.core.cells import CellGrid, CellStore, CloudMeta, dtype_to_json
+from pipeline.core.crs_hints import fitting_crs, transformation_to_wgs84
 from pipeline.core.gridwarp import AffineMap, GridWarp, PointMap, fit_grid_warp
 from pipeline.core.pointio import POINT_DTYPE
 from pipeline.core.raster import read_elevation
@@ -87,8 +88,16 @@ class _Georeferencer:
         else:
             lon, lat = source_to_lonlat(crs, x, y, path=path)
         if not accept:
-            check_area_of_use(crs, lon, lat, path=path)
-            check_near_site(self.frame, lon, lat, self.radius_km, crs_name=crs.name, path=path)
+            try:
+                check_area_of_use(crs, lon, lat, path=path)
+                check_near_site(self.frame, lon, lat, self.radius_km, crs_name=crs.name, path=path)
+            except CRSError as exc:
+                fits = [] if crs.is_geocentric else fitting_crs(crs, x, y, self.frame, self.radius_km)
+                if fits:
+                    names = ", ".join(f"EPSG:{c.to_epsg()} ({c.name})" for c in fits)
+                    raise CRSError(f"{exc.message}; the coordinates land on the site in {names}: set the input's "
+                                   "crs in the config to the one the file was made in", path=path) from None
+                raise
         n = self.geoid.undulation(lon, lat)
         if not crs.is_geocentric:
             h = ellipsoidal_heights(crs, z, n, heights=self.heights)
@@ -102,15 +111,18 @@ class _Georeferencer:
 
     def note_extent(self, path: str, crs: pyproj.CRS | str, lon: np.ndarray, lat: np.ndarray,
                     h: np.ndarray | None = None, z_unit: str | None = None, z_factor: float = 1.0) -> None:
-        """Record where an input lands: WGS84 extent and, for inputs with heights, their
-        ellipsoidal height range (m) and the unit their z was read in (the CRS's unless
-        ``z_unit`` says; ``z_factor`` a GeoTIFF VerticalUnits key's scale on it)."""
+        """Record where an input lands: WGS84 extent, the datum transformation PROJ took to get
+        there (name, stated accuracy) and, for inputs with heights, their ellipsoidal height
+        range (m) and the unit their z was read in (the CRS's unless ``z_unit`` says;
+        ``z_factor`` a GeoTIFF VerticalUnits key's scale on it)."""
         name = crs if isinstance(crs, str) else crs.name
+        to_wgs84 = (asdict(transformation_to_wgs84(crs))
+                    if isinstance(crs, pyproj.CRS) and not crs.is_geocentric else None)
         if z_unit is None and h is not None and isinstance(crs, pyproj.CRS) and not crs.is_geocentric:
             z_unit = vertical_unit(crs)[1]
             if z_factor != 1.0:
                 z_unit += f", scaled by {z_factor:g} (GeoTIFF VerticalUnits key)"
-        self.extents.append({"file": path, "crs": name,
+        self.extents.append({"file": path, "crs": name, "transformation": to_wgs84,
                              "wgs84_extent": [float(np.min(lon)), float(np.min(lat)),
                                               float(np.max(lon)), float(np.max(lat))],
                              "ellipsoidal_height_range_m": [float(np.min(h)), float(np.max(h))]
@@ -391,7 +403,7 @@ def _footprints(ctx: StageContext, g: _Georeferencer) -> int | None:
                              Centroid(float(clon[0]), float(clat[0]), float(cn[0]), cenu[:2].tolist()),
                              proposed=feat.proposed, replaces=feat.replaces))
     if all_lon:
-        g.note_extent(data.source, crs.name, np.concatenate(all_lon), np.concatenate(all_lat))
+        g.note_extent(data.source, crs, np.concatenate(all_lon), np.concatenate(all_lat))
     write_footprints(ctx.out_dir, FootprintLayer(data.source, data.crs_wkt, out, data.skipped, data.repaired))
     return len(out)
 
@@ -503,7 +515,7 @@ def _pois(ctx: StageContext, g: _Georeferencer) -> int | None:
     y = np.array([p.y for p in pts])
     lon, lat, _, n = g.geodetic(horizontal_crs(crs), x, y, np.zeros(len(pts)), data.source, accept=data.accept_crs)
     enu = g.frame.geodetic_to_enu(lon, lat, n)
-    g.note_extent(data.source, crs.name, lon, lat)
+    g.note_extent(data.source, crs, lon, lat)
     out = [PoiRecord(p.name, p.kind, float(lon[i]), float(lat[i]), float(n[i]), enu[i, :2].tolist(), p.entrance_of)
            for i, p in enumerate(pts)]
     write_pois(ctx.out_dir, out)

@@ -237,3 +237,77 @@ def test_empty_wkt_record_is_overridden_by_the_config_crs(tmp_path):
     proc = _run(tmp_path, _config(tmp_path, {"path": str(tmp_path / "empty_wkt.las"), "crs": "EPSG:5186+5773"}))
     assert proc.returncode == 0, proc.stderr
     assert _report(tmp_path)["inputs"][0]["crs"].startswith("KGD2002")
+
+
+def _squares(path, crs: str, x: np.ndarray, y: np.ndarray) -> str:
+    """A GeoJSON layer in ``crs`` of 20 m squares at ``x``, ``y``."""
+    corners = ((0, 0), (20, 0), (20, 20), (0, 20), (0, 0))
+    feats = [{"type": "Feature", "properties": {"id": f"B{i}"}, "geometry": {
+        "type": "Polygon", "coordinates": [[[float(a) + dx, float(b) + dy] for dx, dy in corners]]}}
+             for i, (a, b) in enumerate(zip(x, y, strict=True))]
+    code = crs.split(":")[1]
+    path.write_text(json.dumps({"type": "FeatureCollection", "features": feats,
+                                "crs": {"type": "name", "properties": {"name": f"urn:ogc:def:crs:EPSG::{code}"}}}))
+    return str(path)
+
+
+def _footprint_run(tmp_path, name: str, layer: str, crs: str | None = None) -> tuple:
+    cfg = tmp_path / f"{name}.yaml"
+    override = f", crs: '{crs}'" if crs else ""
+    cfg.write_text(f"site: {{origin: {{lat: 37.5770, lon: 126.8898}}, radius_km: 40}}\n"
+                   f"inputs:\n  footprints: {{path: {layer}{override}}}\n")
+    work = tmp_path / name
+    proc = run_cli("run", str(cfg), "--workdir", str(work), "--stages", "ingest..georef", "--quiet")
+    return proc, work
+
+
+def test_legacy_bessel_crs_land_where_proj_puts_them_across_seoul(tmp_path):
+    """Footprints across Seoul in EPSG:5174 and 2097 (Korean 1985, Bessel) and the same squares
+    carried to EPSG:5186 by PROJ itself land on the same WGS84 coordinates within 1 cm, and the
+    georef report names the datum shift and its stated accuracy."""
+    import pyproj
+
+    lon, lat = np.meshgrid(np.linspace(126.80, 127.15, 5), np.linspace(37.45, 37.68, 4))
+    for legacy in ("EPSG:5174", "EPSG:2097"):
+        x, y = pyproj.Transformer.from_crs("EPSG:4326", legacy, always_xy=True).transform(lon.ravel(), lat.ravel())
+        ring = [(np.asarray(x) + dx, np.asarray(y) + dy) for dx, dy in ((0, 0), (20, 0), (20, 20), (0, 20))]
+        to_5186 = pyproj.Transformer.from_crs(legacy, "EPSG:5186", always_xy=True)
+        ref_x, ref_y = to_5186.transform(np.concatenate([r[0] for r in ring]), np.concatenate([r[1] for r in ring]))
+        # PROJ's 5186 corners, written as polygons in the same vertex order
+        n = lon.size
+        ref = tmp_path / f"ref_{legacy[5:]}.geojson"
+        feats = [{"type": "Feature", "properties": {"id": f"B{i}"}, "geometry": {"type": "Polygon", "coordinates": [[
+            [float(ref_x[k * n + i]), float(ref_y[k * n + i])] for k in (0, 1, 2, 3, 0)]]}} for i in range(n)]
+        ref.write_text(json.dumps({"type": "FeatureCollection", "features": feats, "crs": {
+            "type": "name", "properties": {"name": "urn:ogc:def:crs:EPSG::5186"}}}))
+        runs = {}
+        for name, layer in ((legacy[5:], _squares(tmp_path / f"{legacy[5:]}.geojson", legacy, x, y)),
+                            (f"ref{legacy[5:]}", str(ref))):
+            proc, work = _footprint_run(tmp_path, name, layer)
+            assert proc.returncode == 0, proc.stderr
+            doc = json.loads((work / "artifacts" / "georef" / "footprints.json").read_text())
+            runs[name] = {f["id"]: np.array(f["parts"][0][0]["lonlat"]) for f in doc["features"]}
+        report = json.loads((tmp_path / legacy[5:] / "reports" / "georef.json").read_text())
+        op = report["inputs"][0]["transformation"]
+        assert "Korean 1985 to WGS 84" in op["name"] and op["accuracy_m"] == 1.0
+        geod = pyproj.Geod(ellps="WGS84")
+        ours, theirs = runs[legacy[5:]], runs[f"ref{legacy[5:]}"]
+        assert set(ours) == set(theirs) and len(ours) == lon.size
+        for key in ours:
+            a, b = ours[key], theirs[key]
+            assert len(a) == len(b) == 4, (a, b)
+            _, _, dist = geod.inv(a[:, 0], a[:, 1], b[:, 0], b[:, 1])
+            assert np.max(dist) < 0.01, (key, dist)
+
+
+def test_a_layer_labelled_with_the_wrong_false_northing_is_refused_with_the_crs_it_fits(tmp_path):
+    import pyproj
+
+    lon, lat = np.meshgrid(np.linspace(126.88, 126.90, 3), np.linspace(37.57, 37.58, 3))
+    x, y = pyproj.Transformer.from_crs("EPSG:4326", "EPSG:5186", always_xy=True).transform(lon.ravel(), lat.ravel())
+    layer = _squares(tmp_path / "b.geojson", "EPSG:5186", np.asarray(x), np.asarray(y))
+    proc, _ = _footprint_run(tmp_path, "w", layer, crs="EPSG:5181")
+    assert proc.returncode == 2
+    line = _one_error_line(proc)
+    assert "b.geojson" in line and "KGD2002 / Central Belt" in line
+    assert "the coordinates land on the site in EPSG:5186 (KGD2002 / Central Belt 2010)" in line
