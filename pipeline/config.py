@@ -98,6 +98,7 @@ class FootprintFields(_Model):
     use: str | None = Field("use", description="Building use (office, broadcast, ...).")
     floors: str | None = Field("floors", description="Number of floors above ground.")
     height: str | None = Field("height", description="Building height in metres, if surveyed.")
+    floors_below: str | None = Field(None, description="Number of floors below ground.")
     proposed: str | None = Field(
         None, description="Attribute marking a design proposal (true/1/yes), judged against what stands: the "
                           "viewer switches it and the sunlight analysis runs with and without it.")
@@ -121,9 +122,33 @@ class _VectorInput(_InputFile):
         return value
 
 
+#: attribute names of the national layouts ``inputs.footprints.layout`` names
+FOOTPRINT_LAYOUTS: dict[str, dict[str, str | None]] = {
+    # 도로명주소 전자지도 건물 (TL_SPBD_BULD, juso.go.kr): 건물관리번호, 건물명, 지상/지하 층수,
+    # 건물용도코드; it carries no height (heights come from the LiDAR, else the floors)
+    "kr-road-address": {"id": "BD_MGT_SN", "name": "BULD_NM", "use": "BDTYP_CD", "floors": "GRO_FLO_CO",
+                        "floors_below": "UND_FLO_CO", "height": None},
+}
+
+
 class FootprintInput(_VectorInput):
+    layout: Literal["custom", "kr-road-address"] = Field(
+        "custom", description="The layer's attribute layout: 'custom' (``fields`` names them) or "
+                              "'kr-road-address', the national road-name address building layer (TL_SPBD_BULD: "
+                              "BD_MGT_SN id, BULD_NM name, GRO_FLO_CO/UND_FLO_CO floors, BDTYP_CD use code, "
+                              "translated to a use category); ``fields`` given as well override its names.")
     fields: FootprintFields = Field(default_factory=FootprintFields,
                                     description="Attribute name mapping.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _layout_fields(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("layout") in FOOTPRINT_LAYOUTS:
+            given = data.get("fields") or {}
+            if isinstance(given, BaseModel):  # revalidating a config: its fields already hold the layout's
+                given = given.model_dump(exclude_unset=True)
+            data = {**data, "fields": {**FOOTPRINT_LAYOUTS[data["layout"]], **given}}
+        return data
 
 
 class RasterInput(_InputFile):

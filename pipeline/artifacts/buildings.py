@@ -66,10 +66,12 @@ class BuildingRecord:
     replaced_footprint: bool = False
     proposed: bool = False
     replaces: str | None = None
+    floors_below: int | None = None
 
     def feature_properties(self) -> dict[str, Any]:
         """The values of the tiles' building metadata class (``core.content.BUILDING_SCHEMA``)."""
-        return {"id": self.id, "name": self.name, "use": self.use, "floors": self.floors, "height": self.height,
+        return {"id": self.id, "name": self.name, "use": self.use, "floors": self.floors,
+                "floors_below": self.floors_below, "height": self.height,
                 "ground_height": self.ground_height, "roof_height": self.roof_height,
                 "roof_type": self.roof_type, "lod": self.lod, "height_source": self.height_source,
                 "proposed": self.proposed, "replaces": self.replaces}

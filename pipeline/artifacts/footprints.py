@@ -17,8 +17,8 @@ from pipeline.artifacts.base import dump_json, load_json
 
 @dataclass(frozen=True)
 class SourceFootprint:
-    """One repaired footprint: its id, attributes (floors above ground; height in metres; None
-    where the layer has no usable value), (Multi)Polygon as WKT in the layer's CRS, and whether
+    """One repaired footprint: its id, attributes (floors above and below ground; height in
+    metres; None where the layer has no usable value), (Multi)Polygon as WKT in the layer's CRS, and whether
     it is a design proposal (and the id of the building it replaces)."""
 
     id: str
@@ -29,6 +29,7 @@ class SourceFootprint:
     wkt: str
     proposed: bool = False
     replaces: str | None = None
+    floors_below: int | None = None
 
 
 @dataclass(frozen=True)
@@ -91,6 +92,7 @@ class Footprint:
     footprint_source: str = "input"
     proposed: bool = False
     replaces: str | None = None
+    floors_below: int | None = None
 
     @classmethod
     def from_json(cls, doc: dict[str, Any]) -> Footprint:

@@ -48,6 +48,8 @@ BUILDING_SCHEMA: dict[str, Any] = {
             "name": {"type": "STRING"},
             "use": {"type": "STRING"},
             "floors": {"type": "SCALAR", "componentType": "UINT16", "noData": 0},
+            "floors_below": {"type": "SCALAR", "componentType": "UINT16", "noData": 65535,
+                             "description": "Floors below ground (none: 0; not known: no data)"},
             "height": {"type": "SCALAR", "componentType": "FLOAT32",
                        "description": "Highest roof point minus ground height, metres"},
             "ground_height": {"type": "SCALAR", "componentType": "FLOAT32",
@@ -153,6 +155,8 @@ def _metadata(b: GltfBuilder, records: list[dict[str, Any]], schema_uri: str | N
                       "stringOffsetType": "UINT32"}
     props["floors"] = {"values": b.buffer_view(
         np.array([int(r.get("floors") or 0) for r in records], np.uint16).tobytes())}
+    props["floors_below"] = {"values": b.buffer_view(np.array(
+        [65535 if r.get("floors_below") is None else int(r["floors_below"]) for r in records], np.uint16).tobytes())}
     for key in ("height", "ground_height", "roof_height"):
         props[key] = {"values": b.buffer_view(np.array([r[key] for r in records], np.float32).tobytes())}
     shares = [r.get("sunlight_fail_share") for r in records]

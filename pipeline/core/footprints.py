@@ -37,12 +37,14 @@ from shapely.ops import polylabel
 MAX_FLOORS, MAX_HEIGHT_M = 300, 1500.0
 
 
-def attribute_number(value: Any, *, integer: bool, upper: float) -> tuple[float | None, str | None]:
+def attribute_number(value: Any, *, integer: bool, upper: float, zero_known: bool = False
+                     ) -> tuple[float | None, str | None]:
     """(number, None) for a usable attribute value, (None, why not) for an unusable one, and
-    (None, None) for an empty one (None, "", 0: footprint layers write 0 for "not known").
+    (None, None) for an empty one (None, "", and 0 unless ``zero_known``: footprint layers write 0
+    for "not known" heights and floors, while 0 floors below ground is a count).
 
     Numbers given as text are read ("12", "12.0"); ``integer`` asks for a whole number in
-    1..``upper``, otherwise the value must be in (0, ``upper``].
+    1..``upper`` (0..``upper`` when ``zero_known``), otherwise the value must be in (0, ``upper``].
     """
     if value is None or (isinstance(value, str) and not value.strip()):
         return None, None
@@ -53,7 +55,7 @@ def attribute_number(value: Any, *, integer: bool, upper: float) -> tuple[float 
     except (TypeError, ValueError):
         return None, f"{value!r} is not a number"
     if x == 0:
-        return None, None
+        return (0.0, None) if zero_known else (None, None)
     if not math.isfinite(x) or x < 0 or x > upper:
         return None, f"{value!r} is outside 0..{upper:g}"
     if integer:

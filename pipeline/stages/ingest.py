@@ -25,6 +25,7 @@ from shapely.geometry import MultiPolygon
 
 from pipeline.config import FootprintInput, GCPInput, PointCloudInput, POIInput, RasterInput, TwinConfig
 from pipeline.core.arrayops import column_bounds
+from pipeline.core.building_use import use_of_code
 from pipeline.core.cells import dtype_to_json
 from pipeline.core.footprints import MAX_FLOORS, MAX_HEIGHT_M, attribute_number, position_id
 from pipeline.core.footprints import repair as repair_footprint
@@ -220,23 +221,28 @@ def _ingest_footprints(ctx: StageContext, cfg: TwinConfig, fp: FootprintInput) -
             at = geom.representative_point()
             ident = position_id("B-", at.x, at.y, 0.1 / unit_m)
         numbers = []
-        for key, column, integer, upper in (("floors", f.floors, True, MAX_FLOORS),
-                                            ("height", f.height, False, MAX_HEIGHT_M)):
-            x, problem = attribute_number(fs.value(column, i), integer=integer, upper=upper)
+        for key, column, integer, upper, zero in (("floors", f.floors, True, MAX_FLOORS, False),
+                                                  ("height", f.height, False, MAX_HEIGHT_M, False),
+                                                  ("floors below ground", f.floors_below, True, MAX_FLOORS, True)):
+            x, problem = attribute_number(fs.value(column, i), integer=integer, upper=upper, zero_known=zero)
             numbers.append(x)
             if problem:
                 note = f"{key} {problem}; ignored"
                 repaired.append({"feature": ident, "repair": note, "parts": len(fixed.polygons)})
                 warnings.warn(f"{path.name}: building {ident}: {note}", FeatureRepairedWarning, stacklevel=2)
-        floors, height = numbers
+        floors, height, below = numbers
         proposed, problem = _flag(fs.value(f.proposed, i)) if f.proposed else (False, None)
         if problem:
             repaired.append({"feature": ident, "repair": problem, "parts": len(fixed.polygons)})
             warnings.warn(f"{path.name}: building {ident}: {problem}", FeatureRepairedWarning, stacklevel=2)
         replaces = _text(fs.value(f.replaces, i)) if f.replaces and proposed else None
-        records.append(SourceFootprint(ident, _text(fs.value(f.name, i)), _text(fs.value(f.use, i)),
+        use = _text(fs.value(f.use, i))
+        if fp.layout == "kr-road-address":
+            use = use_of_code(use)[0]  # a national use code to the twin's category
+        records.append(SourceFootprint(ident, _text(fs.value(f.name, i)), use,
                                        None if floors is None else int(floors), height,
-                                       shapely.to_wkt(geom, rounding_precision=-1), proposed, replaces or None))
+                                       shapely.to_wkt(geom, rounding_precision=-1), proposed, replaces or None,
+                                       None if below is None else int(below)))
     if len(fs.geometries) and not records:
         reasons = sorted({str(s["reason"]) for s in skipped})
         raise InputError(f"no usable footprint: all {len(fs.geometries)} feature(s) skipped ({'; '.join(reasons)})",

@@ -321,7 +321,7 @@ def _mesh_building(feat: Footprint, polys: list[Polygon], pts: dict[str, np.ndar
     area = float(sum(p.area for p in polys))
     verts = levels[0].vertices
     record = BuildingRecord(
-        id=feat.id, name=feat.name, use=feat.use, floors=feat.floors,
+        id=feat.id, name=feat.name, use=feat.use, floors=feat.floors, floors_below=feat.floors_below,
         height=round(top - ground, 3), ground_height=round(ground, 3), roof_height=round(top, 3),
         eave_height=round(eave, 3), lod1_roof_height=round(roof_h, 3), height_source=source,
         lod=lod, roof_type=kind if lod == "LoD2" else None,

@@ -96,3 +96,11 @@ def test_visual_centre_stays_inside_l_shapes_and_courtyards():
         x, y = visual_centre(poly)
         at = Point(x, y)
         assert poly.contains(at) and poly.boundary.distance(at) > 2.9  # half the wing's width, within tolerance
+
+
+def test_zero_floors_below_ground_is_a_count_not_a_missing_value():
+    from pipeline.core.footprints import attribute_number
+
+    assert attribute_number(0, integer=True, upper=200) == (None, None)
+    assert attribute_number("0", integer=True, upper=200, zero_known=True) == (0.0, None)
+    assert attribute_number(-1, integer=True, upper=200, zero_known=True)[1] == "-1 is outside 0..200"

@@ -104,3 +104,78 @@ def test_footprint_ids_follow_the_national_id_or_the_building_not_the_row(tmp_pa
     again = _footprint_ids(tmp_path / "c", [_square(*xy, {}) for xy in reversed(at[1:])])
     assert len(set(first)) == 3 and all(i.startswith("B-") for i in first)
     assert again == list(reversed(first[1:]))
+
+
+def _property_rows(glb: bytes) -> list[dict]:
+    """The building property table of one tile: strings and UINT16 columns, per feature."""
+    import json as _json
+
+    from pipeline.core.gltf import read_glb
+
+    doc, binary = read_glb(glb)
+    table = doc["extensions"]["EXT_structural_metadata"]["propertyTables"][0]
+    n, cols = table["count"], {}
+    for key, prop in table["properties"].items():
+        view = doc["bufferViews"][prop["values"]]
+        if "stringOffsets" in prop:
+            offs_view = doc["bufferViews"][prop["stringOffsets"]]
+            offs = np.frombuffer(binary, np.uint32, n + 1, offs_view["byteOffset"])
+            raw = binary[view["byteOffset"]:view["byteOffset"] + view["byteLength"]]
+            cols[key] = [raw[offs[k]:offs[k + 1]].decode("utf-8") for k in range(n)]
+        elif key in ("floors", "floors_below"):
+            cols[key] = np.frombuffer(binary, np.uint16, n, view["byteOffset"]).tolist()
+    assert _json.dumps(cols, ensure_ascii=False)
+    return [{k: v[i] for k, v in cols.items()} for i in range(n)]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("cpg", [True, False], ids=["with .cpg", "without .cpg"])
+def test_the_national_road_address_building_layer_reaches_tiles_and_anchors(tmp_path, cpg):
+    """A TL_SPBD_BULD-like shapefile (CP949 text, EPSG:5179, the national attribute names): the
+    building management number becomes the id, Korean names reach the tiles' metadata and the
+    anchors intact, floors above and below ground and the use code are read."""
+    import json
+
+    import pyogrio.raw
+    import pyproj
+    import shapely
+
+    from tests.conftest import SAMPLE, run_cli
+
+    to_5179 = pyproj.Transformer.from_crs("EPSG:4326", "EPSG:5179", always_xy=True)
+    rows = [("11440101001000100010000001", "상암 MBC 방송센터", "24000", 23, 4, (126.8913, 37.5812)),
+            ("11440101001000100020000002", "누리꿈스퀘어", "14000", 21, 3, (126.8888, 37.5795)),
+            ("11440101001000100030000003", "월드컵파크 아파트", "2001", 15, 0, (126.8930, 37.5740))]
+    squares = []
+    for *_, (lon, lat) in rows:
+        x, y = to_5179.transform(lon, lat)
+        squares.append(shapely.box(x - 15, y - 15, x + 15, y + 15))
+    path = tmp_path / "TL_SPBD_BULD.shp"
+    columns = [np.array([r[i] for r in rows], dtype=object) for i in range(3)]
+    pyogrio.raw.write(path, shapely.to_wkb(np.array(squares, dtype=object)),
+                      [*columns, np.array([r[3] for r in rows]), np.array([r[4] for r in rows])],
+                      ["BD_MGT_SN", "BULD_NM", "BDTYP_CD", "GRO_FLO_CO", "UND_FLO_CO"],
+                      crs="EPSG:5179", geometry_type="Polygon", encoding="cp949", driver="ESRI Shapefile")
+    assert "상암".encode("cp949") in path.with_suffix(".dbf").read_bytes()
+    if not cpg:
+        path.with_suffix(".cpg").unlink()
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"site: {{origin: {{lat: 37.5770, lon: 126.8898}}}}\n"
+                   f"inputs:\n  footprints: {{path: {path}, layout: kr-road-address}}\n"
+                   f"  dem: {{path: {SAMPLE / 'dem.tif'}}}\n"
+                   "stages: {analysis: {enabled: false}, publish: {viewer: {enabled: false}, validate_bundle: false,"
+                   " elevation: {enabled: false}}}\n", encoding="utf-8")
+    work = tmp_path / "w"
+    proc = run_cli("run", str(cfg), "--workdir", str(work), "--quiet")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert ("does not say how its text is encoded" in proc.stderr) is not cpg
+    tiles = [r for glb in sorted((work / "bundle" / "buildings").rglob("*.glb"))
+             for r in _property_rows(glb.read_bytes())]
+    leaf = {r["id"]: r for r in tiles}  # every level carries the same row of a building
+    assert set(leaf) == {r[0] for r in rows}
+    for ident, name, _, floors, below, _ in rows:
+        assert (leaf[ident]["name"], leaf[ident]["floors"], leaf[ident]["floors_below"]) == (name, floors, below)
+    assert [leaf[r[0]]["use"] for r in rows] == ["broadcast", "office", "residential"]
+    anchors = json.loads((work / "bundle" / "anchors" / "anchors.json").read_text(encoding="utf-8"))["anchors"]
+    names = {a["feature"]["building_id"]: a["name"] for a in anchors if a["kind"] == "building"}
+    assert names == {r[0]: r[1] for r in rows}
