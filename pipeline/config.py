@@ -200,6 +200,29 @@ class MeshInput(_InputFile):
                            "proposal toggle; feature property ``proposed``).")
 
 
+class RegisterFields(_Model):
+    """The register's columns holding each value (default: the open API's 표제부 names)."""
+
+    name: str | None = Field("bldNm", description="Building name.")
+    height: str | None = Field("heit", description="Height in metres (0 or empty: not known).")
+    floors: str | None = Field("grndFlrCnt", description="Floors above ground.")
+    floors_below: str | None = Field("ugrndFlrCnt", description="Floors below ground.")
+    use: str | None = Field("mainPurpsCd", description="Main use: a use code (e.g. 14000) or its Korean class name.")
+    approval_date: str | None = Field("useAprDay", description="Use approval date (사용승인일, YYYYMMDD).")
+
+
+class RegisterInput(_Model):
+    """A building register (건축물대장) export, CSV (UTF-8 or CP949) or JSON, joined to the
+    footprints by a key: its values fill in or replace the footprint layer's."""
+
+    path: Path = Field(description="The register export (relative to the config file).")
+    key: str = Field("mgmBldrgstPk", description="The register column holding the join key.")
+    join: str | None = Field(
+        None, description="The footprint attribute holding the same key (e.g. PNU, the parcel number); "
+                          "unset: the footprints' id (``fields.id``).")
+    fields: RegisterFields = Field(default_factory=RegisterFields, description="Register column names.")
+
+
 class Inputs(_Model):
     pointclouds: list[PointCloudInput] = Field(default_factory=list, description="Aerial/mobile LiDAR.")
     footprints: FootprintInput | None = Field(None, description="Building footprints.")
@@ -207,6 +230,8 @@ class Inputs(_Model):
     dem: RasterInput | None = Field(None, description="Digital elevation model of the terrain.")
     gcps: GCPInput | None = Field(None, description="Surveyed control / check points.")
     pois: POIInput | None = Field(None, description="Points of interest for AR anchors.")
+    building_register: RegisterInput | None = Field(
+        None, description="Building register (건축물대장) export joined to the footprints.")
 
 
 class IngestConfig(_Model):
@@ -533,7 +558,8 @@ class TwinConfig(_Model):
         """Absolute paths of every input file this config names (geoid grid included)."""
         paths = [self.resolve(pc.path) for pc in self.inputs.pointclouds]
         paths += [self.resolve(m.path) for m in self.inputs.meshes]
-        for item in (self.inputs.footprints, self.inputs.dem, self.inputs.gcps, self.inputs.pois):
+        for item in (self.inputs.footprints, self.inputs.dem, self.inputs.gcps, self.inputs.pois,
+                     self.inputs.building_register):
             if item is not None:
                 paths.append(self.resolve(item.path))
         if self.geoid_spec() != "egm96":
@@ -554,7 +580,7 @@ class TwinConfig(_Model):
             # resolved paths: the same file named relative to another config is the same input
             inputs = self.inputs.model_copy(deep=True)
             for item in [*inputs.pointclouds, *inputs.meshes, inputs.footprints, inputs.dem, inputs.gcps,
-                         inputs.pois]:
+                         inputs.pois, inputs.building_register]:
                 if item is not None:
                     item.path = self.resolve(item.path)
             relevant["inputs"] = inputs.model_dump(mode="json")

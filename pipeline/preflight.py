@@ -98,6 +98,13 @@ def check_runnable(cfg: TwinConfig, config_path: Path) -> None:
         item = getattr(inp, name)
         if item is not None:
             _input_file(cfg, item, f"inputs.{name}", config_path, suffixes)
+    register = inp.building_register
+    if register is not None:
+        if inp.footprints is None:
+            raise ConfigError("inputs.building_register: a building register joins to footprints: give "
+                              "inputs.footprints", path=config_path)
+        _input_file(cfg, SimpleNamespace(path=register.path, crs=None), "inputs.building_register", config_path,
+                    (".csv", ".txt", ".json"))
     for i, m in enumerate(inp.meshes):
         _input_file(cfg, m, f"inputs.meshes[{i}]", config_path, MESH_SUFFIXES, "unsupported model format")
         cfg.declared_crs(m, f"inputs.meshes[{i}]", "a model's origin")

@@ -34,7 +34,7 @@ class LevelInfo:
 @dataclass
 class BuildingRecord:
     """A building as the mesh stage made it. ``lod`` is LoD2, LoD1 or imported; ``height_source``
-    lidar, attribute, floors, default or model; ``ground_source`` terrain, model base or site
+    lidar, register, attribute, register floors, floors, default or model; ``ground_source`` terrain, model base or site
     reference height; ``feature_id`` its row in the layer. A ``proposed`` building (a design
     model) stands beside the building it ``replaces``, which keeps its own record."""
 
@@ -67,6 +67,7 @@ class BuildingRecord:
     proposed: bool = False
     replaces: str | None = None
     floors_below: int | None = None
+    approval_date: str | None = None
 
     def feature_properties(self) -> dict[str, Any]:
         """The values of the tiles' building metadata class (``core.content.BUILDING_SCHEMA``)."""
@@ -74,7 +75,7 @@ class BuildingRecord:
                 "floors_below": self.floors_below, "height": self.height,
                 "ground_height": self.ground_height, "roof_height": self.roof_height,
                 "roof_type": self.roof_type, "lod": self.lod, "height_source": self.height_source,
-                "proposed": self.proposed, "replaces": self.replaces}
+                "proposed": self.proposed, "replaces": self.replaces, "approval_date": self.approval_date}
 
     @classmethod
     def from_json(cls, doc: dict[str, Any]) -> BuildingRecord:

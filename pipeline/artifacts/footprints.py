@@ -19,7 +19,8 @@ from pipeline.artifacts.base import dump_json, load_json
 class SourceFootprint:
     """One repaired footprint: its id, attributes (floors above and below ground; height in
     metres; None where the layer has no usable value), (Multi)Polygon as WKT in the layer's CRS, and whether
-    it is a design proposal (and the id of the building it replaces)."""
+    it is a design proposal (and the id of the building it replaces); where height and floors
+    came from ('layer' or 'register') and the register's use approval date (YYYY-MM-DD)."""
 
     id: str
     name: str | None
@@ -30,6 +31,9 @@ class SourceFootprint:
     proposed: bool = False
     replaces: str | None = None
     floors_below: int | None = None
+    height_origin: str = "layer"
+    floors_origin: str = "layer"
+    approval_date: str | None = None
 
 
 @dataclass(frozen=True)
@@ -93,6 +97,9 @@ class Footprint:
     proposed: bool = False
     replaces: str | None = None
     floors_below: int | None = None
+    height_origin: str = "layer"
+    floors_origin: str = "layer"
+    approval_date: str | None = None
 
     @classmethod
     def from_json(cls, doc: dict[str, Any]) -> Footprint:

@@ -58,8 +58,11 @@ BUILDING_SCHEMA: dict[str, Any] = {
                             "description": "Orthometric height of the highest roof point, metres"},
             "roof_type": {"type": "STRING", "description": "flat, shed, gable, hip (LoD2), or empty"},
             "lod": {"type": "STRING", "description": "LoD2, LoD1 or imported (the full-detail model)"},
-            "source": {"type": "STRING", "description": "Where the height came from: lidar, attribute, "
-                                                        "floors, default or model"},
+            "source": {"type": "STRING", "description": "Where the height came from: lidar, register (the "
+                                                        "building register's height), attribute (the footprint "
+                                                        "layer's), register floors, floors, default or model"},
+            "approval_date": {"type": "STRING", "description": "Use approval date (사용승인일) from the building "
+                                                               "register, YYYY-MM-DD, or empty"},
             "proposed": {"type": "BOOLEAN", "description": "A design proposal, not a built building"},
             "replaces": {"type": "STRING",
                          "description": "Id of the standing building a proposal would replace, or empty"},
@@ -147,7 +150,8 @@ def _metadata(b: GltfBuilder, records: list[dict[str, Any]], schema_uri: str | N
     with the schema inline or, given ``schema_uri``, in a file shared by every tile."""
     props: dict[str, Any] = {}
     for key, src in (("id", "id"), ("name", "name"), ("use", "use"), ("roof_type", "roof_type"),
-                     ("lod", "lod"), ("source", "height_source"), ("replaces", "replaces")):
+                     ("lod", "lod"), ("source", "height_source"), ("replaces", "replaces"),
+                     ("approval_date", "approval_date")):
         values, offsets = string_column([str(r.get(src) or "") for r in records])
         if not values:
             continue  # all empty: a table may leave a property out, a buffer view may not be empty

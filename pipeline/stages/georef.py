@@ -401,7 +401,9 @@ def _footprints(ctx: StageContext, g: _Georeferencer) -> int | None:
         cenu = g.frame.geodetic_to_enu(clon, clat, cn)[0]
         out.append(Footprint(feat.id, feat.name, feat.use, feat.floors, feat.height, parts,
                              Centroid(float(clon[0]), float(clat[0]), float(cn[0]), cenu[:2].tolist()),
-                             proposed=feat.proposed, replaces=feat.replaces, floors_below=feat.floors_below))
+                             proposed=feat.proposed, replaces=feat.replaces, floors_below=feat.floors_below,
+                             height_origin=feat.height_origin, floors_origin=feat.floors_origin,
+                             approval_date=feat.approval_date))
     if all_lon:
         g.note_extent(data.source, crs, np.concatenate(all_lon), np.concatenate(all_lat))
     write_footprints(ctx.out_dir, FootprintLayer(data.source, data.crs_wkt, out, data.skipped, data.repaired))

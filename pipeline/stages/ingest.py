@@ -15,6 +15,7 @@ import io
 import math
 import warnings
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,8 @@ import pyproj
 import shapely
 from shapely.geometry import MultiPolygon
 
-from pipeline.config import FootprintInput, GCPInput, PointCloudInput, POIInput, RasterInput, TwinConfig
+from pipeline.config import (FootprintInput, GCPInput, PointCloudInput, POIInput, RasterInput, RegisterInput,
+                             TwinConfig)
 from pipeline.core.arrayops import column_bounds
 from pipeline.core.building_use import use_of_code
 from pipeline.core.cells import dtype_to_json
@@ -35,6 +37,7 @@ from pipeline.core.pointio import (POINT_DTYPE, ChunkStore, is_copc, iter_las_ch
                                    iter_text_chunks, las_checked_count, las_seekable, point_format_of,
                                    read_las_crs, read_las_range)
 from pipeline.core.raster import read_elevation
+from pipeline.core.register import read_register
 from pipeline.core.text import NotText, decode_text
 from pipeline.core.vector import FeatureSet, read_features
 from pipeline.errors import (ConfigError, CRSError, CRSOverrideWarning, FeatureRepairedWarning, FeatureSkippedWarning,
@@ -200,6 +203,12 @@ def _ingest_footprints(ctx: StageContext, cfg: TwinConfig, fp: FootprintInput) -
     fs = _read_layer(path, fp, cfg)
     f = fp.fields
     records, skipped, repaired = [], [], []
+    reg = cfg.inputs.building_register
+    join = reg.join if reg is not None else None
+    if join and join not in fs.fields:
+        raise InputError(f"inputs.building_register.join: the footprint layer has no attribute {join!r} "
+                         f"(it has {', '.join(sorted(fs.fields)) or 'none'})", path=path)
+    join_keys: list[str | None] = []
     # metres per unit of x and y (a degree of latitude is about 111 km)
     unit_m = 111_000.0 if fs.crs.is_geographic else horizontal_unit_factor(fs.crs)
     for i, geom in enumerate(fs.geometries):
@@ -243,10 +252,14 @@ def _ingest_footprints(ctx: StageContext, cfg: TwinConfig, fp: FootprintInput) -
                                        None if floors is None else int(floors), height,
                                        shapely.to_wkt(geom, rounding_precision=-1), proposed, replaces or None,
                                        None if below is None else int(below)))
+        join_keys.append(_text(fs.value(join, i)) if join else ident)
     if len(fs.geometries) and not records:
         reasons = sorted({str(s["reason"]) for s in skipped})
         raise InputError(f"no usable footprint: all {len(fs.geometries)} feature(s) skipped ({'; '.join(reasons)})",
                          path=path)
+    register = None
+    if reg is not None:
+        records, register = _join_register(cfg, reg, records, join_keys, path)
     ids = [r.id for r in records]
     if len(set(ids)) != len(ids):
         dup = sorted({x for x in ids if ids.count(x) > 1})[0]
@@ -254,7 +267,51 @@ def _ingest_footprints(ctx: StageContext, cfg: TwinConfig, fp: FootprintInput) -
     write_source_footprints(ctx.out_dir, SourceFootprints(str(path), fs.crs.to_wkt(), fp.accept_crs, records,
                                                           skipped, repaired))
     return {"file": str(path), "crs": fs.crs.name, "features": len(records), "skipped": skipped,
-            "repaired": repaired}
+            "repaired": repaired, "register": register}
+
+
+def _join_register(cfg: TwinConfig, reg: RegisterInput, records: list[SourceFootprint], keys: list[str | None],
+                   layer: Path) -> tuple[list[SourceFootprint], dict[str, Any]]:
+    """The footprints with what the register says of each (its height, floors, use and name
+    replace the layer's where it gives them) and a report of the join. InputError when no
+    footprint finds its row: the key or the join attribute is wrong."""
+    path = cfg.resolve(reg.path)
+    register = read_register(path, key=reg.key, fields=reg.fields.model_dump())
+    for note in register.notes:
+        warnings.warn(f"{path.name}: {note}", FeatureRepairedWarning, stacklevel=2)
+    if register.duplicate_keys:
+        warnings.warn(f"{path.name}: {len(register.duplicate_keys)} key(s) on more than one row (e.g. "
+                      f"{register.duplicate_keys[0]!r}): the first row of each is used", FeatureRepairedWarning,
+                      stacklevel=2)
+    out, used, unmatched = [], set(), []
+    for rec, key in zip(records, keys, strict=True):
+        row = register.rows.get(key) if key is not None else None
+        if row is None:
+            unmatched.append(rec.id)
+            out.append(rec)
+            continue
+        used.add(row.key)
+        out.append(replace(
+            rec, name=rec.name or row.name, use=row.use or rec.use,
+            height=row.height if row.height is not None else rec.height,
+            height_origin="register" if row.height is not None else rec.height_origin,
+            floors=row.floors if row.floors is not None else rec.floors,
+            floors_origin="register" if row.floors is not None else rec.floors_origin,
+            floors_below=row.floors_below if row.floors_below is not None else rec.floors_below,
+            approval_date=row.approval_date))
+    if records and not used:
+        on = f"attribute {reg.join!r}" if reg.join else "id"
+        example = next((k for k in keys if k), None)
+        raise InputError(f"building register: its {reg.key!r} matches no footprint's {on} (e.g. footprint "
+                         f"{example!r}, register {next(iter(register.rows), None)!r}): check "
+                         "inputs.building_register.key and .join", path=path)
+    if unmatched:
+        warnings.warn(f"{path.name}: {len(unmatched)} of {len(records)} footprint(s) of {layer.name} have no "
+                      f"register row (e.g. {unmatched[0]!r}): their heights come from the layer, LiDAR or floors",
+                      FeatureRepairedWarning, stacklevel=2)
+    return out, {"file": str(path), "rows": len(register.rows), "matched": len(used),
+                 "footprints_without_row": unmatched, "rows_without_footprint": len(register.rows) - len(used),
+                 "duplicate_keys": register.duplicate_keys}
 
 
 def _ingest_meshes(ctx: StageContext, cfg: TwinConfig) -> list[dict[str, Any]]:

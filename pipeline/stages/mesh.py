@@ -242,10 +242,13 @@ def _place(frame: SiteFrame, vertices: np.ndarray, undulation: float) -> np.ndar
 
 
 def _fallback_height(feat: Footprint, ground: float, m: MeshConfig) -> tuple[float, str]:
+    """Roof height without LiDAR: the height given (by the building register, else the layer),
+    else floors x storey height (the register's floors, else the layer's), else the default."""
     if feat.height:
-        return ground + feat.height, "attribute"
+        return ground + feat.height, "register" if feat.height_origin == "register" else "attribute"
     if feat.floors:
-        return ground + feat.floors * m.storey_height, "floors"
+        return ground + feat.floors * m.storey_height, "register floors" if feat.floors_origin == "register" \
+            else "floors"
     return ground + m.default_height, "default"
 
 
@@ -322,6 +325,7 @@ def _mesh_building(feat: Footprint, polys: list[Polygon], pts: dict[str, np.ndar
     verts = levels[0].vertices
     record = BuildingRecord(
         id=feat.id, name=feat.name, use=feat.use, floors=feat.floors, floors_below=feat.floors_below,
+        approval_date=feat.approval_date,
         height=round(top - ground, 3), ground_height=round(ground, 3), roof_height=round(top, 3),
         eave_height=round(eave, 3), lod1_roof_height=round(roof_h, 3), height_source=source,
         lod=lod, roof_type=kind if lod == "LoD2" else None,

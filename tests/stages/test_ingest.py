@@ -179,3 +179,74 @@ def test_the_national_road_address_building_layer_reaches_tiles_and_anchors(tmp_
     anchors = json.loads((work / "bundle" / "anchors" / "anchors.json").read_text(encoding="utf-8"))["anchors"]
     names = {a["feature"]["building_id"]: a["name"] for a in anchors if a["kind"] == "building"}
     assert names == {r[0]: r[1] for r in rows}
+
+
+def _register_site(tmp_path, register: bytes, join: str = "") -> tuple:
+    """Five 20 m squares near the site (ids A..E, with the layer's own height and floors for D
+    and C) and a register export; a footprints-only run."""
+    import json
+
+    import pyproj
+
+    from tests.conftest import run_cli
+
+    to_5186 = pyproj.Transformer.from_crs("EPSG:4326", "EPSG:5186", always_xy=True)
+    layer = {"A": {}, "B": {}, "C": {"floors": 7}, "D": {"height": 12.0}, "E": {}}
+    feats = []
+    for k, (ident, props) in enumerate(layer.items()):
+        x, y = to_5186.transform(126.8870 + 0.0006 * k, 37.5790)
+        ring = [[x, y], [x + 20, y], [x + 20, y + 20], [x, y + 20], [x, y]]
+        feats.append({"type": "Feature", "properties": {"id": ident, "pnu": f"P-{ident}", **props},
+                      "geometry": {"type": "Polygon", "coordinates": [ring]}})
+    fp = tmp_path / "fp.geojson"
+    fp.write_text(json.dumps({"type": "FeatureCollection", "features": feats, "crs": {
+        "type": "name", "properties": {"name": "urn:ogc:def:crs:EPSG::5186"}}}))
+    reg = tmp_path / "register.csv"
+    reg.write_bytes(register)
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"site: {{origin: {{lat: 37.5770, lon: 126.8898}}}}\n"
+                   f"inputs:\n  footprints: {{path: {fp}}}\n"
+                   f"  building_register: {{path: {reg}{join}}}\n"
+                   "stages: {analysis: {enabled: false},\n"
+                   "         publish: {viewer: {enabled: false}, validate_bundle: false}}\n")
+    work = tmp_path / "w"
+    return run_cli("run", str(cfg), "--workdir", str(work), "--quiet"), work
+
+
+@pytest.mark.slow
+def test_the_building_register_fills_heights_with_their_sources(tmp_path):
+    """A register (CP949, keyed by the parcel number) with a height, a zero height with floors,
+    empty values and a row for no building: each building's height and its source as documented."""
+    import json
+
+    register = ("mgmBldrgstPk,bldNm,heit,grndFlrCnt,ugrndFlrCnt,mainPurpsCd,useAprDay\n"
+                "P-A,누리꿈스퀘어,30.5,9,2,14000,20080515\n"
+                "P-B,상암 아파트,0,5,1,02001,20100301\n"
+                "P-C,,,,,,\n"
+                "P-Z,없는 건물,40,10,0,14000,\n").encode("cp949")
+    proc, work = _register_site(tmp_path, register, ", join: pnu")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "2 of 5 footprint(s) of fp.geojson have no register row (e.g. 'D')" in proc.stderr
+    records = {b["id"]: b for b in json.loads((work / "artifacts" / "mesh" / "buildings.json").read_text(
+        encoding="utf-8"))["buildings"]}
+    storey = 3.5
+    expected = {"A": (30.5, "register"), "B": (5 * storey, "register floors"), "C": (7 * storey, "floors"),
+                "D": (12.0, "attribute"), "E": (10.0, "default")}
+    for ident, (height, source) in expected.items():
+        assert (round(records[ident]["height"], 3), records[ident]["height_source"]) == (height, source), ident
+    assert records["A"]["name"] == "누리꿈스퀘어" and records["A"]["use"] == "office"
+    assert records["A"]["approval_date"] == "2008-05-15" and records["B"]["floors_below"] == 1
+    report = json.loads((work / "reports" / "ingest.json").read_text(encoding="utf-8"))["footprints"]["register"]
+    assert (report["matched"], report["rows_without_footprint"], report["footprints_without_row"]) == (3, 1, ["D", "E"])
+    rows = {r["id"]: r for glb in (work / "bundle" / "buildings").rglob("*.glb")
+            for r in _property_rows(glb.read_bytes())}
+    assert rows["A"]["approval_date"] == "2008-05-15" and rows["B"]["source"] == "register floors"
+
+
+def test_a_register_whose_key_matches_nothing_is_refused(tmp_path):
+    register = b"mgmBldrgstPk,heit\nX-1,10\nX-2,12\n"
+    proc, work = _register_site(tmp_path, register)
+    assert proc.returncode == 2
+    assert ("building register: its 'mgmBldrgstPk' matches no footprint's id (e.g. footprint 'A', register "
+            "'X-1')") in proc.stderr and "register.csv" in proc.stderr
+    assert not (work / "bundle").exists()
