@@ -330,9 +330,15 @@ class MeshConfig(_Model):
     roof_min_share: float = Field(
         0.85, gt=0, le=1, description="Share of roof points the model must explain, else LoD1.")
     roof_flat_slope: float = Field(5.0, gt=0, lt=45, description="Roof planes flatter than this (degrees) are flat.")
-    footprints_from_points: Literal["auto", "always", "never"] = Field(
+    footprints_from_points: Literal["auto", "always", "never", "merge"] = Field(
         "auto", description="Outline buildings from the building-class points: auto (when no footprints "
-                            "are given), always (instead of the given ones) or never.")
+                            "are given), always (instead of the given ones), never, or merge (both: one "
+                            "footprint per building, matched by overlap, the buildings only the LiDAR has added).")
+    footprint_priority: Literal["input", "lidar"] = Field(
+        "input", description="merge: whose outline a building matched in both sources takes (it keeps the "
+                             "layer's id and attributes either way).")
+    footprint_match_iou: float = Field(
+        0.5, gt=0, le=1, description="merge: the least intersection over union of two outlines of one building.")
     footprint_cell: float = Field(0.5, ge=0.01, le=100, description="Grid cell (m) footprints are outlined on.")
     footprint_tolerance: float = Field(
         0.75, gt=0, description="Simplification tolerance (m) of outlines before they are squared.")

@@ -201,3 +201,32 @@ def test_footprints_outlined_from_the_lidar_match_the_true_ones(sample_run, trut
     assert min(ious) >= 0.85, sorted(ious)[:5]
     assert all(r["lod"] in ("LoD2", "LoD1") for r in derived)
     assert validate_tileset(work / "bundle", gltf=False).valid
+
+
+def test_merged_footprint_sources_give_each_building_once_with_both_named(sample_run, tmp_path_factory):
+    """The layer and the LiDAR outlines together: every building once, matched ones naming both
+    sources with their overlap, and the layer's ids and attributes kept."""
+    work = variant_run(sample_run, tmp_path_factory.mktemp("merge"), "mesh: {footprints_from_points: merge}", "mesh")
+    records, _ = _mesh(work)
+    alone = {r["id"]: r for r in _mesh(sample_run)[0]}
+    report = json.loads((work / "reports" / "mesh.json").read_text())["buildings"]["footprints"]
+    merge = report["merge"]
+    assert report["source"] == "input+lidar"
+    assert merge["matched"] >= 40 and merge["matched"] + merge["input_only"] == 60  # the layer's footprints
+    given = [r for r in records if r["footprint_source"] == "input" and r["lod"] != "imported"]
+    assert {r["id"] for r in given} == {i for i in alone if alone[i]["lod"] != "imported"}
+    both = [r for r in given if len(r["footprint_sources"]) == 2]
+    assert len(both) == merge["matched"]
+    for r in both:
+        (a, b) = r["footprint_sources"]
+        assert (a["source"], a["id"], a["geometry"]) == ("input", r["id"], True)
+        assert b["source"] == "lidar" and b["id"].startswith("LIDAR-") and b["iou"] >= 0.5 and not b["geometry"]
+        assert (r["name"], r["use"]) == (alone[r["id"]]["name"], alone[r["id"]]["use"])
+    standing = [r for r in records if r["lod"] != "imported"]
+    outlines = [shapely.Polygon(r["outline_en"]) for r in standing]
+    tree = shapely.STRtree(outlines)
+    for i, j in zip(*tree.query(outlines, predicate="intersects"), strict=True):
+        if i < j:  # no building stands twice on one piece of ground
+            share = outlines[i].intersection(outlines[j]).area / min(outlines[i].area, outlines[j].area)
+            assert share < 0.1, (standing[i]["id"], standing[j]["id"], share)
+    assert len({r["id"] for r in records}) == len(records) == len(alone) + merge["lidar_only"]

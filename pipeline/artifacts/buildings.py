@@ -68,6 +68,7 @@ class BuildingRecord:
     replaces: str | None = None
     floors_below: int | None = None
     approval_date: str | None = None
+    footprint_sources: list[dict[str, Any]] = field(default_factory=list)
 
     def feature_properties(self) -> dict[str, Any]:
         """The values of the tiles' building metadata class (``core.content.BUILDING_SCHEMA``)."""

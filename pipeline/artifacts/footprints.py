@@ -100,6 +100,9 @@ class Footprint:
     height_origin: str = "layer"
     floors_origin: str = "layer"
     approval_date: str | None = None
+    #: every source that outlined this building ({"source": "input" | "lidar", "id", "iou"}) and
+    #: which one's geometry it has ("geometry": true); empty when there was one source only
+    sources: list[dict[str, Any]] = field(default_factory=list)
 
     @classmethod
     def from_json(cls, doc: dict[str, Any]) -> Footprint:

@@ -27,7 +27,7 @@ with errors, roof fits, what was skipped or repaired). Heights in the attributes
 from __future__ import annotations
 
 import warnings
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +38,7 @@ from shapely.geometry import MultiPoint, Polygon
 from pipeline.config import MeshConfig, TwinConfig
 from pipeline.core.budget import check_grid
 from pipeline.core.cells import CellStore
+from pipeline.core.footprint_merge import match_outlines
 from pipeline.core.footprints import footprints_from_points, position_id
 from pipeline.core.geodesy import GeoidModel, SiteFrame
 from pipeline.core.ground import Grid
@@ -325,7 +326,7 @@ def _mesh_building(feat: Footprint, polys: list[Polygon], pts: dict[str, np.ndar
     verts = levels[0].vertices
     record = BuildingRecord(
         id=feat.id, name=feat.name, use=feat.use, floors=feat.floors, floors_below=feat.floors_below,
-        approval_date=feat.approval_date,
+        approval_date=feat.approval_date, footprint_sources=feat.sources,
         height=round(top - ground, 3), ground_height=round(ground, 3), roof_height=round(top, 3),
         eave_height=round(eave, 3), lod1_roof_height=round(roof_h, 3), height_source=source,
         lod=lod, roof_type=kind if lod == "LoD2" else None,
@@ -442,11 +443,49 @@ def _derived_features(ctx: StageContext, cfg: TwinConfig, frame: SiteFrame, geoi
     return feats, info
 
 
+def _merged(given: list[Footprint], lidar: list[Footprint], m: MeshConfig) -> tuple[list[Footprint], dict[str, Any]]:
+    """One footprint per building from the layer and the LiDAR outlines: matched pairs keep the
+    layer's id and attributes and the geometry of ``footprint_priority``'s source, with both
+    sources in their provenance; outlines only the LiDAR has are added, outlines that overlap
+    the layer's without matching (conflicts) are left out and reported."""
+    def outline(f: Footprint) -> shapely.Geometry:
+        return shapely.union_all(_polygons(f, 0.0)[0])
+
+    match = match_outlines([outline(f) for f in given], [outline(f) for f in lidar], min_iou=m.footprint_match_iou)
+    partner = {i: (j, iou) for i, j, iou in match.pairs}
+    out = []
+    for i, f in enumerate(given):
+        if i not in partner:
+            out.append(replace(f, sources=[{"source": "input", "id": f.id, "geometry": True}]))
+            continue
+        j, iou = partner[i]
+        use_lidar = m.footprint_priority == "lidar"
+        shape = lidar[j] if use_lidar else f
+        out.append(replace(f, parts=shape.parts, centroid=shape.centroid, footprint_source=shape.footprint_source,
+                           sources=[{"source": "input", "id": f.id, "geometry": not use_lidar},
+                                    {"source": "lidar", "id": lidar[j].id, "iou": iou, "geometry": use_lidar}]))
+    out += [replace(lidar[j], sources=[{"source": "lidar", "id": lidar[j].id, "geometry": True}])
+            for j in match.only_second]
+    info = {"matched": len(match.pairs), "input_only": len(match.only_first), "lidar_only": len(match.only_second),
+            "conflicts": [{"lidar": lidar[j].id, "overlaps": [given[i].id for i in over]}
+                          for j, over in match.conflicts],
+            "geometry_from": m.footprint_priority, "min_iou": m.footprint_match_iou}
+    return out, info
+
+
 def _features(ctx: StageContext, cfg: TwinConfig, frame: SiteFrame) -> tuple[list[Footprint], dict[str, Any]]:
     """The footprint layer, or footprints outlined from the LiDAR when none was given (or when
-    ``footprints_from_points`` says always)."""
+    ``footprints_from_points`` says always), or both merged (``merge``)."""
     layer = read_footprints(ctx.input_dir(artifacts.ENU_FOOTPRINTS.stage))
     mode = cfg.stages.mesh.footprints_from_points
+    if layer.source is not None and mode == "merge":
+        derived, lidar_info = _derived_features(ctx, cfg, frame, cfg.geoid_model())
+        feats, merge = _merged(layer.features, derived, cfg.stages.mesh)
+        for c in merge["conflicts"]:
+            warnings.warn(f"LiDAR outline {c['lidar']} overlaps footprint(s) {', '.join(c['overlaps'])} without "
+                          "matching one: left out, the layer's kept", FeatureSkippedWarning, stacklevel=2)
+        return feats, {"source": "input+lidar", "features": len(feats), "merge": merge, "lidar": lidar_info,
+                       "skipped_at_ingest": layer.skipped, "repaired_at_ingest": layer.repaired}
     if layer.source is not None and mode != "always":
         return layer.features, {"source": "input", "features": len(layer.features),
                                 "skipped_at_ingest": layer.skipped, "repaired_at_ingest": layer.repaired}
