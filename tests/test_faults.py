@@ -21,8 +21,10 @@ from tests.conftest import REPO, SAMPLE, run_cli
 
 CONFIG = (f"site: {{name: faults, origin: {{lat: 37.5770, lon: 126.8898}}}}\n"
           f"inputs: {{footprints: {{path: {SAMPLE / 'buildings.geojson'}}}, dem: {{path: {SAMPLE / 'dem.tif'}}}}}\n"
-          # the sunlight analysis is left out: its files would not fit the 24 MB disk these faults fill
-          "stages: {mesh: {terrain_lods: 1}, analysis: {enabled: false}}\nexecutor: {kind: local, workers: 2}\n")
+          # the sunlight analysis is left out and the DTM/DSM coarse: their files would not fit the
+          # 24 MB disk these faults fill
+          "stages: {mesh: {terrain_lods: 1}, analysis: {enabled: false}, publish: {elevation: {resolution_m: 5}}}\n"
+          "executor: {kind: local, workers: 2}\n")
 
 
 def _config(folder: Path, extra: str = "") -> Path:
@@ -90,7 +92,7 @@ def _wait_for_workers(proc: subprocess.Popen, timeout: float = 120) -> list[psut
 
 def test_a_second_run_on_the_same_workdir_is_refused(good, tmp_path):
     workdir = tmp_path / "w"
-    shutil.copytree(good, workdir)
+    shutil.copytree(good, workdir, symlinks=True)
     holder = subprocess.Popen([sys.executable, "-c", "import fcntl, os, sys, time\n"
                                f"fd = os.open({str(workdir / '.lock')!r}, os.O_RDWR | os.O_CREAT)\n"
                                "fcntl.flock(fd, fcntl.LOCK_EX); os.ftruncate(fd, 0); os.pwrite(fd, b'4242', 0)\n"
@@ -108,7 +110,7 @@ def test_a_second_run_on_the_same_workdir_is_refused(good, tmp_path):
 
 def test_a_full_disk_is_one_line_and_keeps_the_bundle(good, disk, tmp_path):
     workdir = disk / "w"
-    shutil.copytree(good, workdir)
+    shutil.copytree(good, workdir, symlinks=True)
     before = _sums(workdir)
     filler = disk / "filler"
     with open(filler, "wb") as f:  # leave about half a megabyte free
@@ -129,7 +131,7 @@ def test_a_full_disk_is_one_line_and_keeps_the_bundle(good, disk, tmp_path):
 
 def test_a_read_only_workdir_reruns_unchanged_and_refuses_changes_in_one_line(good, disk, tmp_path):
     workdir = disk / "w"
-    shutil.copytree(good, workdir)
+    shutil.copytree(good, workdir, symlinks=True)
     before = {p: p.stat().st_mtime_ns for p in workdir.rglob("*")}
     subprocess.run(["mount", "-o", "remount,ro", str(disk)], check=True)
     unchanged = run_cli("run", str(_config(tmp_path)), "--workdir", str(workdir), "--quiet")
@@ -141,7 +143,7 @@ def test_a_read_only_workdir_reruns_unchanged_and_refuses_changes_in_one_line(go
 
 def test_a_worker_killed_by_the_system_is_one_line(good, tmp_path):
     workdir = tmp_path / "w"
-    shutil.copytree(good, workdir)
+    shutil.copytree(good, workdir, symlinks=True)
     proc = _start(_config(tmp_path), workdir, "--force")
     victim = _wait_for_workers(proc)[0]
     victim.kill()  # as the OOM killer does
@@ -156,7 +158,7 @@ def test_a_worker_killed_by_the_system_is_one_line(good, tmp_path):
 
 def test_a_stop_request_ends_the_run_and_its_workers(good, tmp_path):
     workdir = tmp_path / "w"
-    shutil.copytree(good, workdir)
+    shutil.copytree(good, workdir, symlinks=True)
     proc = _start(_config(tmp_path), workdir, "--force")
     workers = _wait_for_workers(proc)
     proc.send_signal(signal.SIGTERM)
@@ -169,7 +171,7 @@ def test_a_stop_request_ends_the_run_and_its_workers(good, tmp_path):
 
 def test_a_killed_runner_takes_its_workers_with_it(good, tmp_path):
     workdir = tmp_path / "w"
-    shutil.copytree(good, workdir)
+    shutil.copytree(good, workdir, symlinks=True)
     proc = _start(_config(tmp_path), workdir, "--force")
     workers = _wait_for_workers(proc)
     os.kill(proc.pid, signal.SIGKILL)  # the runner only, as the OOM killer would
@@ -180,7 +182,7 @@ def test_a_killed_runner_takes_its_workers_with_it(good, tmp_path):
 
 def test_a_tampered_upstream_artifact_is_refused(good, tmp_path):
     workdir = tmp_path / "w"
-    shutil.copytree(good, workdir)
+    shutil.copytree(good, workdir, symlinks=True)
     target = workdir / "artifacts" / "mesh" / "buildings.json"
     doc = json.loads(target.read_text())
     doc["buildings"][0]["height"] = 999.0
@@ -193,7 +195,7 @@ def test_a_tampered_upstream_artifact_is_refused(good, tmp_path):
 
 def test_a_corrupted_intermediate_artifact_is_recomputed(good, tmp_path):
     workdir = tmp_path / "w"
-    shutil.copytree(good, workdir)
+    shutil.copytree(good, workdir, symlinks=True)
     target = next((workdir / "artifacts" / "mesh" / "terrain").glob("level_*.npz"))
     target.write_bytes(target.read_bytes()[:-100])
     proc = run_cli("run", str(_config(tmp_path)), "--workdir", str(workdir), "--quiet")
