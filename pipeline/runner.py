@@ -33,7 +33,7 @@ from typing import Any
 
 from pipeline import __version__
 from pipeline.config import STAGE_NAMES, TwinConfig
-from pipeline.core.atomic import (digest_of, point_link, replace_dir, sha256_file, tree_hashes, write_bytes_atomic,
+from pipeline.core.atomic import (digest_of, mirror_dir, replace_dir, sha256_file, tree_hashes, write_bytes_atomic,
                                   write_json_atomic)
 from pipeline.core.executor import make_executor, return_freed_memory
 from pipeline.core.progress import Reporter
@@ -232,10 +232,10 @@ class Runner:
                         on_stage(name, "skipped", self.manifest["stages"][name])
                     continue
                 self._check_upstream(spec, fresh)
-                link = final = output_dir(self.workdir, name)
+                current = final = output_dir(self.workdir, name)
                 if spec.versions:
                     final = self.workdir / spec.versions / module.output_version(self.cfg)
-                    _adopt_unversioned(link, final.parent)
+                    _adopt_unversioned(current, final.parent)
                 tmp = final.with_name(f".tmp-{final.name}")
                 try:
                     if tmp.exists():
@@ -256,7 +256,7 @@ class Runner:
                     # published bundle is what users take away, so it is made durable
                     replace_dir(tmp, final, durable=not spec.output_path.startswith("artifacts/"))
                     if spec.versions:
-                        point_link(link, final)
+                        mirror_dir(final, current)
                     if result.report:
                         write_json_atomic(self.workdir / "reports" / f"{name}.json", result.report)
                     for rel in spec.reports:
@@ -289,26 +289,26 @@ class Runner:
                     on_stage(name, "done", entry)
 
 
-def _adopt_unversioned(link: Path, versions: Path) -> None:
-    """Move an output folder from before versioning (a plain folder where the link goes) to its
-    version's place (the ``version`` its ``catalog.json`` names) and link it there, so it stays
-    served while the new version is made; dropped when that version's folder already exists (a
-    copied work directory)."""
-    if link.is_symlink() or not link.is_dir():
+def _adopt_unversioned(current: Path, versions: Path) -> None:
+    """Keep an output made before versioning: when ``current`` (a plain folder) holds a version
+    (the ``version`` its ``catalog.json`` names) that ``versions`` lacks, hard-link it there, so
+    it stays beside the new one once ``current`` moves on."""
+    if current.is_symlink() or not current.is_dir():
         return
     try:
-        version = str(json.loads((link / "catalog.json").read_text(encoding="utf-8"))["version"])
+        version = str(json.loads((current / "catalog.json").read_text(encoding="utf-8"))["version"])
     except (OSError, ValueError, KeyError, TypeError):
         version = "unversioned"
     if not re.fullmatch(r"[0-9A-Za-z][0-9A-Za-z._+-]{0,63}", version):
         version = "unversioned"
-    versions.mkdir(parents=True, exist_ok=True)
     dest = versions / version
-    if dest.exists():
-        shutil.rmtree(link)
-    else:
-        os.replace(link, dest)
-    point_link(link, dest)
+    if not dest.exists():
+        versions.mkdir(parents=True, exist_ok=True)
+        tmp = versions / f".tmp-{version}"
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        shutil.copytree(current, tmp, copy_function=os.link)
+        replace_dir(tmp, dest)
 
 
 #: write errors a run reports in one line (the input errors have their own messages)

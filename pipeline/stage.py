@@ -45,7 +45,7 @@ class StageSpec:
     #: files of its output (relative paths) also copied into ``<workdir>/reports/`` when it ran
     reports: tuple[str, ...] = ()
     #: a folder (relative to the work directory) keeping one output per version, named by the
-    #: stage module's ``output_version(cfg)``; ``output`` is then a symbolic link to the newest,
+    #: stage module's ``output_version(cfg)``; ``output`` then mirrors the newest (hard links),
     #: switched only once that is complete, and the earlier versions stay as they were
     versions: str | None = None
 

@@ -39,6 +39,12 @@ def _one_line(proc: subprocess.CompletedProcess, code: int = 2) -> str:
     return lines[0]
 
 
+def _copy(workdir: Path, to: Path) -> None:
+    """A copy of a work directory as a user makes one (``cp -a``: its bundle/ stays hard links to
+    bundles/<version>, not a second copy that would overfill the small disk)."""
+    subprocess.run(["cp", "-a", str(workdir), str(to)], check=True)
+
+
 def _sums(workdir: Path) -> bytes:
     return (workdir / "bundle" / "SHA256SUMS").read_bytes()
 
@@ -92,7 +98,7 @@ def _wait_for_workers(proc: subprocess.Popen, timeout: float = 120) -> list[psut
 
 def test_a_second_run_on_the_same_workdir_is_refused(good, tmp_path):
     workdir = tmp_path / "w"
-    shutil.copytree(good, workdir, symlinks=True)
+    _copy(good, workdir)
     holder = subprocess.Popen([sys.executable, "-c", "import fcntl, os, sys, time\n"
                                f"fd = os.open({str(workdir / '.lock')!r}, os.O_RDWR | os.O_CREAT)\n"
                                "fcntl.flock(fd, fcntl.LOCK_EX); os.ftruncate(fd, 0); os.pwrite(fd, b'4242', 0)\n"
@@ -110,7 +116,7 @@ def test_a_second_run_on_the_same_workdir_is_refused(good, tmp_path):
 
 def test_a_full_disk_is_one_line_and_keeps_the_bundle(good, disk, tmp_path):
     workdir = disk / "w"
-    shutil.copytree(good, workdir, symlinks=True)
+    _copy(good, workdir)
     before = _sums(workdir)
     filler = disk / "filler"
     with open(filler, "wb") as f:  # leave about half a megabyte free
@@ -131,7 +137,7 @@ def test_a_full_disk_is_one_line_and_keeps_the_bundle(good, disk, tmp_path):
 
 def test_a_read_only_workdir_reruns_unchanged_and_refuses_changes_in_one_line(good, disk, tmp_path):
     workdir = disk / "w"
-    shutil.copytree(good, workdir, symlinks=True)
+    _copy(good, workdir)
     before = {p: p.stat().st_mtime_ns for p in workdir.rglob("*")}
     subprocess.run(["mount", "-o", "remount,ro", str(disk)], check=True)
     unchanged = run_cli("run", str(_config(tmp_path)), "--workdir", str(workdir), "--quiet")
@@ -143,7 +149,7 @@ def test_a_read_only_workdir_reruns_unchanged_and_refuses_changes_in_one_line(go
 
 def test_a_worker_killed_by_the_system_is_one_line(good, tmp_path):
     workdir = tmp_path / "w"
-    shutil.copytree(good, workdir, symlinks=True)
+    _copy(good, workdir)
     proc = _start(_config(tmp_path), workdir, "--force")
     victim = _wait_for_workers(proc)[0]
     victim.kill()  # as the OOM killer does
@@ -158,7 +164,7 @@ def test_a_worker_killed_by_the_system_is_one_line(good, tmp_path):
 
 def test_a_stop_request_ends_the_run_and_its_workers(good, tmp_path):
     workdir = tmp_path / "w"
-    shutil.copytree(good, workdir, symlinks=True)
+    _copy(good, workdir)
     proc = _start(_config(tmp_path), workdir, "--force")
     workers = _wait_for_workers(proc)
     proc.send_signal(signal.SIGTERM)
@@ -171,7 +177,7 @@ def test_a_stop_request_ends_the_run_and_its_workers(good, tmp_path):
 
 def test_a_killed_runner_takes_its_workers_with_it(good, tmp_path):
     workdir = tmp_path / "w"
-    shutil.copytree(good, workdir, symlinks=True)
+    _copy(good, workdir)
     proc = _start(_config(tmp_path), workdir, "--force")
     workers = _wait_for_workers(proc)
     os.kill(proc.pid, signal.SIGKILL)  # the runner only, as the OOM killer would
@@ -182,7 +188,7 @@ def test_a_killed_runner_takes_its_workers_with_it(good, tmp_path):
 
 def test_a_tampered_upstream_artifact_is_refused(good, tmp_path):
     workdir = tmp_path / "w"
-    shutil.copytree(good, workdir, symlinks=True)
+    _copy(good, workdir)
     target = workdir / "artifacts" / "mesh" / "buildings.json"
     doc = json.loads(target.read_text())
     doc["buildings"][0]["height"] = 999.0
@@ -195,7 +201,7 @@ def test_a_tampered_upstream_artifact_is_refused(good, tmp_path):
 
 def test_a_corrupted_intermediate_artifact_is_recomputed(good, tmp_path):
     workdir = tmp_path / "w"
-    shutil.copytree(good, workdir, symlinks=True)
+    _copy(good, workdir)
     target = next((workdir / "artifacts" / "mesh" / "terrain").glob("level_*.npz"))
     target.write_bytes(target.read_bytes()[:-100])
     proc = run_cli("run", str(_config(tmp_path)), "--workdir", str(workdir), "--quiet")

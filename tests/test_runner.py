@@ -149,9 +149,16 @@ def _versioned(sample_run: Path, work: Path, version: str) -> Path:
     return cfg
 
 
+def _same_files(a: Path, b: Path) -> bool:
+    """Whether folder ``b`` holds exactly ``a``'s files as hard links (the same inodes)."""
+    fa = {p.relative_to(a): p.stat().st_ino for p in a.rglob("*") if p.is_file()}
+    fb = {p.relative_to(b): p.stat().st_ino for p in b.rglob("*") if p.is_file()}
+    return bool(fa) and fa == fb
+
+
 @pytest.mark.slow
-def test_each_version_keeps_its_folder_and_the_link_moves_only_when_one_is_complete(sample_run, tmp_path,
-                                                                                    monkeypatch):
+def test_each_version_keeps_its_folder_and_the_bundle_moves_only_when_one_is_complete(sample_run, tmp_path,
+                                                                                      monkeypatch):
     work = tmp_path / "w"
     work.mkdir()
     # a work directory from before versions: its bundle is a plain folder
@@ -159,14 +166,13 @@ def test_each_version_keeps_its_folder_and_the_link_moves_only_when_one_is_compl
     proc = run_cli("run", str(_versioned(sample_run, work, "1.0.0")), "--workdir", str(work), "--stages", "publish",
                    "--quiet")
     assert proc.returncode == 0, proc.stderr
-    link = work / "bundle"
-    assert link.is_symlink() and os.readlink(link) == "bundles/1.0.0"
-    assert sorted(p.name for p in (work / "bundles").iterdir()) == ["0.1.0", "1.0.0"]  # the old one adopted
-    assert json.loads((work / "bundles" / "0.1.0" / "catalog.json").read_text())["version"] == "0.1.0"
-    v1 = {p.relative_to(work / "bundles" / "1.0.0"): p.read_bytes()
-          for p in (work / "bundles" / "1.0.0").rglob("*") if p.is_file()}
+    current, versions = work / "bundle", work / "bundles"
+    assert not current.is_symlink() and _same_files(versions / "1.0.0", current)
+    assert sorted(p.name for p in versions.iterdir()) == ["0.1.0", "1.0.0"]  # the old one kept
+    assert json.loads((versions / "0.1.0" / "catalog.json").read_text())["version"] == "0.1.0"
+    v1 = {p.relative_to(versions / "1.0.0"): p.read_bytes() for p in (versions / "1.0.0").rglob("*") if p.is_file()}
 
-    # a publish that fails half-way leaves the published versions and the link as they were
+    # a publish that fails half-way leaves the published versions and the bundle as they were
     import pipeline.stages.publish as publish
 
     def broken(*args, **kwargs):
@@ -177,19 +183,21 @@ def test_each_version_keeps_its_folder_and_the_link_moves_only_when_one_is_compl
     with pytest.raises(Exception, match="space"):
         runner.run(["publish"])
     monkeypatch.undo()
-    assert os.readlink(link) == "bundles/1.0.0"
-    assert sorted(p.name for p in (work / "bundles").iterdir()) == ["0.1.0", "1.0.0"]
+    assert _same_files(versions / "1.0.0", current)
+    assert sorted(p.name for p in versions.iterdir()) == ["0.1.0", "1.0.0"]
 
     proc = run_cli("run", str(_versioned(sample_run, work, "2.0.0")), "--workdir", str(work), "--stages", "publish",
                    "--quiet")
     assert proc.returncode == 0, proc.stderr
-    assert os.readlink(link) == "bundles/2.0.0"
-    assert json.loads((link / "catalog.json").read_text())["version"] == "2.0.0"
-    assert {p.relative_to(work / "bundles" / "1.0.0"): p.read_bytes()
-            for p in (work / "bundles" / "1.0.0").rglob("*") if p.is_file()} == v1
+    assert _same_files(versions / "2.0.0", current)
+    assert json.loads((current / "catalog.json").read_text())["version"] == "2.0.0"
+    assert {p.relative_to(versions / "1.0.0"): p.read_bytes()
+            for p in (versions / "1.0.0").rglob("*") if p.is_file()} == v1
     for version in ("1.0.0", "2.0.0"):
-        assert run_cli("verify", str(work / "bundles" / version), "--no-gltf").returncode == 0
-    diff = run_cli("diff", str(work / "bundles" / "1.0.0"), str(work / "bundles" / "2.0.0"), "--json")
+        assert run_cli("verify", str(versions / version), "--no-gltf").returncode == 0
+    assert run_cli("verify", str(current), "--no-gltf").returncode == 0
+    diff = run_cli("diff", str(versions / "1.0.0"), str(versions / "2.0.0"), "--json")
     assert diff.returncode == 0, diff.stderr
     doc = json.loads(diff.stdout)
     assert not any(doc[layer][k] for layer in ("buildings", "anchors") for k in ("added", "removed", "changed"))
+    assert not list(work.rglob(".tmp-*"))

@@ -136,13 +136,16 @@ def replace_dir(tmp: str | Path, final: str | Path, *, durable: bool = True) -> 
         shutil.rmtree(old)
 
 
-def point_link(link: str | Path, target: str | Path) -> None:
-    """Make ``link`` a symbolic link to the folder ``target`` (stored relative, so the work
-    directory can move) in one rename: a reader following ``link`` finds the old target or the
-    new one, never nothing."""
-    link, target = Path(link), Path(target)
-    tmp = link.with_name(f".link-{link.name}")
-    tmp.unlink(missing_ok=True)
-    os.symlink(os.path.relpath(target, link.parent), tmp, target_is_directory=True)
-    os.replace(tmp, link)
-    _fsync_dir(link.parent)
+def mirror_dir(src: str | Path, dst: str | Path) -> None:
+    """Make ``dst`` a folder of hard links to the files of ``src`` (no data copied), swapped in
+    as one step by :func:`replace_dir`: a reader of ``dst`` finds the previous content or the
+    new, whole. A real folder rather than a symbolic link, because tools that list a folder
+    (3d-tiles-tools, web servers with link checks) do not follow a linked one."""
+    src, dst = Path(src), Path(dst)
+    tmp = dst.with_name(f".tmp-{dst.name}")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    shutil.copytree(src, tmp, copy_function=os.link)
+    if dst.is_symlink():
+        dst.unlink()
+    replace_dir(tmp, dst)

@@ -1,5 +1,5 @@
 """publish: the versioned hub bundle that viewers and AR apps consume: ``<workdir>/bundles/<version>``,
-with ``<workdir>/bundle`` a link to the newest (switched once it is complete; earlier versions stay).
+with ``<workdir>/bundle`` the newest (hard links, swapped in once it is complete; earlier versions stay).
 
 Layout: ``tileset.json`` + ``terrain/ buildings/ pointcloud/`` (3D Tiles 1.1), ``anchors/``,
 ``rasters/`` (DTM, DSM), ``catalog.json`` (a STAC Collection) and ``stac/`` (its Items),
