@@ -66,11 +66,14 @@ def _guess_encoding(columns: list[np.ndarray], path: Path) -> str | None:
 def _read(path: Path, encoding: str | None) -> tuple[dict[str, Any], Any, list[np.ndarray]]:
     try:
         meta, _, wkb, columns = pyogrio.raw.read(path, encoding=encoding)
+    except UnicodeDecodeError as exc:  # a ValueError too: caught first, it is the user's to fix
+        said = encoding or f"{exc.encoding}, as the file declares (its .cpg)"
+        raise InputError(f"the attributes' text is not {said}: an attribute value holds byte "
+                         f"0x{exc.object[exc.start]:02x}, which it cannot decode; set the input's encoding in "
+                         "the config (Korean layers: cp949)",
+                         path=path) from None
     except (DataSourceError, RuntimeError, ValueError) as exc:
         raise InputError(f"not a readable vector file ({str(exc).splitlines()[0]})", path=path) from None
-    except UnicodeDecodeError as exc:
-        raise InputError(f"the attributes' text is not {encoding} ({exc.reason} at byte {exc.start})",
-                         path=path) from None
     return meta, wkb, list(columns)
 
 

@@ -51,3 +51,15 @@ def test_shapefile_without_prj_needs_a_crs(tmp_path):
     with pytest.raises(CRSError, match="noprj.shp"):
         read_features(path)
     assert read_features(path, default_crs="EPSG:5186").crs.to_epsg() == 5186
+
+
+def test_a_cpg_that_misstates_the_encoding_is_named_not_mojibake(tmp_path):
+    path = tmp_path / "b.shp"
+    pyogrio.raw.write(path, shapely.to_wkb(np.array([shapely.box(190000, 553000, 190020, 553020)], dtype=object)),
+                      [np.array(["B1"], dtype=object), np.array(["상암 타워"], dtype=object)], ["id", "name"],
+                      crs="EPSG:5186", geometry_type="Polygon", encoding="cp949", driver="ESRI Shapefile")
+    path.with_suffix(".cpg").write_text("UTF-8")  # a .cpg that says UTF-8 over CP949 text
+    with pytest.raises(InputError, match=r"b\.shp: the attributes' text is not utf-8, as the file declares \(its "
+                                         r"\.cpg\): an attribute value holds byte 0xbb.*\(Korean layers: cp949\)"):
+        read_features(path)
+    assert read_features(path, encoding="cp949").fields["name"].tolist() == ["상암 타워"]
