@@ -99,6 +99,7 @@ class FootprintFields(_Model):
     floors: str | None = Field("floors", description="Number of floors above ground.")
     height: str | None = Field("height", description="Building height in metres, if surveyed.")
     floors_below: str | None = Field(None, description="Number of floors below ground.")
+    approval_date: str | None = Field(None, description="Use approval date (사용승인일; YYYYMMDD or YYYY-MM-DD).")
     proposed: str | None = Field(
         None, description="Attribute marking a design proposal (true/1/yes), judged against what stands: the "
                           "viewer switches it and the sunlight analysis runs with and without it.")
@@ -128,15 +129,22 @@ FOOTPRINT_LAYOUTS: dict[str, dict[str, str | None]] = {
     # 건물용도코드; it carries no height (heights come from the LiDAR, else the floors)
     "kr-road-address": {"id": "BD_MGT_SN", "name": "BULD_NM", "use": "BDTYP_CD", "floors": "GRO_FLO_CO",
                         "floors_below": "UND_FLO_CO", "height": None},
+    # GIS건물통합정보 (AL_D010, VWorld/NSDI): A1 GIS건물통합식별번호, A9 용도명, A13 사용승인일자, A16 높이,
+    # A26/A27 지상/지하 층수 (in files since 2023; older national files stop at A22); its building
+    # name column is not mapped: set fields.name where a file has one
+    "kr-gis-building": {"id": "A1", "name": None, "use": "A9", "floors": "A26", "floors_below": "A27",
+                        "height": "A16", "approval_date": "A13"},
 }
 
 
 class FootprintInput(_VectorInput):
-    layout: Literal["custom", "kr-road-address"] = Field(
-        "custom", description="The layer's attribute layout: 'custom' (``fields`` names them) or "
+    layout: Literal["custom", "kr-road-address", "kr-gis-building"] = Field(
+        "custom", description="The layer's attribute layout: 'custom' (``fields`` names them), "
                               "'kr-road-address', the national road-name address building layer (TL_SPBD_BULD: "
-                              "BD_MGT_SN id, BULD_NM name, GRO_FLO_CO/UND_FLO_CO floors, BDTYP_CD use code, "
-                              "translated to a use category); ``fields`` given as well override its names.")
+                              "BD_MGT_SN id, BULD_NM name, GRO_FLO_CO/UND_FLO_CO floors, BDTYP_CD use code), or "
+                              "'kr-gis-building', GIS건물통합정보 (AL_D010: A1 id, A9 use, A13 approval date, A16 "
+                              "height, A26/A27 floors); Korean use codes and class names become use categories; "
+                              "``fields`` given as well override single names.")
     fields: FootprintFields = Field(default_factory=FootprintFields,
                                     description="Attribute name mapping.")
 

@@ -35,3 +35,18 @@ def use_of_code(value: str | None) -> tuple[str | None, str | None]:
         text = text.zfill(5)  # a five-digit code read as a number lost its leading zero
     found = USE_CLASSES.get(text[:2]) if text[:2].isdigit() else None
     return (found[1], found[0]) if found else ("other", None)
+
+
+#: Korean class names -> the twin's use category (registers and layers give the name beside the code)
+_USE_BY_NAME = {name: category for name, category in USE_CLASSES.values()}
+
+
+def use_category(value: object) -> str | None:
+    """The twin's use category of a use given as a code (``14000``) or a Korean class name
+    (``업무시설``); other text is kept as it is; None for an empty value."""
+    text = str(value if value is not None else "").strip()
+    if not text:
+        return None
+    if text in _USE_BY_NAME:
+        return _USE_BY_NAME[text]
+    return use_of_code(text)[0] if text.isdigit() else text

@@ -11,20 +11,15 @@ from __future__ import annotations
 import csv
 import io
 import json
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipeline.core.building_use import USE_CLASSES, use_of_code
+from pipeline.core.building_use import use_category
 from pipeline.core.footprints import MAX_FLOORS, MAX_HEIGHT_M, attribute_number
-from pipeline.core.text import NotText, decode_text
+from pipeline.core.text import NotText, decode_text, ymd_date
 from pipeline.errors import InputError
-
-#: Korean class names -> the twin's use category (a register gives the name beside the code)
-_USE_BY_NAME = {name: category for name, category in USE_CLASSES.values()}
-
 
 @dataclass(frozen=True)
 class RegisterRow:
@@ -76,23 +71,6 @@ def _records(path: Path) -> list[tuple[int, Mapping[str, Any]]]:
             for line, row in enumerate(reader, start=2)]
 
 
-def _date(value: Any) -> str | None:
-    text = re.sub(r"[^0-9]", "", str(value or ""))
-    if len(text) != 8 or text == "00000000":
-        return None
-    y, m, d = int(text[:4]), int(text[4:6]), int(text[6:])
-    return f"{y:04d}-{m:02d}-{d:02d}" if 1 <= m <= 12 and 1 <= d <= 31 else None
-
-
-def _use(value: Any) -> str | None:
-    text = str(value or "").strip()
-    if not text:
-        return None
-    if text in _USE_BY_NAME:
-        return _USE_BY_NAME[text]
-    return use_of_code(text)[0] if text.isdigit() else text
-
-
 def read_register(path: Path, *, key: str, fields: Mapping[str, str | None]) -> Register:
     """The register at ``path`` (CSV or JSON), keyed by its column ``key``; ``fields`` maps
     name, height, floors, floors_below, use and approval_date to its columns. InputError for a
@@ -129,6 +107,6 @@ def read_register(path: Path, *, key: str, fields: Mapping[str, str | None]) -> 
         floors, below = numbers["floors"], numbers["floors_below"]
         out.rows[ident] = RegisterRow(ident, line, str(get["name"]).strip() or None if get["name"] else None,
                                       numbers["height"], None if floors is None else int(floors),
-                                      None if below is None else int(below), _use(get["use"]),
-                                      _date(get["approval_date"]))
+                                      None if below is None else int(below), use_category(get["use"]),
+                                      ymd_date(get["approval_date"]))
     return out

@@ -3,6 +3,8 @@ programs add one), or CP949, which Korean Windows programs and survey software s
 
 from __future__ import annotations
 
+from datetime import date
+
 #: tried in order; CP949 is a superset of EUC-KR
 ENCODINGS = ("utf-8-sig", "cp949")
 
@@ -35,3 +37,16 @@ def decode_text(data: bytes) -> str:
             failures.append(exc.start)
     bad = failures[0]  # where it stops being UTF-8
     raise NotText(f"it is neither UTF-8 nor CP949 text (byte 0x{data[bad]:02x} at offset {bad})")
+
+
+def ymd_date(value: object) -> str | None:
+    """YYYY-MM-DD of a date written YYYYMMDD, YYYY-MM-DD or YYYY.MM.DD (as Korean registers and
+    layers write them); None for an empty, zero or impossible date."""
+    digits = "".join(ch for ch in str(value if value is not None else "") if ch.isdigit())
+    if len(digits) != 8:
+        return None
+    y, m, d = int(digits[:4]), int(digits[4:6]), int(digits[6:])
+    try:
+        return date(y, m, d).isoformat()
+    except ValueError:
+        return None

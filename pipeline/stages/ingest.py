@@ -27,7 +27,7 @@ from shapely.geometry import MultiPolygon
 from pipeline.config import (FootprintInput, GCPInput, PointCloudInput, POIInput, RasterInput, RegisterInput,
                              TwinConfig)
 from pipeline.core.arrayops import column_bounds
-from pipeline.core.building_use import use_of_code
+from pipeline.core.building_use import use_category
 from pipeline.core.cells import dtype_to_json
 from pipeline.core.footprints import MAX_FLOORS, MAX_HEIGHT_M, attribute_number, position_id
 from pipeline.core.footprints import repair as repair_footprint
@@ -38,7 +38,7 @@ from pipeline.core.pointio import (POINT_DTYPE, ChunkStore, is_copc, iter_las_ch
                                    read_las_crs, read_las_range)
 from pipeline.core.raster import read_elevation
 from pipeline.core.register import read_register
-from pipeline.core.text import NotText, decode_text
+from pipeline.core.text import NotText, decode_text, ymd_date
 from pipeline.core.vector import FeatureSet, read_features
 from pipeline.errors import (ConfigError, CRSError, CRSOverrideWarning, FeatureRepairedWarning, FeatureSkippedWarning,
                              InputError, UnreadableCRSError)
@@ -246,12 +246,13 @@ def _ingest_footprints(ctx: StageContext, cfg: TwinConfig, fp: FootprintInput) -
             warnings.warn(f"{path.name}: building {ident}: {problem}", FeatureRepairedWarning, stacklevel=2)
         replaces = _text(fs.value(f.replaces, i)) if f.replaces and proposed else None
         use = _text(fs.value(f.use, i))
-        if fp.layout == "kr-road-address":
-            use = use_of_code(use)[0]  # a national use code to the twin's category
+        if fp.layout != "custom":
+            use = use_category(use)  # a national use code or class name to the twin's category
         records.append(SourceFootprint(ident, _text(fs.value(f.name, i)), use,
                                        None if floors is None else int(floors), height,
                                        shapely.to_wkt(geom, rounding_precision=-1), proposed, replaces or None,
-                                       None if below is None else int(below)))
+                                       None if below is None else int(below),
+                                       approval_date=ymd_date(fs.value(f.approval_date, i))))
         join_keys.append(_text(fs.value(join, i)) if join else ident)
     if len(fs.geometries) and not records:
         reasons = sorted({str(s["reason"]) for s in skipped})
@@ -298,7 +299,7 @@ def _join_register(cfg: TwinConfig, reg: RegisterInput, records: list[SourceFoot
             floors=row.floors if row.floors is not None else rec.floors,
             floors_origin="register" if row.floors is not None else rec.floors_origin,
             floors_below=row.floors_below if row.floors_below is not None else rec.floors_below,
-            approval_date=row.approval_date))
+            approval_date=row.approval_date or rec.approval_date))
     if records and not used:
         on = f"attribute {reg.join!r}" if reg.join else "id"
         example = next((k for k in keys if k), None)

@@ -250,3 +250,44 @@ def test_a_register_whose_key_matches_nothing_is_refused(tmp_path):
     assert ("building register: its 'mgmBldrgstPk' matches no footprint's id (e.g. footprint 'A', register "
             "'X-1')") in proc.stderr and "register.csv" in proc.stderr
     assert not (work / "bundle").exists()
+
+
+@pytest.mark.slow
+def test_the_gis_building_layer_as_a_geopackage(tmp_path):
+    """GIS건물통합정보 (AL_D010 columns) in a GeoPackage: its id, height, floors, use class name
+    and approval date are read; a row with no height takes its floors."""
+    import json
+
+    import pyogrio.raw
+    import pyproj
+    import shapely
+
+    from tests.conftest import run_cli
+
+    to_5186 = pyproj.Transformer.from_crs("EPSG:4326", "EPSG:5186", always_xy=True)
+    rows = [("11440-0001", "업무시설", "20080515", 80.5, 21, 3),
+            ("11440-0002", "공동주택", "2010-03-01", None, 15, 1)]
+    squares = [shapely.box(x - 15, y - 15, x + 15, y + 15) for x, y in
+               (to_5186.transform(126.8880 + 0.001 * k, 37.5790) for k in range(len(rows)))]
+    path = tmp_path / "AL_D010_11.gpkg"
+    pyogrio.raw.write(path, shapely.to_wkb(np.array(squares, dtype=object)),
+                      [np.array([r[0] for r in rows], dtype=object), np.array([r[1] for r in rows], dtype=object),
+                       np.array([r[2] for r in rows], dtype=object),
+                       np.array([np.nan if r[3] is None else r[3] for r in rows]),
+                       np.array([r[4] for r in rows]), np.array([r[5] for r in rows])],
+                      ["A1", "A9", "A13", "A16", "A26", "A27"], crs="EPSG:5186", geometry_type="Polygon",
+                      driver="GPKG")
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"site: {{origin: {{lat: 37.5770, lon: 126.8898}}}}\n"
+                   f"inputs:\n  footprints: {{path: {path}, layout: kr-gis-building}}\n"
+                   "stages: {analysis: {enabled: false}, publish: {viewer: {enabled: false}, validate_bundle: false,"
+                   " elevation: {enabled: false}}}\n", encoding="utf-8")
+    proc = run_cli("run", str(cfg), "--workdir", str(tmp_path / "w"), "--stages", "ingest..mesh", "--quiet")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    got = {b["id"]: b for b in json.loads((tmp_path / "w" / "artifacts" / "mesh" / "buildings.json").read_text(
+        encoding="utf-8"))["buildings"]}
+    a, b = got["11440-0001"], got["11440-0002"]
+    assert (a["use"], a["approval_date"], a["height"], a["height_source"], a["floors"], a["floors_below"]) == (
+        "office", "2008-05-15", 80.5, "attribute", 21, 3)
+    assert (b["use"], b["approval_date"], b["height_source"], b["floors"], b["floors_below"]) == (
+        "residential", "2010-03-01", "floors", 15, 1)
