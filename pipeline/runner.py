@@ -263,7 +263,7 @@ class Runner:
                         write_bytes_atomic(self.workdir / "reports" / Path(rel).name, (final / rel).read_bytes())
                 except BaseException as exc:
                     shutil.rmtree(tmp, ignore_errors=True)
-                    fault = _fault(exc, self.workdir)
+                    fault = _fault(exc, self.workdir, pool_broken=bool(getattr(executor, "_broken", False)))
                     if fault is not None:
                         fault.stage = name
                         raise fault from None
@@ -317,10 +317,12 @@ _DISK_ERRORS = {errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EDQUOT, errno.EIO
 _NEARLY_FULL = 4 << 20
 
 
-def _fault(exc: BaseException, workdir: Path) -> TwinError | None:
+def _fault(exc: BaseException, workdir: Path, *, pool_broken: bool = False) -> TwinError | None:
     """The one-line error for a fault of the machine rather than of the input (a dead worker, a
-    full or read-only disk), or None for any other exception."""
-    if isinstance(exc, BrokenExecutor):
+    full or read-only disk), or None for any other exception. ``pool_broken``: the process pool
+    knows a worker died (a death during ``submit`` surfaces as an OSError, "handle is closed",
+    from the pipes the pool closed under it, before any BrokenProcessPool)."""
+    if isinstance(exc, BrokenExecutor) or (pool_broken and isinstance(exc, OSError)):
         return StageError("a worker process died (killed by the system, most often for lack of memory); finished "
                           "stages are kept: rerun to resume, with fewer executor.workers if memory is short")
     if not isinstance(exc, OSError):

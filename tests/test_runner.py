@@ -201,3 +201,13 @@ def test_each_version_keeps_its_folder_and_the_bundle_moves_only_when_one_is_com
     doc = json.loads(diff.stdout)
     assert not any(doc[layer][k] for layer in ("buildings", "anchors") for k in ("added", "removed", "changed"))
     assert not list(work.rglob(".tmp-*"))
+
+
+def test_a_worker_death_seen_as_a_closed_pipe_is_the_worker_message():
+    """A worker killed while the runner submits work surfaces as OSError("handle is closed") from
+    the pool's closed pipes; with the pool marked broken it is the one-line worker message."""
+    from pipeline.runner import _fault
+
+    fault = _fault(OSError("handle is closed"), Path("."), pool_broken=True)
+    assert fault is not None and "a worker process died" in str(fault)
+    assert _fault(OSError("handle is closed"), Path("."), pool_broken=False) is None
