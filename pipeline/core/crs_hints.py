@@ -18,7 +18,9 @@ from dataclasses import dataclass
 import numpy as np
 import pyproj
 
-from pipeline.core.geodesy import SiteFrame, area_of_use, horizontal_crs
+from pipeline.core.geodesy import (SiteFrame, check_area_of_use, check_near_site, horizontal_crs,
+                                   source_to_lonlat)
+from pipeline.errors import CRSError
 
 #: EPSG codes of the projected CRSs Korean data uses (Korean 1985, Tokyo 1892 and KGD2002 belts
 #: and unified systems), as PROJ's database lists them
@@ -43,16 +45,14 @@ def transformation_to_wgs84(crs: pyproj.CRS) -> Transformation:
 
 
 def _lands_on_site(crs: pyproj.CRS, x: np.ndarray, y: np.ndarray, frame: SiteFrame, radius_km: float) -> bool:
+    """Whether the georeferencing's own landing checks accept ``x``, ``y`` in ``crs``."""
     try:
-        lon, lat = pyproj.Transformer.from_crs(crs, "EPSG:4326", always_xy=True).transform(x, y, errcheck=True)
-    except pyproj.exceptions.ProjError:
+        lon, lat = source_to_lonlat(crs, x, y)
+        check_area_of_use(crs, lon, lat, path=crs.name)
+        check_near_site(frame, lon, lat, radius_km, crs_name=crs.name, path=crs.name)
+    except CRSError:
         return False
-    area = area_of_use(crs)
-    if area is not None and not (np.all((lon >= area.west - 0.1) & (lon <= area.east + 0.1))
-                                 and np.all((lat >= area.south - 0.1) & (lat <= area.north + 0.1))):
-        return False
-    _, _, dist = pyproj.Geod(ellps="WGS84").inv(np.full(len(lon), frame.lon), np.full(len(lat), frame.lat), lon, lat)
-    return bool(np.all(np.isfinite(dist)) and np.max(dist) <= radius_km * 1000.0)
+    return True
 
 
 def fitting_crs(declared: pyproj.CRS, x: np.ndarray, y: np.ndarray, frame: SiteFrame,

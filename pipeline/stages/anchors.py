@@ -28,7 +28,7 @@ from shapely.geometry import Polygon
 from pipeline import artifacts
 from pipeline.artifacts.anchors import (Anchor, AnchorSet, ArcorePose, ArkitPose, CesiumPose, Orientation,
                                         Surfaces, write_anchors)
-from pipeline.artifacts.buildings import BuildingMeshes, BuildingRecord, read_buildings
+from pipeline.artifacts.buildings import BuildingLayer, BuildingMeshes, BuildingRecord, read_buildings
 from pipeline.artifacts.control import ControlRecord, read_control
 from pipeline.artifacts.features import read_feature_index
 from pipeline.artifacts.footprints import read_footprints
@@ -126,10 +126,9 @@ def _entrance_places(b: BuildingRecord, doors: list[PoiRecord], terrain: Scene, 
     return places
 
 
-def _buildings(ctx: StageContext, cfg: TwinConfig, frame: Any, tin_error: float | None, terrain: Scene,
-               entrances: dict[str, list[PoiRecord]], skipped: list[dict[str, str]]) -> list[_Place]:
+def _buildings(ctx: StageContext, cfg: TwinConfig, layer: BuildingLayer, frame: Any, tin_error: float | None,
+               terrain: Scene, entrances: dict[str, list[PoiRecord]], skipped: list[dict[str, str]]) -> list[_Place]:
     georef, mesh, tile = ctx.input_dir("georef"), ctx.input_dir("mesh"), ctx.input_dir("tile")
-    layer = read_buildings(mesh)
     s = cfg.stages.anchors
     if not layer.buildings or not (s.include_buildings or s.include_rooftops):
         return []
@@ -274,8 +273,9 @@ def run(ctx: StageContext, cfg: TwinConfig) -> StageResult:
     tin_error = terrain_rec.levels[0].max_vertical_error_m if terrain_rec.levels else None
     terrain = Scene(tin)
     skipped: list[dict[str, str]] = []
-    plain, entrances = _split_entrances(read_pois(georef), {b.id for b in read_buildings(mesh).buildings})
-    places = (_buildings(ctx, cfg, frame, tin_error, terrain, entrances, skipped)
+    layer = read_buildings(mesh)
+    plain, entrances = _split_entrances(read_pois(georef), {b.id for b in layer.buildings})
+    places = (_buildings(ctx, cfg, layer, frame, tin_error, terrain, entrances, skipped)
               + _pois(cfg, plain, terrain, tin_error, frame, skipped) + _gcps(cfg, control) + _models(ctx, cfg))
     lon = np.array([p.lon for p in places])
     lat = np.array([p.lat for p in places])
