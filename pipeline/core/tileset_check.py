@@ -204,9 +204,11 @@ def pnts_positions(data: bytes) -> np.ndarray:
 def _check_structural_metadata(doc: dict[str, Any], binary: bytes, folder: Path, where: str,
                                report: ValidationReport) -> None:
     """EXT_structural_metadata property tables against their schema (inline, or ``schemaUri``
-    relative to ``folder``), and EXT_mesh_features feature IDs against the tables."""
+    relative to ``folder``), EXT_mesh_features feature IDs against the tables, and property
+    attributes against the schema and the primitives' attributes."""
     ext = doc.get("extensions", {}).get("EXT_structural_metadata")
     tables = []
+    schema: dict[str, Any] = {}
     if ext is not None:
         schema = ext.get("schema", {})
         if "schemaUri" in ext:
@@ -234,10 +236,15 @@ def _check_structural_metadata(doc: dict[str, Any], binary: bytes, folder: Path,
                     report.findings.append(Finding("error", loc, f"property {name!r} is not in class "
                                                                  f"{table['class']!r}"))
                     continue
+                if definition.get("type") == "ENUM":
+                    # an enum's values are stored as its enum's valueType (UINT16 unless it says)
+                    enum = schema.get("enums", {}).get(definition.get("enumType"), {})
+                    definition = definition | {"valueType": enum.get("valueType", "UINT16")}
                 _check_table_property(prop, definition, count, views, binary, f"{loc}.{name}", report)
             for name, definition in cls.get("properties", {}).items():
                 if definition.get("required") and name not in table.get("properties", {}):
                     report.findings.append(Finding("error", loc, f"required property {name!r} is missing"))
+    _check_property_attributes(doc, ext or {}, schema, where, report)
     for m, mesh in enumerate(doc.get("meshes", [])):
         for p, prim in enumerate(mesh.get("primitives", [])):
             features = prim.get("extensions", {}).get("EXT_mesh_features")
@@ -265,6 +272,51 @@ def _check_structural_metadata(doc: dict[str, Any], binary: bytes, folder: Path,
                     if rows is not None and fid["featureCount"] > rows:
                         report.findings.append(Finding("error", loc, f"featureCount {fid['featureCount']} "
                                                                      f"exceeds the property table's {rows} rows"))
+
+
+#: glTF accessor component types of EXT_structural_metadata's numeric component types
+_ACCESSOR_COMPONENT = {"INT8": 5120, "UINT8": 5121, "INT16": 5122, "UINT16": 5123, "UINT32": 5125,
+                       "FLOAT32": 5126}
+
+
+def _check_property_attributes(doc: dict[str, Any], ext: dict[str, Any], schema: dict[str, Any], where: str,
+                               report: ValidationReport) -> None:
+    """EXT_structural_metadata property attributes: their classes and properties exist, and
+    every primitive that uses one has each attribute it names, of the property's component type."""
+    attributes = ext.get("propertyAttributes", [])
+    classes = schema.get("classes", {})
+    for a, attr in enumerate(attributes):
+        loc = f"{where}: propertyAttributes[{a}]"
+        cls = classes.get(attr.get("class"))
+        if cls is None:
+            report.findings.append(Finding("error", loc, f"class {attr.get('class')!r} is not in the schema"))
+            continue
+        for name in attr.get("properties", {}):
+            definition = cls.get("properties", {}).get(name)
+            if definition is None or definition.get("componentType") not in _ACCESSOR_COMPONENT:
+                report.findings.append(Finding("error", loc, f"property {name!r} is not a numeric property of "
+                                                             f"class {attr['class']!r}"))
+    accessors = doc.get("accessors", [])
+    for m, mesh in enumerate(doc.get("meshes", [])):
+        for p, prim in enumerate(mesh.get("primitives", [])):
+            used = prim.get("extensions", {}).get("EXT_structural_metadata", {}).get("propertyAttributes", [])
+            for a in used:
+                loc = f"{where}: meshes[{m}].primitives[{p}] propertyAttributes[{a}]"
+                if not isinstance(a, int) or not 0 <= a < len(attributes):
+                    report.findings.append(Finding("error", loc, "does not exist"))
+                    continue
+                cls = classes.get(attributes[a].get("class"), {})
+                for name, prop in attributes[a].get("properties", {}).items():
+                    index = prim.get("attributes", {}).get(prop.get("attribute"))
+                    if index is None:
+                        report.findings.append(Finding("error", loc, f"attribute {prop.get('attribute')} does "
+                                                                     "not exist"))
+                        continue
+                    want = _ACCESSOR_COMPONENT.get(cls.get("properties", {}).get(name, {}).get("componentType", ""))
+                    got = accessors[index].get("componentType") if 0 <= index < len(accessors) else None
+                    if want is not None and got != want:
+                        report.findings.append(Finding("error", loc, f"attribute {prop['attribute']} has component "
+                                                                     f"type {got}, property {name!r} needs {want}"))
 
 
 def _check_table_property(prop: dict[str, Any], definition: dict[str, Any], count: int, views: list[dict[str, Any]],
@@ -306,7 +358,7 @@ def _check_table_property(prop: dict[str, Any], definition: dict[str, Any], coun
         return
     elif kind == "ENUM":
         size = {"INT8": 1, "UINT8": 1, "INT16": 2, "UINT16": 2, "INT32": 4, "UINT32": 4}.get(
-            definition.get("enumValueType", "UINT16"), 2)
+            definition.get("valueType", "UINT16"), 2)
     else:
         report.findings.append(Finding("error", loc, f"unknown property type {kind!r}"))
         return

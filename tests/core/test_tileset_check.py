@@ -124,3 +124,63 @@ def test_legacy_point_tiles_are_checked_for_containment(tmp_path):
     assert validate_tileset(_write(tmp_path, doc), gltf=False).valid
     doc["root"]["boundingVolume"]["box"][0] += 3.0
     assert not validate_tileset(_write(tmp_path, doc), gltf=False).valid
+
+
+def _glb(doc: dict, binary: bytes) -> bytes:
+    text = json.dumps(doc).encode()
+    text += b" " * (-len(text) % 4)
+    binary += b"\0" * (-len(binary) % 4)
+    body = struct.pack("<II", len(text), 0x4E4F534A) + text + struct.pack("<II", len(binary), 0x004E4942) + binary
+    return struct.pack("<III", 0x46546C67, 2, 12 + len(body)) + body
+
+
+def _surface_tile(tmp_path, change=None):
+    """A one-building tile with per-vertex surface kinds, changed by ``change(doc)``."""
+    from pipeline.core.content import flat_mesh
+    from pipeline.core.gltf import read_glb
+    from pipeline.core.surfaces import kinds_by_normal
+
+    v, f = _quad(np.zeros(3))
+    rec = {"id": "B", "height": 2.0, "ground_height": 0.0, "roof_height": 2.0}
+    data = mesh_glb(flat_mesh(v, f, np.zeros(2, int), None, kinds_by_normal(v, f)), compression="none", records=[rec])
+    doc, binary = read_glb(data)
+    if change is not None:
+        change(doc)
+    (tmp_path / "a.glb").write_bytes(_glb(doc, binary))
+    root = {"boundingVolume": {"box": aabb_box(np.array([0, 0, 0]), np.array([10, 10, 2]), 0.01)},
+            "geometricError": 0.0, "refine": "ADD", "content": {"uri": "a.glb"},
+            "transform": matrix_to_json(SiteFrame(37.577, 126.8898).enu_to_ecef_matrix())}
+    return validate_tileset(_write(tmp_path, tileset_doc(root, 1.0)))
+
+
+def _meta(doc: dict) -> dict:
+    return doc["extensions"]["EXT_structural_metadata"]
+
+
+def _enum_table(doc: dict) -> None:
+    """An ENUM column of UINT8 values, as its enum's valueType says (not the UINT16 default)."""
+    meta = _meta(doc)
+    meta["schema"]["enums"] = {"kind": {"valueType": "UINT8", "values": [{"name": "a", "value": 0}]}}
+    meta["schema"]["classes"]["building"]["properties"]["kind"] = {"type": "ENUM", "enumType": "kind"}
+    # a one-byte view (the proposed flags' bitstream): one UINT8 row, half a UINT16 one
+    meta["propertyTables"][0]["properties"]["kind"] = {"values": meta["propertyTables"][0]["properties"]["proposed"]
+                                                        ["values"]}
+
+
+@pytest.mark.parametrize(("change", "expect"), [
+    (None, None),
+    (_enum_table, None),
+    (lambda d: _meta(d)["propertyAttributes"][0]["properties"]["kind"].__setitem__("attribute", "_NOPE"),
+     "attribute _NOPE does not exist"),
+    (lambda d: _meta(d)["propertyAttributes"][0].__setitem__("class", "nope"), "class 'nope' is not in the schema"),
+    (lambda d: d["meshes"][0]["primitives"][0]["extensions"]["EXT_structural_metadata"].__setitem__(
+        "propertyAttributes", [3]), "propertyAttributes[3]: does not exist"),
+    (lambda d: d["accessors"][d["meshes"][0]["primitives"][0]["attributes"]["_SURFACE"]].__setitem__(
+        "componentType", 5123), "property 'kind' needs 5121"),
+])
+def test_property_attributes_and_enum_columns_are_checked(tmp_path, change, expect):
+    r = _surface_tile(tmp_path, change)
+    if expect is None:
+        assert r.valid, r.problems
+    else:
+        assert any(expect in p for p in r.problems), r.problems
