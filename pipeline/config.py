@@ -155,7 +155,9 @@ class FootprintInput(_VectorInput):
             given = data.get("fields") or {}
             if isinstance(given, BaseModel):  # revalidating a config: its fields already hold the layout's
                 given = given.model_dump(exclude_unset=True)
-            data = {**data, "fields": {**FOOTPRINT_LAYOUTS[data["layout"]], **given}}
+            # a model, not a dict: assigning another field (validate_assignment) runs this again and
+            # keeps what it returns for ``fields`` unvalidated
+            data = {**data, "fields": FootprintFields(**{**FOOTPRINT_LAYOUTS[data["layout"]], **given})}
         return data
 
 

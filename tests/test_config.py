@@ -55,3 +55,23 @@ def test_each_profile_has_its_default_encoding(tmp_path):
         p.write_text(f"stages: {{tile: {{profile: {profile}}}}}")
         got[profile] = load_config(p).stages.tile.mesh_compression
     assert got == {"cesium": "draco", "unity": "draco", "portable": "quantized"}
+
+
+def test_a_national_layout_keeps_its_field_names_through_hashing_and_copies(tmp_path):
+    """Assigning a field of a validated input (as the stage hash does to resolve paths) runs the
+    layout's validator again: its fields must stay a model, with the layout's names, and no
+    serializer warning."""
+    import warnings
+
+    cfg_path = tmp_path / "c.yaml"
+    cfg_path.write_text("inputs:\n  footprints: {path: fp.shp, layout: kr-road-address, fields: {name: NAME_KO}}\n")
+    cfg = load_config(cfg_path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        cfg.stage_hash("ingest", with_inputs=True)
+        copy = cfg.inputs.model_copy(deep=True)
+        assert copy.footprints is not None
+        copy.footprints.path = tmp_path / "other.shp"
+        copy.model_dump(mode="json")
+    fields = copy.footprints.fields
+    assert (fields.id, fields.name, fields.floors_below) == ("BD_MGT_SN", "NAME_KO", "UND_FLO_CO")
