@@ -326,13 +326,14 @@ def test_toggling_buildings_changes_the_building_area(clean, twin, tmp_path):
     assert not clean.locator('input[data-layer="buildings"]').is_checked()
 
 
-def test_buildings_are_coloured_by_use_or_height_with_a_legend(clean, twin, tmp_path):
-    """MBC (broadcast, 104 m) is blue by use and dark red by height, as the legend says."""
+def test_buildings_are_coloured_by_use_or_height_or_surface_with_a_legend(clean, twin, tmp_path):
+    """MBC (broadcast, 104 m) is blue by use, dark red by height and its roof vermillion by
+    surface (the tiles' per-vertex surface kinds, read by the viewer's shader), as the legend says."""
     b = twin.buildings["DMC-L001"]
     roof = twin.at("DMC-L001", up=b["height"])
     look_down(clean, *roof, range_m=400)
     hues = {}
-    for mode in ("use", "height"):
+    for mode in ("surface", "use", "height"):
         clean.locator("#colour").select_option(mode)
         clean.evaluate("window.twin.settle()")
         img = canvas(clean, tmp_path / f"colour_{mode}.png")
@@ -343,8 +344,13 @@ def test_buildings_are_coloured_by_use_or_height_with_a_legend(clean, twin, tmp_
     assert r > g + 40 and r > bl + 40, hues  # the 100-150 m class: #b30000
     r, g, bl = hues["use"]
     assert bl > r + 20, hues  # broadcast: #4e79a7
+    r, g, bl = hues["surface"]
+    assert r > g + 40 and g > bl + 20, hues  # roof: #d55e00, lit
     clean.locator("#colour").select_option("use")
     assert "broadcast" in clean.locator("#legend").inner_text()
+    clean.locator("#colour").select_option("surface")
+    assert clean.locator("#legend li").all_inner_texts() == ["ground", "wall", "roof", "other"]
+    assert not clean.evaluate("window.twin.errors"), clean.evaluate("window.twin.errors")
 
 
 def test_a_proposal_switches_on_and_off_and_hides_what_it_replaces(clean, twin, tmp_path):

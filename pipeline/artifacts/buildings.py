@@ -17,6 +17,7 @@ import numpy as np
 from pipeline.artifacts import BUILDINGS
 from pipeline.artifacts.base import dump_json, load_json
 from pipeline.artifacts.footprints import Centroid
+from pipeline.core.surfaces import complete_kinds
 
 FILE = BUILDINGS.path
 MESHES = "buildings.npz"
@@ -101,24 +102,29 @@ class BuildingLayer:
     footprints: dict[str, Any] = field(default_factory=dict)
 
 
-def write_buildings(folder: Path, layer: BuildingLayer, levels: list[list[MeshLevel]]) -> None:
+def write_buildings(folder: Path, layer: BuildingLayer, levels: list[list[MeshLevel]],
+                    surfaces: list[np.ndarray | None] | None = None) -> None:
     """Write the records (numbering their feature IDs and levels) and their meshes, one list of
-    levels per building in the same order."""
-    if len(levels) != len(layer.buildings):
-        raise ValueError("one list of levels per building")
-    vs, fs, p_building, p_level = [], [], [], []
+    levels per building in the same order. ``surfaces`` gives a building's level-0 surface codes
+    where its source states them (a city model's; :data:`~pipeline.core.surfaces.UNLABELLED`
+    where it does not); every other face's kind follows from its normal."""
+    if len(levels) != len(layer.buildings) or (surfaces is not None and len(surfaces) != len(levels)):
+        raise ValueError("one list of levels (and of surface codes) per building")
+    vs, fs, ks, p_building, p_level = [], [], [], [], []
     for fid, (rec, lv) in enumerate(zip(layer.buildings, levels, strict=True)):
         rec.feature_id = fid
         rec.levels = [LevelInfo(k, int(len(f)), round(float(e), 4)) for k, (_, f, e) in enumerate(lv)]
         for k, (v, f, _) in enumerate(lv):
             vs.append(np.asarray(v, np.float64))
             fs.append(np.asarray(f, np.int32))
+            ks.append(complete_kinds(v, f, surfaces[fid] if surfaces is not None and k == 0 else None))
             p_building.append(fid)
             p_level.append(k)
     v_start = np.concatenate([[0], np.cumsum([len(v) for v in vs], dtype=np.int64)]).astype(np.int64)
     f_start = np.concatenate([[0], np.cumsum([len(f) for f in fs], dtype=np.int64)]).astype(np.int64)
     np.savez(folder / MESHES, vertices=np.concatenate(vs) if vs else np.empty((0, 3)),
              faces=np.concatenate(fs) if fs else np.empty((0, 3), np.int32),
+             face_surface=np.concatenate(ks) if ks else np.empty(0, np.uint8),
              piece_building=np.array(p_building, np.int32), piece_level=np.array(p_level, np.int16),
              vertex_start=v_start, face_start=f_start)
     dump_json(folder / FILE, {"buildings": [asdict(b) for b in layer.buildings], "skipped": layer.skipped,
@@ -133,11 +139,12 @@ def read_buildings(folder: Path) -> BuildingLayer:
 
 
 class BuildingMeshes:
-    """The levels of detail in ``buildings.npz``: (feature ID, level) -> ENU vertices, faces."""
+    """The levels of detail in ``buildings.npz``: (feature ID, level) -> ENU vertices, faces and
+    each face's surface code."""
 
     def __init__(self, folder: Path) -> None:
         d = np.load(folder / MESHES)
-        self.vertices, self.faces = d["vertices"], d["faces"]
+        self.vertices, self.faces, self.surfaces = d["vertices"], d["faces"], d["face_surface"]
         self.vs, self.fs = d["vertex_start"], d["face_start"]
         self.index = {(int(b), int(k)): p for p, (b, k) in enumerate(zip(d["piece_building"], d["piece_level"],
                                                                            strict=True))}
@@ -145,3 +152,8 @@ class BuildingMeshes:
     def get(self, building: int, level: int) -> tuple[np.ndarray, np.ndarray]:
         p = self.index[(building, level)]
         return self.vertices[self.vs[p]:self.vs[p + 1]], self.faces[self.fs[p]:self.fs[p + 1]]
+
+    def surface(self, building: int, level: int) -> np.ndarray:
+        """The surface code of each face (:mod:`pipeline.core.surfaces`)."""
+        p = self.index[(building, level)]
+        return self.surfaces[self.fs[p]:self.fs[p + 1]]

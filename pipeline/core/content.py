@@ -24,8 +24,11 @@ from pipeline.core.arrayops import column_bounds
 from pipeline.core.gltf import (FLOAT, POINTS, TRIANGLES, UNSIGNED_BYTE, UNSIGNED_INT, UNSIGNED_SHORT,
                                 GltfBuilder, enu_to_gltf, string_column)
 from pipeline.core.meshing import face_normals
+from pipeline.core.surfaces import SURFACE_KINDS
 
 COMPRESSIONS = ("draco", "meshopt", "quantized", "none")
+#: Draco's attribute type of attributes that are not positions, normals, colours or texture coordinates
+DRACO_GENERIC = 4
 
 #: RGB (0-255) per building use; unknown uses get the last colour
 USE_COLOURS: dict[str, tuple[int, int, int]] = {
@@ -69,32 +72,43 @@ BUILDING_SCHEMA: dict[str, Any] = {
             "sunlight_fail_share": {"type": "SCALAR", "componentType": "FLOAT32", "noData": -1.0,
                                     "description": "Share (0-1) of the building's windows failing the sunlight "
                                                    "test as the district stands (a proposal: with it built)"},
-        }}},
+        }},
+        "surface": {
+            "name": "Surface",
+            "description": "Per vertex (property attribute _SURFACE): the kind of surface its triangle belongs "
+                           "to, as a city model states it (CityGML/CityJSON semantics), else from the triangle's "
+                           "normal.",
+            "properties": {"kind": {"type": "SCALAR", "componentType": "UINT8", "required": True,
+                                    "description": ", ".join(f"{code} {name}" for code, name in
+                                                             enumerate(SURFACE_KINDS))}}}},
 }
 
 
 @dataclass
 class MeshData:
     """An indexed triangle mesh ready to encode: ``positions`` / ``normals`` (V, 3) ENU,
-    ``faces`` (F, 3), optional ``colours`` (V, 4) uint8 and ``features`` (V,) feature IDs."""
+    ``faces`` (F, 3), optional ``colours`` (V, 4) uint8, ``features`` (V,) feature IDs and
+    ``surfaces`` (V,) surface codes (:data:`~pipeline.core.surfaces.SURFACE_KINDS`)."""
 
     positions: np.ndarray
     normals: np.ndarray
     faces: np.ndarray
     colours: np.ndarray | None = None
     features: np.ndarray | None = None
+    surfaces: np.ndarray | None = None
 
 
 def flat_mesh(vertices: np.ndarray, faces: np.ndarray, face_feature: np.ndarray | None = None,
-              feature_colours: np.ndarray | None = None) -> MeshData:
-    """Flat-shaded mesh: a vertex per (corner, face normal, feature), so coplanar triangles of a
-    wall or roof share their vertices and edges between faces keep sharp normals."""
+              feature_colours: np.ndarray | None = None, face_surface: np.ndarray | None = None) -> MeshData:
+    """Flat-shaded mesh: a vertex per (corner, face normal, feature, surface), so coplanar
+    triangles of a wall or roof share their vertices and edges between faces keep sharp normals."""
     f = np.asarray(faces, np.int64)
     n = face_normals(vertices, f)
     corner = f.ravel()
     nrm = np.repeat(np.round(n, 4), 3, axis=0)
     feat = np.repeat(face_feature, 3) if face_feature is not None else np.zeros(len(corner), np.int64)
-    key = np.column_stack([corner.astype(np.float64), nrm, feat.astype(np.float64)])
+    surf = np.repeat(face_surface, 3) if face_surface is not None else np.zeros(len(corner), np.int64)
+    key = np.column_stack([corner.astype(np.float64), nrm, feat.astype(np.float64), surf.astype(np.float64)])
     _, first, inverse = np.unique(key, axis=0, return_index=True, return_inverse=True)
     first_order = np.argsort(first, kind="stable")
     rank = np.empty_like(first_order)
@@ -103,10 +117,12 @@ def flat_mesh(vertices: np.ndarray, faces: np.ndarray, face_feature: np.ndarray 
     out_faces = rank[inverse.ravel()].reshape(-1, 3)
     normals = np.repeat(n, 3, axis=0)[corners]
     features = feat[corners] if face_feature is not None else None
+    surfaces = surf[corners].astype(np.uint8) if face_surface is not None else None
     colours = None
     if feature_colours is not None and features is not None:
         colours = feature_colours[features]
-    return MeshData(np.asarray(vertices, np.float64)[corner[corners]], normals, out_faces, colours, features)
+    return MeshData(np.asarray(vertices, np.float64)[corner[corners]], normals, out_faces, colours, features,
+                    surfaces)
 
 
 def smooth_mesh(vertices: np.ndarray, faces: np.ndarray) -> MeshData:
@@ -142,12 +158,13 @@ def _optimize_order(mesh: MeshData) -> MeshData:
         return None if a is None else a[order]
 
     return MeshData(mesh.positions[order], mesh.normals[order], remap[dest].reshape(-1, 3),
-                    take(mesh.colours), take(mesh.features))
+                    take(mesh.colours), take(mesh.features), take(mesh.surfaces))
 
 
-def _metadata(b: GltfBuilder, records: list[dict[str, Any]], schema_uri: str | None) -> None:
-    """EXT_structural_metadata property table of ``records`` (one row each, in feature-ID order),
-    with the schema inline or, given ``schema_uri``, in a file shared by every tile."""
+def _metadata(b: GltfBuilder, records: list[dict[str, Any]], schema_uri: str | None, surfaces: bool) -> None:
+    """EXT_structural_metadata property table of ``records`` (one row each, in feature-ID order)
+    and, with ``surfaces``, the property attribute of surface kinds, with the schema inline or,
+    given ``schema_uri``, in a file shared by every tile."""
     props: dict[str, Any] = {}
     for key, src in (("id", "id"), ("name", "name"), ("use", "use"), ("roof_type", "roof_type"),
                      ("lod", "lod"), ("source", "height_source"), ("replaces", "replaces"),
@@ -172,9 +189,9 @@ def _metadata(b: GltfBuilder, records: list[dict[str, Any]], schema_uri: str | N
         np.array([bool(r.get("proposed")) for r in records]), bitorder="little").tobytes())}
     b.extension("EXT_mesh_features")
     schema: dict[str, Any] = {"schemaUri": schema_uri} if schema_uri else {"schema": BUILDING_SCHEMA}
-    b.extension("EXT_structural_metadata", schema | {
-        "propertyTables": [{"name": "buildings", "class": "building", "count": len(records),
-                            "properties": props}]})
+    tables = [{"name": "buildings", "class": "building", "count": len(records), "properties": props}]
+    attributes = {"propertyAttributes": [{"class": "surface", "properties": {"kind": {"attribute": "_SURFACE"}}}]}
+    b.extension("EXT_structural_metadata", schema | {"propertyTables": tables} | (attributes if surfaces else {}))
 
 
 def _quantized(b: GltfBuilder, mesh: MeshData) -> tuple[dict[str, int], np.ndarray, float]:
@@ -197,12 +214,16 @@ def _draco(b: GltfBuilder, mesh: MeshData, centre: np.ndarray, feature_dtype: np
     generic = {}
     if mesh.features is not None:
         generic[0] = mesh.features.astype(np.uint16 if feature_dtype != np.float32 else np.float32).reshape(-1, 1)
+    if mesh.surfaces is not None:
+        generic[len(generic)] = mesh.surfaces.astype(np.uint8).reshape(-1, 1)
     blob = DracoPy.encode(pos, mesh.faces.astype(np.uint32), quantization_bits=16, compression_level=7,
                           normals=enu_to_gltf(mesh.normals), normal_quantization_bits=10,
                           colors=mesh.colours, generic_attributes=generic or None)
     # accessors must describe the decoded data (Draco drops unused vertices and reorders)
     dec = DracoPy.decode(blob)
     ids = {a["attribute_type"]: a["unique_id"] for a in dec.attributes}
+    # generic attributes share one type; they come back in the order they were given
+    generic_ids = [a["unique_id"] for a in dec.attributes if a["attribute_type"] == DRACO_GENERIC]
     count = len(dec.points)
     dpos = np.asarray(dec.points, np.float64)
     attrs = {"POSITION": b.compressed_accessor(count, FLOAT, "VEC3", lo=dpos.min(0).tolist(),
@@ -215,7 +236,10 @@ def _draco(b: GltfBuilder, mesh: MeshData, centre: np.ndarray, feature_dtype: np
     if mesh.features is not None:
         comp = FLOAT if feature_dtype == np.float32 else UNSIGNED_SHORT
         attrs["_FEATURE_ID_0"] = b.compressed_accessor(count, comp, "SCALAR")
-        ext_attrs["_FEATURE_ID_0"] = ids[4]
+        ext_attrs["_FEATURE_ID_0"] = generic_ids[0]
+    if mesh.surfaces is not None:
+        attrs["_SURFACE"] = b.compressed_accessor(count, UNSIGNED_BYTE, "SCALAR")
+        ext_attrs["_SURFACE"] = generic_ids[-1]
     faces = np.asarray(dec.faces)
     indices = b.compressed_accessor(faces.size, UNSIGNED_INT if count > 65535 else UNSIGNED_SHORT, "SCALAR")
     view = b.buffer_view(bytes(blob))
@@ -228,7 +252,9 @@ def mesh_glb(mesh: MeshData, *, compression: str = "draco", colour: list[float] 
              records: list[dict[str, Any]] | None = None, schema_uri: str | None = None) -> bytes:
     """GLB of one triangle mesh. With ``records`` the mesh's ``features`` index them: an
     EXT_mesh_features feature ID attribute and an EXT_structural_metadata table are written
-    (``schema_uri``: where the tile finds :data:`BUILDING_SCHEMA`, relative to it; inline if None)."""
+    (``schema_uri``: where the tile finds :data:`BUILDING_SCHEMA`, relative to it; inline if None);
+    the mesh's ``surfaces`` become the ``_SURFACE`` attribute, described as an
+    EXT_structural_metadata property attribute (class ``surface``), which shaders read per vertex."""
     if compression not in COMPRESSIONS:
         raise ValueError(f"unknown compression {compression!r}")
     b = GltfBuilder(meshopt=compression == "meshopt")
@@ -253,12 +279,16 @@ def mesh_glb(mesh: MeshData, *, compression: str = "draco", colour: list[float] 
             attrs["COLOR_0"] = b.accessor(np.ascontiguousarray(mesh.colours, np.uint8), normalized=True)
         if mesh.features is not None:
             attrs["_FEATURE_ID_0"] = b.accessor(mesh.features.astype(fdtype))
+        if mesh.surfaces is not None:
+            attrs["_SURFACE"] = b.accessor(mesh.surfaces.astype(np.uint8))
         prim = {"attributes": attrs, "indices": b.indices(mesh.faces), "mode": TRIANGLES}
     prim["material"] = material
     if records is not None:
-        prim.setdefault("extensions", {})["EXT_mesh_features"] = {"featureIds": [
-            {"featureCount": len(records), "attribute": 0, "propertyTable": 0}]}
-        _metadata(b, records, schema_uri)
+        sets = [{"featureCount": len(records), "attribute": 0, "propertyTable": 0}]
+        prim.setdefault("extensions", {})["EXT_mesh_features"] = {"featureIds": sets}
+        if mesh.surfaces is not None:
+            prim["extensions"]["EXT_structural_metadata"] = {"propertyAttributes": [0]}
+        _metadata(b, records, schema_uri, mesh.surfaces is not None)
     b.mesh_node([prim], translation, scale)
     return b.to_glb()
 

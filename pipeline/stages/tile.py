@@ -78,6 +78,7 @@ def _dump(path: Path, doc: dict[str, Any]) -> None:
 
 def write_mesh_tile(path: str, vertices: np.ndarray, faces: np.ndarray, compression: str, *,
                     smooth: bool = False, face_feature: np.ndarray | None = None,
+                    face_surface: np.ndarray | None = None,
                     records: list[dict[str, Any]] | None = None, skirt: float = 0.0,
                     colour: list[float] | None = None, schema_uri: str | None = None
                     ) -> tuple[list[float], list[float], int]:
@@ -89,7 +90,7 @@ def write_mesh_tile(path: str, vertices: np.ndarray, faces: np.ndarray, compress
         mesh = smooth_mesh(vertices, faces)
     else:
         mesh = flat_mesh(vertices, faces, face_feature,
-                         building_colours(records) if records is not None else None)
+                         building_colours(records) if records is not None else None, face_surface)
     data = mesh_glb(mesh, compression=compression, colour=colour, records=records, schema_uri=schema_uri)
     Path(path).write_bytes(data)
     # bounds of what a viewer decodes: quantization moves positions by up to half a step
@@ -200,7 +201,8 @@ def _building_layer(ctx: StageContext, out: Path, m: np.ndarray, t: TileConfig, 
                         for b, _ in chosen]
         jobs[node.key] = ctx.executor.submit(
             write_mesh_tile, str(out / uri), verts, faces, t.mesh_compression,
-            face_feature=feature, records=tile_records, schema_uri="../schema.json")
+            face_feature=feature, face_surface=np.concatenate([pieces.surface(b, k) for b, k in chosen]),
+            records=tile_records, schema_uri="../schema.json")
         if not node.children:
             for local, (b, _) in enumerate(chosen):
                 index[records[b].id] = FeatureRef(uri, local, mesh_digest(*parts[local]), tile_records[local])

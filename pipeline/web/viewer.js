@@ -23,6 +23,8 @@
     [60, "#e34a33"], [100, "#b30000"], [150, "#6b0000"]];
   const ROOF_COLOURS = { flat: "#9ecae1", gable: "#e6550d", hip: "#31a354", shed: "#756bb1" };
   const NO_VALUE = "#d9d9d9";
+  // by surface code (core/surfaces.py SURFACE_KINDS): ground, wall, roof, other
+  const SURFACE_COLOURS = [["ground", "#7f7f7f"], ["wall", "#e8e1d0"], ["roof", "#d55e00"], ["other", "#56b4e9"]];
 
   function setStatus(text, error = false) {
     $("status").textContent = text;
@@ -118,9 +120,30 @@
     return style;
   }
 
+  // Colours every building triangle by the kind of surface it is: the tiles' per-vertex property
+  // attribute _SURFACE (class "surface", property "kind"), the same on all three corners.
+  function surfaceShader() {
+    const vec = (css) => {
+      const c = Cesium.Color.fromCssColorString(css);
+      return `vec3(${c.red.toFixed(4)}, ${c.green.toFixed(4)}, ${c.blue.toFixed(4)})`;
+    };
+    const [ground, wall, roof, other] = SURFACE_COLOURS.map(([, css]) => vec(css));
+    return new Cesium.CustomShader({
+      fragmentShaderText: `
+        void fragmentMain(FragmentInput fsInput, inout czm_modelMaterial material) {
+          float kind = float(fsInput.metadata.kind);
+          vec3 c = kind < 0.5 ? ${ground} : kind < 1.5 ? ${wall} : kind < 2.5 ? ${roof} : ${other};
+          material.diffuse = czm_srgbToLinear(c);
+        }`,
+    });
+  }
+
   function restyle() {
     for (const layer of Object.values(twin.layers)) {
-      if (layer.kind === "buildings" && layer.tileset) layer.tileset.makeStyleDirty();
+      if (layer.kind === "buildings" && layer.tileset) {
+        layer.tileset.customShader = twin.state.colour === "surface" ? surfaceShader() : undefined;
+        layer.tileset.makeStyleDirty();
+      }
       if (layer.analysis === "sunlight" && layer.tileset && layer.tileset.customShader) {
         // with any proposal switched on, the receivers show their hours with the proposals built
         layer.tileset.customShader.setUniform("u_proposals", twin.state.proposals.size > 0 ? 1.0 : 0.0);
@@ -142,8 +165,10 @@
         i + 1 < HEIGHT_BINS.length ? `${lo}–${HEIGHT_BINS[i + 1][0]} m` : `≥ ${lo} m`, c]);
     } else if (mode === "use" || mode === "roof_type") {
       entries = twin.buildingValues(mode).map((v) => [v, categoryColour(mode, v)]);
+    } else if (mode === "surface") {
+      entries = SURFACE_COLOURS;
     }
-    if (mode !== "none") entries.push(["no value", NO_VALUE]);
+    if (mode !== "none" && mode !== "surface") entries.push(["no value", NO_VALUE]);
     for (const [label, colour] of entries) {
       const li = document.createElement("li");
       const sw = document.createElement("span");
@@ -291,6 +316,7 @@
     tileset.tileLoad.addEventListener(() => { layer.tilesLoaded += 1; });
     tileset.allTilesLoaded.addEventListener(() => { layer.loaded = true; });
     if (layer.kind === "buildings") tileset.style = buildingStyle();
+    if (layer.kind === "buildings" && twin.state.colour === "surface") tileset.customShader = surfaceShader();
     if (layer.kind === "pointcloud") tileset.style = new Cesium.Cesium3DTileStyle({ pointSize: 2 });
     if (layer.analysis === "sunlight" && twin.sunlight) tileset.customShader = sunlightShader(twin.sunlightFullHours);
     if (layer.kind === "terrain" && twin.settings.imagery) tileset.customShader = orthophotoShader(twin.settings.imagery);
@@ -566,7 +592,7 @@
     if (cam.length === 6 && cam.every(Number.isFinite)) out.camera = cam;
     const t = /^(\d{4}-\d{2}-\d{2})T(\d{2}:\d{2})$/.exec(p.get("t") || "");
     if (t) out.time = [t[1], t[2]];
-    if (["none", "use", "height", "roof_type"].includes(p.get("colour"))) out.colour = p.get("colour");
+    if (["none", "use", "height", "roof_type", "surface"].includes(p.get("colour"))) out.colour = p.get("colour");
     out.hidden = new Set((p.get("hide") || "").split(",").filter(Boolean));
     out.proposals = new Set((p.get("proposals") || "").split(",").filter(Boolean));
     return out;

@@ -11,6 +11,7 @@ from pipeline.core.content import (BUILDING_SCHEMA, COMPRESSIONS, building_colou
 from pipeline.core.gltf import gltf_positions, read_glb, read_primitive
 from pipeline.core.meshing import roof_solid
 from pipeline.core.roofs import Plane
+from pipeline.core.surfaces import GROUND, OTHER, ROOF, WALL, kinds_by_normal
 from tests.conftest import validate_gltf
 from tests.nasty import COURTYARD, L_SHAPE
 
@@ -32,6 +33,15 @@ def _buildings():
     return v, f, feat
 
 
+def _surfaces():
+    """Each face's kind by its normal, but the second building's roof stated as "other" (as a
+    city model may say), so what is written is what was given."""
+    v, f, feat = _buildings()
+    kinds = kinds_by_normal(v, f)
+    kinds[(feat == 1) & (kinds == ROOF)] = OTHER
+    return kinds
+
+
 def _terrain():
     e, n = np.meshgrid(np.arange(0, 200, 5.0), np.arange(0, 150, 5.0))
     u = 3 * np.sin(e / 30) + 0.02 * n
@@ -49,7 +59,7 @@ def encoded(tmp_path_factory):
     tv, tf = _terrain()
     files = {}
     for c in COMPRESSIONS:
-        b = mesh_glb(flat_mesh(v, f, feat, building_colours(RECORDS)), compression=c, records=RECORDS)
+        b = mesh_glb(flat_mesh(v, f, feat, building_colours(RECORDS), _surfaces()), compression=c, records=RECORDS)
         t = mesh_glb(smooth_mesh(tv, tf), compression=c, colour=[0.5, 0.6, 0.4, 1.0])
         files[c] = (out / f"b_{c}.glb", out / f"t_{c}.glb")
         files[c][0].write_bytes(b)
@@ -107,6 +117,30 @@ def test_feature_ids_pick_the_right_row(encoded, compression):
     assert "roof_type" in table["properties"]
 
 
+@pytest.mark.parametrize("compression", COMPRESSIONS)
+def test_every_triangle_carries_its_surface_kind_as_a_property_attribute(encoded, compression):
+    from scipy.spatial import cKDTree
+
+    doc, binary = read_glb(encoded[1][compression][0].read_bytes())
+    prim = doc["meshes"][0]["primitives"][0]
+    meta = doc["extensions"]["EXT_structural_metadata"]
+    assert meta["propertyAttributes"] == [{"class": "surface", "properties": {"kind": {"attribute": "_SURFACE"}}}]
+    assert prim["extensions"]["EXT_structural_metadata"] == {"propertyAttributes": [0]}
+    assert BUILDING_SCHEMA["classes"]["surface"]["properties"]["kind"]["componentType"] == "UINT8"
+    assert doc["accessors"][prim["attributes"]["_SURFACE"]]["componentType"] == 5121  # UNSIGNED_BYTE
+    data = read_primitive(doc, binary, prim)
+    tri = np.asarray(data["indices"]).reshape(-1, 3)
+    kind = np.asarray(data["_SURFACE"]).astype(int)[tri]
+    assert np.all(kind == kind[:, :1])  # one kind per triangle: its corners are its own vertices
+    pos = gltf_positions(doc, binary)
+    v, f, _ = _buildings()
+    want = _surfaces()
+    # each decoded triangle is the source face with the same centroid
+    _, face = cKDTree(v[f].mean(axis=1)).query(pos[tri].mean(axis=1))
+    assert np.array_equal(kind[:, 0], want[face])
+    assert set(kind[:, 0].tolist()) == {GROUND, WALL, ROOF, OTHER}
+
+
 def test_a_proposal_is_flagged_in_a_boolean_bitstream_with_what_it_replaces(encoded):
     doc, binary = read_glb(encoded[1]["none"][0].read_bytes())
     table = doc["extensions"]["EXT_structural_metadata"]["propertyTables"][0]
@@ -126,7 +160,8 @@ def test_compression_pays_and_output_is_deterministic(encoded):
     size = {c: sum(p.stat().st_size for p in files[c]) for c in COMPRESSIONS}
     assert size["draco"] < size["meshopt"] < size["quantized"] < size["none"]
     v, f, feat = _buildings()
-    again = mesh_glb(flat_mesh(v, f, feat, building_colours(RECORDS)), compression="meshopt", records=RECORDS)
+    again = mesh_glb(flat_mesh(v, f, feat, building_colours(RECORDS), _surfaces()), compression="meshopt",
+                     records=RECORDS)
     assert again == files["meshopt"][0].read_bytes()
 
 
