@@ -210,6 +210,31 @@ class MeshInput(_InputFile):
                            "proposal toggle; feature property ``proposed``).")
 
 
+class CityModelFields(_Model):
+    """Names of a city model's building attributes holding each property (CityJSON ``attributes``
+    keys; CityGML simple properties by local name, ``name`` for gml:name, and generic attributes)."""
+
+    id: str | None = Field(None, description="Attribute holding the building id (unset: the object's own id).")
+    name: str | None = Field("name", description="Building name.")
+    use: str | None = Field("function", description="Building use (a Korean use code or class name becomes a "
+                                                    "use category).")
+    floors: str | None = Field("storeysAboveGround", description="Floors above ground.")
+    floors_below: str | None = Field("storeysBelowGround", description="Floors below ground.")
+
+
+class CityModelInput(_InputFile):
+    """A city model: CityJSON 1.0-2.0 (``.json``, ``.city.json``, ``.jsonl``) or CityGML 1.0-3.0
+    (``.gml``, ``.xml``). Its buildings go to the tiles as modelled, with their roof, wall and
+    ground surfaces, instead of being reconstructed; z is orthometric unless its CRS says otherwise."""
+
+    format: Literal["auto", "cityjson", "citygml"] = Field("auto", description="auto goes by suffix.")
+    fields: CityModelFields = Field(default_factory=CityModelFields, description="Attribute name mapping.")
+    join: str | None = Field(
+        None, description="Attribute holding the id of the footprint this building is (e.g. the national "
+                          "building id); such pairs are one building whatever their overlap. Buildings are "
+                          "matched by overlap (stages.mesh.footprint_match_iou) as well.")
+
+
 class RegisterFields(_Model):
     """The register's columns holding each value (default: the open API's 표제부 names)."""
 
@@ -242,6 +267,8 @@ class Inputs(_Model):
     pois: POIInput | None = Field(None, description="Points of interest for AR anchors.")
     building_register: RegisterInput | None = Field(
         None, description="Building register (건축물대장) export joined to the footprints.")
+    city_models: list[CityModelInput] = Field(
+        default_factory=list, description="City models (CityJSON, CityGML) whose buildings are tiled as modelled.")
 
 
 class IngestConfig(_Model):
@@ -347,6 +374,11 @@ class MeshConfig(_Model):
     footprint_priority: Literal["input", "lidar"] = Field(
         "input", description="merge: whose outline a building matched in both sources takes (it keeps the "
                              "layer's id and attributes either way).")
+    city_model_priority: Literal["city_model", "input"] = Field(
+        "city_model", description="Whose geometry a building a city model and the footprints (or LiDAR outlines) "
+                                  "both hold takes: the city model's solid, or the footprint reconstructed (the "
+                                  "other is recorded in the building's footprint_sources). Either way the "
+                                  "footprint's id and attributes are kept.")
     footprint_match_iou: float = Field(
         0.5, gt=0, le=1, description="merge: the least intersection over union of two outlines of one building.")
     footprint_cell: float = Field(0.5, ge=0.01, le=100, description="Grid cell (m) footprints are outlined on.")
@@ -574,6 +606,7 @@ class TwinConfig(_Model):
         """Absolute paths of every input file this config names (geoid grid included)."""
         paths = [self.resolve(pc.path) for pc in self.inputs.pointclouds]
         paths += [self.resolve(m.path) for m in self.inputs.meshes]
+        paths += [self.resolve(c.path) for c in self.inputs.city_models]
         for item in (self.inputs.footprints, self.inputs.dem, self.inputs.gcps, self.inputs.pois,
                      self.inputs.building_register):
             if item is not None:
@@ -595,7 +628,8 @@ class TwinConfig(_Model):
         if with_inputs:
             # resolved paths: the same file named relative to another config is the same input
             inputs = self.inputs.model_copy(deep=True)
-            for item in [*inputs.pointclouds, *inputs.meshes, inputs.footprints, inputs.dem, inputs.gcps,
+            for item in [*inputs.pointclouds, *inputs.meshes, *inputs.city_models, inputs.footprints, inputs.dem,
+                         inputs.gcps,
                          inputs.pois, inputs.building_register]:
                 if item is not None:
                     item.path = self.resolve(item.path)

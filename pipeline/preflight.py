@@ -16,6 +16,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from pipeline.config import TwinConfig
+from pipeline.core.citymodel import CITYGML_SUFFIXES, CITYJSON_SUFFIXES
 from pipeline.core.geodesy import parse_crs, resolve_geoid
 from pipeline.core.meshimport import MESH_SUFFIXES
 from pipeline.core.pointio import point_format_of
@@ -83,9 +84,9 @@ def check_runnable(cfg: TwinConfig, config_path: Path) -> None:
     """ConfigError naming the config file (or the input file) and the key of the first problem
     that would stop a run of ``cfg``."""
     inp = cfg.inputs
-    if not (inp.pointclouds or inp.footprints or inp.dem or inp.meshes):
-        raise ConfigError("inputs: nothing to build a twin from: give a point cloud, footprints, a DEM or a "
-                          "model (gcps and pois alone make no twin)", path=config_path)
+    if not (inp.pointclouds or inp.footprints or inp.dem or inp.meshes or inp.city_models):
+        raise ConfigError("inputs: nothing to build a twin from: give a point cloud, footprints, a DEM, a "
+                          "model or a city model (gcps and pois alone make no twin)", path=config_path)
     _crs(cfg.site.crs, "site.crs", config_path)
     for i, pc in enumerate(inp.pointclouds):
         key = f"inputs.pointclouds[{i}]"
@@ -108,6 +109,9 @@ def check_runnable(cfg: TwinConfig, config_path: Path) -> None:
     for i, m in enumerate(inp.meshes):
         _input_file(cfg, m, f"inputs.meshes[{i}]", config_path, MESH_SUFFIXES, "unsupported model format")
         cfg.declared_crs(m, f"inputs.meshes[{i}]", "a model's origin")
+    for i, city in enumerate(inp.city_models):
+        _input_file(cfg, city, f"inputs.city_models[{i}]", config_path, CITYJSON_SUFFIXES + CITYGML_SUFFIXES
+                    if city.format == "auto" else None, "unknown city model format (set format if the suffix misleads)")
     if inp.gcps is not None:
         cfg.declared_crs(inp.gcps, "inputs.gcps", "a GCP CSV")
     viewer = cfg.stages.publish.viewer

@@ -20,8 +20,10 @@ def sample_points(n: int = 20000) -> np.ndarray:
 
 
 def write_las(path: Path, xyz: np.ndarray, *, crs: str | None = None, version: str = "1.4",
-              fmt: int = 6, geokeys: dict[int, int] | None = None, scale: float = 0.001) -> Path:
-    """A LAS file of ``xyz`` with a WKT CRS (``crs``) or a hand-made GeoTIFF key directory."""
+              fmt: int = 6, geokeys: dict[int, int] | None = None, scale: float = 0.001,
+              classification: np.ndarray | None = None) -> Path:
+    """A LAS file of ``xyz`` (and ASPRS ``classification``) with a WKT CRS (``crs``) or a
+    hand-made GeoTIFF key directory."""
     header = laspy.LasHeader(point_format=fmt, version=version)
     header.scales = np.array([scale] * 3)
     header.offsets = np.floor(xyz.min(0))
@@ -37,5 +39,7 @@ def write_las(path: Path, xyz: np.ndarray, *, crs: str | None = None, version: s
         header.vlrs.append(vlr)
     las = laspy.LasData(header)
     las.x, las.y, las.z = xyz[:, 0], xyz[:, 1], xyz[:, 2]
+    if classification is not None:
+        las.classification = classification
     las.write(path)
     return path

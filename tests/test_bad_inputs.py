@@ -332,6 +332,21 @@ CASES: dict[str, Callable[[Path], Bad]] = {
     "model: an unknown format": lambda t: Bad(DEM_IN + _mesh(_write(t, "m.fbx", "FBX")), says=("m.fbx",)),
     "model: without a CRS": lambda t: Bad(DEM_IN + f"  meshes: [{{path: {_model(t)}, origin: [0, 0, 0]}}]\n",
                                           says=("inputs.meshes[0]", "no CRS")),
+    # city models
+    "city model: CityGML without buildings": lambda t: Bad(DEM_IN + _city(_write(
+        t, "empty.gml", '<core:CityModel xmlns:core="http://www.opengis.net/citygml/2.0"/>')),
+        says=("empty.gml", "no buildings")),
+    "city model: every vertex index wrong": lambda t: Bad(DEM_IN + _city(_cityjson(t, lambda d: [
+        g["boundaries"][0][0].__setitem__(0, [10_000, 10_001, 10_002]) for o in d["CityObjects"].values()
+        for g in o["geometry"]])), says=("m.json", "no usable building", "vertex index 10000 out of range")),
+    "city model: no CRS anywhere": lambda t: Bad(DEM_IN + _city(_cityjson(t, lambda d: d.pop("metadata"))),
+                                                 says=("m.json", "declares no CRS", "inputs.city_models[0].crs")),
+    "city model: join names no attribute": lambda t: Bad(DEM_IN + _city(_cityjson(t), join="BD_MGT_SN"),
+                                                         says=("m.json", "inputs.city_models[0].join", "BD_MGT_SN")),
+    "city model: an unknown format": lambda t: Bad(DEM_IN + _city(_model(t)),
+                                                   says=("inputs.city_models[0].path", ".obj")),
+    "city model: coordinates of another CRS": lambda t: Bad(DEM_IN + _city(_cityjson(
+        t, lambda d: d["transform"].__setitem__("translate", [946_000.0, 1_950_000.0, 0.0]))), says=("m.json",)),
     # the bundle's viewer
     "viewer: CesiumJS not where the config says": lambda t: Bad(
         config=f"stages: {{publish: {{viewer: {{enabled: true, cesium: {t / 'nowhere'}}}}}}}\n",
@@ -355,6 +370,23 @@ def _image_without_crs(tmp: Path) -> Path:
     with rasterio.open(path, "w", driver="PNG", width=8, height=8, count=3, dtype="uint8") as dst:
         dst.write(np.full((3, 8, 8), 128, np.uint8))
     return path
+
+
+def _cityjson(tmp: Path, change: Callable[[dict], object] | None = None) -> Path:
+    """A CityJSON file of two buildings beside the site origin (EPSG:5186), changed by ``change``."""
+    from tests.fixtures_citymodel import block, courtyard, write_cityjson
+
+    path = write_cityjson(tmp / "m.json", [courtyard("B1", X0 - 60, Y0 - 60, 15.0), block("B2", X0, Y0, 15.0)])
+    if change is not None:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+        change(doc)
+        path.write_text(json.dumps(doc), encoding="utf-8")
+    return path
+
+
+def _city(path: Path, **extra) -> str:
+    more = "".join(f", {k}: {v}" for k, v in extra.items())
+    return f"  city_models: [{{path: {path}{more}}}]\n"
 
 
 def _mesh(path: Path, **extra) -> str:

@@ -34,9 +34,10 @@ class LevelInfo:
 
 @dataclass
 class BuildingRecord:
-    """A building as the mesh stage made it. ``lod`` is LoD2, LoD1 or imported; ``height_source``
-    lidar, register, attribute, register floors, floors, default or model; ``ground_source`` terrain, model base or site
-    reference height; ``feature_id`` its row in the layer. A ``proposed`` building (a design
+    """A building as the mesh stage made it. ``lod`` is LoD2, LoD1, a city model's LoD3, or
+    imported; ``height_source`` lidar, register, attribute, register floors, floors, default, model or
+    city model; ``footprint_source`` input, lidar, model or city model; ``ground_source`` terrain, model
+    base or site reference height; ``feature_id`` its row in the layer. A ``proposed`` building (a design
     model) stands beside the building it ``replaces``, which keeps its own record."""
 
     id: str
@@ -70,6 +71,8 @@ class BuildingRecord:
     floors_below: int | None = None
     approval_date: str | None = None
     footprint_sources: list[dict[str, Any]] = field(default_factory=list)
+    #: the outline's holes (courtyards) where the mesh stage drew the outline itself (a city model's)
+    outline_holes_en: list[list[list[float]]] = field(default_factory=list)
 
     def feature_properties(self) -> dict[str, Any]:
         """The values of the tiles' building metadata class (``core.content.BUILDING_SCHEMA``)."""

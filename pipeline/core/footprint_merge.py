@@ -29,23 +29,36 @@ class OutlineMatch:
     only_second: list[int] = field(default_factory=list)
 
 
+def _iou(a: BaseGeometry, b: BaseGeometry) -> float:
+    inter = float(shapely.area(shapely.intersection(a, b)))
+    union = float(shapely.area(a) + shapely.area(b)) - inter
+    return inter / union if union > 0 else 0.0
+
+
 def match_outlines(first: Sequence[BaseGeometry], second: Sequence[BaseGeometry], *, min_iou: float = 0.5,
-                   conflict_share: float = 0.1) -> OutlineMatch:
+                   conflict_share: float = 0.1, given: Sequence[tuple[int, int]] = ()) -> OutlineMatch:
     """Match ``second``'s outlines to ``first``'s (plan metres, one CRS): pairs with IoU at least
     ``min_iou``, best first, each outline in at most one pair; an unpaired outline of ``second``
     whose overlap with ``first``'s outlines exceeds ``conflict_share`` of its own area (or of
-    theirs) is a conflict."""
+    theirs) is a conflict. ``given`` pairs (first, second index: the same id in both sources)
+    are pairs whatever their overlap."""
     out = OutlineMatch()
     a, b = np.asarray(first, dtype=object), np.asarray(second, dtype=object)
+    taken_a, taken_b = set(), set()
+    for i, j in given:
+        if i not in taken_a and j not in taken_b:
+            taken_a.add(i)
+            taken_b.add(j)
+            out.pairs.append((i, j, round(_iou(a[i], b[j]), 4)))
     if not len(a) or not len(b):
-        out.only_first, out.only_second = list(range(len(a))), list(range(len(b)))
+        out.only_first = [i for i in range(len(a)) if i not in taken_a]
+        out.only_second = [j for j in range(len(b)) if j not in taken_b]
         return out
     tree = shapely.STRtree(a)
     jb, ia = tree.query(b, predicate="intersects")
     inter = shapely.area(shapely.intersection(a[ia], b[jb]))
     union = shapely.area(a[ia]) + shapely.area(b[jb]) - inter
     iou = np.where(union > 0, inter / np.where(union > 0, union, 1.0), 0.0)
-    taken_a, taken_b = set(), set()
     for k in np.argsort(-iou, kind="stable"):
         if iou[k] < min_iou:
             break

@@ -106,11 +106,26 @@ def write_enu_raster(path: str | Path, grid: Grid, values: np.ndarray, origin: d
                         ORIGIN=f"{origin['lat']},{origin['lon']},{origin.get('height', 0.0)}")
 
 
-def read_enu_raster(path: str | Path, bounds: tuple[float, float, float, float] | None = None
-                    ) -> tuple[Grid, np.ndarray]:
-    """(grid, U values float64 with NaN for nodata) of a raster from :func:`write_enu_raster`;
-    ``bounds`` (E min, N min, E max, N max) reads only the cells that cover them."""
-    with rasterio.open(path) as src:
+class EnuRaster:
+    """A raster from :func:`write_enu_raster`, open for reading window after window (opening a
+    GeoTIFF costs milliseconds: a stage reading thousands of windows keeps it open)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self._src = rasterio.open(path)
+
+    def __enter__(self) -> EnuRaster:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._src.close()
+
+    def read(self, bounds: tuple[float, float, float, float] | None = None) -> tuple[Grid, np.ndarray]:
+        """(grid, U values float64 with NaN for nodata); ``bounds`` (E min, N min, E max, N max)
+        reads only the cells that cover them."""
+        src = self._src
         t = src.transform
         res = float(t.a)
         r0, c0, r1, c1 = 0, 0, src.height, src.width
@@ -122,8 +137,14 @@ def read_enu_raster(path: str | Path, bounds: tuple[float, float, float, float] 
             if c0 >= c1 or r0 >= r1:
                 return Grid(float(t.c), float(t.f), res, 0, 0), np.empty((0, 0))
         values = src.read(1, window=Window(c0, r0, c1 - c0, r1 - r0)).astype(np.float64)
-        nodata = src.nodata
-    if nodata is not None:
-        values[values == nodata] = np.nan
-    grid = Grid(float(t.c + c0 * res), float(t.f - r0 * res), res, r1 - r0, c1 - c0)
-    return grid, values
+        if src.nodata is not None:
+            values[values == src.nodata] = np.nan
+        return Grid(float(t.c + c0 * res), float(t.f - r0 * res), res, r1 - r0, c1 - c0), values
+
+
+def read_enu_raster(path: str | Path, bounds: tuple[float, float, float, float] | None = None
+                    ) -> tuple[Grid, np.ndarray]:
+    """(grid, U values float64 with NaN for nodata) of a raster from :func:`write_enu_raster`;
+    ``bounds`` (E min, N min, E max, N max) reads only the cells that cover them."""
+    with EnuRaster(path) as raster:
+        return raster.read(bounds)

@@ -74,11 +74,12 @@ class _Place:
 
 def _outline(b: BuildingRecord, footprints: dict[str, Polygon]) -> Polygon | None:
     """The building's plan outline (plan ENU at orthometric 0): its footprint with courtyards
-    when the layer has it, else the outline the mesh stage recorded."""
-    if b.id in footprints:
+    when the layer has it and the building was built from it, else the outline the mesh stage
+    recorded (a city model's, with its courtyards)."""
+    if b.id in footprints and b.footprint_source != "city model":
         return footprints[b.id]
     if len(b.outline_en) >= 3:
-        poly = Polygon(b.outline_en)
+        poly = Polygon(b.outline_en, b.outline_holes_en)
         return poly if poly.is_valid and poly.area > 0 else None
     return None
 
@@ -96,6 +97,8 @@ def _footprint_polygons(georef: Any) -> dict[str, Polygon]:
 def _roof_part(b: BuildingRecord) -> ErrorPart:
     if b.lod == "imported":
         return ErrorPart("mesh", 0.0, 0.0, note="the imported model's own roof surface")
+    if b.height_source == "city model":
+        return ErrorPart("mesh", 0.0, 0.0, note="the city model's own roof surface")
     if b.roof_fit_rmse_m is not None:
         return ErrorPart("mesh", 0.0, b.roof_fit_rmse_m, note="RMSE of the LiDAR roof points about the roof planes")
     return ErrorPart("mesh", 0.0, None, note=f"{b.lod} roof height from {b.height_source}: no measured error")

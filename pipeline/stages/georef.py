@@ -13,7 +13,7 @@ checks every input lands near the site and scores the LiDAR's heights against th
 from __future__ import annotations
 
 import shutil
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -44,13 +44,16 @@ from pipeline.artifacts.dem import read_source_dem, write_enu_dem
 from pipeline.artifacts.footprints import (Centroid, Footprint, FootprintLayer, Ring, read_source_footprints,
                                            write_footprints)
 from pipeline.artifacts.frame import FrameRecord, write_frame
+from pipeline.artifacts.citymodels import CityMesh, read_source_city_models, write_city_models
 from pipeline.artifacts.models import PlacedModel, load_mesh, read_source_models, write_model
 from pipeline.artifacts.pois import PoiRecord, read_source_pois, write_pois
 from pipeline.stage import StageContext, StageResult, StageSpec
 
 SPEC = StageSpec("georef", reads=(artifacts.SOURCE_POINTS, artifacts.SOURCE_FOOTPRINTS, artifacts.SOURCE_MODELS,
-                                  artifacts.SOURCE_DEM, artifacts.SOURCE_GCPS, artifacts.SOURCE_POIS),
+                                  artifacts.SOURCE_CITY, artifacts.SOURCE_DEM, artifacts.SOURCE_GCPS,
+                                  artifacts.SOURCE_POIS),
                  writes=(artifacts.FRAME, artifacts.ENU_POINTS, artifacts.ENU_FOOTPRINTS, artifacts.ENU_MODELS,
+                         artifacts.ENU_CITY,
                          artifacts.ENU_DEM, artifacts.CONTROL, artifacts.ENU_POIS))
 #: ellipsoidal heights (m) outside this range are not on the earth's surface: a wrong CRS
 MIN_HEIGHT, MAX_HEIGHT = -500.0, 9000.0
@@ -436,6 +439,34 @@ def _meshes(ctx: StageContext, g: _Georeferencer) -> list[dict[str, Any]]:
     return out
 
 
+def _city_models(ctx: StageContext, g: _Georeferencer) -> list[dict[str, Any]]:
+    """Every city model building's vertices through its file's CRS (and the geoid) into ENU."""
+    layer, meshes = read_source_city_models(ctx.input_dir("ingest"))
+    out_meshes: list[CityMesh] = list(meshes)
+    undulation: list[float | None] = [None] * len(meshes)
+    report = []
+    for src in layer.sources:
+        members = [k for k, b in enumerate(layer.buildings) if b.source == src.path]
+        if not members:
+            continue
+        crs = pyproj.CRS.from_wkt(src.crs_wkt)
+        xyz = np.concatenate([meshes[k][0] for k in members])
+        lon, lat, h, n = g.geodetic(crs, xyz[:, 0], xyz[:, 1], xyz[:, 2], src.path, accept=src.accept_crs)
+        enu = g.frame.geodetic_to_enu(lon, lat, h)
+        g.note_extent(src.path, crs, lon, lat, h)
+        start = 0
+        for k in members:
+            count = len(meshes[k][0])
+            out_meshes[k] = (enu[start:start + count], meshes[k][1], meshes[k][2])
+            undulation[k] = float(n[start:start + count].mean())
+            start += count
+        lo, hi = enu.min(axis=0), enu.max(axis=0)
+        report.append({"file": src.path, "buildings": len(members), "enu_bounds": [*lo.tolist(), *hi.tolist()]})
+    layer.buildings = [replace(b, undulation=u) for b, u in zip(layer.buildings, undulation, strict=True)]
+    write_city_models(ctx.out_dir, layer, out_meshes)
+    return report
+
+
 def _dem(ctx: StageContext, g: _Georeferencer) -> dict[str, Any] | None:
     """ENU of every DEM pixel centre (an empty array without a DEM)."""
     ingest = ctx.input_dir("ingest")
@@ -543,6 +574,10 @@ def run(ctx: StageContext, cfg: TwinConfig) -> StageResult:
     if buildings is not None:
         counts["buildings"] = buildings
     models = _meshes(ctx, g)
+    cities = _city_models(ctx, g)
+    if cities:
+        report["city_models"] = cities
+        counts["city_buildings"] = sum(c["buildings"] for c in cities)
     if models:
         report["meshes"] = models
         counts["meshes"] = len(models)

@@ -24,11 +24,12 @@ import pyproj
 import shapely
 from shapely.geometry import MultiPolygon
 
-from pipeline.config import (FootprintInput, GCPInput, PointCloudInput, POIInput, RasterInput, RegisterInput,
-                             TwinConfig)
+from pipeline.config import (CityModelInput, FootprintInput, GCPInput, PointCloudInput, POIInput, RasterInput,
+                             RegisterInput, TwinConfig)
 from pipeline.core.arrayops import column_bounds
 from pipeline.core.building_use import use_category
 from pipeline.core.cells import dtype_to_json
+from pipeline.core.citymodel import read_city_model
 from pipeline.core.footprints import MAX_FLOORS, MAX_HEIGHT_M, attribute_number, position_id
 from pipeline.core.footprints import repair as repair_footprint
 from pipeline.core.geodesy import horizontal_unit_factor, parse_crs, sidecar_crs, vertical_unit_factor
@@ -43,6 +44,8 @@ from pipeline.core.vector import FeatureSet, read_features
 from pipeline.errors import (ConfigError, CRSError, CRSOverrideWarning, FeatureRepairedWarning, FeatureSkippedWarning,
                              InputError, UnreadableCRSError)
 from pipeline import artifacts
+from pipeline.artifacts.citymodels import (CityBuilding, CityMesh, CityModelLayer, CitySource,
+                                           write_source_city_models)
 from pipeline.artifacts.clouds import SourceCloud, cloud_store, write_source_cloud
 from pipeline.artifacts.control import GcpRow, SourceGcps, write_source_gcps
 from pipeline.artifacts.dem import SourceDem, write_source_dem
@@ -55,6 +58,7 @@ from pipeline.stage import StageContext, StageResult, StageSpec
 STANDARD_FIELDS = {name for name, _ in dtype_to_json(POINT_DTYPE)}
 
 SPEC = StageSpec("ingest", writes=(artifacts.SOURCE_POINTS, artifacts.SOURCE_FOOTPRINTS, artifacts.SOURCE_MODELS,
+                                   artifacts.SOURCE_CITY,
                                    artifacts.SOURCE_DEM, artifacts.SOURCE_GCPS, artifacts.SOURCE_POIS),
                  reads_inputs=True)
 
@@ -346,6 +350,75 @@ def _ingest_meshes(ctx: StageContext, cfg: TwinConfig) -> list[dict[str, Any]]:
     return out
 
 
+def _city_attribute(attrs: dict[str, Any], name: str | None) -> Any:
+    value = attrs.get(name) if name else None
+    # CityJSON 1.x and some exporters write code lists as {"value": ..., "codeSpace": ...}
+    return value.get("value") if isinstance(value, dict) else value
+
+
+def _city_building(b: Any, c: CityModelInput, path: Path) -> CityBuilding:
+    """The record of one city model building: its attributes mapped by ``c.fields``; a value
+    that cannot be used is left out with a warning naming the building."""
+    f = c.fields
+
+    def number(key: str | None, what: str, upper: float, integer: bool, zero_known: bool = False) -> float | None:
+        value, why = attribute_number(_city_attribute(b.attributes, key), integer=integer, upper=upper,
+                                      zero_known=zero_known)
+        if why:
+            warnings.warn(f"{path.name}: building {b.id}: {what} {why}; left out", FeatureRepairedWarning,
+                          stacklevel=3)
+        return value
+
+    floors = number(f.floors, "floors", MAX_FLOORS, True)
+    below = number(f.floors_below, "floors below ground", MAX_FLOORS, True, zero_known=True)
+    ident = _text(_city_attribute(b.attributes, f.id)) if f.id else None
+    return CityBuilding(
+        id=ident or b.id, source=str(path), lod=b.lod, name=_text(_city_attribute(b.attributes, f.name)),
+        use=use_category(_city_attribute(b.attributes, f.use)),
+        floors=None if floors is None else int(floors), floors_below=None if below is None else int(below),
+        join=_text(_city_attribute(b.attributes, c.join)) if c.join else None)
+
+
+def _ingest_city_models(ctx: StageContext, cfg: TwinConfig) -> list[dict[str, Any]]:
+    """Each city model's buildings, triangulated with their surface kinds, in the file's CRS."""
+    layer, out = CityModelLayer(), []
+    meshes: list[CityMesh] = []
+    ids: dict[str, str] = {}
+    for i, c in enumerate(cfg.inputs.city_models):
+        path = cfg.resolve(c.path)
+        model = read_city_model(path, c.format)
+        text = c.crs or model.crs or cfg.site.crs
+        if not text:
+            raise CRSError(f"the {model.format} file declares no CRS: set inputs.city_models[{i}].crs "
+                           "(or site.crs)", path=path)
+        if c.crs and model.crs and parse_crs(c.crs, path=path) != parse_crs(model.crs, path=path):
+            warnings.warn(f"{path.name}: declares {model.crs}; the config's {c.crs} is used instead",
+                          CRSOverrideWarning, stacklevel=2)
+        crs = parse_crs(text, path=path)
+        if c.join and not any(c.join in b.attributes for b in model.buildings):
+            raise InputError(f"inputs.city_models[{i}].join: no building has an attribute {c.join!r}", path=path)
+        kept = 0
+        for b in model.buildings:
+            rec = _city_building(b, c, path)
+            if rec.id in ids:
+                warnings.warn(f"{path.name}: building {rec.id}: its id is used already (in "
+                              f"{Path(ids[rec.id]).name}); skipped, a building appears once", FeatureSkippedWarning,
+                              stacklevel=2)
+                model.skipped.append({"feature": rec.id, "reason": "duplicate id"})
+                continue
+            ids[rec.id] = str(path)
+            layer.buildings.append(rec)
+            meshes.append((b.vertices, b.faces, b.surfaces))
+            kept += 1
+        layer.sources.append(CitySource(str(path), model.format, crs.to_wkt(), c.accept_crs, kept, model.skipped))
+        lods = sorted({b.lod for b in model.buildings})
+        out.append({"file": str(path), "format": model.format, "crs": crs.name, "buildings": kept,
+                    "lods": lods, "triangles": int(sum(len(b.faces) for b in model.buildings)),
+                    "skipped": model.skipped})
+    write_source_city_models(ctx.out_dir, layer, meshes)
+    return out
+
+
 def _ingest_dem(ctx: StageContext, cfg: TwinConfig, dem: RasterInput) -> dict[str, Any]:
     path = cfg.resolve(dem.path)
     elev = read_elevation(path, dem.crs, cfg.site.crs)
@@ -463,6 +536,10 @@ def run(ctx: StageContext, cfg: TwinConfig) -> StageResult:
     if cfg.inputs.meshes:
         report["meshes"] = _ingest_meshes(ctx, cfg)
         counts["meshes"] = len(report["meshes"])
+    report_cities = _ingest_city_models(ctx, cfg)
+    if report_cities:
+        report["city_models"] = report_cities
+        counts["city_buildings"] = sum(c["buildings"] for c in report_cities)
     if cfg.inputs.dem:
         report["dem"] = _ingest_dem(ctx, cfg, cfg.inputs.dem)
     else:

@@ -27,6 +27,7 @@ with errors, roof fits, what was skipped or repaired). Heights in the attributes
 from __future__ import annotations
 
 import warnings
+from contextlib import nullcontext
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
@@ -47,12 +48,14 @@ from pipeline.core.meshing import concat_meshes, is_closed, roof_solid
 from pipeline.core.pointindex import PointGridIndex
 from pipeline.core.pointio import BUILDING
 from pipeline.core.progress import Clock
-from pipeline.core.raster import read_enu_raster, write_enu_raster
+from pipeline.core.raster import EnuRaster, read_enu_raster, write_enu_raster
+from pipeline.core.surfaces import GROUND, complete_kinds
 from pipeline.core.roofs import Plane, envelope, fit_roof
 from pipeline.core.terrain import (Heightfield, build_tin, fuse, height_difference, resample_grid, resample_lattice,
                                    sample_bilinear, vertical_error)
 from pipeline.errors import FeatureSkippedWarning, GroundAssumedWarning, HeightDisagreementWarning
 from pipeline import artifacts
+from pipeline.artifacts.citymodels import CityBuilding, CityMesh, CityModelLayer, read_city_models
 from pipeline.artifacts.buildings import BuildingLayer, BuildingRecord, MeshLevel, write_buildings
 from pipeline.artifacts.dem import read_enu_dem
 from pipeline.artifacts.footprints import Centroid, Footprint, Ring, read_footprints
@@ -61,10 +64,13 @@ from pipeline.artifacts.models import PlacedModel, read_models
 from pipeline.artifacts.terrain import TerrainLevel, TerrainRecord, write_terrain
 from pipeline.stage import StageContext, StageResult, StageSpec
 
-SPEC = StageSpec("mesh", reads=(artifacts.FRAME, artifacts.ENU_FOOTPRINTS, artifacts.ENU_MODELS, artifacts.ENU_DEM,
+SPEC = StageSpec("mesh", reads=(artifacts.FRAME, artifacts.ENU_FOOTPRINTS, artifacts.ENU_MODELS, artifacts.ENU_CITY,
+                                artifacts.ENU_DEM,
                                 artifacts.CLEAN_POINTS, artifacts.DTM),
                  writes=(artifacts.TERRAIN, artifacts.BUILDINGS))
 
+#: city model buildings per executor task (each a few dozen to a few thousand triangles)
+CITY_BATCH = 64
 #: a TIN needs at least this many heightfield posts with data to be a surface
 MIN_TERRAIN_POSTS = 4
 #: ``ground_source`` of buildings on a site without terrain (they stand on the origin's height)
@@ -516,29 +522,39 @@ def _blocks(feats: list[Footprint], store: CellStore | None, size: float
     return out
 
 
-def _model_record(meta: PlacedModel, levels: list[Level], terrain_tif: Path | None,
-                  frame: SiteFrame, tolerance: float) -> BuildingRecord:
-    """The building record of an imported model; warns when its base floats above, or sinks
-    below, all the terrain under it by more than ``tolerance`` (m)."""
-    und = meta.undulation
-    v = levels[0].vertices
-    _, _, h = frame.enu_to_geodetic(v)
-    hull = MultiPoint(v[:, :2]).convex_hull
+def _stand(label: str, hint: str, vertices: np.ndarray, polys: list[Polygon], undulation: float,
+           heightfield: EnuRaster | None, frame: SiteFrame, tolerance: float) -> tuple[float, str, float]:
+    """(ground height, its source, top height) of a modelled solid, orthometric m: the ground is
+    the lowest terrain under ``polys`` (plan m) or else the model's base; warns (``label``,
+    ``hint``) when the base floats above, or sinks below, all the terrain under it by more than
+    ``tolerance`` (m)."""
+    _, _, h = frame.enu_to_geodetic(vertices)
+    bounds = shapely.union_all(polys).buffer(2.0).bounds if polys else None
     # only the heightfield under the model is read
-    terrain = read_enu_raster(terrain_tif, hull.buffer(2.0).bounds) if terrain_tif is not None else None
-    span = _ground_span(terrain, [hull] if hull.geom_type == "Polygon" else [], frame, und)
-    ground = None if span is None else span[0]
-    lon, lat = meta.origin_lonlat
-    base = float(h.min() - und)
+    terrain = heightfield.read(bounds) if heightfield is not None and bounds else None
+    span = _ground_span(terrain, polys, frame, undulation)
+    base = float(h.min() - undulation)
     if span is not None and not span[0] - tolerance <= base <= span[1] + tolerance:
         off = base - span[1] if base > span[1] else base - span[0]
-        warnings.warn(f"{Path(meta.source).name}: model {meta.id}'s base is {abs(off):.2f} m "
-                      f"{'above' if off > 0 else 'below'} the terrain under it (> stages.mesh.height_disagreement "
-                      f"{tolerance:g} m): check the origin's height (orthometric in its CRS unless the CRS says "
-                      "otherwise), the scale and the up axis", HeightDisagreementWarning, stacklevel=2)
-    ground_source = "model base" if ground is None else "terrain"
-    ground = base if ground is None else ground
-    top = float(h.max() - und)
+        warnings.warn(f"{label}'s base is {abs(off):.2f} m {'above' if off > 0 else 'below'} the terrain under it "
+                      f"(> stages.mesh.height_disagreement {tolerance:g} m): {hint}", HeightDisagreementWarning,
+                      stacklevel=3)
+    if span is None:
+        return base, "model base", float(h.max() - undulation)
+    return span[0], "terrain", float(h.max() - undulation)
+
+
+def _model_record(meta: PlacedModel, levels: list[Level], heightfield: EnuRaster | None,
+                  frame: SiteFrame, tolerance: float) -> BuildingRecord:
+    """The building record of an imported model (see :func:`_stand` for its ground)."""
+    und = meta.undulation
+    v = levels[0].vertices
+    hull = MultiPoint(v[:, :2]).convex_hull
+    ground, ground_source, top = _stand(
+        f"{Path(meta.source).name}: model {meta.id}", "check the origin's height (orthometric in its CRS unless "
+        "the CRS says otherwise), the scale and the up axis", v, [hull] if hull.geom_type == "Polygon" else [],
+        und, heightfield, frame, tolerance)
+    lon, lat = meta.origin_lonlat
     return BuildingRecord(
         id=meta.id, name=meta.name, use=meta.use, floors=None,
         height=round(top - ground, 3), ground_height=round(ground, 3), roof_height=round(top, 3),
@@ -551,18 +567,138 @@ def _model_record(meta: PlacedModel, levels: list[Level], terrain_tif: Path | No
         ground_source=ground_source, source_file=Path(meta.source).name, repair=meta.repair)
 
 
+def _city_outline(frame: SiteFrame, mesh: CityMesh, undulation: float) -> shapely.Geometry:
+    """A city model building's outline in plan metres: its ground surfaces seen from above
+    (courtyards stay holes), or all of it where it has no ground surface."""
+    v, f, kinds = mesh
+    kinds = complete_kinds(v, f, kinds)
+    f = f[kinds == GROUND] if (kinds == GROUND).any() else f
+    en, _ = frame.enu_to_plan(v, undulation)
+    tri = shapely.polygons(en[f])
+    tri = tri[shapely.area(tri) > 1e-6]
+    outline = shapely.make_valid(shapely.union_all(tri)) if len(tri) else MultiPoint(en).convex_hull
+    polys = [g for g in getattr(outline, "geoms", [outline]) if g.geom_type == "Polygon"]
+    return shapely.MultiPolygon(polys) if len(polys) > 1 else polys[0] if polys else MultiPoint(en).convex_hull
+
+
+def _with_city_models(feats: list[Footprint], city: CityModelLayer, outlines: list[shapely.Geometry],
+                      m: MeshConfig) -> tuple[list[Footprint], list[tuple[int, Footprint | None, list[dict[str, Any]]]],
+                                              dict[str, Any]]:
+    """The footprints left to reconstruct, and the city model buildings to tile as modelled
+    (index, the footprint each one is, the sources of its outline), one per building: a city
+    building pairs with a footprint when ``join`` (else its own id) names it or their outlines
+    match (IoU); ``city_model_priority`` picks whose geometry a pair keeps, and a city building
+    overlapping footprints without matching one displaces them (or, when the footprints win,
+    is left out)."""
+    by_id = {f.id: i for i, f in enumerate(feats)}
+    given = [(by_id[b.join or b.id], j) for j, b in enumerate(city.buildings) if (b.join or b.id) in by_id]
+    match = match_outlines([shapely.union_all(_polygons(f, 0.0)[0]) for f in feats], outlines,
+                           min_iou=m.footprint_match_iou, given=given)
+    partner = {j: (i, iou) for i, j, iou in match.pairs}
+    conflicts = dict(match.conflicts)
+    use_model = m.city_model_priority == "city_model"
+    feats = list(feats)
+    dropped: set[int] = set()
+    plan: list[tuple[int, Footprint | None, list[dict[str, Any]]]] = []
+    left_out = []
+
+    def earlier(f: Footprint, geometry: bool | None) -> list[dict[str, Any]]:
+        own = f.sources or [{"source": f.footprint_source, "id": f.id, "geometry": True}]
+        return [s if geometry is None else s | {"geometry": geometry} for s in own]
+
+    for j, b in enumerate(city.buildings):
+        mine = {"source": "city model", "id": b.id, "file": Path(b.source).name}
+        if j in partner:
+            i, iou = partner[j]
+            if use_model:
+                dropped.add(i)
+                plan.append((j, feats[i], earlier(feats[i], False) + [mine | {"iou": iou, "geometry": True}]))
+            else:
+                feats[i] = replace(feats[i], sources=earlier(feats[i], None) + [mine | {"iou": iou, "geometry": False}])
+        elif j in conflicts:
+            over = [feats[i] for i in conflicts[j]]
+            names = ", ".join(f.id for f in over)
+            if use_model:
+                dropped.update(conflicts[j])
+                plan.append((j, None, [mine | {"geometry": True}] + [s for f in over for s in earlier(f, False)]))
+                warnings.warn(f"{mine['file']}: city model building {b.id} overlaps footprint(s) {names} without "
+                              "matching one: the city model's stands there (stages.mesh.city_model_priority)",
+                              FeatureSkippedWarning, stacklevel=2)
+            else:
+                left_out.append(b.id)
+                warnings.warn(f"{mine['file']}: city model building {b.id} overlaps footprint(s) {names} without "
+                              "matching one: left out, the footprints kept (stages.mesh.city_model_priority)",
+                              FeatureSkippedWarning, stacklevel=2)
+        else:
+            plan.append((j, None, [mine | {"geometry": True}]))
+    info = {"buildings": len(city.buildings), "files": [s.path for s in city.sources],
+            "matched": len(match.pairs), "matched_by_id": len(given), "model_only": len(match.only_second),
+            "conflicts": [{"city_model": city.buildings[j].id, "overlaps": [feats[i].id for i in over]}
+                          for j, over in match.conflicts],
+            "left_out": left_out, "geometry_from": m.city_model_priority, "min_iou": m.footprint_match_iou}
+    return [f for i, f in enumerate(feats) if i not in dropped], plan, info
+
+
+def _city_record(b: CityBuilding, feat: Footprint | None, sources: list[dict[str, Any]], vertices: np.ndarray,
+                 outline: shapely.Geometry, heightfield: EnuRaster | None, frame: SiteFrame,
+                 tolerance: float) -> BuildingRecord:
+    """The record of a city model building; a footprint it matched gives its id and attributes
+    (its own fill the gaps), the model its geometry and heights."""
+    und = b.undulation or 0.0
+    polys = [g for g in getattr(outline, "geoms", [outline]) if g.geom_type == "Polygon"]
+    ground, ground_source, top = _stand(f"{Path(b.source).name}: city model building {b.id}",
+                                        "check the file's CRS and whether its heights are orthometric", vertices,
+                                        polys, und, heightfield, frame, tolerance)
+    c = outline.centroid
+    lon, lat = frame.plan_to_geodetic(np.array([c.x]), np.array([c.y]), und)
+    biggest = max(polys, key=lambda p: p.area) if polys else None
+
+    def pick(name: str) -> Any:
+        mine = getattr(feat, name) if feat is not None else None
+        return mine if mine is not None else getattr(b, name)
+
+    return BuildingRecord(
+        id=feat.id if feat is not None else b.id, name=pick("name"), use=pick("use"), floors=pick("floors"),
+        height=round(top - ground, 3), ground_height=round(ground, 3), roof_height=round(top, 3),
+        eave_height=None, lod1_roof_height=None, height_source="city model", lod=b.lod,
+        roof_type=None, roof_fit_rmse_m=None, lod2_fallback=None, roof_points=0,
+        footprint_area_m2=round(float(outline.area), 2), footprint_source="city model",
+        bbox_enu=[*vertices.min(0).tolist(), *vertices.max(0).tolist()],
+        centroid=Centroid(float(lon[0]), float(lat[0]), und, [c.x, c.y]),
+        outline_en=np.asarray(biggest.exterior.coords)[:-1].round(3).tolist() if biggest is not None else [],
+        outline_holes_en=[np.asarray(r.coords)[:-1].round(3).tolist() for r in biggest.interiors]
+        if biggest is not None else [],
+        ground_source=ground_source, source_file=Path(b.source).name,
+        proposed=feat.proposed if feat is not None else False, replaces=feat.replaces if feat is not None else None,
+        floors_below=pick("floors_below"), approval_date=feat.approval_date if feat is not None else None,
+        footprint_sources=sources)
+
+
+def solid_levels(meshes: list[tuple[np.ndarray, np.ndarray]], m_dump: dict[str, Any]) -> list[list[MeshLevel]]:
+    """Executor task: the levels of detail of modelled solids (ENU vertices, faces) each."""
+    m = MeshConfig.model_validate(m_dump)
+    out = []
+    for v, f in meshes:
+        levels = lod_chain([Level(v, f.astype(np.int32), 0.0)], ratio=m.lod_ratio, max_levels=m.lod_levels)
+        out.append([(lv.vertices, lv.faces, lv.error) for lv in levels])
+    return out
+
+
 def mesh_model(npz: str, m_dump: dict[str, Any]) -> list[tuple[np.ndarray, np.ndarray, float]]:
     """Executor task: the levels of detail of one imported model (ENU)."""
-    m = MeshConfig.model_validate(m_dump)
     d = np.load(npz)
-    levels = lod_chain([Level(d["vertices"], d["faces"].astype(np.int32), 0.0)], ratio=m.lod_ratio,
-                       max_levels=m.lod_levels)
-    return [(lv.vertices, lv.faces, lv.error) for lv in levels]
+    return solid_levels([(d["vertices"], d["faces"])], m_dump)[0]
 
 
 def _buildings(ctx: StageContext, cfg: TwinConfig, frame: SiteFrame, terrain_tif: Path | None) -> dict[str, Any]:
     m = cfg.stages.mesh
     feats, fp_info = _features(ctx, cfg, frame)
+    city, city_meshes = read_city_models(ctx.input_dir(artifacts.ENU_CITY.stage))
+    city_outlines = [_city_outline(frame, mesh, b.undulation or 0.0)
+                     for b, mesh in zip(city.buildings, city_meshes, strict=True)]
+    city_plan: list[tuple[int, Footprint | None, list[dict[str, Any]]]] = []
+    if city.buildings:
+        feats, city_plan, fp_info["city_models"] = _with_city_models(feats, city, city_outlines, m)
     clean_points = ctx.locate(artifacts.CLEAN_POINTS)
     cloud = CellStore(clean_points)
     cloud_meta = cloud.meta()
@@ -578,6 +714,9 @@ def _buildings(ctx: StageContext, cfg: TwinConfig, frame: SiteFrame, terrain_tif
     metas = read_models(ctx.input_dir(artifacts.ENU_MODELS.stage))
     model_futures = [ctx.executor.submit(mesh_model, str(model_dir / meta.file), m.model_dump(mode="json"))
                      for meta in metas]
+    batches = [city_plan[k:k + CITY_BATCH] for k in range(0, len(city_plan), CITY_BATCH)]
+    city_futures = [ctx.executor.submit(solid_levels, [city_meshes[j][:2] for j, _, _ in batch],
+                                        m.model_dump(mode="json")) for batch in batches]
     futures = [ctx.executor.submit(mesh_block, members, str(clean_points) if store is not None else None, cells,
                                    tif, origin, m.model_dump(mode="json"), reference)
                for members, cells in _blocks(feats, store, cell_size)]
@@ -594,54 +733,65 @@ def _buildings(ctx: StageContext, cfg: TwinConfig, frame: SiteFrame, terrain_tif
     order = np.argsort([i for i, _ in made], kind="stable")
     records = [made[i][1] for i in order]
     levels = [levels[i] for i in order]
-    for s in skipped:
-        warnings.warn(f"building {s['feature']}: skipped, {s['reason']}", FeatureSkippedWarning, stacklevel=2)
-    assumed = sum(r.ground_source == REFERENCE_GROUND for r in records)
-    if assumed:
-        warnings.warn(f"{assumed} building(s) stand on the site's reference height ({frame.height:g} m above "
-                      "the ellipsoid, site.origin.height): there is no terrain (no point cloud or DEM)",
-                      GroundAssumedWarning, stacklevel=2)
-    by_id = {r.id: i for i, r in enumerate(records)}
-    for rec in records:
-        # a footprint proposal, like a model one, stands beside the building it replaces
-        if rec.replaces is not None and (rec.replaces not in by_id or rec.replaces == rec.id):
-            skipped.append({"feature": rec.id, "reason": f"replaces unknown building {rec.replaces!r}; "
-                                                         "added as a proposal of its own"})
-            rec.replaces = None
-    models = []
-    for meta, fut in zip(metas, model_futures, strict=True):
-        lv = fut.result()
-        rec = _model_record(meta, [Level(*x) for x in lv], terrain_tif, frame, m.height_disagreement)
-        target = meta.replaces
-        rec.proposed = meta.proposed
-        if meta.proposed:
-            # a proposal is judged against what stands: both stay, the viewer switches them
-            if target is not None and target not in by_id:
-                skipped.append({"feature": meta.id, "reason": f"replaces unknown building {target!r}; "
-                                                                 "added as a proposal of its own"})
-                target = None
-            rec.replaces = target
-            records.append(rec)
-            levels.append(lv)
-        elif target is not None and target in by_id:
-            i = by_id[target]
-            old = records[i]
-            rec.id, rec.floors = old.id, old.floors
-            rec.name = meta.name or old.name
-            rec.use = meta.use or old.use
-            rec.replaced_footprint = True
-            records[i], levels[i] = rec, lv
-        else:
-            if target is not None:
-                skipped.append({"feature": meta.id, "reason": f"replaces unknown building {target!r}; "
-                                                                 "added as a building of its own"})
-            records.append(rec)
-            levels.append(lv)
-        models.append({"id": rec.id, "file": rec.source_file, "replaces": target, "proposed": meta.proposed,
-                       "repair": meta.repair, "levels": [{"faces": int(len(x[1])), "error_m": round(x[2], 4)}
-                                                            for x in lv]})
+    # modelled solids read the heightfield under each of them: one open file for all
+    with EnuRaster(terrain_tif) if terrain_tif is not None else nullcontext() as heightfield:
+        surfaces: list[np.ndarray | None] = [None] * len(records)
+        for batch, done in zip(batches, city_futures, strict=True):
+            for (j, feat, provenance), solid in zip(batch, done.result(), strict=True):
+                records.append(_city_record(city.buildings[j], feat, provenance, solid[0][0], city_outlines[j],
+                                            heightfield, frame, m.height_disagreement))
+                levels.append(solid)
+                surfaces.append(city_meshes[j][2])
+        for s in skipped:
+            warnings.warn(f"building {s['feature']}: skipped, {s['reason']}", FeatureSkippedWarning, stacklevel=2)
+        assumed = sum(r.ground_source == REFERENCE_GROUND for r in records)
+        if assumed:
+            warnings.warn(f"{assumed} building(s) stand on the site's reference height ({frame.height:g} m above "
+                          "the ellipsoid, site.origin.height): there is no terrain (no point cloud or DEM)",
+                          GroundAssumedWarning, stacklevel=2)
+        by_id = {r.id: i for i, r in enumerate(records)}
+        for rec in records:
+            # a footprint proposal, like a model one, stands beside the building it replaces
+            if rec.replaces is not None and (rec.replaces not in by_id or rec.replaces == rec.id):
+                skipped.append({"feature": rec.id, "reason": f"replaces unknown building {rec.replaces!r}; "
+                                                             "added as a proposal of its own"})
+                rec.replaces = None
+        models = []
+        for meta, fut in zip(metas, model_futures, strict=True):
+            lv = fut.result()
+            rec = _model_record(meta, [Level(*x) for x in lv], heightfield, frame, m.height_disagreement)
+            target = meta.replaces
+            rec.proposed = meta.proposed
+            if meta.proposed:
+                # a proposal is judged against what stands: both stay, the viewer switches them
+                if target is not None and target not in by_id:
+                    skipped.append({"feature": meta.id, "reason": f"replaces unknown building {target!r}; "
+                                                                     "added as a proposal of its own"})
+                    target = None
+                rec.replaces = target
+                records.append(rec)
+                levels.append(lv)
+                surfaces.append(None)
+            elif target is not None and target in by_id:
+                i = by_id[target]
+                old = records[i]
+                rec.id, rec.floors = old.id, old.floors
+                rec.name = meta.name or old.name
+                rec.use = meta.use or old.use
+                rec.replaced_footprint = True
+                records[i], levels[i], surfaces[i] = rec, lv, None
+            else:
+                if target is not None:
+                    skipped.append({"feature": meta.id, "reason": f"replaces unknown building {target!r}; "
+                                                                     "added as a building of its own"})
+                records.append(rec)
+                levels.append(lv)
+                surfaces.append(None)
+            models.append({"id": rec.id, "file": rec.source_file, "replaces": target, "proposed": meta.proposed,
+                           "repair": meta.repair, "levels": [{"faces": int(len(x[1])), "error_m": round(x[2], 4)}
+                                                                for x in lv]})
     layer = BuildingLayer(records, skipped, slivers, fp_info)
-    write_buildings(ctx.out_dir, layer, levels)
+    write_buildings(ctx.out_dir, layer, levels, surfaces)
     lods = [r.lod for r in records]
     kinds = [r.roof_type for r in records if r.roof_type]
     sources = [r.height_source for r in records]

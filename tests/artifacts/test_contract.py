@@ -7,6 +7,8 @@ import numpy as np
 import pytest
 
 from pipeline import artifacts
+from pipeline.artifacts.citymodels import (CityBuilding, CityModelLayer, CitySource, read_city_models,
+                                            read_source_city_models, write_city_models, write_source_city_models)
 from pipeline.artifacts.clouds import SourceCloud, cloud_store, read_source_clouds, write_source_cloud
 from pipeline.artifacts.control import GcpRow, SourceGcps, read_source_gcps, write_source_gcps
 from pipeline.artifacts.dem import SourceDem, read_enu_dem, read_source_dem, write_enu_dem, write_source_dem
@@ -75,6 +77,24 @@ def test_clouds_models_and_dem_round_trip(tmp_path):
     assert np.array_equal(read_enu_dem(tmp_path), enu)
 
 
+@pytest.mark.parametrize("write, read", [(write_source_city_models, read_source_city_models),
+                                         (write_city_models, read_city_models)])
+def test_city_models_round_trip_with_their_meshes_and_surfaces(tmp_path, write, read):
+    write(tmp_path, CityModelLayer(), [])
+    assert read(tmp_path) == (CityModelLayer(), [])
+    layer = CityModelLayer([CitySource("m.json", "CityJSON 2.0", "WKT", False, 2, [{"feature": "X", "reason": "r"}])],
+                           [CityBuilding("B1", "m.json", "LoD2", "누리꿈스퀘어", "office", 3, 1, "1144"),
+                            CityBuilding("B2", "m.json", "LoD1", None, None, None, None, None, 22.7)])
+    meshes = [(np.arange(12.0).reshape(4, 3), np.array([[0, 1, 2], [0, 2, 3]], np.int32), np.array([2, 255], np.uint8)),
+              (np.ones((3, 3)), np.array([[0, 1, 2]], np.int32), np.array([1], np.uint8))]
+    (tmp_path / "x").mkdir()
+    write(tmp_path / "x", layer, meshes)
+    got, got_meshes = read(tmp_path / "x")
+    assert got == layer
+    for a, b in zip(got_meshes, meshes, strict=True):
+        assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
+
+
 def test_every_declared_artifact_is_written_even_when_its_layer_is_empty(tmp_path):
     """A DEM alone: no clouds, footprints, models, GCPs or POIs, yet every artifact that ingest
     and georef declare exists and reads back as an empty layer."""
@@ -90,6 +110,7 @@ def test_every_declared_artifact_is_written_even_when_its_layer_is_empty(tmp_pat
     ingest, georef = tmp_path / "w" / "artifacts" / "ingest", tmp_path / "w" / "artifacts" / "georef"
     assert read_source_footprints(ingest).source is None and read_footprints(georef).features == []
     assert read_source_clouds(ingest) == [] and read_models(georef) == []
+    assert read_source_city_models(ingest) == (CityModelLayer(), []) == read_city_models(georef)
     assert read_source_gcps(ingest).points == [] and read_source_pois(ingest).points == []
     assert read_enu_dem(georef) is not None
     assert CellStore(georef / "points").meta().is_empty

@@ -34,3 +34,17 @@ def test_empty_sources():
     m = match_outlines([], [shapely.box(0, 0, 1, 1)])
     assert m.only_second == [0] and not m.pairs
     assert match_outlines([shapely.box(0, 0, 1, 1)], []).only_first == [0]
+
+
+def test_pairs_given_by_id_hold_whatever_their_overlap_and_the_rest_match_by_overlap():
+    layer = [shapely.box(0, 0, 20, 20), shapely.box(40, 0, 50, 10), shapely.box(80, 0, 90, 10)]
+    model = [shapely.box(0, 0, 5, 5),          # 0: names layer 0 by id, IoU 1/16
+             shapely.box(40, 0, 50, 11),       # 1: matches layer 1 by overlap
+             shapely.box(1, 1, 21, 21)]        # 2: would pair with layer 0, which is taken: a conflict
+    m = match_outlines(layer, model, given=[(0, 0)])
+    assert sorted((i, j) for i, j, _ in m.pairs) == [(0, 0), (1, 1)]
+    assert dict(((i, j), iou) for i, j, iou in m.pairs)[(0, 0)] == 0.0625
+    assert m.conflicts == [(2, [0])] and m.only_first == [2] and m.only_second == []
+    # given pairs stand with the other source empty of overlaps, too
+    assert [(i, j) for i, j, _ in match_outlines(layer[:1], [shapely.box(500, 0, 501, 1)], given=[(0, 0)]).pairs] \
+        == [(0, 0)]

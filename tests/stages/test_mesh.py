@@ -216,3 +216,42 @@ def test_lidar_and_a_dem_that_disagree_in_height_are_said_to(tmp_path):
         else:
             assert diff["median_m"] == pytest.approx(expect, abs=0.1)
             assert len(said) == 1 and "-20.0" in said[0] and "orthometric" in said[0]
+
+
+def _city_site(tmp_path, priority: str) -> list[dict]:
+    """Footprints F0 (matching the city model's courtyard block C1), F1 (half under its block
+    C2: a conflict) and F2 (alone), meshed with ``city_model_priority``."""
+    from tests.fixtures_citymodel import block, courtyard, write_cityjson
+
+    x0, y0 = origin_xy()
+    tmp_path.mkdir()
+    model = write_cityjson(tmp_path / "m.json", [courtyard("C1", x0, y0, 15.0), block("C2", x0 + 60, y0 + 10, 15.0)])
+    cfg, _, _ = _site(tmp_path, [_square(x0, y0, 0, 0, 24), _square(x0, y0, 60, 0, 20), _square(x0, y0, 120, 0, 10)],
+                      f"  city_models: [{{path: {model}}}]")
+    cfg.write_text(cfg.read_text().replace("stages: {mesh: {terrain_lods: 2}}",
+                                           f"stages: {{mesh: {{terrain_lods: 2, city_model_priority: {priority}}}}}"))
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        Runner(load_config(cfg), tmp_path / "w", quiet=True).run(["ingest", "georef", "clean", "mesh"])
+    said = " ".join(str(w.message) for w in seen if issubclass(w.category, FeatureSkippedWarning))
+    assert "city model building C2 overlaps footprint(s) F1" in said
+    return json.loads((tmp_path / "w" / "artifacts" / "mesh" / "buildings.json").read_text())["buildings"]
+
+
+def test_city_models_replace_the_footprints_they_match_or_give_way(tmp_path):
+    """city_model_priority city_model: the matched footprint keeps its id and attributes on the
+    city model's solid, and a city building overlapping a footprint without matching it stands
+    in its place; input: the footprints are reconstructed and the city model is only recorded."""
+    first = {b["id"]: b for b in _city_site(tmp_path / "a", "city_model")}
+    assert sorted(first) == ["C2", "F0", "F2"]
+    assert (first["F0"]["height_source"], first["F0"]["floors"], first["F0"]["lod"]) == ("city model", 4, "LoD2")
+    assert [(s["source"], s["id"], s["geometry"]) for s in first["F0"]["footprint_sources"]] == [
+        ("input", "F0", False), ("city model", "C1", True)]
+    assert [(s["source"], s["id"], s["geometry"]) for s in first["C2"]["footprint_sources"]] == [
+        ("city model", "C2", True), ("input", "F1", False)]
+    second = {b["id"]: b for b in _city_site(tmp_path / "b", "input")}
+    assert sorted(second) == ["F0", "F1", "F2"]
+    assert second["F0"]["height_source"] == "floors" and second["F0"]["lod"] == "LoD1"
+    assert [(s["source"], s["id"], s["geometry"]) for s in second["F0"]["footprint_sources"]] == [
+        ("input", "F0", True), ("city model", "C1", False)]
+
