@@ -8,7 +8,8 @@ northing 500 000 m or, since 2010, 600 000 m. A file labelled with a sibling of 
 lands kilometres (another belt's origin, the 100 km of the 2010 false northing) to hundreds of
 kilometres away; the georeferencing refuses it, and this module names the siblings under which
 its coordinates do land on the site. The modified-origin variants differ by about 255 m only,
-within the near-site check: those are not told apart here.
+within the near-site check: :func:`crs_for_shift` names them once another layer (the LiDAR) has
+measured how far a file lies off.
 """
 
 from __future__ import annotations
@@ -74,5 +75,31 @@ def fitting_crs(declared: pyproj.CRS, x: np.ndarray, y: np.ndarray, frame: SiteF
             continue
         crs = pyproj.CRS.from_epsg(candidate)
         if _lands_on_site(crs, xs, ys, frame, radius_km):
+            out.append(crs)
+    return out
+
+
+def crs_for_shift(declared: pyproj.CRS, x: float, y: float, frame: SiteFrame, shift_en: tuple[float, float],
+                  tolerance_m: float) -> list[pyproj.CRS]:
+    """The Korean projected CRSs under which the point ``x``, ``y`` (the file's own coordinates)
+    lands ``shift_en`` (plan east, north; m) from where ``declared`` puts it, within
+    ``tolerance_m``: the CRS a file shifted by that much against other data was made in (the
+    modified belts' 255 m that :func:`fitting_crs` cannot tell apart)."""
+    def plan(crs: pyproj.CRS) -> np.ndarray:
+        lon, lat = source_to_lonlat(crs, np.array([x]), np.array([y]))
+        return frame.geodetic_to_enu(lon, lat, np.zeros(1))[0, :2]
+
+    here = plan(declared)
+    code = horizontal_crs(declared).to_epsg()
+    out = []
+    for candidate in KOREAN_CRS:
+        if candidate == code:
+            continue
+        crs = pyproj.CRS.from_epsg(candidate)
+        try:
+            moved = plan(crs) - here
+        except CRSError:
+            continue
+        if np.hypot(*(moved - np.asarray(shift_en))) <= tolerance_m:
             out.append(crs)
     return out

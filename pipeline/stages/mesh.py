@@ -33,11 +33,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyproj
 import shapely
 from shapely.geometry import MultiPoint, Polygon
 
 from pipeline.config import MeshConfig, TwinConfig
+from pipeline.core.alignment import footprint_offset
 from pipeline.core.budget import check_grid
+from pipeline.core.crs_hints import crs_for_shift
 from pipeline.core.cells import CellStore
 from pipeline.core.footprint_merge import match_outlines
 from pipeline.core.footprints import footprints_from_points, position_id
@@ -53,7 +56,8 @@ from pipeline.core.surfaces import GROUND, complete_kinds
 from pipeline.core.roofs import Plane, envelope, fit_roof
 from pipeline.core.terrain import (Heightfield, build_tin, fuse, height_difference, resample_grid, resample_lattice,
                                    sample_bilinear, vertical_error)
-from pipeline.errors import FeatureSkippedWarning, GroundAssumedWarning, HeightDisagreementWarning
+from pipeline.errors import (FeatureSkippedWarning, GroundAssumedWarning, HeightDisagreementWarning,
+                             MisalignmentWarning)
 from pipeline import artifacts
 from pipeline.artifacts.citymodels import CityBuilding, CityMesh, CityModelLayer, read_city_models
 from pipeline.artifacts.buildings import BuildingLayer, BuildingRecord, MeshLevel, write_buildings
@@ -69,6 +73,10 @@ SPEC = StageSpec("mesh", reads=(artifacts.FRAME, artifacts.ENU_FOOTPRINTS, artif
                                 artifacts.CLEAN_POINTS, artifacts.DTM),
                  writes=(artifacts.TERRAIN, artifacts.BUILDINGS))
 
+#: buildings over the point cloud needed before their misalignment with it is judged
+MIN_ALIGNMENT_BUILDINGS = 5
+#: cell (m) and reach (m) of the search for the shift between the footprints and the LiDAR
+ALIGNMENT_CELL_M, ALIGNMENT_SEARCH_M = 2.0, 400.0
 #: city model buildings per executor task (each a few dozen to a few thousand triangles)
 CITY_BATCH = 64
 #: a TIN needs at least this many heightfield posts with data to be a surface
@@ -500,6 +508,65 @@ def _features(ctx: StageContext, cfg: TwinConfig, frame: SiteFrame) -> tuple[lis
     return [], {"source": None}
 
 
+def _few_measured(feats: list[Footprint], records: list[BuildingRecord], store: CellStore) -> bool:
+    """Whether fewer than half of the layer's footprints over the point cloud (five at least)
+    became buildings with their height from it: the sign of a layer that lies off the LiDAR."""
+    given = [f for f in feats if f.footprint_source == "input"]
+    if len(given) < MIN_ALIGNMENT_BUILDINGS:
+        return False
+    centre = np.array([f.centroid.en for f in given], np.float64)
+    present = set(store.cells())
+    over = sum((int(i), int(j)) in present for i, j in zip(*store.grid().keys(centre[:, 0], centre[:, 1]),
+                                                           strict=True))
+    measured = sum(r.footprint_source == "input" and r.height_source == "lidar" for r in records)
+    return over >= MIN_ALIGNMENT_BUILDINGS and measured < over / 2
+
+
+def _alignment(ctx: StageContext, frame: SiteFrame, feats: list[Footprint], store: CellStore) -> dict[str, Any]:
+    """How far the footprint layer lies off the LiDAR's building points (the shift that covers
+    most of it with them); warns, naming the CRS the shift points to, when it is off."""
+    layer = read_footprints(ctx.input_dir(artifacts.ENU_FOOTPRINTS.stage))
+    polys = [p for f in feats if f.footprint_source == "input" for p in _polygons(f, 0.0)[0]]
+    lo = np.min([p.bounds[:2] for p in polys], axis=0) - ALIGNMENT_SEARCH_M
+    hi = np.max([p.bounds[2:] for p in polys], axis=0) + ALIGNMENT_SEARCH_M
+    parts = []
+    for cell in store.cells():
+        b = store.grid().bounds(cell)
+        if b[0] > hi[0] or b[2] < lo[0] or b[1] > hi[1] or b[3] < lo[1]:
+            continue
+        rec = store.read(cell)
+        rec = rec[rec["classification"] == BUILDING]
+        # ENU east/north stand for plan coordinates here: they differ by centimetres on a site
+        parts.append(np.column_stack([rec["x"], rec["y"]]))
+    offset = footprint_offset(polys, np.concatenate(parts) if parts else np.empty((0, 2)),
+                              res=ALIGNMENT_CELL_M, max_shift=ALIGNMENT_SEARCH_M)
+    if offset is None:
+        return {"checked": False}
+    off = (offset.distance_m >= 3 * ALIGNMENT_CELL_M and offset.covered_moved >= 0.5
+           and offset.covered_moved >= 2 * offset.covered_as_placed)
+    info: dict[str, Any] = {"checked": True, "off": off, "shift_en_m": list(offset.shift_en),
+                            "covered_as_placed": offset.covered_as_placed, "covered_moved": offset.covered_moved}
+    if off:
+        name = Path(layer.source or "footprints").name
+        candidates = []
+        src = next((r.src for f in feats for part in f.parts for r in part if r.src), None)
+        if layer.crs_wkt and src:
+            declared = pyproj.CRS.from_wkt(layer.crs_wkt)
+            candidates = crs_for_shift(declared, src[0][0], src[0][1], frame, offset.shift_en,
+                                       tolerance_m=2 * ALIGNMENT_CELL_M)
+        info["crs_candidates"] = [f"EPSG:{c.to_epsg()}" for c in candidates]
+        de, dn = offset.shift_en
+        hint = (f"; moved so, they are where {', '.join(f'EPSG:{c.to_epsg()} ({c.name})' for c in candidates)} "
+                "would put them: set inputs.footprints.crs to the one the file was made in" if candidates
+                else ": check the layer's CRS")
+        where = " and ".join(f"{abs(d):.0f} m {side}" for d, side in
+                             ((de, "west" if de > 0 else "east"), (dn, "south" if dn > 0 else "north")) if abs(d) >= 1)
+        warnings.warn(f"{name}: the footprints lie {where} of the LiDAR's buildings (building points cover "
+                      f"{offset.covered_as_placed:.0%} of them as placed, {offset.covered_moved:.0%} moved by that)"
+                      + hint, MisalignmentWarning, stacklevel=2)
+    return info
+
+
 def _blocks(feats: list[Footprint], store: CellStore | None, size: float
             ) -> list[tuple[list[tuple[int, Footprint]], list[tuple[int, int]]]]:
     """Buildings (with their position in the layer) grouped by the ``size`` block their centroid
@@ -744,6 +811,8 @@ def _buildings(ctx: StageContext, cfg: TwinConfig, frame: SiteFrame, terrain_tif
                 surfaces.append(city_meshes[j][2])
         for s in skipped:
             warnings.warn(f"building {s['feature']}: skipped, {s['reason']}", FeatureSkippedWarning, stacklevel=2)
+        if store is not None and _few_measured(feats, records, store):
+            fp_info["alignment"] = _alignment(ctx, frame, feats, store)
         assumed = sum(r.ground_source == REFERENCE_GROUND for r in records)
         if assumed:
             warnings.warn(f"{assumed} building(s) stand on the site's reference height ({frame.height:g} m above "

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pyproj
 
-from pipeline.core.crs_hints import KOREAN_CRS, fitting_crs, transformation_to_wgs84
+from pipeline.core.crs_hints import KOREAN_CRS, crs_for_shift, fitting_crs, transformation_to_wgs84
 from pipeline.core.geodesy import SiteFrame
 
 FRAME = SiteFrame(37.5770, 126.8898)
@@ -45,3 +45,19 @@ def test_data_of_another_country_finds_no_korean_crs():
     x, y = _site_points("EPSG:5186")
     assert fitting_crs(pyproj.CRS("EPSG:5186"), x + 3e6, y, FRAME, 20.0) == []
     assert fitting_crs(pyproj.CRS("EPSG:5186"), np.zeros(0), np.zeros(0), FRAME, 20.0) == []
+
+
+def test_the_modified_belt_is_named_from_the_shift_another_layer_measured():
+    """A point written in EPSG:2097 but labelled EPSG:5174 lands about 255 m west of where it
+    belongs; the shift back names 2097 (and only CRSs that move it so)."""
+    x, y = pyproj.Transformer.from_crs("EPSG:4326", "EPSG:2097", always_xy=True).transform(126.8898, 37.5770)
+
+    def plan(code: int) -> np.ndarray:
+        lon, lat = pyproj.Transformer.from_crs(f"EPSG:{code}", "EPSG:4326", always_xy=True).transform(x, y)
+        return FRAME.geodetic_to_enu(np.array([lon]), np.array([lat]), np.zeros(1))[0, :2]
+
+    shift = plan(2097) - plan(5174)
+    assert 250 < -shift[0] < 260 and abs(shift[1]) < 1
+    found = [c.to_epsg() for c in crs_for_shift(pyproj.CRS.from_epsg(5174), x, y, FRAME, tuple(shift), 4.0)]
+    assert found == [2097]
+    assert crs_for_shift(pyproj.CRS.from_epsg(5174), x, y, FRAME, (40.0, 40.0), 4.0) == []

@@ -255,3 +255,39 @@ def test_city_models_replace_the_footprints_they_match_or_give_way(tmp_path):
     assert [(s["source"], s["id"], s["geometry"]) for s in second["F0"]["footprint_sources"]] == [
         ("input", "F0", True), ("city model", "C1", False)]
 
+
+def test_footprints_in_the_modified_belts_sibling_are_found_off_the_lidar_and_the_crs_named(tmp_path):
+    """A layer made in EPSG:2097 but labelled EPSG:5174 lands 255 m east of the LiDAR's
+    buildings (inside every landing check): the mesh stage measures the shift against the
+    building points and names EPSG:2097."""
+    from pipeline.errors import MisalignmentWarning
+    from tests.fixtures_las import write_las
+
+    x0, y0 = origin_xy()
+    truth = [(x0 + dx, y0 + dy) for dx in (-60, 0, 60) for dy in (-60, 0, 60) if (dx, dy) != (0, 0)]
+    to_2097 = pyproj.Transformer.from_crs("EPSG:5186", "EPSG:2097", always_xy=True)
+    feats = []
+    for k, (e, n) in enumerate(truth):
+        ring = [list(to_2097.transform(x, y)) for x, y in ((e, n), (e + 20, n), (e + 20, n + 20), (e, n + 20), (e, n))]
+        feats.append({"type": "Feature", "properties": {"id": f"F{k}", "floors": 4},
+                      "geometry": {"type": "Polygon", "coordinates": [ring]}})
+    fp = tmp_path / "old_layer.geojson"
+    fp.write_text(json.dumps({"type": "FeatureCollection", "features": feats, "crs": {
+        "type": "name", "properties": {"name": "urn:ogc:def:crs:EPSG::5174"}}}))
+    ge, gn = np.meshgrid(np.arange(-400.0, 400.0, 2.0), np.arange(-400.0, 400.0, 2.0))
+    ground = np.column_stack([ge.ravel() + x0, gn.ravel() + y0, np.full(ge.size, 15.0)])
+    re, rn = np.meshgrid(np.arange(0.25, 20.0, 0.7), np.arange(0.25, 20.0, 0.7))
+    roofs = np.concatenate([np.column_stack([re.ravel() + e, rn.ravel() + n, np.full(re.size, 35.0)])
+                            for e, n in truth])
+    las = write_las(tmp_path / "cloud.las", np.vstack([ground, roofs]), crs="EPSG:5186+5773",
+                    classification=np.r_[np.full(len(ground), 2), np.full(len(roofs), 6)].astype(np.uint8))
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text(f"site: {{origin: {{lat: 37.5770, lon: 126.8898}}}}\n"
+                   f"inputs: {{footprints: {{path: {fp}}}, pointclouds: [{{path: {las}}}]}}\n"
+                   "stages: {mesh: {terrain_lods: 2}, clean: {enabled: false}}\nexecutor: {kind: inline}\n")
+    with pytest.warns(MisalignmentWarning, match=r"old_layer\.geojson: the footprints lie 25[4-6] m east .* EPSG:2097"):
+        Runner(load_config(cfg), tmp_path / "w", quiet=True).run(["ingest", "georef", "clean", "mesh"])
+    report = json.loads((tmp_path / "w" / "reports" / "mesh.json").read_text())["buildings"]["footprints"]["alignment"]
+    assert report["off"] and report["crs_candidates"] == ["EPSG:2097"]
+    assert report["shift_en_m"][0] == pytest.approx(-255.3, abs=2.0) and abs(report["shift_en_m"][1]) <= 2.0
+    assert report["covered_as_placed"] < 0.1 < 0.8 < report["covered_moved"]
