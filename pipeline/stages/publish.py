@@ -13,7 +13,7 @@ import datetime as dt
 import json
 import shutil
 import warnings
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from collections.abc import Iterator
 from typing import Any
@@ -180,13 +180,27 @@ def _capture_time(cfg: TwinConfig) -> tuple[dt.datetime, dt.datetime, str]:
     return now, now, "published"
 
 
-def _tileset_extent(path: Path, frame: FrameRecord) -> tuple[tuple[float, float, float, float], list[float]]:
-    """A tileset's WGS84 (west, south, east, north) and its root box's ECEF bounds (6 numbers)."""
-    box = json.loads(path.read_text())["root"]["boundingVolume"]["box"]
-    ecef = box_corners(box)
-    lon, lat, _ = frame.site.enu_to_geodetic(frame.site.ecef_to_enu(ecef))
-    return ((float(lon.min()), float(lat.min()), float(lon.max()), float(lat.max())),
-            [*(float(v) for v in ecef.min(axis=0)), *(float(v) for v in ecef.max(axis=0))])
+@dataclass(frozen=True)
+class _Extent:
+    """Where a tileset's root box lies: WGS84 (west, south, lowest ellipsoidal height, east,
+    north, highest) and ECEF (x, y, z minima then maxima), degrees and metres."""
+
+    wgs84: tuple[float, float, float, float, float, float]
+    ecef: list[float]
+
+    @property
+    def plan(self) -> tuple[float, float, float, float]:
+        """(west, south, east, north) degrees."""
+        w, s, _, e, n, _ = self.wgs84
+        return w, s, e, n
+
+
+def _tileset_extent(path: Path, frame: FrameRecord) -> _Extent:
+    """The extent of a tileset's root box."""
+    ecef = box_corners(json.loads(path.read_text())["root"]["boundingVolume"]["box"])
+    lon, lat, h = frame.site.enu_to_geodetic(frame.site.ecef_to_enu(ecef))
+    return _Extent((float(lon.min()), float(lat.min()), float(h.min()), float(lon.max()), float(lat.max()),
+                    float(h.max())), [*(float(v) for v in ecef.min(axis=0)), *(float(v) for v in ecef.max(axis=0))])
 
 
 def _elevation(ctx: StageContext, cfg: TwinConfig, out: Path, frame: FrameRecord) -> dict[str, ElevationRaster]:
@@ -240,11 +254,11 @@ def _layers(out: Path, frame: FrameRecord, sunlight: Any, rasters: dict[str, Ele
         path = out / key / "tileset.json"
         if not path.is_file():
             continue
-        bbox, ecef = _tileset_extent(path, frame)
-        layers.append(Layer(key, title, description, bbox,
+        extent = _tileset_extent(path, frame)
+        layers.append(Layer(key, title, description, extent.plan,
                             [LayerAsset("tileset", f"{key}/tileset.json", "application/json", ("data",),
                                         "3D Tiles 1.1 tileset")] + extra,
-                            {"proj:epsg": 4978, "proj:bbox": ecef}, {"dmctwin:layer": key}))
+                            {"proj:epsg": 4978, "proj:bbox": extent.ecef}, {"dmctwin:layer": key}))
     anchors = read_anchors(out / "anchors" / "anchors.json").anchors
     if anchors:
         lon = np.array([a.longitude for a in anchors])
@@ -288,9 +302,9 @@ def _layers(out: Path, frame: FrameRecord, sunlight: Any, rasters: dict[str, Ele
             sproj = {"proj:epsg": ground.get("epsg")}
             if not ground.get("epsg"):
                 sproj["proj:wkt2"] = ground.get("crs")
-        bbox, _ = _tileset_extent(out / "analysis" / "sunlight" / "tileset.json", frame)
+        plan = _tileset_extent(out / "analysis" / "sunlight" / "tileset.json", frame).plan
         layers.append(Layer("sunlight", "Sunlight analysis", "Sun hours and verdicts at windows and over open "
-                            "ground, with and without the proposals.", bbox, files, sproj,
+                            "ground, with and without the proposals.", plan, files, sproj,
                             {"dmctwin:layer": "analysis"}))
     reports = [LayerAsset("readme", "README.md", "text/markdown", ("overview",), "The bundle's README"),
                LayerAsset("provenance", "provenance.json", "application/json", ("metadata",),
@@ -321,12 +335,8 @@ def run(ctx: StageContext, cfg: TwinConfig) -> StageResult:
                 shutil.copyfile(src / name, out / "analysis" / "sunlight" / name)
     frame = read_frame(georef)
     sf = frame.site
-    root = json.loads((tile / "tileset.json").read_text())["root"]
-    ecef = box_corners(root["boundingVolume"]["box"])
-    lon, lat, h = sf.enu_to_geodetic(sf.ecef_to_enu(ecef))
-    bbox = [float(lon.min()), float(lat.min()), float(h.min()), float(lon.max()), float(lat.max()),
-            float(h.max())]
-    bbox2 = (bbox[0], bbox[1], bbox[3], bbox[4])
+    extent = _tileset_extent(tile / "tileset.json", frame)
+    bbox, bbox2 = list(extent.wgs84), extent.plan
     version = cfg.stages.publish.bundle_version
     rasters = _elevation(ctx, cfg, out, frame)
     assets = {
