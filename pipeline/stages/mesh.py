@@ -235,8 +235,13 @@ def _ground_span(terrain: tuple[Grid, np.ndarray] | None, polys: list[Polygon], 
     e, n = grid.centers()
     cand = []
     for p in polys:
-        inside = shapely.contains_xy(p, e, n) & np.isfinite(u)
-        cand.append(np.column_stack([e[inside], n[inside], u[inside]]))
+        # only the posts in the polygon's box can lie inside it: a block's window holds thousands
+        # of posts per building, and contains_xy over all of them was the mesh stage's hot spot
+        lo_e, lo_n, hi_e, hi_n = p.bounds
+        (r0, r1), (c0, c1) = (np.sort(x) for x in grid.index(np.array([lo_e, hi_e]), np.array([lo_n, hi_n])))
+        be, bn, bu = e[r0:r1 + 1, c0:c1 + 1], n[r0:r1 + 1, c0:c1 + 1], u[r0:r1 + 1, c0:c1 + 1]
+        inside = shapely.contains_xy(p, be, bn) & np.isfinite(bu)
+        cand.append(np.column_stack([be[inside], bn[inside], bu[inside]]))
         for ring in [p.exterior, *p.interiors]:
             steps = max(int(np.ceil(ring.length / grid.res)), 1)
             pts = shapely.line_interpolate_point(ring, np.linspace(0, ring.length, steps + 1))
