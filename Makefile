@@ -9,7 +9,7 @@ SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # a browser here); fonts-nanum draws Korean names in its screenshots
 APT_PACKAGES := libusb-1.0-0 libgl1 libgomp1 proj-data chromium fonts-nanum
 
-.PHONY: setup demo test bench bench-sunlight clean-out
+.PHONY: setup demo test bench bench-sunlight bench-city clean-out
 
 setup: .setup-stamp
 
@@ -51,6 +51,11 @@ bench: setup
 # the sunlight analysis against the bare ray caster on the sample's scene; about 4 minutes
 bench-sunlight: setup
 	$(BIN)/python benchmarks/sunlight.py --repeat 3
+
+# the procedural Seoul at 10k and 100k buildings, and its terrain (issue 18 will add 600k once it
+# fits: today 10k buildings take about 2 minutes and 3 GB); writes the city block of docs/benchmarks.md
+bench-city: setup
+	$(BIN)/python benchmarks/city.py --sizes 10000 100000
 
 clean-out:
 	rm -rf out
