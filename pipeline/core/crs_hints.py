@@ -14,6 +14,7 @@ measured how far a file lies off.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -56,6 +57,12 @@ def _lands_on_site(crs: pyproj.CRS, x: np.ndarray, y: np.ndarray, frame: SiteFra
     return True
 
 
+def _siblings(declared: pyproj.CRS) -> Iterator[pyproj.CRS]:
+    """The Korean projected CRSs other than ``declared``'s horizontal part."""
+    code = horizontal_crs(declared).to_epsg()
+    return (pyproj.CRS.from_epsg(c) for c in KOREAN_CRS if c != code)
+
+
 def fitting_crs(declared: pyproj.CRS, x: np.ndarray, y: np.ndarray, frame: SiteFrame,
                 radius_km: float) -> list[pyproj.CRS]:
     """The Korean projected CRSs other than ``declared`` under which the plan coordinates ``x``,
@@ -68,15 +75,7 @@ def fitting_crs(declared: pyproj.CRS, x: np.ndarray, y: np.ndarray, frame: SiteF
     # the extent's corners and centre decide: a CRS that places them on the site places the rest
     xs = np.array([x.min(), x.max(), x.min(), x.max(), np.median(x)])
     ys = np.array([y.min(), y.min(), y.max(), y.max(), np.median(y)])
-    code = horizontal_crs(declared).to_epsg()
-    out = []
-    for candidate in KOREAN_CRS:
-        if candidate == code:
-            continue
-        crs = pyproj.CRS.from_epsg(candidate)
-        if _lands_on_site(crs, xs, ys, frame, radius_km):
-            out.append(crs)
-    return out
+    return [crs for crs in _siblings(declared) if _lands_on_site(crs, xs, ys, frame, radius_km)]
 
 
 def crs_for_shift(declared: pyproj.CRS, x: float, y: float, frame: SiteFrame, shift_en: tuple[float, float],
@@ -90,12 +89,8 @@ def crs_for_shift(declared: pyproj.CRS, x: float, y: float, frame: SiteFrame, sh
         return frame.geodetic_to_enu(lon, lat, np.zeros(1))[0, :2]
 
     here = plan(declared)
-    code = horizontal_crs(declared).to_epsg()
     out = []
-    for candidate in KOREAN_CRS:
-        if candidate == code:
-            continue
-        crs = pyproj.CRS.from_epsg(candidate)
+    for crs in _siblings(declared):
         try:
             moved = plan(crs) - here
         except CRSError:

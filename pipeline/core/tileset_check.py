@@ -222,9 +222,8 @@ def _check_structural_metadata(doc: dict[str, Any], binary: bytes, folder: Path,
         tables = ext.get("propertyTables", [])
         for t, table in enumerate(tables):
             loc = f"{where}: propertyTables[{t}]"
-            cls = classes.get(table.get("class"))
+            cls = _schema_class(classes, table, loc, report)
             if cls is None:
-                report.findings.append(Finding("error", loc, f"class {table.get('class')!r} is not in the schema"))
                 continue
             count = int(table.get("count", -1))
             if count < 1:
@@ -274,6 +273,15 @@ def _check_structural_metadata(doc: dict[str, Any], binary: bytes, folder: Path,
                                                                      f"exceeds the property table's {rows} rows"))
 
 
+def _schema_class(classes: dict[str, Any], user: dict[str, Any], loc: str,
+                  report: ValidationReport) -> dict[str, Any] | None:
+    """The schema class a property table or attribute names; None, with an error, when absent."""
+    cls = classes.get(str(user.get("class")))
+    if cls is None:
+        report.findings.append(Finding("error", loc, f"class {user.get('class')!r} is not in the schema"))
+    return cls
+
+
 #: glTF accessor component types of EXT_structural_metadata's numeric component types
 _ACCESSOR_COMPONENT = {"INT8": 5120, "UINT8": 5121, "INT16": 5122, "UINT16": 5123, "UINT32": 5125,
                        "FLOAT32": 5126}
@@ -287,9 +295,8 @@ def _check_property_attributes(doc: dict[str, Any], ext: dict[str, Any], schema:
     classes = schema.get("classes", {})
     for a, attr in enumerate(attributes):
         loc = f"{where}: propertyAttributes[{a}]"
-        cls = classes.get(attr.get("class"))
+        cls = _schema_class(classes, attr, loc, report)
         if cls is None:
-            report.findings.append(Finding("error", loc, f"class {attr.get('class')!r} is not in the schema"))
             continue
         for name in attr.get("properties", {}):
             definition = cls.get("properties", {}).get(name)

@@ -535,8 +535,9 @@ def _alignment(ctx: StageContext, frame: SiteFrame, feats: list[Footprint], stor
     lo = np.min([p.bounds[:2] for p in polys], axis=0) - ALIGNMENT_SEARCH_M
     hi = np.max([p.bounds[2:] for p in polys], axis=0) + ALIGNMENT_SEARCH_M
     parts = []
+    grid = store.grid()
     for cell in store.cells():
-        b = store.grid().bounds(cell)
+        b = grid.bounds(cell)
         if b[0] > hi[0] or b[2] < lo[0] or b[1] > hi[1] or b[3] < lo[1]:
             continue
         rec = store.read(cell)
@@ -640,10 +641,9 @@ def _model_record(meta: PlacedModel, levels: list[Level], heightfield: EnuRaster
 
 
 def _city_outline(frame: SiteFrame, mesh: CityMesh, undulation: float) -> shapely.Geometry:
-    """A city model building's outline in plan metres: its ground surfaces seen from above
-    (courtyards stay holes), or all of it where it has no ground surface."""
+    """A city model building's outline in plan metres: its ground surfaces (``mesh``'s kinds,
+    completed) seen from above (courtyards stay holes), or all of it where it has no ground."""
     v, f, kinds = mesh
-    kinds = complete_kinds(v, f, kinds)
     f = f[kinds == GROUND] if (kinds == GROUND).any() else f
     en, _ = frame.enu_to_plan(v, undulation)
     tri = shapely.polygons(en[f])
@@ -766,6 +766,8 @@ def _buildings(ctx: StageContext, cfg: TwinConfig, frame: SiteFrame, terrain_tif
     m = cfg.stages.mesh
     feats, fp_info = _features(ctx, cfg, frame)
     city, city_meshes = read_city_models(ctx.input_dir(artifacts.ENU_CITY.stage))
+    # the kinds the source leaves open are settled once, for the outline and the tiles alike
+    city_meshes = [(v, f, complete_kinds(v, f, k)) for v, f, k in city_meshes]
     city_outlines = [_city_outline(frame, mesh, b.undulation or 0.0)
                      for b, mesh in zip(city.buildings, city_meshes, strict=True)]
     city_plan: list[tuple[int, Footprint | None, list[dict[str, Any]]]] = []
