@@ -339,7 +339,8 @@ class CleanConfig(_Model):
 class MeshConfig(_Model):
     terrain_resolution: float = Field(
         1.0, ge=0.01, le=1000, description="Post spacing (m) of the terrain heightfield on the ENU grid: the LiDAR "
-                               "DTM where it has data, the DEM elsewhere.")
+                               "DTM where it has data, the DEM elsewhere. A DEM without LiDAR keeps its own "
+                               "spacing where that is coarser.")
     terrain_max_error: float = Field(
         0.25, gt=0, description="Largest vertical distance (m) of the full-detail terrain TIN from any "
                                 "heightfield post.")

@@ -214,8 +214,9 @@ CASES: dict[str, Callable[[Path], Bad]] = {
                                                      says=("stages.mesh.terrain_resolution",)),
     "config: terrain_resolution 0.0001": lambda t: Bad(config="stages: {mesh: {terrain_resolution: 0.0001}}\n",
                                                        says=("stages.mesh.terrain_resolution",)),
+    # the LiDAR DTM's grid spans the DEM too (a DEM alone keeps its own spacing)
     "config: terrain_resolution 0.02 over the DEM": lambda t: Bad(
-        config="stages: {mesh: {terrain_resolution: 0.02}}\n",
+        DEM_IN + _cloud(_las(t)), config="stages: {mesh: {terrain_resolution: 0.02}}\n",
         says=("stages.mesh.terrain_resolution 0.02 m", "would need", "km²")),
     "config: dtm_resolution 0.0001": lambda t: Bad(_cloud(_las(t)), "stages: {clean: {dtm_resolution: 0.0001}}\n",
                                                    says=("stages.clean.dtm_resolution",)),

@@ -14,6 +14,8 @@ import rasterio
 import trimesh
 from rasterio.transform import from_origin
 
+from pipeline.artifacts.frame import read_frame
+from pipeline.artifacts.terrain import load_level, read_terrain
 from pipeline.config import load_config
 from pipeline.errors import FeatureRepairedWarning, FeatureSkippedWarning, HeightDisagreementWarning
 from pipeline.runner import Runner
@@ -291,3 +293,29 @@ def test_footprints_in_the_modified_belts_sibling_are_found_off_the_lidar_and_th
     assert report["off"] and report["crs_candidates"] == ["EPSG:2097"]
     assert report["shift_en_m"][0] == pytest.approx(-255.3, abs=2.0) and abs(report["shift_en_m"][1]) <= 2.0
     assert report["covered_as_placed"] < 0.1 < 0.8 < report["covered_moved"]
+
+
+def test_a_dem_alone_keeps_its_spacing_and_the_tin_lies_on_it(tmp_path):
+    """A 5 m DEM without LiDAR is triangulated at 5 m (not resampled to the 1 m LiDAR spacing:
+    25 times the posts for nothing), and the finest TIN stands on the DEM's own surface: a tilted
+    plane in EPSG:5186 with orthometric heights, checked through PROJ and the geoid."""
+    cfg, x0, y0 = _site(tmp_path, [_square(x0, y0, 0, 0, 20) for x0, y0 in [origin_xy()]])
+    a, b, c = 0.02, -0.035, 30.0
+    with rasterio.open(tmp_path / "dem.tif", "r+") as dst:
+        cols, rows = np.meshgrid(np.arange(60), np.arange(60))
+        x, y = x0 - 150 + (cols + 0.5) * 5, y0 + 150 - (rows + 0.5) * 5  # pixel centres
+        dst.write((a * (x - x0) + b * (y - y0) + c).astype(np.float32), 1)
+    Runner(load_config(cfg), workdir=tmp_path / "w").run(["ingest", "georef", "clean", "mesh"])
+    mesh = tmp_path / "w" / "artifacts" / "mesh"
+    terrain = read_terrain(mesh)
+    assert terrain.heightfield["resolution_m"] == pytest.approx(5.0, abs=0.01)
+    assert terrain.sources["dem"]["resolution_m"] == pytest.approx(5.0, abs=0.01)
+    v, _ = load_level(mesh, terrain.levels[0])
+    site = read_frame(tmp_path / "w" / "artifacts" / "georef").site
+    to_geo = pyproj.Transformer.from_crs("EPSG:4978", "EPSG:4979", always_xy=True)
+    to_tm = pyproj.Transformer.from_crs("EPSG:4326", "EPSG:5186", always_xy=True)
+    lon, lat, h = to_geo.transform(*site.enu_to_ecef(v).T)
+    x, y = to_tm.transform(lon, lat)
+    egm96 = pyproj.Transformer.from_crs("EPSG:4979", "EPSG:4326+5773", always_xy=True)
+    ortho = egm96.transform(lon, lat, h)[2]
+    assert np.abs(ortho - (a * (x - x0) + b * (y - y0) + c)).max() < 0.01
