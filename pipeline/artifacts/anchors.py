@@ -20,10 +20,12 @@ from __future__ import annotations
 import csv
 import io
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
+
+import orjson
 
 from pipeline.artifacts import ANCHORS
 from pipeline.core.accuracy import Accuracy, ErrorPart
@@ -152,11 +154,14 @@ class AnchorSet:
     def by_id(self) -> dict[str, Anchor]:
         return {a.id: a for a in self.anchors}
 
-    def to_json(self) -> dict[str, Any]:
-        return {"schema_version": self.format_version, "site": self.site,
-                "geoid": asdict(self.geoid) if self.geoid else None, "geoid_grid": self.geoid_grid,
-                "input_heights": self.input_heights, "accuracy": self.accuracy,
-                "anchors": [asdict(a) for a in self.anchors], "skipped": self.skipped}
+    def to_json(self) -> bytes:
+        """anchors.json's bytes (UTF-8, compact)."""
+        # orjson writes the dataclasses as they stand: json.dumps over dataclasses.asdict took
+        # most of the stage at city scale (2 s per 1,000 anchors)
+        return orjson.dumps({"schema_version": self.format_version, "site": self.site, "geoid": self.geoid,
+                             "geoid_grid": self.geoid_grid, "input_heights": self.input_heights,
+                             "accuracy": self.accuracy, "anchors": self.anchors, "skipped": self.skipped},
+                            option=orjson.OPT_SERIALIZE_NUMPY)
 
 
 def _geojson(anchors: AnchorSet) -> dict[str, Any]:
@@ -200,15 +205,15 @@ def _csv(anchors: AnchorSet) -> str:
 
 def write_anchors(folder: Path, anchors: AnchorSet) -> None:
     """Write anchors.json, anchors.geojson, anchors.csv and the schema into ``folder``."""
-    (folder / ANCHORS.path).write_text(json.dumps(anchors.to_json(), indent=1, ensure_ascii=False))
-    (folder / "anchors.geojson").write_text(json.dumps(_geojson(anchors), indent=1, ensure_ascii=False))
+    (folder / ANCHORS.path).write_bytes(anchors.to_json())
+    (folder / "anchors.geojson").write_bytes(orjson.dumps(_geojson(anchors), option=orjson.OPT_SERIALIZE_NUMPY))
     (folder / "anchors.csv").write_text(_csv(anchors), encoding="utf-8")
     (folder / "anchors.schema.json").write_bytes(schema_path().read_bytes())
 
 
 def read_anchors(path: Path) -> AnchorSet:
     """An anchors.json of format 2.0, or of format 1.0 upgraded (kind ``poi`` becomes ``terrain``)."""
-    doc = json.loads(Path(path).read_text())
+    doc = json.loads(Path(path).read_bytes())
     version = doc.get("schema_version")
     if version == "1.0":
         anchors = []

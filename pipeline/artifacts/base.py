@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 
 @dataclass(frozen=True)
 class Artifact:
@@ -29,9 +31,12 @@ class Artifact:
 
 
 def dump_json(path: Path, doc: Any) -> None:
-    """Write ``doc`` as stable, readable JSON (sorted keys, UTF-8 text kept as such)."""
+    """Write ``doc`` as stable, readable JSON (UTF-8 text kept as such; dict keys sorted,
+    dataclasses written as they stand, their fields in their order; NaN as null)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(doc, indent=1, sort_keys=True, ensure_ascii=False), encoding="utf-8")
+    # orjson: a city's records went through json.dumps at 0.5 ms per building
+    path.write_bytes(orjson.dumps(doc, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS
+                                  | orjson.OPT_SERIALIZE_NUMPY))
 
 
 def load_json(path: Path) -> Any:

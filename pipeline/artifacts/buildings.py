@@ -8,7 +8,7 @@ vertices are ENU metres at the site origin.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -130,7 +130,7 @@ def write_buildings(folder: Path, layer: BuildingLayer, levels: list[list[MeshLe
              face_surface=np.concatenate(ks) if ks else np.empty(0, np.uint8),
              piece_building=np.array(p_building, np.int32), piece_level=np.array(p_level, np.int16),
              vertex_start=v_start, face_start=f_start)
-    dump_json(folder / FILE, {"buildings": [asdict(b) for b in layer.buildings], "skipped": layer.skipped,
+    dump_json(folder / FILE, {"buildings": layer.buildings, "skipped": layer.skipped,
                               "slivers_dropped": layer.slivers_dropped, "footprints": layer.footprints,
                               "height_units": "metres, orthometric"})
 

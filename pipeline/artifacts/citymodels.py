@@ -7,7 +7,7 @@ Both are written on every run; without city models the layer has no files and no
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -72,8 +72,8 @@ def _write(folder: Path, name: str, layer: CityModelLayer, meshes: list[CityMesh
              faces=np.concatenate([m[1] for m in meshes]).astype(np.int32) if meshes else np.empty((0, 3), np.int32),
              surfaces=np.concatenate([m[2] for m in meshes]).astype(np.uint8) if meshes else np.empty(0, np.uint8),
              vertex_start=v_start, face_start=f_start)
-    dump_json(folder / name, {"sources": [asdict(s) for s in layer.sources],
-                              "buildings": [asdict(b) for b in layer.buildings], "frame": frame})
+    dump_json(folder / name, {"sources": layer.sources,
+                              "buildings": layer.buildings, "frame": frame})
 
 
 def write_source_city_models(folder: Path, layer: CityModelLayer, meshes: list[CityMesh]) -> None:

@@ -8,7 +8,7 @@ bundles' indexes to tell which buildings changed without decoding a tile.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +31,7 @@ class FeatureRef:
 
 
 def write_feature_index(folder: Path, index: dict[str, FeatureRef]) -> None:
-    dump_json(folder / FILE, {"buildings": {k: asdict(v) for k, v in index.items()}})
+    dump_json(folder / FILE, {"buildings": index})
 
 
 def read_feature_index(folder: Path) -> dict[str, FeatureRef]:

@@ -8,7 +8,7 @@ given but lost every feature to repair has its source and no features.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +50,7 @@ class SourceFootprints:
 
 
 def write_source_footprints(folder: Path, layer: SourceFootprints) -> None:
-    dump_json(SOURCE_FOOTPRINTS.locate(folder), asdict(layer))
+    dump_json(SOURCE_FOOTPRINTS.locate(folder), layer)
 
 
 def read_source_footprints(folder: Path) -> SourceFootprints:
@@ -126,7 +126,7 @@ class FootprintLayer:
 
 
 def write_footprints(folder: Path, layer: FootprintLayer) -> None:
-    dump_json(ENU_FOOTPRINTS.locate(folder), asdict(layer))
+    dump_json(ENU_FOOTPRINTS.locate(folder), layer)
 
 
 def read_footprints(folder: Path) -> FootprintLayer:
