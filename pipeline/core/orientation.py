@@ -12,11 +12,12 @@ import numpy as np
 import shapely
 
 
-def heading_quaternions(heading_deg: float) -> tuple[list[float], list[float]]:
-    """(ENU quaternion, EUS quaternion) turning the anchor's forward axis to ``heading_deg``."""
-    half = -np.radians(heading_deg) / 2.0
-    s, c = float(np.sin(half)), float(np.cos(half))
-    return [0.0, 0.0, s, c], [0.0, s, 0.0, c]
+def heading_quaternions(heading_deg: float | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(ENU quaternions, EUS quaternions), (..., 4) each, turning the anchor's forward axis to
+    ``heading_deg`` (a number or an array of them)."""
+    half = -np.radians(np.asarray(heading_deg, np.float64)) / 2.0
+    s, c, z = np.sin(half), np.cos(half), np.zeros_like(half)
+    return np.stack([z, z, s, c], axis=-1), np.stack([z, s, z, c], axis=-1)
 
 
 def rotate(q: list[float], v: np.ndarray) -> np.ndarray:
@@ -39,30 +40,37 @@ def polygon_heading(en: np.ndarray) -> float:
     return float(np.degrees(np.arctan2(long_edge[0], long_edge[1])) % 180.0)
 
 
-def enu_axes_ecef(lon: float, lat: float) -> np.ndarray:
-    """3x3 matrix whose columns are the east, north and up unit vectors (ECEF) of the local ENU
-    frame at WGS84 ``lon``/``lat`` (degrees); up is the ellipsoid normal."""
-    phi, lam = np.radians(lat), np.radians(lon)
+def enu_axes_ecef(lon: float | np.ndarray, lat: float | np.ndarray) -> np.ndarray:
+    """(..., 3, 3) matrices whose columns are the east, north and up unit vectors (ECEF) of the
+    local ENU frame at WGS84 ``lon``/``lat`` (degrees); up is the ellipsoid normal."""
+    phi, lam = np.radians(np.asarray(lat, np.float64)), np.radians(np.asarray(lon, np.float64))
     sp, cp, sl, cl = np.sin(phi), np.cos(phi), np.sin(lam), np.cos(lam)
-    return np.array([[-sl, -sp * cl, cp * cl],
-                     [cl, -sp * sl, cp * sl],
-                     [0.0, cp, sp]])
+    zero = np.zeros_like(sp * sl)
+    return np.stack([np.stack([-sl + zero, -sp * cl, cp * cl], axis=-1),
+                     np.stack([cl + zero, -sp * sl, cp * sl], axis=-1),
+                     np.stack([zero, cp + zero, sp + zero], axis=-1)], axis=-2)
 
 
-def ecef_quaternion(q_enu: list[float], lon: float, lat: float) -> list[float]:
-    """[x, y, z, w] of the rotation ``q_enu`` (given in the ENU frame at ``lon``/``lat``) as seen
-    in ECEF axes: body -> ENU -> ECEF."""
+def ecef_quaternion(q_enu: np.ndarray | list[float], lon: float | np.ndarray, lat: float | np.ndarray) -> np.ndarray:
+    """[x, y, z, w] (..., 4) of the rotations ``q_enu`` (given in the ENU frame at ``lon``/``lat``)
+    as seen in ECEF axes: body -> ENU -> ECEF; w >= 0."""
     from scipy.spatial.transform import Rotation
 
-    body_to_ecef = enu_axes_ecef(lon, lat) @ Rotation.from_quat(q_enu).as_matrix()
-    q = Rotation.from_matrix(body_to_ecef).as_quat()
-    return [float(x) for x in (q if q[3] >= 0 else -q)]
+    q_enu = np.asarray(q_enu, np.float64)
+    axes = enu_axes_ecef(lon, lat)
+    body_to_ecef = axes @ Rotation.from_quat(q_enu.reshape(-1, 4)).as_matrix().reshape(axes.shape)
+    q = Rotation.from_matrix(body_to_ecef.reshape(-1, 3, 3)).as_quat()
+    q = np.where(q[:, 3:] >= 0, q, -q)
+    return q.reshape(q_enu.shape)
 
 
-def enu_to_ecef_columns(lon: float, lat: float, ecef: np.ndarray) -> list[float]:
-    """The 4x4 ENU -> ECEF transform at a point (ECEF ``ecef``, m) as 16 numbers in column-major
-    order, as CesiumJS's ``Transforms.eastNorthUpToFixedFrame`` returns it."""
-    m = np.eye(4)
-    m[:3, :3] = enu_axes_ecef(lon, lat)
-    m[:3, 3] = ecef
-    return [float(x) for x in m.T.ravel()]
+def enu_to_ecef_columns(lon: float | np.ndarray, lat: float | np.ndarray, ecef: np.ndarray) -> np.ndarray:
+    """The 4x4 ENU -> ECEF transforms at points (ECEF ``ecef`` (..., 3), m) as (..., 16) numbers
+    in column-major order, as CesiumJS's ``Transforms.eastNorthUpToFixedFrame`` returns them."""
+    axes = enu_axes_ecef(lon, lat)
+    ecef = np.asarray(ecef, np.float64)
+    m = np.zeros((*axes.shape[:-2], 4, 4))
+    m[..., :3, :3] = axes
+    m[..., :3, 3] = ecef
+    m[..., 3, 3] = 1.0
+    return np.swapaxes(m, -1, -2).reshape(*axes.shape[:-2], 16)

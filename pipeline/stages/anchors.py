@@ -38,7 +38,7 @@ from pipeline.artifacts.pois import PoiRecord, read_pois
 from pipeline.artifacts.terrain import load_level, read_terrain
 from pipeline.config import TwinConfig
 from pipeline.core.accuracy import ErrorPart, combine, geoid_part
-from pipeline.core.drape import drape
+from pipeline.core.drape import drape, drape_each
 from pipeline.core.footprints import visual_centre
 from pipeline.core.geodesy import geodetic_to_ecef
 from pipeline.core.orientation import ecef_quaternion, enu_to_ecef_columns, heading_quaternions, polygon_heading
@@ -137,17 +137,25 @@ def _buildings(ctx: StageContext, cfg: TwinConfig, layer: BuildingLayer, frame: 
         return []
     index = read_feature_index(tile)
     footprints = _footprint_polygons(georef)
-    meshes = BuildingMeshes(mesh)
-    places: list[_Place] = []
+    standing: list[tuple[BuildingRecord, Polygon]] = []
     for b in layer.buildings:
         poly = _outline(b, footprints)
         if poly is None:
             skipped.append({"anchor": f"building:{b.id}", "reason": "no outline"})
-            continue
-        e, n = visual_centre(poly)
-        # plan ENU at orthometric height 0: the plane at the geoid's height above the ellipsoid
-        lon, lat = (float(v[0]) for v in frame.site.plan_to_geodetic(np.array([e]), np.array([n]),
-                                                                     b.centroid.undulation))
+        else:
+            standing.append((b, poly))
+    if not standing:
+        return []
+    centres = np.array([visual_centre(poly) for _, poly in standing])
+    # plan ENU at orthometric height 0: the plane at the geoid's height above the ellipsoid
+    lons, lats = frame.site.plan_to_geodetic(centres[:, 0], centres[:, 1],
+                                             np.array([b.centroid.undulation for b, _ in standing]))
+    roofs = np.full(len(standing), np.nan)
+    if s.include_rooftops:
+        meshes = BuildingMeshes(mesh)
+        roofs = drape_each([meshes.get(b.feature_id, 0) for b, _ in standing], frame.site, lons, lats)
+    places: list[_Place] = []
+    for (b, poly), lon, lat, roof in zip(standing, lons.tolist(), lats.tolist(), roofs.tolist(), strict=True):
         ref = index[b.id]
         feature = {"building_id": b.id, "tileset": "buildings/tileset.json",
                    "content": f"buildings/{ref.tile}", "feature_id": ref.feature_id}
@@ -165,8 +173,6 @@ def _buildings(ctx: StageContext, cfg: TwinConfig, layer: BuildingLayer, frame: 
                                  b.ground_height + b.centroid.undulation, heading, [_ground_part(b, tin_error)],
                                  feature, {**props, "placed_at": "visual centre"}))
         if s.include_rooftops:
-            v, f = meshes.get(b.feature_id, 0)
-            roof = float(drape([(v, f)], frame.site, np.array([lon]), np.array([lat]))[0])
             if not np.isfinite(roof):
                 skipped.append({"anchor": f"rooftop:{b.id}", "reason": "the plumb line through the visual centre "
                                                                        "meets no roof"})
@@ -289,27 +295,29 @@ def run(ctx: StageContext, cfg: TwinConfig) -> StageResult:
     g_part = geoid_part(geoid.info.name, geoid.info.accuracy_m, frame.heights)
     r_part = _georef_part(control, cfg.stages.anchors.inputs_horizontal_accuracy_m)
     arkit_geoid = geoid.info.label()
+    heading = np.array([p.heading for p in places])
+    q_enu, q_eus = heading_quaternions(heading) if places else (np.zeros((0, 4)), np.zeros((0, 4)))
+    q_ecef = ecef_quaternion(q_enu, lon, lat) if places else np.zeros((0, 4))
+    enu_to_ecef = enu_to_ecef_columns(lon, lat, ecef) if places else np.zeros((0, 16))
+    # rotations to 9 decimals, positions to 0.1 mm
+    enu_to_ecef[:, :12] = enu_to_ecef[:, :12].round(9)
+    enu_to_ecef[:, 12:] = enu_to_ecef[:, 12:].round(4)
+    rows = zip(places, und.round(4).tolist(), ground.tolist(), q_enu.round(9).tolist(), q_eus.round(9).tolist(),
+               q_ecef.round(9).tolist(), ecef.round(4).tolist(), enu_to_ecef.tolist(), strict=True)
     anchors = []
-    for i, p in enumerate(places):
-        q_enu, q_eus = heading_quaternions(p.heading)
-        q_ecef = ecef_quaternion(q_enu, p.lon, p.lat)
+    for p, n, on_ground, qn, qs, qe, xyz, m in rows:
         lat_r, lon_r, hh = round(p.lat, 10), round(p.lon, 10), round(p.h, 4)
-        ortho = round(p.h - float(und[i]), 4)
-        above_terrain = _r(p.h - ground[i])
+        ortho = round(p.h - n, 4)
+        above_terrain = _r(p.h - on_ground)
         above_roof = _r(p.h - p.rooftop) if p.rooftop is not None else None
         recommended = ("rooftop" if p.kind == "rooftop" else "terrain" if above_terrain is not None else "wgs84")
         parts = ([r_part] if p.georeferenced else []) + p.parts + [g_part]
         anchors.append(Anchor(
-            p.id, p.kind, p.name, p.category, lat_r, lon_r, hh, ortho, round(float(und[i]), 4), round(p.heading, 4),
-            Orientation([round(x, 9) for x in q_enu], [round(x, 9) for x in q_eus], [round(x, 9) for x in q_ecef]),
-            Surfaces(_r(ground[i]), _r(p.rooftop)),
-            ArcorePose(lat_r, lon_r, hh, [round(x, 9) for x in q_eus], above_terrain, above_roof, recommended),
-            ArkitPose(lat_r, lon_r, ortho, arkit_geoid, [round(x, 9) for x in q_eus]),
-            CesiumPose([round(float(x), 4) for x in ecef[i]],
-                       [round(x, 9) if j < 12 else round(x, 4) for j, x in
-                        enumerate(enu_to_ecef_columns(p.lon, p.lat, ecef[i]))],
-                       [round(x, 9) for x in q_ecef]),
-            combine(parts), p.feature, p.properties))
+            p.id, p.kind, p.name, p.category, lat_r, lon_r, hh, ortho, n, round(p.heading, 4),
+            Orientation(qn, qs, qe), Surfaces(_r(on_ground), _r(p.rooftop)),
+            ArcorePose(lat_r, lon_r, hh, qs, above_terrain, above_roof, recommended),
+            ArkitPose(lat_r, lon_r, ortho, arkit_geoid, qs),
+            CesiumPose(xyz, m, qe), combine(parts), p.feature, p.properties))
     site = {"name": cfg.site.name, "origin": {"latitude": frame.site.lat, "longitude": frame.site.lon,
                                               "ellipsoidal_height": frame.site.height}}
     accuracy = {"vertical_rmse_m": control.vertical_rmse, "horizontal_rmse_m": control.horizontal_rmse,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipeline.core.drape import drape, normals_enu
+from pipeline.core.drape import drape, drape_each, normals_enu
 from pipeline.core.geodesy import SiteFrame, geodetic_to_ecef
 
 FRAME = SiteFrame(37.5770, 126.8898, 30.0)
@@ -43,3 +43,26 @@ def test_normals_are_the_ellipsoid_normals():
     lon, lat = np.array([126.9, 127.1]), np.array([37.4, 37.7])
     step = geodetic_to_ecef(lon, lat, np.ones(2)) - geodetic_to_ecef(lon, lat, np.zeros(2))
     assert np.allclose(normals_enu(FRAME, lon, lat), step @ FRAME.rotation.T, atol=1e-9)
+
+
+def test_each_place_meets_only_its_own_mesh_and_agrees_with_the_scene():
+    low, high = _surface(10.0), _surface(25.0, span_deg=0.005)
+    rng = np.random.default_rng(3)
+    lon = FRAME.lon + rng.uniform(-0.004, 0.004, 50)
+    lat = FRAME.lat + rng.uniform(-0.004, 0.004, 50)
+    own = [low if k % 2 else high for k in range(50)]
+    h = drape_each(own, FRAME, lon, lat)
+    # under the high patch, the odd places still find their own low surface
+    assert np.abs(h[1::2] - 10.0).max() < 1e-3 and np.abs(h[::2] - 25.0).max() < 1e-3
+    alone = np.array([drape([m], FRAME, lon[k:k + 1], lat[k:k + 1])[0] for k, m in enumerate(own)])
+    assert np.abs(h - alone).max() < 1e-3
+    # a place off its mesh, and one with an empty mesh, meet nothing
+    empty = (np.zeros((0, 3)), np.zeros((0, 3), np.int64))
+    miss = drape_each([high, empty], FRAME, np.array([FRAME.lon + 0.02, FRAME.lon]),
+                      np.array([FRAME.lat, FRAME.lat]))
+    assert np.isnan(miss).all()
+    # a plumb line through a shared edge or vertex of the grid is not lost between its triangles
+    v, f = high
+    on_vertices = FRAME.enu_to_geodetic(v[:40])
+    at = drape_each([high] * 40, FRAME, on_vertices[0], on_vertices[1])
+    assert np.abs(at - 25.0).max() < 1e-3

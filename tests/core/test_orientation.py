@@ -48,3 +48,19 @@ def test_ecef_quaternion_and_enu_frame_match_pyproj(lon, lat, heading):
     m = np.array(enu_to_ecef_columns(lon, lat, p0)).reshape(4, 4).T
     assert np.allclose(m[:3, 2], up, atol=1e-7) and np.allclose(m[:3, 3], p0)
     assert np.allclose(m[:3, :3] @ m[:3, :3].T, np.eye(3))
+
+
+def test_arrays_give_what_each_place_gives_alone():
+    rng = np.random.default_rng(5)
+    lon, lat, heading = rng.uniform(120, 130, 20), rng.uniform(30, 40, 20), rng.uniform(0, 360, 20)
+    ecef = rng.normal(size=(20, 3)) * 6e6
+    q_enu, q_eus = heading_quaternions(heading)
+    q = ecef_quaternion(q_enu, lon, lat)
+    m = enu_to_ecef_columns(lon, lat, ecef)
+    assert q.shape == (20, 4) and m.shape == (20, 16)
+    for k in range(20):
+        one_enu, one_eus = heading_quaternions(heading[k])
+        assert np.allclose(q_enu[k], one_enu) and np.allclose(q_eus[k], one_eus)
+        assert np.allclose(q[k], ecef_quaternion(one_enu, lon[k], lat[k]), atol=1e-12)
+        assert np.allclose(m[k], enu_to_ecef_columns(lon[k], lat[k], ecef[k]))
+    assert (q[:, 3] >= 0).all()
