@@ -379,36 +379,41 @@ def _footprints(ctx: StageContext, g: _Georeferencer) -> int | None:
         write_footprints(ctx.out_dir, FootprintLayer())
         return None
     crs = pyproj.CRS.from_wkt(data.crs_wkt)
+    geoms = [shapely.from_wkt(feat.wkt) for feat in data.features]
+    # every ring of the layer goes through PROJ and the checks in one call: one call per ring
+    # took most of the stage for a city
+    polys_of = [list(geom.geoms) if geom.geom_type == "MultiPolygon" else [geom] for geom in geoms]
+    rings_xy = [np.asarray(ring.coords)[:-1] for polys in polys_of for poly in polys
+                for ring in [poly.exterior, *poly.interiors]]
     out = []
-    all_lon, all_lat = [], []
-    for feat in data.features:
-        geom = shapely.from_wkt(feat.wkt)
-        polys = list(geom.geoms) if geom.geom_type == "MultiPolygon" else [geom]
-        parts = []
-        for poly in polys:
-            rings = []
-            for ring in [poly.exterior, *poly.interiors]:
-                xy = np.asarray(ring.coords)[:-1]
-                lon, lat, _, n = g.geodetic(crs, xy[:, 0], xy[:, 1], np.zeros(len(xy)), data.source,
-                                            accept=data.accept_crs)
-                enu = g.frame.geodetic_to_enu(lon, lat, n)  # at orthometric height 0
-                rings.append(Ring(enu[:, :2].tolist(), xy.tolist(), np.column_stack([lon, lat]).tolist(),
-                                  n.tolist()))
-                all_lon.append(lon)
-                all_lat.append(lat)
-            parts.append(rings)
-        c = geom.centroid
-        # the outline was checked just above; its centroid lies within it
-        clon, clat, _, cn = g.geodetic(crs, np.array([c.x]), np.array([c.y]), np.zeros(1), data.source,
+    if rings_xy:
+        xy = np.concatenate(rings_xy)
+        lon, lat, _, n = g.geodetic(crs, xy[:, 0], xy[:, 1], np.zeros(len(xy)), data.source,
+                                    accept=data.accept_crs)
+        enu = g.frame.geodetic_to_enu(lon, lat, n)  # at orthometric height 0
+        g.note_extent(data.source, crs, lon, lat)
+        centre = shapely.get_coordinates(shapely.centroid(geoms))
+        # the outlines were checked just above; their centroids lie within them
+        clon, clat, _, cn = g.geodetic(crs, centre[:, 0], centre[:, 1], np.zeros(len(centre)), data.source,
                                        accept=True)
-        cenu = g.frame.geodetic_to_enu(clon, clat, cn)[0]
-        out.append(Footprint(feat.id, feat.name, feat.use, feat.floors, feat.height, parts,
-                             Centroid(float(clon[0]), float(clat[0]), float(cn[0]), cenu[:2].tolist()),
-                             proposed=feat.proposed, replaces=feat.replaces, floors_below=feat.floors_below,
-                             height_origin=feat.height_origin, floors_origin=feat.floors_origin,
-                             approval_date=feat.approval_date))
-    if all_lon:
-        g.note_extent(data.source, crs, np.concatenate(all_lon), np.concatenate(all_lat))
+        cenu = g.frame.geodetic_to_enu(clon, clat, cn)
+        bounds = np.cumsum([0] + [len(r) for r in rings_xy])
+        k = 0
+        for i, (feat, polys) in enumerate(zip(data.features, polys_of, strict=True)):
+            parts = []
+            for poly in polys:
+                rings = []
+                for _ in range(1 + len(poly.interiors)):
+                    a, b = bounds[k], bounds[k + 1]
+                    rings.append(Ring(enu[a:b, :2].tolist(), rings_xy[k].tolist(),
+                                      np.column_stack([lon[a:b], lat[a:b]]).tolist(), n[a:b].tolist()))
+                    k += 1
+                parts.append(rings)
+            out.append(Footprint(feat.id, feat.name, feat.use, feat.floors, feat.height, parts,
+                                 Centroid(float(clon[i]), float(clat[i]), float(cn[i]), cenu[i, :2].tolist()),
+                                 proposed=feat.proposed, replaces=feat.replaces, floors_below=feat.floors_below,
+                                 height_origin=feat.height_origin, floors_origin=feat.floors_origin,
+                                 approval_date=feat.approval_date))
     write_footprints(ctx.out_dir, FootprintLayer(data.source, data.crs_wkt, out, data.skipped, data.repaired))
     return len(out)
 
