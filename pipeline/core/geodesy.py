@@ -394,8 +394,9 @@ class SiteFrame:
         lon, lat, h = self.enu_to_geodetic(enu)
         return self.geodetic_to_enu(lon, lat, np.full(len(lon), float(h0)))[:, :2], h
 
-    def plan_to_enu(self, e: np.ndarray, n: np.ndarray, h0: float, height: np.ndarray) -> np.ndarray:
-        """ENU (N, 3) of points given as plan E, N at ellipsoidal height ``h0`` and their own
+    def plan_to_enu(self, e: np.ndarray, n: np.ndarray, h0: float | np.ndarray, height: np.ndarray) -> np.ndarray:
+        """ENU (N, 3) of points given as plan E, N at ellipsoidal height ``h0`` (one, or one per
+        point) and their own
         ellipsoidal ``height`` (m): each lands on its own plumb line, so walls follow the local
         vertical wherever they stand."""
         lon, lat = self.plan_to_geodetic(e, n, h0)

@@ -25,15 +25,24 @@ def _signed_area(xy: np.ndarray) -> float:
     return 0.5 * float(np.dot(x, np.roll(y, -1)) - np.dot(np.roll(x, -1), y))
 
 
-def _triangulate(poly: Polygon, ids: dict[tuple[float, float], int]) -> np.ndarray:
-    """Triangles (T, 3) of vertex ids (``ids`` maps each ring vertex's x, y to its id), CCW seen
-    from above. GEOS's constrained Delaunay keeps every ring vertex, collinear ones included (an
-    ear-clipper drops those, leaving T-junctions where a crease meets a straight outline)."""
+def _triangulate(poly: Polygon, xy: np.ndarray) -> np.ndarray:
+    """Triangles (T, 3) of indices into ``xy`` (N, 2; every ring vertex of ``poly`` once), CCW
+    seen from above. GEOS's constrained Delaunay keeps every ring vertex, collinear ones
+    included (an ear-clipper drops those, leaving T-junctions where a crease or a wall meets a
+    straight outline)."""
     tris = shapely.get_parts(shapely.constrained_delaunay_triangles(poly))
-    xy = shapely.get_coordinates(tris).reshape(-1, 4, 2)[:, :3]
-    cross = ((xy[:, 1, 0] - xy[:, 0, 0]) * (xy[:, 2, 1] - xy[:, 0, 1])
-             - (xy[:, 1, 1] - xy[:, 0, 1]) * (xy[:, 2, 0] - xy[:, 0, 0]))
-    out = np.array([[ids[(float(x), float(y))] for x, y in t] for t in xy], np.int64).reshape(-1, 3)
+    txy = shapely.get_coordinates(tris).reshape(-1, 4, 2)[:, :3]
+    cross = ((txy[:, 1, 0] - txy[:, 0, 0]) * (txy[:, 2, 1] - txy[:, 0, 1])
+             - (txy[:, 1, 1] - txy[:, 0, 1]) * (txy[:, 2, 0] - txy[:, 0, 0]))
+    # GEOS returns the input coordinates bit for bit: find them by exact value (complex numbers
+    # sort by x, then y)
+    key = np.asarray(xy, np.float64) @ np.array([1.0, 1j])
+    order = np.argsort(key, kind="stable")
+    query = txy.reshape(-1, 2) @ np.array([1.0, 1j])
+    pos = np.minimum(np.searchsorted(key[order], query), len(order) - 1)
+    if not np.array_equal(key[order][pos], query):
+        raise ValueError("a triangle corner is not among the polygon's vertices")
+    out = order[pos].reshape(-1, 3)
     out[cross < 0] = out[cross < 0][:, ::-1]
     return out[cross != 0]
 
@@ -110,12 +119,15 @@ def roof_solid(footprint: Polygon, planes: Sequence[Plane], ground: float
     One horizontal plane gives an LoD1 prism. Roof vertices are shared by the roof faces and the
     wall tops, wall bottoms by the walls and the floor, so the solid is watertight.
     """
+    if len(planes) == 1 and planes[0].a == 0.0 and planes[0].b == 0.0:
+        prism = _prism(footprint, planes[0].c, ground)
+        if prism is not None:
+            return prism
     faces_2d = roof_regions(footprint, planes)
     ring_xy = [np.asarray(r.coords)[:-1] for f in faces_2d for r in [f.exterior, *f.interiors]]
     top_xy = np.unique(np.concatenate(ring_xy), axis=0)
-    top_ids = {(float(x), float(y)): i for i, (x, y) in enumerate(top_xy)}
     top_z, _ = envelope(list(planes), top_xy[:, 0], top_xy[:, 1])
-    roof = np.concatenate([_triangulate(f, top_ids) for f in faces_2d])
+    roof = np.concatenate([_triangulate(f, top_xy) for f in faces_2d])
     # walls and floor follow the outline through every roof vertex that lies on it
     n_top = len(top_xy)
     rings: list[np.ndarray] = []
@@ -134,13 +146,36 @@ def roof_solid(footprint: Polygon, planes: Sequence[Plane], ground: float
         walls.append(np.column_stack([i_bot, j_bot, j_top]))
         walls.append(np.column_stack([i_bot, j_top, i_top]))
     bottom = np.concatenate(rings)
-    bottom_ids = {(float(x), float(y)): n_top + i for i, (x, y) in enumerate(top_xy[bottom])}
     floor_poly = Polygon(top_xy[rings[0]], [top_xy[r] for r in rings[1:]])
-    floor = _triangulate(floor_poly, bottom_ids)[:, ::-1]
+    floor = n_top + _triangulate(floor_poly, top_xy[bottom])[:, ::-1]
     vertices = np.vstack([np.column_stack([top_xy, top_z]),
                           np.column_stack([top_xy[bottom], np.full(len(bottom), ground)])])
     faces = np.concatenate([roof, floor, *walls]).astype(np.int32)
     return vertices, faces
+
+
+def _prism(footprint: Polygon, top: float, ground: float) -> tuple[np.ndarray, np.ndarray] | None:
+    """:func:`roof_solid` under one horizontal roof at ``top`` (m), straight from the rings: the
+    roof's triangles serve the floor too, and the walls run along each ring (LoD1 city blocks
+    spend most of their time here). None when a vertex repeats (a hole touching the outline):
+    the general path handles that."""
+    poly = shapely.orient_polygons(footprint)  # exterior counter-clockwise, holes clockwise
+    rings = [np.asarray(r.coords)[:-1] for r in [poly.exterior, *poly.interiors]]
+    rings = [r[np.any(r != np.roll(r, 1, axis=0), axis=1)] for r in rings]
+    xy = np.concatenate(rings)
+    n = len(xy)
+    if any(len(r) < 3 for r in rings) or len(np.unique(xy @ np.array([1.0, 1j]))) != n:
+        return None
+    roof = _triangulate(poly, xy)
+    walls = []
+    start = 0
+    for r in rings:
+        i_top = start + np.arange(len(r))
+        j_top = np.roll(i_top, -1)
+        walls += [np.column_stack([i_top + n, j_top + n, j_top]), np.column_stack([i_top + n, j_top, i_top])]
+        start += len(r)
+    vertices = np.vstack([np.column_stack([xy, np.full(n, top)]), np.column_stack([xy, np.full(n, ground)])])
+    return vertices, np.concatenate([roof, n + roof[:, ::-1], *walls]).astype(np.int32)
 
 
 def concat_meshes(meshes: Sequence[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:

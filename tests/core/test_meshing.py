@@ -36,6 +36,22 @@ def test_lod1_prism_volume_is_area_times_height(poly):
     assert np.all(np.abs(n[walls, 2]) < 1e-9)  # walls are vertical
 
 
+@pytest.mark.parametrize("poly", [SQUARE, CLOCKWISE_SQUARE, COURTYARD, L_SHAPE,
+                                  Polygon([(0, 0), (10, 0), (20, 0), (20, 10), (0, 10)]),  # a collinear vertex
+                                  Polygon([(0, 0), (10, 0), (10, 10), (5, 10), (5, 10), (0, 10)])])  # a repeat
+def test_the_lod1_prism_path_builds_the_general_path_s_solid(poly):
+    """roof_solid's prism shortcut (one flat roof) against its general path, which two equal
+    planes take: the same surface, closed, with every outline vertex on the walls."""
+    fast = roof_solid(poly, [Plane(0.0, 0.0, 30.0)], 5.0)
+    general = roof_solid(poly, [Plane(0.0, 0.0, 30.0), Plane(0.0, 0.0, 30.0)], 5.0)
+    for v, f in (fast, general):
+        _check_closed_outward(v, f)
+    assert sorted(map(tuple, fast[0])) == sorted(map(tuple, general[0]))
+    assert mesh_volume(*fast) == pytest.approx(mesh_volume(*general), rel=1e-12)
+    area = [trimesh.Trimesh(*m, process=False).area for m in (fast, general)]
+    assert area[0] == pytest.approx(area[1], rel=1e-12)
+
+
 def test_gable_and_hip_volumes_match_their_formulas():
     ground, ridge = 10.0, 40.0
     rise = T30 * 10.0
