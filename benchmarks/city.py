@@ -69,18 +69,19 @@ def run(n: int, terrain_only: bool = False, timeout: float = 3 * 3600) -> dict:
 
 
 def table(results: list[dict]) -> str:
-    lines = ["| buildings | wall s | buildings/s | peak RSS (tree) MB | mesh s | tile s | publish s | bundle MB |",
-             "|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    shown = ("ingest", "georef", "mesh", "tile", "anchors", "publish")
+    lines = ["| buildings | wall s | buildings/s | peak RSS (tree) MB | " + " | ".join(f"{s} s" for s in shown)
+             + " | bundle MB |", "|---:" * (5 + len(shown)) + "|"]
     for r in results:
         if r.get("error") or r["wall_s"] is None:
             lines.append(f"| {r['buildings']:,} | failed: {(r.get('error') or '')[-80:]!r} | | "
-                         f"{r['peak_rss_mb']:.0f} | | | | |")
+                         f"{r['peak_rss_mb']:.0f} |" + " |" * (len(shown) + 1))
             continue
         rate = f"{r['buildings'] / r['wall_s']:.0f}" if r["buildings"] else "terrain only"
         s = r["stages"]
         lines.append(f"| {r['buildings']:,} | {r['wall_s']:.1f} | {rate} | {r['peak_rss_mb']:.0f} | "
-                     f"{s.get('mesh', float('nan'))} | {s.get('tile', float('nan'))} | "
-                     f"{s.get('publish', float('nan'))} | {r['bundle_bytes'] / 2**20:.1f} |")
+                     + " | ".join(f"{s.get(k, float('nan'))}" for k in shown)
+                     + f" | {r['bundle_bytes'] / 2**20:.1f} |")
     return "\n".join(lines)
 
 
