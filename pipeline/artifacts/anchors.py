@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -28,6 +27,7 @@ from typing import Any
 import orjson
 
 from pipeline.artifacts import ANCHORS
+from pipeline.artifacts.base import load_json
 from pipeline.core.accuracy import Accuracy, ErrorPart
 from pipeline.core.geoid_grids import GeoidInfo
 
@@ -213,7 +213,7 @@ def write_anchors(folder: Path, anchors: AnchorSet) -> None:
 
 def read_anchors(path: Path) -> AnchorSet:
     """An anchors.json of format 2.0, or of format 1.0 upgraded (kind ``poi`` becomes ``terrain``)."""
-    doc = json.loads(Path(path).read_bytes())
+    doc = load_json(Path(path))
     version = doc.get("schema_version")
     if version == "1.0":
         anchors = []

@@ -40,4 +40,11 @@ def dump_json(path: Path, doc: Any) -> None:
 
 
 def load_json(path: Path) -> Any:
-    return json.loads(path.read_text(encoding="utf-8"))
+    """The JSON document in ``path`` (UTF-8)."""
+    data = path.read_bytes()
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:
+        # NaN and Infinity, which json.dumps wrote before the artifacts moved to orjson: a
+        # workdir of an earlier version still resumes
+        return json.loads(data)

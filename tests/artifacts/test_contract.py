@@ -114,3 +114,19 @@ def test_every_declared_artifact_is_written_even_when_its_layer_is_empty(tmp_pat
     assert read_source_gcps(ingest).points == [] and read_source_pois(ingest).points == []
     assert read_enu_dem(georef) is not None
     assert CellStore(georef / "points").meta().is_empty
+
+
+def test_json_artifacts_round_trip_dataclasses_and_read_what_earlier_versions_wrote(tmp_path):
+    """dump_json writes dataclasses as they stand and NaN as null; load_json also reads the
+    NaN that json.dumps wrote into artifacts before, so an older workdir resumes."""
+    import json
+
+    from pipeline.artifacts.base import dump_json, load_json
+
+    ring = Ring([[0.0, 1.5]], [[10.0, 11.5]], [[126.9, 37.5]], [float("nan")])
+    dump_json(tmp_path / "a.json", {"b": ring, "a": 1, 2: "two"})
+    assert load_json(tmp_path / "a.json") == {"2": "two", "a": 1, "b": {
+        "en": [[0.0, 1.5]], "src": [[10.0, 11.5]], "lonlat": [[126.9, 37.5]], "undulation": [None]}}
+    (tmp_path / "old.json").write_text(json.dumps({"x": float("nan"), "y": "서울"}, ensure_ascii=False))
+    old = load_json(tmp_path / "old.json")
+    assert np.isnan(old["x"]) and old["y"] == "서울"
