@@ -24,6 +24,14 @@ def normals_enu(frame: SiteFrame, lon: np.ndarray, lat: np.ndarray) -> np.ndarra
     return ecef @ frame.rotation.T
 
 
+def _above(frame: SiteFrame, lo: np.ndarray, hi: np.ndarray) -> float:
+    """An ellipsoidal height (m) above every point of the ENU box ``lo``..``hi``, where plumb
+    lines start: a point at ENU (e, n, u) stands about u + (e² + n²) / 2R above the origin's
+    ellipsoidal height, so this bound clears the box's highest corner."""
+    reach = np.maximum(np.abs(lo[:2]), np.abs(hi[:2]))
+    return frame.height + float(hi[2]) + float(reach @ reach) / (2 * 6.3e6) + 10.0
+
+
 def drape(meshes: Sequence[tuple[np.ndarray, np.ndarray]] | Scene, frame: SiteFrame, lon: np.ndarray,
           lat: np.ndarray) -> np.ndarray:
     """Ellipsoidal height (m) of the highest surface of ``meshes`` (ENU vertices, faces) on each
@@ -32,10 +40,7 @@ def drape(meshes: Sequence[tuple[np.ndarray, np.ndarray]] | Scene, frame: SiteFr
     lon, lat = np.atleast_1d(np.asarray(lon, np.float64)), np.atleast_1d(np.asarray(lat, np.float64))
     if scene.is_empty or not len(lon):
         return np.full(len(lon), np.nan)
-    # start above everything: a point at ENU (e, n, u) stands about u + (e² + n²) / 2R above
-    # the origin's ellipsoidal height, so this bound clears the scene's highest vertex
-    reach = np.maximum(np.abs(scene.lo[:2]), np.abs(scene.hi[:2]))
-    top = frame.height + scene.hi[2] + float(reach @ reach) / (2 * 6.3e6) + 10.0
+    top = _above(frame, scene.lo, scene.hi)
     origins = frame.geodetic_to_enu(lon, lat, np.full(len(lon), top))
     rays = np.column_stack([origins, -normals_enu(frame, lon, lat)])
     t = scene.first_hit(rays)
@@ -63,9 +68,7 @@ def drape_each(meshes: Sequence[tuple[np.ndarray, np.ndarray]], frame: SiteFrame
         return out
     tris = np.concatenate([np.asarray(v, np.float64)[np.asarray(f, np.int64)] for v, f in meshes if len(f)])
     owner = np.repeat(np.arange(len(meshes)), counts)
-    lo, hi = tris.reshape(-1, 3).min(axis=0), tris.reshape(-1, 3).max(axis=0)
-    reach = np.maximum(np.abs(lo[:2]), np.abs(hi[:2]))
-    top = frame.height + hi[2] + float(reach @ reach) / (2 * 6.3e6) + 10.0
+    top = _above(frame, tris.reshape(-1, 3).min(axis=0), tris.reshape(-1, 3).max(axis=0))
     origins = frame.geodetic_to_enu(lon, lat, np.full(len(lon), top))
     down = -normals_enu(frame, lon, lat)
     t_min = np.full(len(lon), np.inf)

@@ -25,6 +25,11 @@ def _signed_area(xy: np.ndarray) -> float:
     return 0.5 * float(np.dot(x, np.roll(y, -1)) - np.dot(np.roll(x, -1), y))
 
 
+def _xy_key(xy: np.ndarray) -> np.ndarray:
+    """Plan points (N, 2) as complex numbers: exact, hashable by value, and sorted by x, then y."""
+    return np.asarray(xy, np.float64) @ np.array([1.0, 1j])
+
+
 def _triangulate(poly: Polygon, xy: np.ndarray) -> np.ndarray:
     """Triangles (T, 3) of indices into ``xy`` (N, 2; every ring vertex of ``poly`` once), CCW
     seen from above. GEOS's constrained Delaunay keeps every ring vertex, collinear ones
@@ -34,11 +39,10 @@ def _triangulate(poly: Polygon, xy: np.ndarray) -> np.ndarray:
     txy = shapely.get_coordinates(tris).reshape(-1, 4, 2)[:, :3]
     cross = ((txy[:, 1, 0] - txy[:, 0, 0]) * (txy[:, 2, 1] - txy[:, 0, 1])
              - (txy[:, 1, 1] - txy[:, 0, 1]) * (txy[:, 2, 0] - txy[:, 0, 0]))
-    # GEOS returns the input coordinates bit for bit: find them by exact value (complex numbers
-    # sort by x, then y)
-    key = np.asarray(xy, np.float64) @ np.array([1.0, 1j])
+    # GEOS returns the input coordinates bit for bit: find them by exact value
+    key = _xy_key(xy)
     order = np.argsort(key, kind="stable")
-    query = txy.reshape(-1, 2) @ np.array([1.0, 1j])
+    query = _xy_key(txy.reshape(-1, 2))
     pos = np.minimum(np.searchsorted(key[order], query), len(order) - 1)
     if not np.array_equal(key[order][pos], query):
         raise ValueError("a triangle corner is not among the polygon's vertices")
@@ -164,7 +168,7 @@ def _prism(footprint: Polygon, top: float, ground: float) -> tuple[np.ndarray, n
     rings = [r[np.any(r != np.roll(r, 1, axis=0), axis=1)] for r in rings]
     xy = np.concatenate(rings)
     n = len(xy)
-    if any(len(r) < 3 for r in rings) or len(np.unique(xy @ np.array([1.0, 1j]))) != n:
+    if any(len(r) < 3 for r in rings) or len(np.unique(_xy_key(xy))) != n:
         return None
     roof = _triangulate(poly, xy)
     walls = []

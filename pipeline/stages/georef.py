@@ -397,18 +397,13 @@ def _footprints(ctx: StageContext, g: _Georeferencer) -> int | None:
         clon, clat, _, cn = g.geodetic(crs, centre[:, 0], centre[:, 1], np.zeros(len(centre)), data.source,
                                        accept=True)
         cenu = g.frame.geodetic_to_enu(clon, clat, cn)
-        bounds = np.cumsum([0] + [len(r) for r in rings_xy])
-        k = 0
+        ends = np.cumsum([len(r) for r in rings_xy])
+        # the rings in the order they were flattened: each polygon takes its exterior and holes
+        ring_iter = iter(Ring(enu[b - len(r):b, :2].tolist(), r.tolist(),
+                              np.column_stack([lon[b - len(r):b], lat[b - len(r):b]]).tolist(),
+                              n[b - len(r):b].tolist()) for r, b in zip(rings_xy, ends, strict=True))
         for i, (feat, polys) in enumerate(zip(data.features, polys_of, strict=True)):
-            parts = []
-            for poly in polys:
-                rings = []
-                for _ in range(1 + len(poly.interiors)):
-                    a, b = bounds[k], bounds[k + 1]
-                    rings.append(Ring(enu[a:b, :2].tolist(), rings_xy[k].tolist(),
-                                      np.column_stack([lon[a:b], lat[a:b]]).tolist(), n[a:b].tolist()))
-                    k += 1
-                parts.append(rings)
+            parts = [[next(ring_iter) for _ in range(1 + len(poly.interiors))] for poly in polys]
             out.append(Footprint(feat.id, feat.name, feat.use, feat.floors, feat.height, parts,
                                  Centroid(float(clon[i]), float(clat[i]), float(cn[i]), cenu[i, :2].tolist()),
                                  proposed=feat.proposed, replaces=feat.replaces, floors_below=feat.floors_below,

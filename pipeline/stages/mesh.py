@@ -270,11 +270,6 @@ def _ground_span(terrain: tuple[Grid, np.ndarray] | None, polys: list[Polygon], 
     return float(np.min(h) - undulation), float(np.max(h) - undulation)
 
 
-def _place(frame: SiteFrame, vertices: np.ndarray, undulation: float) -> np.ndarray:
-    """Plan x, y + orthometric height (m) -> ENU, each vertex on its own plumb line."""
-    return frame.plan_to_enu(vertices[:, 0], vertices[:, 1], undulation, vertices[:, 2] + undulation)
-
-
 def _fallback_height(feat: Footprint, ground: float, m: MeshConfig) -> tuple[float, str]:
     """Roof height without LiDAR: the height given (by the building register, else the layer),
     else floors x storey height (the register's floors, else the layer's), else the default."""
@@ -304,6 +299,7 @@ class _Draft:
     lod2: list[tuple[np.ndarray, np.ndarray]] | None = None
     kind: str | None = None
     rmse: float | None = None
+    #: roof top and eave (orthometric m): the LoD1 roof's unless an LoD2 solid stands
     top: float = 0.0
     eave: float = 0.0
 
@@ -391,7 +387,6 @@ def _finish_building(d: _Draft, lod1: tuple[np.ndarray, np.ndarray], lod2: tuple
         lod = "LoD2"
     else:
         levels = [Level(*lod1, 0.0)]
-        top = eave = roof_h
         lod = "LoD1"
     levels = lod_chain(levels, ratio=m.lod_ratio, max_levels=m.lod_levels)
     area = float(sum(p.area for p in polys))
