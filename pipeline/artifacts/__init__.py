@@ -47,7 +47,7 @@ TILESET = Artifact("tile", "tileset.json", "root 3D Tiles 1.1 tileset and its la
                    also=("terrain", "buildings", "pointcloud", "analysis"))
 FEATURE_INDEX = Artifact("tile", "buildings/features.json", "building id -> leaf tile and feature ID")
 # anchors
-ANCHORS = Artifact("anchors", "anchors.json", "AR anchors, their GeoJSON, CSV and schema",
-                   also=("anchors.geojson", "anchors.csv", "anchors.schema.json"))
+ANCHORS = Artifact("anchors", "anchors.json", "AR anchors, their GeoJSON, CSV, schema and summary",
+                   also=("anchors.geojson", "anchors.csv", "anchors.schema.json", "summary.json"))
 
 __all__ = ["Artifact"]

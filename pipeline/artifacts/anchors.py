@@ -1,5 +1,7 @@
 """anchors' output: ``anchors.json`` (format 2.0, validated against the shipped schema),
-``anchors.geojson`` (RFC 7946 points), ``anchors.csv`` and a copy of the schema.
+``anchors.geojson`` (RFC 7946 points), ``anchors.csv``, a copy of the schema and ``summary.json``
+(the count of each kind and the extent). The files are written a batch of anchors at a time
+(:class:`AnchorWriter`): a city's anchors do not fit in memory as objects.
 
 Every anchor is one place on WGS84 (degrees; heights in metres, ellipsoidal unless named
 orthometric) with what each AR platform asks for:
@@ -18,16 +20,16 @@ them (``poi`` becomes ``terrain``; platform fields and accuracy absent).
 from __future__ import annotations
 
 import csv
-import io
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import orjson
 
 from pipeline.artifacts import ANCHORS
-from pipeline.artifacts.base import load_json
+from pipeline.artifacts.base import dump_json, load_json
 from pipeline.core.accuracy import Accuracy, ErrorPart
 from pipeline.core.geoid_grids import GeoidInfo
 
@@ -37,6 +39,7 @@ CSV_COLUMNS = ("id", "kind", "name", "category", "latitude", "longitude", "ellip
                "orthometric_height", "geoid_undulation", "heading_deg", "altitude_above_terrain",
                "altitude_above_rooftop", "ecef_x", "ecef_y", "ecef_z", "horizontal_accuracy_m",
                "vertical_accuracy_m", "vertical_orthometric_accuracy_m", "building_id")
+SUMMARY = "summary.json"
 
 
 def schema_path() -> Any:
@@ -154,19 +157,31 @@ class AnchorSet:
     def by_id(self) -> dict[str, Anchor]:
         return {a.id: a for a in self.anchors}
 
-    def to_json(self) -> bytes:
-        """anchors.json's bytes (UTF-8, compact)."""
-        # orjson writes the dataclasses as they stand: json.dumps over dataclasses.asdict took
-        # most of the stage at city scale (2 s per 1,000 anchors)
-        return orjson.dumps({"schema_version": self.format_version, "site": self.site, "geoid": self.geoid,
-                             "geoid_grid": self.geoid_grid, "input_heights": self.input_heights,
-                             "accuracy": self.accuracy, "anchors": self.anchors, "skipped": self.skipped},
-                            option=orjson.OPT_SERIALIZE_NUMPY)
+    def header(self) -> dict[str, Any]:
+        """anchors.json's members before its anchors."""
+        return {"schema_version": self.format_version, "site": self.site, "geoid": self.geoid,
+                "geoid_grid": self.geoid_grid, "input_heights": self.input_heights, "accuracy": self.accuracy}
 
 
-def _geojson(anchors: AnchorSet) -> dict[str, Any]:
+@dataclass(frozen=True)
+class AnchorSummary:
+    """What publish and the hub need without reading every anchor (``summary.json``): how many
+    anchors of each kind, and their extent ``[west, south, lowest, east, north, highest]`` (WGS84
+    degrees, metres above the ellipsoid; None without anchors)."""
+
+    count: int
+    kinds: dict[str, int]
+    bbox: list[float] | None
+
+
+def _open_object(doc: dict[str, Any], member: str) -> bytes:
+    """The JSON text of ``doc`` (non-empty) up to where the array ``member`` opens after its members."""
+    return orjson.dumps(doc, option=orjson.OPT_SERIALIZE_NUMPY)[:-1] + b',"' + member.encode() + b'":['
+
+
+def _geojson_features(batch: list[Anchor]) -> list[dict[str, Any]]:
     features = []
-    for a in anchors.anchors:
+    for a in batch:
         props = {k: getattr(a, k) for k in ("kind", "name", "category", "orthometric_height", "geoid_undulation",
                                              "heading_deg")}
         props["ellipsoidal_height"] = a.ellipsoidal_height
@@ -177,38 +192,90 @@ def _geojson(anchors: AnchorSet) -> dict[str, Any]:
         features.append({"type": "Feature", "id": a.id, "properties": props,
                          "geometry": {"type": "Point",
                                       "coordinates": [a.longitude, a.latitude, a.ellipsoidal_height]}})
-    return {"type": "FeatureCollection",
-            # a foreign member (RFC 7946 section 6.1): what the third coordinate is
-            "dmctwin:height": "third coordinate: metres above the WGS84 ellipsoid (RFC 7946 section 3.1.1); "
-                              "properties.orthometric_height is above mean sea level through the geoid "
-                              f"{anchors.geoid.label() if anchors.geoid else anchors.geoid_grid}",
-            "features": features}
+    return features
 
 
-def _csv(anchors: AnchorSet) -> str:
-    out = io.StringIO(newline="")
-    w = csv.writer(out, lineterminator="\n")
-    w.writerow(CSV_COLUMNS)
-    for a in anchors.anchors:
-        ecef = a.cesium.ecef if a.cesium else [None, None, None]
-        acc = a.accuracy
-        w.writerow([a.id, a.kind, a.name, a.category or "", a.latitude, a.longitude, a.ellipsoidal_height,
-                    a.orthometric_height, a.geoid_undulation, a.heading_deg,
-                    *(("" if v is None else v) for v in (
-                        a.arcore.altitude_above_terrain if a.arcore else None,
-                        a.arcore.altitude_above_rooftop if a.arcore else None, *ecef,
-                        acc.horizontal_m if acc else None, acc.vertical_m if acc else None,
-                        acc.vertical_orthometric_m if acc else None)),
-                    (a.feature or {}).get("building_id", "")])
-    return out.getvalue()
+def _csv_row(a: Anchor) -> list[Any]:
+    ecef = a.cesium.ecef if a.cesium else [None, None, None]
+    acc = a.accuracy
+    return [a.id, a.kind, a.name, a.category or "", a.latitude, a.longitude, a.ellipsoidal_height,
+            a.orthometric_height, a.geoid_undulation, a.heading_deg,
+            *(("" if v is None else v) for v in (
+                a.arcore.altitude_above_terrain if a.arcore else None,
+                a.arcore.altitude_above_rooftop if a.arcore else None, *ecef,
+                acc.horizontal_m if acc else None, acc.vertical_m if acc else None,
+                acc.vertical_orthometric_m if acc else None)),
+            (a.feature or {}).get("building_id", "")]
 
 
-def write_anchors(folder: Path, anchors: AnchorSet) -> None:
-    """Write anchors.json, anchors.geojson, anchors.csv and the schema into ``folder``."""
-    (folder / ANCHORS.path).write_bytes(anchors.to_json())
-    (folder / "anchors.geojson").write_bytes(orjson.dumps(_geojson(anchors), option=orjson.OPT_SERIALIZE_NUMPY))
-    (folder / "anchors.csv").write_text(_csv(anchors), encoding="utf-8")
-    (folder / "anchors.schema.json").write_bytes(schema_path().read_bytes())
+class AnchorWriter:
+    """Writes anchors.json, anchors.geojson and anchors.csv a batch of anchors at a time, so a
+    city's anchors never stand in memory together; :meth:`close` ends them with ``skipped`` and
+    writes ``summary.json`` and the schema. Use as a context manager (the files close on error;
+    the stage's output folder is discarded then)."""
+
+    def __init__(self, folder: Path, head: AnchorSet) -> None:
+        self.folder = Path(folder)
+        self._json = (self.folder / ANCHORS.path).open("wb")
+        self._geojson = (self.folder / "anchors.geojson").open("wb")
+        self._csv = (self.folder / "anchors.csv").open("w", encoding="utf-8", newline="")
+        self._json.write(_open_object(head.header(), "anchors"))
+        self._geojson.write(_open_object(
+            {"type": "FeatureCollection",
+             # a foreign member (RFC 7946 section 6.1): what the third coordinate is
+             "dmctwin:height": "third coordinate: metres above the WGS84 ellipsoid (RFC 7946 section 3.1.1); "
+                               "properties.orthometric_height is above mean sea level through the geoid "
+                               f"{head.geoid.label() if head.geoid else head.geoid_grid}"}, "features"))
+        self._rows = csv.writer(self._csv, lineterminator="\n")
+        self._rows.writerow(CSV_COLUMNS)
+        self.count = 0
+        self.kinds: dict[str, int] = {}
+        self._lo = np.full(3, np.inf)
+        self._hi = np.full(3, -np.inf)
+
+    def add(self, batch: list[Anchor]) -> None:
+        """Append ``batch`` to the three files."""
+        if not batch:
+            return
+        sep = b"," if self.count else b""
+        self._json.write(sep + orjson.dumps(batch, option=orjson.OPT_SERIALIZE_NUMPY)[1:-1])
+        self._geojson.write(sep + orjson.dumps(_geojson_features(batch), option=orjson.OPT_SERIALIZE_NUMPY)[1:-1])
+        self._rows.writerows(_csv_row(a) for a in batch)
+        self.count += len(batch)
+        for a in batch:
+            self.kinds[a.kind] = self.kinds.get(a.kind, 0) + 1
+        xyz = np.array([(a.longitude, a.latitude, a.ellipsoidal_height) for a in batch])
+        self._lo = np.minimum(self._lo, xyz.min(axis=0))
+        self._hi = np.maximum(self._hi, xyz.max(axis=0))
+
+    def summary(self) -> AnchorSummary:
+        bbox = [*self._lo.tolist(), *self._hi.tolist()] if self.count else None
+        return AnchorSummary(self.count, {k: self.kinds.get(k, 0) for k in KINDS}, bbox)
+
+    def close(self, skipped: list[dict[str, str]]) -> AnchorSummary:
+        """End the files with ``skipped`` (anchor or place, and why); write the summary and the schema."""
+        self._json.write(b'],"skipped":' + orjson.dumps(skipped) + b"}")
+        self._geojson.write(b"]}")
+        self._abandon()
+        summary = self.summary()
+        dump_json(self.folder / SUMMARY, summary)
+        (self.folder / "anchors.schema.json").write_bytes(schema_path().read_bytes())
+        return summary
+
+    def _abandon(self) -> None:
+        for f in (self._json, self._geojson, self._csv):
+            f.close()
+
+    def __enter__(self) -> AnchorWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._abandon()
+
+
+def read_summary(folder: Path) -> AnchorSummary:
+    """The anchors stage's (or a bundle's ``anchors/``) ``summary.json``."""
+    return AnchorSummary(**load_json(Path(folder) / SUMMARY))
 
 
 def read_anchors(path: Path) -> AnchorSet:

@@ -26,9 +26,9 @@ import numpy as np
 from shapely.geometry import Polygon
 
 from pipeline import artifacts
-from pipeline.artifacts.anchors import (Anchor, AnchorSet, ArcorePose, ArkitPose, CesiumPose, Orientation,
-                                        Surfaces, write_anchors)
-from pipeline.artifacts.buildings import BuildingLayer, BuildingMeshes, BuildingRecord, read_buildings
+from pipeline.artifacts.anchors import (Anchor, AnchorSet, AnchorWriter, ArcorePose, ArkitPose, CesiumPose,
+                                        Orientation, Surfaces)
+from pipeline.artifacts.buildings import BuildingMeshes, BuildingRecord, read_buildings
 from pipeline.artifacts.control import ControlRecord, read_control
 from pipeline.artifacts.features import read_feature_index
 from pipeline.artifacts.footprints import read_footprints
@@ -50,6 +50,8 @@ SPEC = StageSpec("anchors", reads=(artifacts.FRAME, artifacts.CONTROL, artifacts
                                    artifacts.ENU_MODELS, artifacts.TERRAIN, artifacts.BUILDINGS,
                                    artifacts.FEATURE_INDEX),
                  writes=(artifacts.ANCHORS,))
+# buildings whose anchors are built and written together: memory follows this, not the city
+BATCH = 4096
 
 
 @dataclass
@@ -129,60 +131,66 @@ def _entrance_places(b: BuildingRecord, doors: list[PoiRecord], terrain: Scene, 
     return places
 
 
-def _buildings(ctx: StageContext, cfg: TwinConfig, layer: BuildingLayer, frame: Any, tin_error: float | None,
-               terrain: Scene, entrances: dict[str, list[PoiRecord]], skipped: list[dict[str, str]]) -> list[_Place]:
-    georef, mesh, tile = ctx.input_dir("georef"), ctx.input_dir("mesh"), ctx.input_dir("tile")
-    s = cfg.stages.anchors
-    if not layer.buildings or not (s.include_buildings or s.include_rooftops):
-        return []
-    index = read_feature_index(tile)
-    footprints = _footprint_polygons(georef)
-    standing: list[tuple[BuildingRecord, Polygon]] = []
-    for b in layer.buildings:
-        poly = _outline(b, footprints)
-        if poly is None:
-            skipped.append({"anchor": f"building:{b.id}", "reason": "no outline"})
-        else:
-            standing.append((b, poly))
-    if not standing:
-        return []
-    centres = np.array([visual_centre(poly) for _, poly in standing])
-    # plan ENU at orthometric height 0: the plane at the geoid's height above the ellipsoid
-    lons, lats = frame.site.plan_to_geodetic(centres[:, 0], centres[:, 1],
-                                             np.array([b.centroid.undulation for b, _ in standing]))
-    roofs = np.full(len(standing), np.nan)
-    if s.include_rooftops:
-        meshes = BuildingMeshes(mesh)
-        roofs = drape_each([meshes.get(b.feature_id, 0) for b, _ in standing], frame.site, lons, lats)
-    places: list[_Place] = []
-    for (b, poly), lon, lat, roof in zip(standing, lons.tolist(), lats.tolist(), roofs.tolist(), strict=True):
-        ref = index[b.id]
-        feature = {"building_id": b.id, "tileset": "buildings/tileset.json",
-                   "content": f"buildings/{ref.tile}", "feature_id": ref.feature_id}
-        heading = polygon_heading(np.asarray(poly.exterior.coords)[:-1])
-        props = {"height": b.height, "roof_orthometric_height": b.roof_height, "floors": b.floors,
-                 "height_source": b.height_source, "ground_source": b.ground_source, "lod": b.lod,
-                 "roof_type": b.roof_type, "proposed": b.proposed, "replaces": b.replaces}
-        if s.include_buildings and b.id in entrances:
-            places += _entrance_places(b, entrances[b.id], terrain, frame, tin_error, heading, feature, props)
-        elif s.include_buildings:
-            # on the base as the mesh stage built it: the whole solid stands at its centroid's N, so
-            # its base is one ellipsoidal height (orthometric below the anchor differs by the geoid's
-            # slope across the footprint, millimetres)
-            places.append(_Place(f"building:{b.id}", "building", b.name or b.id, b.use, lon, lat,
-                                 b.ground_height + b.centroid.undulation, heading, [_ground_part(b, tin_error)],
-                                 feature, {**props, "placed_at": "visual centre"}))
+class _BuildingPlaces:
+    """Places the building and rooftop anchors of a batch of buildings at a time (the feature
+    index, the footprints and the meshes are opened once)."""
+
+    def __init__(self, ctx: StageContext, cfg: TwinConfig, frame: Any, tin_error: float | None, terrain: Scene,
+                 entrances: dict[str, list[PoiRecord]]) -> None:
+        self.cfg, self.frame, self.tin_error, self.terrain, self.entrances = cfg, frame, tin_error, terrain, entrances
+        self.index = read_feature_index(ctx.input_dir("tile"))
+        self.footprints = _footprint_polygons(ctx.input_dir("georef"))
+        self.meshes = BuildingMeshes(ctx.input_dir("mesh"))
+
+    def __call__(self, batch: list[BuildingRecord], skipped: list[dict[str, str]]) -> list[_Place]:
+        s = self.cfg.stages.anchors
+        standing: list[tuple[BuildingRecord, Polygon]] = []
+        for b in batch:
+            poly = _outline(b, self.footprints)
+            if poly is None:
+                skipped.append({"anchor": f"building:{b.id}", "reason": "no outline"})
+            else:
+                standing.append((b, poly))
+        if not standing:
+            return []
+        centres = np.array([visual_centre(poly) for _, poly in standing])
+        # plan ENU at orthometric height 0: the plane at the geoid's height above the ellipsoid
+        lons, lats = self.frame.site.plan_to_geodetic(centres[:, 0], centres[:, 1],
+                                                      np.array([b.centroid.undulation for b, _ in standing]))
+        roofs = np.full(len(standing), np.nan)
         if s.include_rooftops:
-            if not np.isfinite(roof):
-                skipped.append({"anchor": f"rooftop:{b.id}", "reason": "the plumb line through the visual centre "
-                                                                       "meets no roof"})
-                warnings.warn(f"building {b.id!r}: no rooftop anchor, the plumb line through its visual centre "
-                              "meets no roof", FeatureSkippedWarning, stacklevel=2)
-                continue
-            places.append(_Place(f"rooftop:{b.id}", "rooftop", b.name or b.id, b.use, lon, lat,
-                                 roof + s.rooftop_offset_m, heading, [_roof_part(b)], feature, dict(props),
-                                 rooftop=roof))
-    return places
+            roofs = drape_each([self.meshes.get(b.feature_id, 0) for b, _ in standing], self.frame.site, lons, lats)
+        places: list[_Place] = []
+        for (b, poly), lon, lat, roof in zip(standing, lons.tolist(), lats.tolist(), roofs.tolist(), strict=True):
+            ref = self.index[b.id]
+            feature = {"building_id": b.id, "tileset": "buildings/tileset.json",
+                       "content": f"buildings/{ref.tile}", "feature_id": ref.feature_id}
+            heading = polygon_heading(np.asarray(poly.exterior.coords)[:-1])
+            props = {"height": b.height, "roof_orthometric_height": b.roof_height, "floors": b.floors,
+                     "height_source": b.height_source, "ground_source": b.ground_source, "lod": b.lod,
+                     "roof_type": b.roof_type, "proposed": b.proposed, "replaces": b.replaces}
+            if s.include_buildings and b.id in self.entrances:
+                places += _entrance_places(b, self.entrances[b.id], self.terrain, self.frame, self.tin_error,
+                                           heading, feature, props)
+            elif s.include_buildings:
+                # on the base as the mesh stage built it: the whole solid stands at its centroid's N, so
+                # its base is one ellipsoidal height (orthometric below the anchor differs by the geoid's
+                # slope across the footprint, millimetres)
+                places.append(_Place(f"building:{b.id}", "building", b.name or b.id, b.use, lon, lat,
+                                     b.ground_height + b.centroid.undulation, heading,
+                                     [_ground_part(b, self.tin_error)], feature,
+                                     {**props, "placed_at": "visual centre"}))
+            if s.include_rooftops:
+                if not np.isfinite(roof):
+                    skipped.append({"anchor": f"rooftop:{b.id}", "reason": "the plumb line through the visual "
+                                                                           "centre meets no roof"})
+                    warnings.warn(f"building {b.id!r}: no rooftop anchor, the plumb line through its visual centre "
+                                  "meets no roof", FeatureSkippedWarning, stacklevel=2)
+                    continue
+                places.append(_Place(f"rooftop:{b.id}", "rooftop", b.name or b.id, b.use, lon, lat,
+                                     roof + s.rooftop_offset_m, heading, [_roof_part(b)], feature, dict(props),
+                                     rooftop=roof))
+        return places
 
 
 def _split_entrances(pois: list[PoiRecord], buildings: set[str]
@@ -271,8 +279,54 @@ def _r(x: float | None, k: int = 4) -> float | None:
     return None if x is None or not np.isfinite(x) else round(float(x), k)
 
 
+@dataclass(frozen=True)
+class _Poser:
+    """Turns places into anchors with every platform's pose and the accuracy parts all share."""
+
+    geoid: Any
+    terrain: Scene
+    site: Any
+    shared: tuple[ErrorPart, ErrorPart]  # georeferencing, geoid
+
+    def __call__(self, places: list[_Place]) -> list[Anchor]:
+        if not places:
+            return []
+        lon = np.array([p.lon for p in places])
+        lat = np.array([p.lat for p in places])
+        und = self.geoid.undulation(lon, lat)
+        h = np.array([p.h for p in places])
+        ground = drape(self.terrain, self.site, lon, lat)
+        ecef = geodetic_to_ecef(lon, lat, h)
+        arkit_geoid = self.geoid.info.label()
+        q_enu, q_eus = heading_quaternions(np.array([p.heading for p in places]))
+        q_ecef = ecef_quaternion(q_enu, lon, lat)
+        enu_to_ecef = enu_to_ecef_columns(lon, lat, ecef)
+        # rotations to 9 decimals, positions to 0.1 mm
+        enu_to_ecef[:, :12] = enu_to_ecef[:, :12].round(9)
+        enu_to_ecef[:, 12:] = enu_to_ecef[:, 12:].round(4)
+        rows = zip(places, und.round(4).tolist(), ground.tolist(), q_enu.round(9).tolist(), q_eus.round(9).tolist(),
+                   q_ecef.round(9).tolist(), ecef.round(4).tolist(), enu_to_ecef.tolist(), strict=True)
+        r_part, g_part = self.shared
+        anchors = []
+        for p, n, on_ground, qn, qs, qe, xyz, m in rows:
+            lat_r, lon_r, hh = round(p.lat, 10), round(p.lon, 10), round(p.h, 4)
+            ortho = round(p.h - n, 4)
+            above_terrain = _r(p.h - on_ground)
+            above_roof = _r(p.h - p.rooftop) if p.rooftop is not None else None
+            recommended = ("rooftop" if p.kind == "rooftop" else "terrain" if above_terrain is not None else "wgs84")
+            parts = ([r_part] if p.georeferenced else []) + p.parts + [g_part]
+            anchors.append(Anchor(
+                p.id, p.kind, p.name, p.category, lat_r, lon_r, hh, ortho, n, round(p.heading, 4),
+                Orientation(qn, qs, qe), Surfaces(_r(on_ground), _r(p.rooftop)),
+                ArcorePose(lat_r, lon_r, hh, qs, above_terrain, above_roof, recommended),
+                ArkitPose(lat_r, lon_r, ortho, arkit_geoid, qs),
+                CesiumPose(xyz, m, qe), combine(parts), p.feature, p.properties))
+        return anchors
+
+
 def run(ctx: StageContext, cfg: TwinConfig) -> StageResult:
-    """Build the anchors of buildings, rooftops, POIs, surveyed points and imported models."""
+    """Build the anchors of buildings, rooftops, POIs, surveyed points and imported models,
+    written a batch of buildings at a time (``BATCH``)."""
     georef, mesh = ctx.input_dir("georef"), ctx.input_dir("mesh")
     frame = read_frame(georef)
     geoid = cfg.geoid_model()
@@ -284,52 +338,26 @@ def run(ctx: StageContext, cfg: TwinConfig) -> StageResult:
     skipped: list[dict[str, str]] = []
     layer = read_buildings(mesh)
     plain, entrances = _split_entrances(read_pois(georef), {b.id for b in layer.buildings})
-    places = (_buildings(ctx, cfg, layer, frame, tin_error, terrain, entrances, skipped)
-              + _pois(cfg, plain, terrain, tin_error, frame, skipped) + _gcps(cfg, control) + _models(ctx, cfg))
-    lon = np.array([p.lon for p in places])
-    lat = np.array([p.lat for p in places])
-    und = geoid.undulation(lon, lat) if places else np.zeros(0)
-    h = np.array([p.h for p in places])
-    ground = drape(terrain, frame.site, lon, lat)
-    ecef = geodetic_to_ecef(lon, lat, h) if places else np.zeros((0, 3))
-    g_part = geoid_part(geoid.info.name, geoid.info.accuracy_m, frame.heights)
-    r_part = _georef_part(control, cfg.stages.anchors.inputs_horizontal_accuracy_m)
-    arkit_geoid = geoid.info.label()
-    heading = np.array([p.heading for p in places])
-    q_enu, q_eus = heading_quaternions(heading) if places else (np.zeros((0, 4)), np.zeros((0, 4)))
-    q_ecef = ecef_quaternion(q_enu, lon, lat) if places else np.zeros((0, 4))
-    enu_to_ecef = enu_to_ecef_columns(lon, lat, ecef) if places else np.zeros((0, 16))
-    # rotations to 9 decimals, positions to 0.1 mm
-    enu_to_ecef[:, :12] = enu_to_ecef[:, :12].round(9)
-    enu_to_ecef[:, 12:] = enu_to_ecef[:, 12:].round(4)
-    rows = zip(places, und.round(4).tolist(), ground.tolist(), q_enu.round(9).tolist(), q_eus.round(9).tolist(),
-               q_ecef.round(9).tolist(), ecef.round(4).tolist(), enu_to_ecef.tolist(), strict=True)
-    anchors = []
-    for p, n, on_ground, qn, qs, qe, xyz, m in rows:
-        lat_r, lon_r, hh = round(p.lat, 10), round(p.lon, 10), round(p.h, 4)
-        ortho = round(p.h - n, 4)
-        above_terrain = _r(p.h - on_ground)
-        above_roof = _r(p.h - p.rooftop) if p.rooftop is not None else None
-        recommended = ("rooftop" if p.kind == "rooftop" else "terrain" if above_terrain is not None else "wgs84")
-        parts = ([r_part] if p.georeferenced else []) + p.parts + [g_part]
-        anchors.append(Anchor(
-            p.id, p.kind, p.name, p.category, lat_r, lon_r, hh, ortho, n, round(p.heading, 4),
-            Orientation(qn, qs, qe), Surfaces(_r(on_ground), _r(p.rooftop)),
-            ArcorePose(lat_r, lon_r, hh, qs, above_terrain, above_roof, recommended),
-            ArkitPose(lat_r, lon_r, ortho, arkit_geoid, qs),
-            CesiumPose(xyz, m, qe), combine(parts), p.feature, p.properties))
+    pose = _Poser(geoid, terrain, frame.site,
+                  (_georef_part(control, cfg.stages.anchors.inputs_horizontal_accuracy_m),
+                   geoid_part(geoid.info.name, geoid.info.accuracy_m, frame.heights)))
     site = {"name": cfg.site.name, "origin": {"latitude": frame.site.lat, "longitude": frame.site.lon,
                                               "ellipsoidal_height": frame.site.height}}
     accuracy = {"vertical_rmse_m": control.vertical_rmse, "horizontal_rmse_m": control.horizontal_rmse,
                 "geoid_accuracy_m": geoid.info.accuracy_m,
                 "note": "per anchor: accuracy.parts, 1 sigma, combined by root sum of squares; vertical_m is the "
                         "ellipsoidal height's (ARCore, Cesium), vertical_orthometric_m the orthometric's (ARKit)"}
-    result = AnchorSet(site, geoid.info, frame.geoid_grid, frame.heights, accuracy, anchors, skipped)
-    write_anchors(ctx.out_dir, result)
-    kinds = [a.kind for a in anchors]
-    counts = {"anchors": len(anchors), **{f"{k}_anchors": kinds.count(k) for k in
-                                          ("building", "rooftop", "terrain", "gcp", "model")}}
-    return StageResult(counts, {"anchors": len(anchors), "skipped": skipped, "geoid": geoid.info.label(),
+    s = cfg.stages.anchors
+    with AnchorWriter(ctx.out_dir, AnchorSet(site, geoid.info, frame.geoid_grid, frame.heights, accuracy)) as out:
+        if layer.buildings and (s.include_buildings or s.include_rooftops):
+            place = _BuildingPlaces(ctx, cfg, frame, tin_error, terrain, entrances)
+            batches = [layer.buildings[i:i + BATCH] for i in range(0, len(layer.buildings), BATCH)]
+            for batch in ctx.reporter.track(batches, "anchors"):
+                out.add(pose(place(batch, skipped)))
+        out.add(pose(_pois(cfg, plain, terrain, tin_error, frame, skipped) + _gcps(cfg, control)
+                     + _models(ctx, cfg)))
+        summary = out.close(skipped)
+    counts = {"anchors": summary.count, **{f"{k}_anchors": n for k, n in summary.kinds.items()}}
+    return StageResult(counts, {"anchors": summary.count, "skipped": skipped, "geoid": geoid.info.label(),
                                 "vertical_rmse_m": control.vertical_rmse,
                                 "horizontal_rmse_m": control.horizontal_rmse})
-

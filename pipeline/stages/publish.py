@@ -25,7 +25,7 @@ from pipeline.config import TwinConfig
 from pipeline.core.atomic import tree_hashes
 from pipeline.core.tiles import box_corners
 from pipeline import artifacts
-from pipeline.artifacts.anchors import read_anchors
+from pipeline.artifacts.anchors import read_summary
 from pipeline.artifacts.buildings import BuildingMeshes, read_buildings
 from pipeline.artifacts.control import read_control
 from pipeline.artifacts.footprints import read_footprints
@@ -71,7 +71,8 @@ Produced by dmc-twin {code_version}. Everything a viewer, the city twin hub or a
 | `anchors/anchors.json` | AR anchors (format 2.0; see below) |
 | `anchors/anchors.geojson` | the same anchors as GeoJSON points (third coordinate: metres above the WGS84 ellipsoid) |
 | `anchors/anchors.csv` | the same anchors as a table for GIS |
-| `anchors/anchors.schema.json` | JSON Schema of anchors.json |{rasters}{analysis}
+| `anchors/anchors.schema.json` | JSON Schema of anchors.json |
+| `anchors/summary.json` | the count of anchors of each kind and their extent |{rasters}{analysis}
 | `catalog.json` | STAC 1.1 Collection of the bundle (its assets, for clients that read it alone) |
 | `stac/<layer>.json` | one STAC Item per layer, with the projection extension and each file's checksum |
 | `provenance.json` | inputs with sha256, code version, georeferencing accuracy |
@@ -259,13 +260,11 @@ def _layers(out: Path, frame: FrameRecord, sunlight: Any, rasters: dict[str, Ele
                             [LayerAsset("tileset", f"{key}/tileset.json", "application/json", ("data",),
                                         "3D Tiles 1.1 tileset")] + extra,
                             {"proj:epsg": 4978, "proj:bbox": extent.ecef}, {"dmctwin:layer": key}))
-    anchors = read_anchors(out / "anchors" / "anchors.json").anchors
-    if anchors:
-        lon = np.array([a.longitude for a in anchors])
-        lat = np.array([a.latitude for a in anchors])
-        h = np.array([a.ellipsoidal_height for a in anchors])
-        abox = (float(lon.min()), float(lat.min()), float(lon.max()), float(lat.max()))
-        proj = {"proj:epsg": 4979, "proj:bbox": [abox[0], abox[1], float(h.min()), abox[2], abox[3], float(h.max())]}
+    summary = read_summary(out / "anchors")
+    if summary.bbox is not None:
+        west, south, _, east, north, _ = summary.bbox
+        abox = (west, south, east, north)
+        proj = {"proj:epsg": 4979, "proj:bbox": summary.bbox}
     else:
         abox, proj = bbox2, {"proj:epsg": 4979}
     layers.append(Layer("anchors", "AR anchors", "Anchors for ARCore, ARKit and CesiumJS (format 2.0) with their "
@@ -274,7 +273,9 @@ def _layers(out: Path, frame: FrameRecord, sunlight: Any, rasters: dict[str, Ele
                          LayerAsset("geojson", "anchors/anchors.geojson", "application/geo+json", ("data",)),
                          LayerAsset("csv", "anchors/anchors.csv", "text/csv", ("data",)),
                          LayerAsset("schema", "anchors/anchors.schema.json", "application/schema+json",
-                                    ("metadata",))], proj, {"dmctwin:anchors": len(anchors)}))
+                                    ("metadata",)),
+                         LayerAsset("summary", "anchors/summary.json", "application/json", ("metadata",),
+                                    "count of each kind and extent")], proj, {"dmctwin:anchors": summary.count}))
     for key, r in rasters.items():
         g = r.grid
         w, s, e, n = rasterio.warp.transform_bounds(g.crs.to_wkt(), "EPSG:4326", *g.bounds, densify_pts=21)
@@ -348,6 +349,7 @@ def run(ctx: StageContext, cfg: TwinConfig) -> StageResult:
         "anchors_csv": LayerAsset("anchors_csv", "anchors/anchors.csv", "text/csv"),
         "anchors_schema": LayerAsset("anchors_schema", "anchors/anchors.schema.json", "application/schema+json",
                                      ("metadata",)),
+        "anchors_summary": LayerAsset("anchors_summary", "anchors/summary.json", "application/json", ("metadata",)),
     }
     for layer, title in LAYER_TITLES.items():
         if (out / layer / "tileset.json").is_file():
