@@ -7,6 +7,8 @@ column-vector matrices here and 16 numbers in column-major order in JSON.
 
 from __future__ import annotations
 
+import posixpath
+from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -148,3 +150,66 @@ def assemble_tree(nodes: Mapping[str, TileNode], ancestor_error: Callable[[int],
         return tile, lo, hi
 
     return build("r")
+
+
+def split_external(root: dict[str, Any], max_tiles: int, folder: str = "tilesets"
+                   ) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    """Cut the tile tree under ``root`` (URIs relative to the layer's folder) into a root tree and
+    external tilesets of at most ``max_tiles`` tiles each (``max_tiles`` >= the most children a
+    tile has, plus one), so a city's tileset.json stays small and a client reads only the parts
+    it looks at. A tree that fits is returned whole.
+
+    Each document takes its levels breadth first while they fit: a tile whose children would
+    not moves, with its subtree, to be the root of ``<folder>/<name>.json`` (name: ``r`` and the
+    child indices down to it); in its place stays a tile with its box and no content but that
+    tileset. That tile keeps its parent's geometricError: it is refined exactly when its parent
+    is, so a client that refines by error alone reaches the moved tile's own content. Returns the
+    new root tile and the external tilesets' root tiles by path, their URIs still relative to the
+    layer's folder (see :func:`rebase_uris`).
+    """
+    external: dict[str, dict[str, Any]] = {}
+
+    def document(top: dict[str, Any], name: str, refine: str) -> dict[str, Any]:
+        top = dict(top, refine=top.get("refine", refine))
+        count = 1
+        # (a tile of this document, its name, the refinement it inherits, its parent's error)
+        queue = deque([(top, name, refine, top["geometricError"])])
+        while queue:
+            tile, key, inherited, parent_error = queue.popleft()
+            kids = tile.get("children")
+            if not kids:
+                continue
+            if tile is top or count + len(kids) <= max_tiles:
+                count += len(kids)
+                tile["children"] = [dict(k) for k in kids]  # copies: the caller's tree is left as it was
+                own = tile.get("refine", inherited)
+                names = [f"{key}{i}" if len(kids) <= 10 else f"{key}_{i}" for i in range(len(kids))]
+                queue.extend((child, child_name, own, tile["geometricError"])
+                             for child, child_name in zip(tile["children"], names, strict=True))
+                continue
+            # its children do not fit: the tile (already counted) moves out, a reference in its place
+            path = f"{folder}/{key}.json"
+            external[path] = document(tile, key, inherited)
+            tile.clear()
+            tile.update({"boundingVolume": external[path]["boundingVolume"], "geometricError": parent_error,
+                         "content": {"uri": path}})
+        return top
+
+    if _count(root) <= max_tiles:
+        return root, {}
+    return document(root, "r", root.get("refine", "REPLACE")), external
+
+
+def _count(tile: dict[str, Any]) -> int:
+    return 1 + sum(_count(c) for c in tile.get("children", []))
+
+
+def rebase_uris(tile: dict[str, Any], start: str) -> dict[str, Any]:
+    """A copy of the tile tree with every content URI (relative to the layer's folder) made
+    relative to ``start``, a folder inside it (POSIX)."""
+    out = dict(tile)
+    if "content" in out:
+        out["content"] = dict(out["content"], uri=posixpath.relpath(out["content"]["uri"], start))
+    if "children" in out:
+        out["children"] = [rebase_uris(c, start) for c in out["children"]]
+    return out

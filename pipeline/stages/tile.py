@@ -3,7 +3,8 @@
 Files are written plainly: the stage writes into a temporary folder the runner swaps in whole.
 
 Outputs: ``tileset.json`` (root, ECEF boxes, layers as external tilesets, provenance metadata)
-and per layer ``<layer>/tileset.json`` + ``<layer>/tiles/*.glb``; ``buildings/features.json``
+and per layer ``<layer>/tileset.json`` + ``<layer>/tiles/*.glb`` (a large mesh layer's deeper
+levels in external tilesets ``<layer>/tilesets/*.json``); ``buildings/features.json``
 (building id -> leaf tile and feature ID). Each layer's root carries the ENU->ECEF transform of
 the site, so a layer is usable on its own; content is stored relative to its own box (quantized
 or compressed, ``stages.tile.compression``). geometricError values are measurements, never
@@ -16,6 +17,7 @@ cloud is an octree with ADD refinement, every point in exactly one tile.
 from __future__ import annotations
 
 import json
+import posixpath
 from pathlib import Path
 from typing import Any
 
@@ -31,8 +33,8 @@ from pipeline.core.pointtree import OctreeFrame, PointNode, coarse_levels, colum
 from pipeline.core.meshing import compact_faces, concat_meshes, mesh_digest
 from pipeline.core.quadtree import QuadNode, build_quadtree
 from pipeline.core.gltf import gltf_positions, read_glb
-from pipeline.core.tiles import (TileNode, aabb_box, assemble_tree, box_corners, matrix_to_json, tileset_doc,
-                                 transform_box)
+from pipeline.core.tiles import (TileNode, aabb_box, assemble_tree, box_corners, matrix_to_json, rebase_uris,
+                                 split_external, tileset_doc, transform_box)
 from pipeline.errors import StageError
 from pipeline import artifacts
 from pipeline.artifacts.buildings import BuildingMeshes, read_buildings
@@ -48,6 +50,9 @@ SPEC = StageSpec("tile", reads=(artifacts.FRAME, artifacts.CONTROL, artifacts.CL
                  writes=(artifacts.TILESET, artifacts.FEATURE_INDEX),
                  # the root tileset's provenance names every input file with its sha256
                  reads_inputs=True)
+#: tiles one tileset JSON holds before the deeper levels go to external tilesets (about 230 kB):
+#: the root of a city of 600,000 buildings loads as fast as a district's
+TILESET_TILES = 500
 
 PROVENANCE_SCHEMA = {
     "id": "dmc_twin_tileset",
@@ -124,7 +129,8 @@ def _write_layer(ctx: StageContext, out: Path, docs: dict[str, dict[str, Any]],
                  jobs: dict[str, Any], m: np.ndarray, top_error: float, provenance: dict[str, Any], label: str,
                  refine: str = "REPLACE") -> tuple[dict[str, Any], np.ndarray, np.ndarray, int]:
     """Wait for a quadtree layer's tile jobs and write its ``tileset.json`` (``refine``, the
-    site's ENU->ECEF transform on the root); returns (document, lo, hi, content bytes)."""
+    site's ENU->ECEF transform on the root), deeper levels in external tilesets under
+    ``tilesets/`` (``TILESET_TILES``); returns (document, lo, hi, content bytes)."""
     nodes, size = {}, 0
     for key, job in ctx.reporter.track(list(jobs.items()), label):
         lo, hi, n = job.result()
@@ -137,6 +143,9 @@ def _write_layer(ctx: StageContext, out: Path, docs: dict[str, dict[str, Any]],
         raise StageError(f"{label}: no tile has content")
     root, lo, hi = built
     root |= {"refine": refine, "transform": matrix_to_json(m)}
+    root, external = split_external(root, TILESET_TILES)
+    for path, sub in external.items():
+        _dump(out / path, tileset_doc(rebase_uris(sub, posixpath.dirname(path)), sub["geometricError"]))
     doc = tileset_doc(root, max(top_error, root["geometricError"]), **provenance)
     _dump(out / "tileset.json", doc)
     return doc, lo, hi, size

@@ -1,12 +1,13 @@
-"""Bounding-volume arithmetic of 3D Tiles boxes."""
+"""Bounding-volume arithmetic of 3D Tiles boxes, and a tile tree cut into external tilesets."""
 
 from __future__ import annotations
 
 import numpy as np
 
 from pipeline.core.geodesy import SiteFrame
-from pipeline.core.tiles import (aabb_box, box_contains, box_corners, matrix_from_json,
-                                 matrix_to_json, points_in_box, transform_box, translation)
+from pipeline.core.tiles import (TileNode, aabb_box, assemble_tree, box_contains, box_corners, matrix_from_json,
+                                 matrix_to_json, points_in_box, rebase_uris, split_external, transform_box,
+                                 translation)
 
 
 def test_aabb_box_contains_its_points():
@@ -47,3 +48,91 @@ def test_flat_box():
     box = [0, 0, 0, 10, 0, 0, 0, 10, 0, 0, 0, 0]
     assert points_in_box(np.array([[5.0, -5.0, 0.0]]), box).all()
     assert not points_in_box(np.array([[5.0, -5.0, 0.1]]), box).any()
+
+
+def _full_quadtree(depth: int) -> dict:
+    """The root tile of a full quadtree ``depth`` levels deep: every tile has content named by
+    its key, the geometricError halves per level, the root has a transform."""
+    nodes = {}
+    keys = ["r"]
+    for level in range(depth + 1):
+        for key in keys:
+            i = np.array([int(c) for c in key[1:]] or [0])
+            lo = np.array([float(i.sum()), float(len(key)), 0.0])
+            nodes[key] = TileNode(key, 64.0 / 2 ** level, f"tiles/{key}.glb", tuple(lo), tuple(lo + 1))
+        keys = [k + str(c) for k in keys for c in range(4)]
+    root, _, _ = assemble_tree(nodes)
+    return root | {"refine": "REPLACE", "transform": [1.0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0, 5, 6, 7, 1]}
+
+
+def _levels(tile: dict) -> int:
+    return 1 + max((_levels(c) for c in tile.get("children", [])), default=0)
+
+
+def _count(tile: dict) -> int:
+    return 1 + sum(_count(c) for c in tile.get("children", []))
+
+
+def _expand(tile: dict, docs: dict[str, dict], seen: list[str]) -> dict:
+    """The tree with every external tileset's root put back in place of the tile that refers to it."""
+    uri = tile.get("content", {}).get("uri", "")
+    if uri.endswith(".json"):
+        seen.append(uri)
+        return _expand(docs[uri], docs, seen)
+    return dict(tile, children=[_expand(c, docs, seen) for c in tile.get("children", [])]) if "children" in tile \
+        else tile
+
+
+def _strip(tile: dict) -> dict:
+    return {k: (_strip_all(v) if k == "children" else v) for k, v in tile.items() if k != "refine" or v != "REPLACE"}
+
+
+def _strip_all(tiles: list[dict]) -> list[dict]:
+    return [_strip(t) for t in tiles]
+
+
+def test_split_external_cuts_a_deep_tree_into_small_tilesets_that_put_back_give_it_whole():
+    import copy
+
+    whole = _full_quadtree(6)
+    kept = copy.deepcopy(whole)
+    root, docs = split_external(whole, 100)
+    assert whole == kept  # the input is left as it was
+    assert _count(whole) == 5461 and all(_count(d) <= 100 for d in [root, *docs.values()])
+    # breadth first: the root keeps its upper levels whole (1 + 4 + 16 + 64 tiles) and the children
+    # of the first three level-3 tiles, which still fit
+    assert _count(root) == 85 + 3 * 4
+    assert 5461 / 100 < len(docs) < 3 * 5461 / 100
+    seen: list[str] = []
+    assert _strip(_expand(root, docs, seen)) == _strip(whole)  # the same tiles, boxes, errors and contents
+    assert sorted(seen) == sorted(docs) and len(set(seen)) == len(seen)  # each tileset referred to once
+    assert "transform" in root and not any("transform" in d for d in docs.values())
+
+    def refs(tile: dict, parent_error: float):
+        for child in tile.get("children", []):
+            if child.get("content", {}).get("uri", "").endswith(".json"):
+                yield child, parent_error, tile["geometricError"]
+            yield from refs(child, tile["geometricError"])
+
+    for doc in [root, *docs.values()]:
+        for ref, _, parent_error in refs(doc, doc["geometricError"]):
+            moved = docs[ref["content"]["uri"]]
+            # the referring tile is refined with its parent, onto the moved tile's own content
+            assert ref["geometricError"] == parent_error >= moved["geometricError"]
+            assert ref["boundingVolume"] == moved["boundingVolume"] and "children" not in ref
+            assert moved["content"]["uri"].endswith(".glb") and moved["refine"] == "REPLACE"
+
+
+def test_a_shallow_tree_is_left_whole():
+    import copy
+
+    whole = _full_quadtree(2)
+    root, docs = split_external(copy.deepcopy(whole), 21)
+    assert docs == {} and root == whole
+
+
+def test_rebased_uris_point_at_the_same_files():
+    tile = {"content": {"uri": "tiles/r01.glb"}, "children": [{"content": {"uri": "tilesets/r012.json"}}]}
+    out = rebase_uris(tile, "tilesets")
+    assert out["content"]["uri"] == "../tiles/r01.glb" and out["children"][0]["content"]["uri"] == "r012.json"
+    assert tile["content"]["uri"] == "tiles/r01.glb"  # the input is left as it was
