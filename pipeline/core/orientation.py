@@ -8,6 +8,8 @@ rotation about the up axis by -heading; in both frames that is a right-handed ro
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import shapely
 
@@ -28,16 +30,18 @@ def rotate(q: list[float], v: np.ndarray) -> np.ndarray:
     return 2.0 * np.dot(u, v) * u + (w * w - np.dot(u, u)) * v + 2.0 * w * np.cross(u, v)
 
 
-def polygon_heading(en: np.ndarray) -> float:
-    """Heading (degrees clockwise from north, in [0, 180)) of the long axis of a footprint's
-    minimum rotated rectangle; ``en`` is (k, 2) ENU east/north of its outline."""
-    rect = shapely.minimum_rotated_rectangle(shapely.MultiPoint(en))
-    if rect.geom_type != "Polygon":
-        return 0.0
-    c = np.asarray(rect.exterior.coords)[:3]
-    edges = [c[1] - c[0], c[2] - c[1]]
-    long_edge = max(edges, key=lambda e: float(np.hypot(*e)))
-    return float(np.degrees(np.arctan2(long_edge[0], long_edge[1])) % 180.0)
+def polygon_headings(outlines: Sequence[shapely.Geometry] | np.ndarray) -> np.ndarray:
+    """Headings (degrees clockwise from north, in [0, 180)) of the long axis of each outline's
+    minimum rotated rectangle (plan ENU east/north); 0 where the outline has no area."""
+    rects = shapely.minimum_rotated_rectangle(np.asarray(outlines, dtype=object))
+    out = np.zeros(len(rects))
+    # a rectangle is a polygon of five points; a degenerate outline's is a line or a point
+    ok = (shapely.get_type_id(rects) == 3) & (shapely.get_num_coordinates(rects) == 5)
+    c = shapely.get_coordinates(shapely.get_exterior_ring(rects[ok])).reshape(-1, 5, 2)
+    a, b = c[:, 1] - c[:, 0], c[:, 2] - c[:, 1]
+    long_edge = np.where((np.hypot(*a.T) >= np.hypot(*b.T))[:, None], a, b)
+    out[ok] = np.degrees(np.arctan2(long_edge[:, 0], long_edge[:, 1])) % 180.0
+    return out
 
 
 def enu_axes_ecef(lon: float | np.ndarray, lat: float | np.ndarray) -> np.ndarray:

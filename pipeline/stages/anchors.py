@@ -18,6 +18,7 @@ geoid model's stated accuracy (``core.accuracy``).
 
 from __future__ import annotations
 
+import functools
 import warnings
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,11 +38,11 @@ from pipeline.artifacts.models import read_models
 from pipeline.artifacts.pois import PoiRecord, read_pois
 from pipeline.artifacts.terrain import load_level, read_terrain
 from pipeline.config import TwinConfig
-from pipeline.core.accuracy import ErrorPart, combine, geoid_part
+from pipeline.core.accuracy import Accuracy, ErrorPart, combine, geoid_part
 from pipeline.core.drape import drape, drape_each
 from pipeline.core.footprints import visual_centre
 from pipeline.core.geodesy import geodetic_to_ecef
-from pipeline.core.orientation import ecef_quaternion, enu_to_ecef_columns, heading_quaternions, polygon_heading
+from pipeline.core.orientation import ecef_quaternion, enu_to_ecef_columns, heading_quaternions, polygon_headings
 from pipeline.core.shading import Scene
 from pipeline.errors import FeatureSkippedWarning
 from pipeline.stage import StageContext, StageResult, StageSpec
@@ -160,12 +161,13 @@ class _BuildingPlaces:
         roofs = np.full(len(standing), np.nan)
         if s.include_rooftops:
             roofs = drape_each([self.meshes.get(b.feature_id, 0) for b, _ in standing], self.frame.site, lons, lats)
+        headings = polygon_headings([poly for _, poly in standing]).tolist()
         places: list[_Place] = []
-        for (b, poly), lon, lat, roof in zip(standing, lons.tolist(), lats.tolist(), roofs.tolist(), strict=True):
+        for (b, _), lon, lat, roof, heading in zip(standing, lons.tolist(), lats.tolist(), roofs.tolist(), headings,
+                                                   strict=True):
             ref = self.index[b.id]
             feature = {"building_id": b.id, "tileset": "buildings/tileset.json",
                        "content": f"buildings/{ref.tile}", "feature_id": ref.feature_id}
-            heading = polygon_heading(np.asarray(poly.exterior.coords)[:-1])
             props = {"height": b.height, "roof_orthometric_height": b.roof_height, "floors": b.floors,
                      "height_source": b.height_source, "ground_source": b.ground_source, "lod": b.lod,
                      "roof_type": b.roof_type, "proposed": b.proposed, "replaces": b.replaces}
@@ -275,6 +277,12 @@ def _georef_part(control: ControlRecord, inputs_h: float | None) -> ErrorPart:
     return ErrorPart("georeferencing", h, control.vertical_rmse, note=note)
 
 
+@functools.lru_cache(maxsize=1 << 16)
+def _combined(parts: tuple[ErrorPart, ...]) -> Accuracy:
+    """:func:`combine`, once per distinct set of parts: a city's anchors share a few hundred."""
+    return combine(parts)
+
+
 def _r(x: float | None, k: int = 4) -> float | None:
     return None if x is None or not np.isfinite(x) else round(float(x), k)
 
@@ -314,13 +322,13 @@ class _Poser:
             above_terrain = _r(p.h - on_ground)
             above_roof = _r(p.h - p.rooftop) if p.rooftop is not None else None
             recommended = ("rooftop" if p.kind == "rooftop" else "terrain" if above_terrain is not None else "wgs84")
-            parts = ([r_part] if p.georeferenced else []) + p.parts + [g_part]
+            parts = ((r_part,) if p.georeferenced else ()) + tuple(p.parts) + (g_part,)
             anchors.append(Anchor(
                 p.id, p.kind, p.name, p.category, lat_r, lon_r, hh, ortho, n, round(p.heading, 4),
                 Orientation(qn, qs, qe), Surfaces(_r(on_ground), _r(p.rooftop)),
                 ArcorePose(lat_r, lon_r, hh, qs, above_terrain, above_roof, recommended),
                 ArkitPose(lat_r, lon_r, ortho, arkit_geoid, qs),
-                CesiumPose(xyz, m, qe), combine(parts), p.feature, p.properties))
+                CesiumPose(xyz, m, qe), _combined(parts), p.feature, p.properties))
         return anchors
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipeline.core.orientation import (ecef_quaternion, enu_to_ecef_columns, heading_quaternions, polygon_heading,
+from pipeline.core.orientation import (ecef_quaternion, enu_to_ecef_columns, heading_quaternions, polygon_headings,
                                       rotate)
 
 
@@ -21,11 +21,22 @@ def test_forward_axis_points_at_heading(heading):
     assert abs(f_enu[2]) < 1e-12 and abs(f_eus[1]) < 1e-12
 
 
-def test_polygon_heading_of_rotated_rectangle():
-    t = np.radians(28.0)
+def test_polygon_headings_of_rotated_rectangles_and_degenerate_outlines():
+    import shapely
+
     rect = np.array([[0, 0], [80, 0], [80, 20], [0, 20]], float)
-    rot = rect @ np.array([[np.cos(t), np.sin(t)], [-np.sin(t), np.cos(t)]])
-    assert polygon_heading(rot) == pytest.approx(90.0 - 28.0, abs=1e-6)
+    outlines, expected = [], []
+    for turn in (0.0, 28.0, 90.0, 151.0):
+        t = np.radians(turn)
+        outlines.append(shapely.Polygon(rect @ np.array([[np.cos(t), np.sin(t)], [-np.sin(t), np.cos(t)]])))
+        expected.append((90.0 - turn) % 180.0)
+    # an L-shaped block: its rectangle's long side runs east
+    outlines.append(shapely.Polygon([(0, 0), (60, 0), (60, 10), (10, 10), (10, 30), (0, 30)]))
+    expected.append(90.0)
+    outlines += [shapely.Polygon([(0, 0), (5, 5), (10, 10)]), shapely.Point(1, 2)]  # no area: heading 0
+    expected += [0.0, 0.0]
+    got = polygon_headings(outlines)
+    assert np.allclose(np.minimum(abs(got - expected), 180 - abs(got - expected)), 0.0, atol=1e-6), got
 
 
 @pytest.mark.parametrize("lon, lat, heading", [(126.89, 37.58, 0.0), (127.2, 37.4, 117.0), (-70.0, -33.0, 300.0)])
