@@ -33,8 +33,8 @@ from typing import Any
 
 from pipeline import __version__
 from pipeline.config import STAGE_NAMES, TwinConfig
-from pipeline.core.atomic import (digest_of, mirror_dir, replace_dir, sha256_file, tree_hashes, write_bytes_atomic,
-                                  write_json_atomic)
+from pipeline.core.atomic import (digest_of, mirror_dir, replace_dir, sha256_file, sweep_attempts, tree_hashes,
+                                  write_bytes_atomic, write_json_atomic)
 from pipeline.core.executor import make_executor, return_freed_memory
 from pipeline.core.progress import Reporter
 from pipeline.preflight import check_runnable
@@ -112,7 +112,8 @@ class Runner:
 
     def __init__(self, cfg: TwinConfig, workdir: Path, *, quiet: bool = False) -> None:
         self.cfg = cfg
-        self.workdir = Path(workdir)
+        # absolute: executor tasks get paths under it, and a cluster's workers run in folders of their own
+        self.workdir = Path(workdir).absolute()
         self.quiet = quiet
         self.manifest = load_manifest(self.workdir)
 
@@ -250,6 +251,8 @@ class Runner:
                 try:
                     result: StageResult = module.run(ctx, self.cfg)
                     seconds = time.perf_counter() - t0
+                    # a task whose worker died mid-write (a cluster retried it elsewhere) left its file
+                    sweep_attempts(tmp)
                     outputs = tree_hashes(tmp)
                     # intermediate artifacts skip the fsync (seconds per gigabyte): a torn file after a
                     # power cut fails the output-hash check on resume and the stage reruns; the

@@ -22,6 +22,9 @@ def register(sub: Any) -> None:
     p.add_argument("--force", action="store_true", help="rerun stages even when unchanged")
     p.add_argument("--workdir", type=Path, help="work directory (default: config's workdir or out/<config name>)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress or summary output")
+    p.add_argument("--scheduler", metavar="ADDRESS",
+                   help="run the parallel work on the Dask cluster of this scheduler (tcp://host:8786; "
+                        "executor.kind dask); the work directory must be on storage every worker sees")
     p.set_defaults(func=run)
 
 
@@ -33,6 +36,8 @@ def default_workdir(config_path: Path, configured: Path | None, base: Path) -> P
 
 def run(args: argparse.Namespace) -> int:
     cfg = load_config(args.config)
+    if args.scheduler:
+        cfg.executor = cfg.executor.model_copy(update={"kind": "dask", "scheduler": args.scheduler})
     stages = select_stages(args.stages)
     workdir = args.workdir or default_workdir(args.config, cfg.workdir, cfg.base_dir)
     console = Console(stderr=False, quiet=args.quiet)

@@ -1,7 +1,9 @@
 """Atomic file and folder writes, and content hashes.
 
 A reader never sees a half-written output: files are written to a temporary name in the same
-folder, fsynced and renamed; folders are built under a temporary name and swapped in.
+folder, fsynced and renamed; folders are built under a temporary name and swapped in. Executor
+tasks write through :func:`replacing`, so a task that dies, or runs twice on a cluster that
+retried it, never leaves a torn file at its output's name.
 """
 
 from __future__ import annotations
@@ -12,9 +14,15 @@ import hashlib
 import json
 import os
 import shutil
+import uuid
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
+
+#: the end of the name of a file an attempt at a task is writing (see :func:`replacing`)
+ATTEMPT = ".attempt"
 
 
 def sha256_file(path: str | Path, block: int = 1 << 20) -> str:
@@ -67,6 +75,31 @@ def write_bytes_atomic(path: str | Path, data: bytes) -> None:
         tmp.unlink(missing_ok=True)  # a full disk leaves no half-written file behind
         raise
     _fsync_dir(path.parent)
+
+
+@contextmanager
+def replacing(path: str | Path) -> Iterator[IO[bytes]]:
+    """A binary file of this attempt's own beside ``path``, renamed over ``path`` when the block
+    ends without error and removed when it fails. Two attempts at one task (a cluster retrying a
+    task whose worker it thought dead) each write their own file and the last rename wins whole.
+    Not fsynced: a stage's output is made durable once, when the runner swaps it in."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}{ATTEMPT}")
+    try:
+        with open(tmp, "wb") as f:
+            yield f
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def sweep_attempts(folder: str | Path) -> int:
+    """Remove the files of attempts that died while writing (:func:`replacing`) under ``folder``;
+    returns how many there were."""
+    stale = [p for p in Path(folder).rglob(f".*{ATTEMPT}") if p.is_file()]
+    for p in stale:
+        p.unlink(missing_ok=True)
+    return len(stale)
 
 
 def write_json_atomic(path: str | Path, obj: Any) -> None:

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from pipeline.core.atomic import replacing
+
 Cell = tuple[int, int]
 _CELL_DIR = re.compile(r"^(-?\d+)_(-?\d+)$")
 
@@ -94,7 +96,8 @@ class CellStore:
         d = self.cell_dir(cell)
         d.mkdir(parents=True, exist_ok=True)
         path = d / f"{part:05d}.npy"
-        np.save(path, np.ascontiguousarray(rec))
+        with replacing(path) as f:
+            np.save(f, np.ascontiguousarray(rec))
         return path
 
     def cells(self) -> list[Cell]:

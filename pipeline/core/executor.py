@@ -2,7 +2,14 @@
 
 Local runs use a process pool started with ``spawn``: forking after laspy/lazrs, open3d or BLAS
 have started native thread pools can deadlock the children (py3dtiles hangs on LAZ this way).
-A Dask cluster plugs in through ``Client.get_executor()``; ``core`` never imports Dask otherwise.
+A Dask cluster plugs in as :class:`DaskExecutor`; ``core`` never imports Dask otherwise.
+
+What makes a task safe to run on a cluster: it reads its inputs from paths every worker sees
+(the work directory on shared storage), writes only its own output files and each through
+:func:`pipeline.core.atomic.replacing`, and returns the rest. So when a worker dies and the
+scheduler runs its task again elsewhere, or two attempts overlap, the result is the same file.
+Input-data errors are raised as :class:`pipeline.errors.TwinError`, which Dask hands back to the
+run (it retries a task only when its worker is lost, never on an exception).
 """
 
 from __future__ import annotations
@@ -76,6 +83,54 @@ class InlineExecutor(Executor):
         return future
 
 
+def _on_dask_worker(fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    # a worker started by `dask worker` is not ours to configure at start-up; the allocator
+    # setting is per process and cheap to repeat
+    return_freed_memory()
+    return fn(*args, **kwargs)
+
+
+class DaskExecutor(Executor):
+    """Tasks on a Dask cluster: the scheduler at an address (``tcp://host:8786``), or a
+    LocalCluster of ``workers`` single-threaded processes started for the run (``connect_timeout``
+    in seconds). Shutting down closes the client, and the LocalCluster if it started one."""
+
+    def __init__(self, scheduler: str | None, workers: int, connect_timeout: float = 30.0) -> None:
+        from dask.distributed import Client, LocalCluster
+
+        self._cluster = None if scheduler else LocalCluster(n_workers=workers, threads_per_worker=1,
+                                                            processes=True, dashboard_address=None)
+        self._pending: set[Any] = set()
+        try:
+            self.client = Client(scheduler or self._cluster, timeout=connect_timeout)
+        except OSError as exc:
+            raise ConfigError(f"cannot reach the Dask scheduler at {scheduler}: {exc}") from None
+
+    def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> Future:
+        # the task and its arguments travel as one call: a task's keyword (``key``, ``priority``)
+        # cannot be taken for one of Client.submit's; pure=False: no hashing of large arrays for
+        # keys, each submission is its own task
+        inner = self.client.submit(_on_dask_worker, fn, args, kwargs, pure=False)
+        future: Future = Future()
+        # the scheduler forgets a task nobody holds: held until it is done
+        self._pending.add(inner)
+
+        def done(f: Any) -> None:
+            self._pending.discard(f)
+            try:
+                future.set_result(f.result())
+            except BaseException as exc:  # delivered through the future, as a pool would
+                future.set_exception(exc)
+
+        inner.add_done_callback(done)
+        return future
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        self.client.close()
+        if self._cluster is not None:
+            self._cluster.close()
+
+
 def make_executor(kind: str = "local", workers: int = 2, scheduler: str | None = None) -> Executor:
     """An executor for ``kind`` 'local' (spawned processes), 'inline' (this process, one task at a
     time) or 'dask' (scheduler address or LocalCluster)."""
@@ -86,11 +141,9 @@ def make_executor(kind: str = "local", workers: int = 2, scheduler: str | None =
                                    initializer=_init_worker, initargs=(os.getpid(),))
     if kind == "dask":
         try:
-            from dask.distributed import Client, LocalCluster
+            import dask.distributed  # noqa: F401
         except ImportError:
             raise ConfigError("executor.kind 'dask' needs the dask extra: pip install 'dmc-twin[dask]'"
                               ) from None
-        client = Client(scheduler) if scheduler else Client(LocalCluster(n_workers=workers,
-                                                                          processes=True))
-        return client.get_executor()
+        return DaskExecutor(scheduler, workers)
     raise ConfigError(f"unknown executor kind {kind!r}")

@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from pipeline.core.atomic import replacing
 from pipeline.config import CleanConfig, TwinConfig
 from pipeline.core import ground as gnd
 from pipeline.core.cells import Cell, CellStore, CloudMeta
@@ -93,8 +94,10 @@ def measure_cell(src: str, cell: Cell, tmp: str, k: int, buffer: float, dedupe: 
         nb = neighbourhood(np.concatenate([q, *ring]), q, k, cap=buffer)
         feats["mean_distance"][order] = nb.mean_distance
         feats["surface_variation"][order] = nb.surface_variation
-    np.save(Path(tmp) / f"pts_{cell[0]}_{cell[1]}.npy", pts)
-    np.save(Path(tmp) / f"feat_{cell[0]}_{cell[1]}.npy", feats)
+    with replacing(Path(tmp) / f"pts_{cell[0]}_{cell[1]}.npy") as f:
+        np.save(f, pts)
+    with replacing(Path(tmp) / f"feat_{cell[0]}_{cell[1]}.npy") as f:
+        np.save(f, feats)
     d = feats["mean_distance"].astype(np.float64)
     return {"cell": cell, "noise": noise, "duplicates": dups, "n": len(d), "sum": float(d.sum()),
             "sumsq": float((d ** 2).sum())}

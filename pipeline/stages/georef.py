@@ -22,6 +22,7 @@ import pyproj
 import shapely
 from scipy.spatial import cKDTree
 
+from pipeline.core.atomic import replacing
 from pipeline.core.arrayops import column_bounds
 from pipeline.config import TwinConfig
 from pipeline.core.geodesy import (SiteFrame, check_area_of_use, check_near_site,
@@ -198,7 +199,8 @@ def georef_chunk(src: str, dst: str, part: int, index0: int | None, transform: P
         rec["index"] = index0 + np.arange(len(rec))
     if cell_size is None:
         Path(dst).mkdir(parents=True, exist_ok=True)
-        np.save(Path(dst) / f"{part:05d}.npy", rec)
+        with replacing(Path(dst) / f"{part:05d}.npy") as f:
+            np.save(f, rec)
     else:
         store = CellStore(dst)
         for cell, sub in CellGrid(cell_size).split(rec):

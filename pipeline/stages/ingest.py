@@ -24,6 +24,7 @@ import pyproj
 import shapely
 from shapely.geometry import MultiPolygon
 
+from pipeline.core.atomic import replacing
 from pipeline.config import (CityModelInput, FootprintInput, GCPInput, PointCloudInput, POIInput, RasterInput,
                              RegisterInput, TwinConfig)
 from pipeline.core.arrayops import column_bounds
@@ -66,7 +67,8 @@ SPEC = StageSpec("ingest", writes=(artifacts.SOURCE_POINTS, artifacts.SOURCE_FOO
 def ingest_las_range(path: str, start: int, count: int, dst: str) -> dict[str, Any]:
     """Executor task: read one range of a LAS/LAZ file, check it and store it as a chunk."""
     rec = read_las_range(path, start, count)
-    np.save(dst, rec)
+    with replacing(dst) as f:
+        np.save(f, rec)
     return _chunk_stats(rec)
 
 

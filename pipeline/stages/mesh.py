@@ -37,6 +37,7 @@ import pyproj
 import shapely
 from shapely.geometry import MultiPoint, Polygon
 
+from pipeline.core.atomic import replacing
 from pipeline.config import MeshConfig, TwinConfig
 from pipeline.core.alignment import footprint_offset
 from pipeline.core.budget import check_grid
@@ -184,7 +185,8 @@ def terrain_level(tif: str, max_error: float, out: str) -> TerrainLevel:
     hf = Heightfield(grid, u)
     tin = build_tin(hf, max_error)
     measured, coverage = vertical_error(tin, hf)
-    np.savez(out, vertices=tin.vertices, faces=tin.faces)
+    with replacing(out) as f:
+        np.savez(f, vertices=tin.vertices, faces=tin.faces)
     return TerrainLevel(Path(out).name, max_error, round(measured, 6), round(coverage, 6), int(len(tin.faces)),
                         int(len(tin.vertices)))
 

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from pipeline.core.atomic import replacing
 from pipeline import __version__
 from pipeline.core.arrayops import column_bounds
 from pipeline.config import TileConfig, TwinConfig
@@ -97,7 +98,8 @@ def write_mesh_tile(path: str, vertices: np.ndarray, faces: np.ndarray, compress
         mesh = flat_mesh(vertices, faces, face_feature,
                          building_colours(records) if records is not None else None, face_surface)
     data = mesh_glb(mesh, compression=compression, colour=colour, records=records, schema_uri=schema_uri)
-    Path(path).write_bytes(data)
+    with replacing(path) as f:
+        f.write(data)
     # bounds of what a viewer decodes: quantization moves positions by up to half a step
     lo, hi = column_bounds(gltf_positions(*read_glb(data)))
     return lo.tolist(), hi.tolist(), len(data)
@@ -273,7 +275,8 @@ def write_receiver_tile(path: str, xyz: np.ndarray, rgba: np.ndarray, properties
                         ) -> tuple[list[float], list[float], int]:
     """Executor task: one tile of sunlight receivers; returns its decoded bounds and size."""
     data = receiver_glb(xyz, rgba, properties, schema_uri="../schema.json")
-    Path(path).write_bytes(data)
+    with replacing(path) as f:
+        f.write(data)
     lo, hi = column_bounds(gltf_positions(*read_glb(data)))
     return lo.tolist(), hi.tolist(), len(data)
 
@@ -346,7 +349,8 @@ def _write_glb(path: Path, pts: np.ndarray, meshopt: bool) -> int:
     rgb = np.column_stack([pts["red"], pts["green"], pts["blue"]])
     extras = {n: pts[n] for n in pts.dtype.names or () if n not in _STANDARD}
     data = point_glb(xyz, rgb, pts["intensity"], pts["classification"], extras, meshopt=meshopt)
-    path.write_bytes(data)
+    with replacing(path) as f:
+        f.write(data)
     return len(data)
 
 

@@ -1,0 +1,34 @@
+"""Executors: a Dask cluster runs a task as the local pool does, results and errors alike."""
+
+from __future__ import annotations
+
+import pytest
+
+from pipeline.core.executor import DaskExecutor, InlineExecutor, make_executor
+from pipeline.errors import ConfigError, InputError
+
+
+def _task(a, b, *, key=0, priority=0):
+    # keywords named as Client.submit's own: they must reach the task, not the scheduler
+    return a * b + key + priority
+
+
+def _bad_input(path):
+    raise InputError("no points in the file", path=path)
+
+
+@pytest.mark.slow
+def test_a_local_dask_cluster_returns_results_and_input_errors_as_the_pool_does(tmp_path):
+    ex = make_executor("dask", workers=1)
+    try:
+        assert [f.result() for f in [ex.submit(_task, 6, 7, key=100, priority=1000) for _ in range(3)]] == [1142] * 3
+        with pytest.raises(InputError, match="no points"):
+            ex.submit(_bad_input, tmp_path / "empty.las").result(timeout=60)
+    finally:
+        ex.shutdown()
+    assert InlineExecutor().submit(_task, 6, 7, key=100, priority=1000).result() == 1142
+
+
+def test_an_unreachable_scheduler_is_a_config_error():
+    with pytest.raises(ConfigError, match="cannot reach the Dask scheduler at tcp://127.0.0.1:9"):
+        DaskExecutor("tcp://127.0.0.1:9", 1, connect_timeout=2.0)
