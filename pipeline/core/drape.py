@@ -13,15 +13,14 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from pipeline.core.geodesy import SiteFrame
+from pipeline.core.geodesy import SiteFrame, enu_axes_ecef
 from pipeline.core.shading import Scene
 
 
 def normals_enu(frame: SiteFrame, lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
     """Unit ellipsoid normals (N, 3) at WGS84 ``lon``/``lat`` (degrees), in the site's ENU."""
-    phi, lam = np.radians(np.asarray(lat, np.float64)), np.radians(np.asarray(lon, np.float64))
-    ecef = np.column_stack([np.cos(phi) * np.cos(lam), np.cos(phi) * np.sin(lam), np.sin(phi)])
-    return ecef @ frame.rotation.T
+    up = enu_axes_ecef(np.asarray(lon, np.float64).ravel(), np.asarray(lat, np.float64).ravel())[:, :, 2]
+    return up @ frame.rotation.T
 
 
 def _above(frame: SiteFrame, lo: np.ndarray, hi: np.ndarray) -> float:

@@ -315,6 +315,17 @@ def ecef_to_geodetic(xyz: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarra
     return np.asarray(lon), np.asarray(lat), np.asarray(h)
 
 
+def enu_axes_ecef(lon: float | np.ndarray, lat: float | np.ndarray) -> np.ndarray:
+    """(..., 3, 3) matrices whose columns are the east, north and up unit vectors (ECEF) of the
+    local ENU frame at WGS84 ``lon``/``lat`` (degrees); up is the ellipsoid normal."""
+    phi, lam = np.radians(np.asarray(lat, np.float64)), np.radians(np.asarray(lon, np.float64))
+    sp, cp, sl, cl = np.sin(phi), np.cos(phi), np.sin(lam), np.cos(lam)
+    zero = np.zeros_like(sp * sl)
+    return np.stack([np.stack([-sl + zero, -sp * cl, cp * cl], axis=-1),
+                     np.stack([cl + zero, -sp * sl, cp * sl], axis=-1),
+                     np.stack([zero, cp + zero, sp + zero], axis=-1)], axis=-2)
+
+
 @dataclass(frozen=True)
 class SiteFrame:
     """The site's local ENU frame: tangent plane at ``(lat, lon, height)`` on WGS84.
@@ -340,11 +351,7 @@ class SiteFrame:
     @functools.cached_property
     def rotation(self) -> np.ndarray:
         """3x3 matrix whose rows are the E, N, U unit vectors in ECEF (ECEF -> ENU rotation)."""
-        phi, lam = np.radians(self.lat), np.radians(self.lon)
-        sp, cp, sl, cl = np.sin(phi), np.cos(phi), np.sin(lam), np.cos(lam)
-        return np.array([[-sl, cl, 0.0],
-                         [-sp * cl, -sp * sl, cp],
-                         [cp * cl, cp * sl, sp]])
+        return enu_axes_ecef(self.lon, self.lat).T
 
     def enu_to_ecef_matrix(self) -> np.ndarray:
         """4x4 column-vector transform ENU -> ECEF, metres (what a 3D Tiles root transform holds)."""

@@ -13,6 +13,8 @@ from collections.abc import Sequence
 import numpy as np
 import shapely
 
+from pipeline.core.geodesy import enu_axes_ecef
+
 
 def heading_quaternions(heading_deg: float | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(ENU quaternions, EUS quaternions), (..., 4) each, turning the anchor's forward axis to
@@ -42,17 +44,6 @@ def polygon_headings(outlines: Sequence[shapely.Geometry] | np.ndarray) -> np.nd
     long_edge = np.where((np.hypot(*a.T) >= np.hypot(*b.T))[:, None], a, b)
     out[ok] = np.degrees(np.arctan2(long_edge[:, 0], long_edge[:, 1])) % 180.0
     return out
-
-
-def enu_axes_ecef(lon: float | np.ndarray, lat: float | np.ndarray) -> np.ndarray:
-    """(..., 3, 3) matrices whose columns are the east, north and up unit vectors (ECEF) of the
-    local ENU frame at WGS84 ``lon``/``lat`` (degrees); up is the ellipsoid normal."""
-    phi, lam = np.radians(np.asarray(lat, np.float64)), np.radians(np.asarray(lon, np.float64))
-    sp, cp, sl, cl = np.sin(phi), np.cos(phi), np.sin(lam), np.cos(lam)
-    zero = np.zeros_like(sp * sl)
-    return np.stack([np.stack([-sl + zero, -sp * cl, cp * cl], axis=-1),
-                     np.stack([cl + zero, -sp * sl, cp * sl], axis=-1),
-                     np.stack([zero, cp + zero, sp + zero], axis=-1)], axis=-2)
 
 
 def ecef_quaternion(q_enu: np.ndarray | list[float], lon: float | np.ndarray, lat: float | np.ndarray) -> np.ndarray:
