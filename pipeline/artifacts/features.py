@@ -34,5 +34,10 @@ def write_feature_index(folder: Path, index: dict[str, FeatureRef]) -> None:
     dump_json(folder / FILE, {"buildings": index})
 
 
-def read_feature_index(folder: Path) -> dict[str, FeatureRef]:
-    return {k: FeatureRef(**v) for k, v in load_json(folder / FILE)["buildings"].items()}
+def read_feature_index(folder: Path, *, properties: bool = True) -> dict[str, FeatureRef]:
+    """The index by building id; without each building's ``properties`` when they are not wanted
+    (they are most of its size: 0.9 GB in memory at 600,000 buildings)."""
+    doc = load_json(folder / FILE)["buildings"]
+    if properties:
+        return {k: FeatureRef(**v) for k, v in doc.items()}
+    return {k: FeatureRef(v["tile"], v["feature_id"], v.get("geometry", "")) for k, v in doc.items()}

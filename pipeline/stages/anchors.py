@@ -136,14 +136,15 @@ class _BuildingPlaces:
     """Places the building and rooftop anchors of a batch of buildings at a time (the feature
     index, the footprints and the meshes are opened once)."""
 
-    def __init__(self, ctx: StageContext, cfg: TwinConfig, frame: Any, tin_error: float | None, terrain: Scene,
-                 entrances: dict[str, list[PoiRecord]]) -> None:
-        self.cfg, self.frame, self.tin_error, self.terrain, self.entrances = cfg, frame, tin_error, terrain, entrances
-        self.index = read_feature_index(ctx.input_dir("tile"))
+    def __init__(self, ctx: StageContext, cfg: TwinConfig, frame: Any, tin_error: float | None, terrain: Scene
+                 ) -> None:
+        self.cfg, self.frame, self.tin_error, self.terrain = cfg, frame, tin_error, terrain
         self.footprints = _footprint_polygons(ctx.input_dir("georef"))
+        self.index = read_feature_index(ctx.input_dir("tile"), properties=False)
         self.meshes = BuildingMeshes(ctx.input_dir("mesh"))
 
-    def __call__(self, batch: list[BuildingRecord], skipped: list[dict[str, str]]) -> list[_Place]:
+    def __call__(self, batch: list[BuildingRecord], entrances: dict[str, list[PoiRecord]],
+                 skipped: list[dict[str, str]]) -> list[_Place]:
         s = self.cfg.stages.anchors
         standing: list[tuple[BuildingRecord, Polygon]] = []
         for b in batch:
@@ -171,8 +172,8 @@ class _BuildingPlaces:
             props = {"height": b.height, "roof_orthometric_height": b.roof_height, "floors": b.floors,
                      "height_source": b.height_source, "ground_source": b.ground_source, "lod": b.lod,
                      "roof_type": b.roof_type, "proposed": b.proposed, "replaces": b.replaces}
-            if s.include_buildings and b.id in self.entrances:
-                places += _entrance_places(b, self.entrances[b.id], self.terrain, self.frame, self.tin_error,
+            if s.include_buildings and b.id in entrances:
+                places += _entrance_places(b, entrances[b.id], self.terrain, self.frame, self.tin_error,
                                            heading, feature, props)
             elif s.include_buildings:
                 # on the base as the mesh stage built it: the whole solid stands at its centroid's N, so
@@ -248,11 +249,12 @@ def _gcps(cfg: TwinConfig, control: ControlRecord) -> list[_Place]:
 
 
 def _models(ctx: StageContext, cfg: TwinConfig) -> list[_Place]:
-    if not cfg.stages.anchors.include_models:
+    models = read_models(ctx.input_dir("georef")) if cfg.stages.anchors.include_models else []
+    if not models:
         return []
-    index = read_feature_index(ctx.input_dir("tile"))
+    index = read_feature_index(ctx.input_dir("tile"), properties=False)
     places = []
-    for m in read_models(ctx.input_dir("georef")):
+    for m in models:
         ref = index.get(m.id)
         feature = ({"building_id": m.id, "tileset": "buildings/tileset.json", "content": f"buildings/{ref.tile}",
                     "feature_id": ref.feature_id} if ref else None)
@@ -344,6 +346,11 @@ def run(ctx: StageContext, cfg: TwinConfig) -> StageResult:
     tin_error = terrain_rec.levels[0].max_vertical_error_m if terrain_rec.levels else None
     terrain = Scene(tin)
     skipped: list[dict[str, str]] = []
+    s = cfg.stages.anchors
+    # before the buildings: the footprints' records, freed once their polygons are made, then never
+    # stand in memory beside every building's record (2 GB at 600,000 buildings)
+    place = _BuildingPlaces(ctx, cfg, frame, tin_error, terrain) if s.include_buildings or s.include_rooftops \
+        else None
     layer = read_buildings(mesh)
     plain, entrances = _split_entrances(read_pois(georef), {b.id for b in layer.buildings})
     pose = _Poser(geoid, terrain, frame.site,
@@ -355,13 +362,11 @@ def run(ctx: StageContext, cfg: TwinConfig) -> StageResult:
                 "geoid_accuracy_m": geoid.info.accuracy_m,
                 "note": "per anchor: accuracy.parts, 1 sigma, combined by root sum of squares; vertical_m is the "
                         "ellipsoidal height's (ARCore, Cesium), vertical_orthometric_m the orthometric's (ARKit)"}
-    s = cfg.stages.anchors
     with AnchorWriter(ctx.out_dir, AnchorSet(site, geoid.info, frame.geoid_grid, frame.heights, accuracy)) as out:
-        if layer.buildings and (s.include_buildings or s.include_rooftops):
-            place = _BuildingPlaces(ctx, cfg, frame, tin_error, terrain, entrances)
+        if layer.buildings and place is not None:
             batches = [layer.buildings[i:i + BATCH] for i in range(0, len(layer.buildings), BATCH)]
             for batch in ctx.reporter.track(batches, "anchors"):
-                out.add(pose(place(batch, skipped)))
+                out.add(pose(place(batch, entrances, skipped)))
         out.add(pose(_pois(cfg, plain, terrain, tin_error, frame, skipped) + _gcps(cfg, control)
                      + _models(ctx, cfg)))
         summary = out.close(skipped)

@@ -130,3 +130,16 @@ def test_json_artifacts_round_trip_dataclasses_and_read_what_earlier_versions_wr
     (tmp_path / "old.json").write_text(json.dumps({"x": float("nan"), "y": "서울"}, ensure_ascii=False))
     old = load_json(tmp_path / "old.json")
     assert np.isnan(old["x"]) and old["y"] == "서울"
+
+
+def test_the_feature_index_reads_with_or_without_properties(tmp_path):
+    from pipeline.artifacts.features import FeatureRef, read_feature_index, write_feature_index
+
+    index = {"B1": FeatureRef("tiles/r01.glb", 3, "00ff", {"height": 12.5, "floors": 4}),
+             "B2": FeatureRef("tiles/r02.glb", 0, "", {})}
+    write_feature_index(tmp_path, index)
+    assert read_feature_index(tmp_path) == index
+    slim = read_feature_index(tmp_path, properties=False)
+    assert slim == {k: FeatureRef(v.tile, v.feature_id, v.geometry) for k, v in index.items()}
+    write_feature_index(tmp_path, {})
+    assert read_feature_index(tmp_path, properties=False) == {}
