@@ -345,6 +345,10 @@ class MeshConfig(_Model):
         0.25, gt=0, description="Largest vertical distance (m) of the full-detail terrain TIN from any "
                                 "heightfield post.")
     terrain_lods: int = Field(4, ge=1, le=8, description="Terrain levels of detail, the full one included.")
+    terrain_block_size: float = Field(
+        2000.0, ge=10, le=100_000, description="Edge (m) of the square blocks a larger heightfield is "
+                                               "triangulated in, in parallel and in bounded memory; neighbouring "
+                                               "blocks share their border vertices, so they meet without a crack.")
     terrain_lod_factor: float = Field(
         4.0, gt=1, description="Each coarser terrain level's error bound is this times the previous one's.")
     terrain_blend: float = Field(

@@ -84,3 +84,22 @@ def raycast_u(vertices, faces, e, n):
     rays = np.zeros((len(e), 6), np.float32)
     rays[:, 0], rays[:, 1], rays[:, 2], rays[:, 5] = e - c[0], n - c[1], top, -1.0
     return top - scene.cast_rays(o3d.core.Tensor(rays))["t_hit"].numpy().astype(np.float64) + c[2]
+
+
+def cracks(posts, faces, valid):
+    """Edges of a heightfield TIN (vertices at the (row, col) ``posts`` of a grid whose data posts
+    are ``valid``) that a crack would show: used by three faces or more, or by one face away from
+    the grid's edge and from its nodata (where the surface rightly ends)."""
+    import numpy as np
+    from scipy import ndimage
+
+    f = np.asarray(faces, np.int64)
+    edges = np.sort(np.concatenate([f[:, [0, 1]], f[:, [1, 2]], f[:, [2, 0]]]), axis=1)
+    unique, count = np.unique(edges, axis=0, return_counts=True)
+    rows, cols = valid.shape
+    rim = np.zeros_like(valid)
+    rim[[0, -1], :] = rim[:, [0, -1]] = True
+    rim |= ndimage.binary_dilation(~valid, np.ones((3, 3), bool))
+    open_ = unique[count == 1]
+    at_rim = rim[posts[open_[:, 0], 0], posts[open_[:, 0], 1]] & rim[posts[open_[:, 1], 0], posts[open_[:, 1], 1]]
+    return np.concatenate([unique[count > 2], open_[~at_rim]])

@@ -42,6 +42,8 @@ class TerrainRecord:
     sources: dict[str, Any] = field(default_factory=dict)
     levels: list[TerrainLevel] = field(default_factory=list)
     note: str | None = None
+    #: the blocks each level was triangulated in (``stages.mesh.terrain_block_size``); 1: one TIN
+    blocks: int = 1
 
     @property
     def is_empty(self) -> bool:
@@ -59,7 +61,7 @@ def write_terrain(folder: Path, terrain: TerrainRecord) -> None:
 def read_terrain(folder: Path) -> TerrainRecord:
     doc = load_json(folder / FILE)
     return TerrainRecord(doc["heightfield"], doc["sources"], [TerrainLevel(**lv) for lv in doc["levels"]],
-                         doc.get("note"))
+                         doc.get("note"), doc["blocks"])
 
 
 def load_level(folder: Path, level: TerrainLevel) -> tuple[np.ndarray, np.ndarray]:

@@ -30,10 +30,10 @@ class Elevation:
     transform: rasterio.Affine   # pixel (col, row) -> CRS x, y of the pixel's upper-left corner
     crs: pyproj.CRS
 
-    def pixel_centers(self) -> tuple[np.ndarray, np.ndarray]:
-        """CRS x, y (rows, cols) of every pixel centre."""
-        rows, cols = self.values.shape
-        c, r = np.meshgrid(np.arange(cols) + 0.5, np.arange(rows) + 0.5)
+    def pixel_centers(self, rows: slice = slice(None)) -> tuple[np.ndarray, np.ndarray]:
+        """CRS x, y (rows, cols) of every pixel centre, or of those in ``rows``."""
+        height, cols = self.values.shape
+        c, r = np.meshgrid(np.arange(cols) + 0.5, np.arange(height)[rows] + 0.5)
         a = self.transform
         return a.a * c + a.b * r + a.c, a.d * c + a.e * r + a.f
 
@@ -136,10 +136,18 @@ class EnuRaster:
             r1 = min(int(np.ceil((t.f - bounds[1]) / res)) + 1, src.height)
             if c0 >= c1 or r0 >= r1:
                 return Grid(float(t.c), float(t.f), res, 0, 0), np.empty((0, 0))
-        values = src.read(1, window=Window(c0, r0, c1 - c0, r1 - r0)).astype(np.float64)
+        return self.read_cells(r0, c0, r1 - r0, c1 - c0)
+
+    def read_cells(self, row: int, col: int, rows: int, cols: int) -> tuple[Grid, np.ndarray]:
+        """(grid, U values float64 with NaN for nodata) of ``rows`` x ``cols`` cells from cell
+        (``row``, ``col``)."""
+        src = self._src
+        t = src.transform
+        res = float(t.a)
+        values = src.read(1, window=Window(col, row, cols, rows)).astype(np.float64)
         if src.nodata is not None:
             values[values == src.nodata] = np.nan
-        return Grid(float(t.c + c0 * res), float(t.f - r0 * res), res, r1 - r0, c1 - c0), values
+        return Grid(float(t.c + col * res), float(t.f - row * res), res, rows, cols), values
 
 
 def read_enu_raster(path: str | Path, bounds: tuple[float, float, float, float] | None = None

@@ -8,10 +8,16 @@ vertically from the surface), so every vertex is a post and the bound holds on e
 Nodata is kept out of the mesh, not filled: before triangulating, empty posts are set far below
 the terrain, which forces post-sized triangles along every data edge, and every triangle with
 an empty corner is then dropped. What remains covers the data with the same bound.
+
+A heightfield too large for one TIN is triangulated in :class:`Block` s that share their border
+row or column of posts. Each block's border vertices follow from the border posts alone
+(:func:`profile_vertices`), so the two blocks of a shared edge put the same vertices on it and
+their TINs meet without a crack; :func:`stitch_tins` joins them into one mesh.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,6 +29,8 @@ from pipeline.core.meshing import compact_faces
 #: how far below the lowest post (m) empty posts are put while triangulating: a cliff that no
 #: triangle can span within any sensible error bound
 _CLIFF = 1000.0
+#: heightfield posts resampled at a time (about 100 MB of work arrays)
+RESAMPLE_POSTS = 1_000_000
 
 
 @dataclass
@@ -61,25 +69,37 @@ def resample_lattice(values: np.ndarray, east: np.ndarray, north: np.ndarray, gr
     NaN where a post falls outside the raster or next to a NaN pixel.
     """
     rows, cols = values.shape
-    rr, cc = np.mgrid[0:rows, 0:cols]
-    ok = np.isfinite(east) & np.isfinite(north)
-    design = np.column_stack([cc[ok], rr[ok], np.ones(int(ok.sum()))]).astype(np.float64)
-    coef, *_ = np.linalg.lstsq(design, np.column_stack([east[ok], north[ok]]), rcond=None)
-    jac = coef[:2].T  # d(E, N) / d(col, row)
-    inv = np.linalg.inv(jac)
-    pe, pn = grid.centers()
-    target = np.column_stack([pe.ravel(), pn.ravel()])
-    colrow = (target - coef[2]) @ inv.T
-    at = [colrow[:, 1], colrow[:, 0]]
-    e = ndimage.map_coordinates(east, at, order=1, mode="nearest")
-    n = ndimage.map_coordinates(north, at, order=1, mode="nearest")
-    step = (target - np.column_stack([e, n])) @ inv.T
-    colrow = colrow + np.where(np.isfinite(step), step, 0.0)
-    c, r = colrow[:, 0], colrow[:, 1]
-    out = ndimage.map_coordinates(values, [r, c], order=1, mode="constant", cval=np.nan)
-    outside = (c < 0) | (r < 0) | (c > cols - 1) | (r > rows - 1)
-    out[outside] = np.nan
-    return out.reshape(grid.rows, grid.cols)
+    ok = (np.isfinite(east) & np.isfinite(north)).ravel()
+    # the affine guess needs a few hundred thousand pixels, not a city DEM's 25 million: every
+    # k-th, with k prime to the row length so that the sample is not one column
+    k = max(1, int(ok.sum()) // 250_000)
+    while np.gcd(k, cols) != 1:
+        k += 1
+    flat = np.flatnonzero(ok[::k]) * k
+    if len(flat) < 3:
+        flat = np.flatnonzero(ok)
+    r, c = np.divmod(flat, cols)
+    design = np.column_stack([c, r, np.ones(len(flat))]).astype(np.float64)
+    coef, *_ = np.linalg.lstsq(design, np.column_stack([east.ravel()[flat], north.ravel()[flat]]), rcond=None)
+    inv = np.linalg.inv(coef[:2].T)  # of d(E, N) / d(col, row)
+    out = np.empty((grid.rows, grid.cols))
+    # posts a band of rows at a time: memory follows the band, not the heightfield
+    band = max(1, RESAMPLE_POSTS // max(grid.cols, 1))
+    for r0 in range(0, grid.rows, band):
+        rows_here = min(band, grid.rows - r0)
+        pe, pn = Grid(grid.e0, grid.n1 - r0 * grid.res, grid.res, rows_here, grid.cols).centers()
+        target = np.column_stack([pe.ravel(), pn.ravel()])
+        colrow = (target - coef[2]) @ inv.T
+        at = [colrow[:, 1], colrow[:, 0]]
+        e = ndimage.map_coordinates(east, at, order=1, mode="nearest")
+        n = ndimage.map_coordinates(north, at, order=1, mode="nearest")
+        step = (target - np.column_stack([e, n])) @ inv.T
+        colrow += np.where(np.isfinite(step), step, 0.0)
+        c, r = colrow[:, 0], colrow[:, 1]
+        got = ndimage.map_coordinates(values, [r, c], order=1, mode="constant", cval=np.nan)
+        got[(c < 0) | (r < 0) | (c > cols - 1) | (r > rows - 1)] = np.nan
+        out[r0:r0 + rows_here] = got.reshape(rows_here, grid.cols)
+    return out
 
 
 def resample_grid(values: np.ndarray, src: Grid, dst: Grid) -> np.ndarray:
@@ -145,26 +165,45 @@ def fuse(primary: np.ndarray, secondary: np.ndarray, res: float, blend: float) -
 
 def build_tin(hf: Heightfield, max_error: float) -> Tin:
     """TIN of ``hf`` whose vertical distance to every covered post is at most ``max_error`` (m)."""
-    from pydelatin import Delatin
-
     u = hf.u
     valid = np.isfinite(u)
     if not valid.any():
-        return Tin(np.empty((0, 3)), np.empty((0, 3), np.int32), np.empty((0, 2), np.int64))
-    lo = float(np.nanmin(u))
-    filled = np.where(valid, u, lo - _CLIFF - 10 * max_error)
-    rows, cols = u.shape
+        return _empty_tin()
+    filled = np.where(valid, u, cliff_floor(float(np.nanmin(u)), max_error))
+    post_rc, faces = _delatin(filled, max_error)
+    return _tin(hf, valid, post_rc, faces)
+
+
+def cliff_floor(lowest: float, max_error: float) -> float:
+    """Where empty posts are put while triangulating a heightfield whose lowest U is ``lowest``."""
+    return lowest - _CLIFF - 10 * max_error
+
+
+def _empty_tin() -> Tin:
+    return Tin(np.empty((0, 3)), np.empty((0, 3), np.int32), np.empty((0, 2), np.int64))
+
+
+def _delatin(filled: np.ndarray, max_error: float) -> tuple[np.ndarray, np.ndarray]:
+    """pydelatin's TIN of a heightfield without gaps: (row, col) of each vertex, faces."""
+    from pydelatin import Delatin
+
+    rows = filled.shape[0]
     # pydelatin takes float32 heights; its error is checked against the float64 grid afterwards
     d = Delatin(filled.astype(np.float32), max_error=max_error)
     xy = np.round(d.vertices[:, :2]).astype(np.int64)
     post_rc = np.column_stack([rows - 1 - xy[:, 1], xy[:, 0]])  # pydelatin's y runs south to north
-    faces = d.triangles.astype(np.int64)
+    return post_rc, d.triangles.astype(np.int64)
+
+
+def _tin(hf: Heightfield, valid: np.ndarray, post_rc: np.ndarray, faces: np.ndarray) -> Tin:
+    """The TIN of ``faces`` over the posts ``post_rc`` without the triangles that have an empty
+    corner, counter-clockwise seen from above."""
     keep = np.all(valid[post_rc[faces, 0], post_rc[faces, 1]], axis=1)
     used, faces = compact_faces(faces[keep], len(post_rc))
     post_rc = post_rc[used]
     e, n = hf.posts()
     verts = np.column_stack([e[post_rc[:, 0], post_rc[:, 1]], n[post_rc[:, 0], post_rc[:, 1]],
-                             u[post_rc[:, 0], post_rc[:, 1]]])
+                             hf.u[post_rc[:, 0], post_rc[:, 1]]])
     p = verts[faces]
     cross = ((p[:, 1, 0] - p[:, 0, 0]) * (p[:, 2, 1] - p[:, 0, 1])
              - (p[:, 1, 1] - p[:, 0, 1]) * (p[:, 2, 0] - p[:, 0, 0]))
@@ -172,18 +211,166 @@ def build_tin(hf: Heightfield, max_error: float) -> Tin:
     return Tin(verts, faces.astype(np.int32), post_rc)
 
 
-def rasterize(tin: Tin, shape: tuple[int, int], chunk: int = 2_000_000) -> np.ndarray:
-    """The TIN's U at every post of a (rows, cols) heightfield (NaN where no triangle covers it).
+@dataclass(frozen=True)
+class Block:
+    """Heightfield posts in rows ``r0..r1`` and columns ``c0..c1`` (both inclusive): neighbouring
+    blocks share a row or a column of posts. A block owns its last row (column) only at the
+    heightfield's edge (``last_row``, ``last_col``): elsewhere its neighbour does, so every post
+    is counted once."""
 
-    Each triangle visits the posts of its bounding box (in chunks of ``chunk`` posts) and keeps
-    those inside by barycentric coordinates, which are affine in (row, col) and precomputed per
-    triangle: about twice the grid's size in work, all numpy.
+    r0: int
+    c0: int
+    r1: int
+    c1: int
+    last_row: bool
+    last_col: bool
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.r1 - self.r0 + 1, self.c1 - self.c0 + 1
+
+    def owned(self) -> tuple[slice, slice]:
+        """The block's own posts, in block rows and columns."""
+        rows, cols = self.shape
+        return slice(0, rows if self.last_row else rows - 1), slice(0, cols if self.last_col else cols - 1)
+
+
+def split_blocks(rows: int, cols: int, size: int) -> list[Block]:
+    """Blocks of ``size`` post spacings a side (``size`` + 1 posts) covering a heightfield of
+    (rows, cols) posts, at least 2 x 2, row by row from the north-west."""
+    if rows < 2 or cols < 2 or size < 1:
+        raise ValueError("a heightfield of at least 2 x 2 posts and a block of at least one spacing")
+    r_starts = range(0, rows - 1, size)
+    c_starts = range(0, cols - 1, size)
+    return [Block(r, c, min(r + size, rows - 1), min(c + size, cols - 1), r + size >= rows - 1,
+                  c + size >= cols - 1) for r in r_starts for c in c_starts]
+
+
+def profile_vertices(z: np.ndarray, max_error: float) -> np.ndarray:
+    """Indices of the posts of a profile ``z`` (heights at equal spacing) that a polyline keeps so
+    that it passes within ``max_error`` vertically of every post, both ends included
+    (Douglas-Peucker on vertical distance, which is what a triangle edge along the profile
+    interpolates). The result depends on ``z`` alone: it is how two blocks agree on their border."""
+    n = len(z)
+    keep = np.zeros(n, bool)
+    keep[[0, n - 1]] = True
+    spans = [(0, n - 1)]
+    while spans:
+        a, b = spans.pop()
+        if b - a < 2:
+            continue
+        t = np.arange(1, b - a) / (b - a)
+        dev = np.abs(z[a + 1:b] - (z[a] + (z[b] - z[a]) * t))
+        k = int(np.argmax(dev))
+        if dev[k] > max_error:
+            m = a + 1 + k
+            keep[m] = True
+            spans += [(a, m), (m, b)]
+    return np.flatnonzero(keep)
+
+
+def build_block_tin(hf: Heightfield, max_error: float, floor: float) -> Tin:
+    """TIN of one block's heightfield within ``max_error`` (m) of every covered post, whose
+    vertices on the block's border are :func:`profile_vertices` of each border row and column:
+    a neighbour computes the same ones, so the two TINs meet without a crack.
+
+    The interior starts from pydelatin's vertices; they and the fixed border are triangulated
+    (Delaunay), and each triangle's worst post farther than ``max_error`` is added until none
+    is: the greedy refinement pydelatin runs, which it cannot be told to run around fixed
+    vertices. ``floor`` is where empty posts are put (:func:`cliff_floor` of the whole
+    heightfield, the same in every block, since the border profiles depend on it). ``posts``
+    are in block rows and columns."""
+    u = hf.u
+    rows, cols = u.shape
+    valid = np.isfinite(u)
+    if not valid.any():
+        return _empty_tin()
+    filled = np.where(valid, u, floor)
+    top, bottom = profile_vertices(filled[0], max_error), profile_vertices(filled[-1], max_error)
+    left, right = profile_vertices(filled[:, 0], max_error), profile_vertices(filled[:, -1], max_error)
+    border = np.concatenate([top, (rows - 1) * cols + bottom, left * cols, right * cols + cols - 1])
+    start, start_faces = _delatin(filled, max_error)
+    start_flat = start @ [cols, 1]
+    inside = (start[:, 0] > 0) & (start[:, 0] < rows - 1) & (start[:, 1] > 0) & (start[:, 1] < cols - 1)
+    flat = np.unique(np.concatenate([border, start_flat[inside]]))
+    # only new triangles need checking: pydelatin checked its own (in float32, as build_tin's
+    # are), and one that outlived an insertion held no post farther than the bound
+    checked = np.sort(start_flat[start_faces], axis=1)
+    while True:
+        post_rc = np.column_stack(np.divmod(flat, cols))
+        faces = _delaunay(post_rc)
+        corners = np.sort(flat[faces], axis=1)
+        new = ~_rows_in(corners, checked)
+        checked = corners
+        worst_t, worst_at, worst = [np.empty(0, np.int64)], [np.empty(0, np.int64)], [np.empty(0)]
+        z = filled[post_rc[:, 0], post_rc[:, 1]]
+        for rr, cc, t, value in _covered_posts(post_rc, z, faces[new], 2_000_000):
+            err = np.abs(value - filled[rr, cc])
+            bad = (err > max_error) & (rr > 0) & (rr < rows - 1) & (cc > 0) & (cc < cols - 1)
+            worst_t.append(t[bad])
+            worst_at.append(rr[bad] * cols + cc[bad])
+            worst.append(err[bad])
+        t = np.concatenate(worst_t)
+        if not len(t):
+            break
+        order = np.lexsort((-np.concatenate(worst), t))
+        _, first = np.unique(t[order], return_index=True)
+        flat = np.union1d(flat, np.concatenate(worst_at)[order[first]])
+    return _tin(hf, valid, post_rc, faces.astype(np.int64))
+
+
+def _rows_in(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Whether each row of ``a`` is a row of ``b`` (both (N, 3) int64)."""
+    if not len(b):
+        return np.zeros(len(a), bool)
+    _, inverse = np.unique(np.concatenate([b, a]), axis=0, return_inverse=True)
+    inverse = inverse.ravel()
+    return np.isin(inverse[len(b):], inverse[:len(b)])
+
+
+def _delaunay(post_rc: np.ndarray) -> np.ndarray:
+    """Delaunay faces of integer (row, col) posts that include the block's four corners: the
+    corners make the block's rectangle the convex hull, so posts along its border are joined in
+    order, and each border edge is one the neighbouring block has too. A post qhull leaves out
+    (floating point on a paraboloid lifted from a grid full of cocircular posts) is an error,
+    never a silent gap."""
+    from scipy.spatial import Delaunay
+
+    tri = Delaunay(post_rc.astype(np.float64))
+    if len(tri.coplanar):
+        raise ValueError(f"{len(tri.coplanar)} post(s) left out of the terrain block's triangulation")
+    return tri.simplices.astype(np.int64)
+
+
+def stitch_tins(parts: list[tuple[Block, Tin]], hf_grid: Grid) -> Tin:
+    """One TIN of blocks' TINs (``posts`` in block rows and columns) over the heightfield of
+    ``hf_grid``: the vertices blocks share on their borders become one. ENU E, N follow from the
+    post's place on the whole grid, U from the block."""
+    if not parts or all(len(t.faces) == 0 for _, t in parts):
+        return _empty_tin()
+    posts = np.concatenate([t.posts + [b.r0, b.c0] for b, t in parts])
+    u = np.concatenate([t.vertices[:, 2] for _, t in parts])
+    offsets = np.cumsum([0] + [len(t.vertices) for _, t in parts])
+    faces = np.concatenate([t.faces.astype(np.int64) + o for (_, t), o in zip(parts, offsets, strict=False)])
+    key = posts[:, 0] * hf_grid.cols + posts[:, 1]
+    unique, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+    rc = np.column_stack(np.divmod(unique, hf_grid.cols))
+    e = hf_grid.e0 + (rc[:, 1] + 0.5) * hf_grid.res
+    n = hf_grid.n1 - (rc[:, 0] + 0.5) * hf_grid.res
+    return Tin(np.column_stack([e, n, u[first]]), inverse.ravel()[faces].astype(np.int32), rc)
+
+
+def _covered_posts(posts: np.ndarray, z: np.ndarray, faces: np.ndarray, chunk: int
+                   ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+    """(row, col, triangle, interpolated U) of every post inside a triangle whose corners are
+    the (row, col) ``posts`` with values ``z``, about ``chunk`` posts at a time.
+
+    Each triangle visits the posts of its bounding box and keeps those inside by barycentric
+    coordinates, which are affine in (row, col) and precomputed per triangle: about twice the
+    covered posts in work, all numpy. A post on a shared edge comes once per triangle.
     """
-    out = np.full(shape, np.nan)
-    if len(tin.faces) == 0:
-        return out
-    rc = tin.posts[tin.faces].astype(np.float64)  # (F, 3, 2): row, col of each corner
-    z = tin.vertices[tin.faces, 2]
+    rc = posts[faces].astype(np.float64)  # (F, 3, 2): row, col of each corner
+    zf = z[faces]
     a, b, c = rc[:, 0], rc[:, 1], rc[:, 2]
     det = (b[:, 0] - c[:, 0]) * (a[:, 1] - c[:, 1]) + (c[:, 1] - b[:, 1]) * (a[:, 0] - c[:, 0])
     # l1 = k[0] row + k[1] col + k[2], l2 = k[3] row + k[4] col + k[5]
@@ -211,16 +398,35 @@ def rasterize(tin: Tin, shape: tuple[int, int], chunk: int = 2_000_000) -> np.nd
         l2 = k[:, 3] * rf + k[:, 4] * cf + k[:, 5]
         inside = (l1 >= -eps) & (l2 >= -eps) & (l1 + l2 <= 1 + eps)
         ti, l1, l2 = t[inside], l1[inside], l2[inside]
-        out[rr[inside], cc[inside]] = l1 * z[ti, 0] + l2 * z[ti, 1] + (1 - l1 - l2) * z[ti, 2]
+        yield rr[inside], cc[inside], ti, l1 * zf[ti, 0] + l2 * zf[ti, 1] + (1 - l1 - l2) * zf[ti, 2]
         start = stop
+
+
+def rasterize(tin: Tin, shape: tuple[int, int], chunk: int = 2_000_000) -> np.ndarray:
+    """The TIN's U at every post of a (rows, cols) heightfield (NaN where no triangle covers it)."""
+    out = np.full(shape, np.nan)
+    if len(tin.faces) == 0:
+        return out
+    for rr, cc, _, value in _covered_posts(tin.posts, tin.vertices[:, 2], tin.faces, chunk):
+        out[rr, cc] = value
     return out
 
 
 def vertical_error(tin: Tin, hf: Heightfield) -> tuple[float, float]:
     """(largest |TIN - U| over covered posts in metres, share of the data posts the TIN covers)."""
+    worst, covered, data = post_error(tin, hf)
+    return worst, covered / data if covered else 0.0
+
+
+def post_error(tin: Tin, hf: Heightfield, region: tuple[slice, slice] = (slice(None), slice(None))
+               ) -> tuple[float, int, int]:
+    """(largest |TIN - U| over the covered posts in metres, covered data posts in ``region``,
+    data posts in ``region``): the worst is taken over every post, the counts over the region
+    (a block's own posts, so that blocks sharing a border count it once)."""
     surface = rasterize(tin, hf.u.shape)
     have = np.isfinite(hf.u)
     covered = have & np.isfinite(surface)
     if not covered.any():
-        return 0.0, 0.0
-    return float(np.abs(surface[covered] - hf.u[covered]).max()), float(covered.sum() / have.sum())
+        return 0.0, 0, int(have[region].sum())
+    return (float(np.abs(surface[covered] - hf.u[covered]).max()), int(covered[region].sum()),
+            int(have[region].sum()))

@@ -55,8 +55,9 @@ from pipeline.core.progress import Clock
 from pipeline.core.raster import EnuRaster, read_enu_raster, write_enu_raster
 from pipeline.core.surfaces import GROUND, complete_kinds
 from pipeline.core.roofs import Plane, envelope, fit_roof
-from pipeline.core.terrain import (Heightfield, build_tin, fuse, height_difference, resample_grid, resample_lattice,
-                                   sample_bilinear, vertical_error)
+from pipeline.core.terrain import (Block, Heightfield, Tin, build_block_tin, build_tin, cliff_floor, fuse,
+                                   height_difference, post_error, resample_grid, resample_lattice, sample_bilinear,
+                                   split_blocks, stitch_tins, vertical_error)
 from pipeline.errors import (FeatureSkippedWarning, GroundAssumedWarning, HeightDisagreementWarning,
                              MisalignmentWarning)
 from pipeline import artifacts
@@ -185,16 +186,48 @@ def terrain_level(tif: str, max_error: float, out: str) -> TerrainLevel:
     hf = Heightfield(grid, u)
     tin = build_tin(hf, max_error)
     measured, coverage = vertical_error(tin, hf)
+    return _save_level(out, tin, max_error, measured, coverage)
+
+
+def _save_level(out: str, tin: Tin, max_error: float, measured: float, coverage: float) -> TerrainLevel:
     with replacing(out) as f:
         np.savez(f, vertices=tin.vertices, faces=tin.faces)
     return TerrainLevel(Path(out).name, max_error, round(measured, 6), round(coverage, 6), int(len(tin.faces)),
                         int(len(tin.vertices)))
 
 
-def _start_terrain(ctx: StageContext, cfg: TwinConfig) -> tuple[TerrainRecord, list[Any]]:
-    """Write the heightfield and submit one TIN task per level; (terrain, futures), with no
-    futures when there is no elevation input or too little of it for a surface. The levels run
-    while the buildings are meshed."""
+@dataclass(frozen=True)
+class BlockTin:
+    """One block's TIN of a level (``posts`` in block rows and columns), its largest vertical error
+    on any of its posts (m), and its own data posts and those its TIN covers."""
+
+    block: Block
+    tin: Tin
+    error_m: float
+    covered: int
+    data: int
+
+
+def terrain_block(tif: str, block: Block, max_error: float, floor: float) -> BlockTin:
+    """Executor task: the TIN of one block of the heightfield in ``tif`` within ``max_error`` (m),
+    with empty posts put at ``floor`` while triangulating (the same in every block)."""
+    with EnuRaster(tif) as raster:
+        grid, u = raster.read_cells(block.r0, block.c0, *block.shape)
+    hf = Heightfield(grid, u)
+    tin = build_block_tin(hf, max_error, floor)
+    return BlockTin(block, tin, *post_error(tin, hf, block.owned()))
+
+
+def _block_posts(size_m: float, res: float) -> int:
+    """Post spacings along a terrain block's edge of about ``size_m`` metres."""
+    return max(int(round(size_m / res)), 2)
+
+
+def _start_terrain(ctx: StageContext, cfg: TwinConfig) -> tuple[TerrainRecord, list[tuple[float, list[Any]]]]:
+    """Write the heightfield and submit its TIN tasks: per level, one task, or one per block when
+    the heightfield is larger than one ``terrain_block_size`` block; (terrain, each level's error
+    bound (m) and futures), with no levels when there is no elevation input or too little of it
+    for a surface. The levels run while the buildings are meshed."""
     m = cfg.stages.mesh
     hf, sources = _heightfield(ctx, cfg)
     if hf is None:
@@ -210,16 +243,42 @@ def _start_terrain(ctx: StageContext, cfg: TwinConfig) -> tuple[TerrainRecord, l
     tif = out / "terrain.tif"
     write_enu_raster(tif, hf.grid, hf.u, cfg.site.origin.model_dump(), "the terrain (LiDAR DTM and DEM)")
     errors = [m.terrain_max_error * m.terrain_lod_factor ** k for k in range(m.terrain_lods)]
-    futures = [ctx.executor.submit(terrain_level, str(tif), e, str(out / f"level_{k}.npz"))
-               for k, e in enumerate(errors)]
     g = hf.grid
+    blocks = split_blocks(g.rows, g.cols, _block_posts(m.terrain_block_size, g.res))
+    futures: list[tuple[float, list[Any]]]
+    if len(blocks) == 1:
+        # one block: pydelatin alone, with no border to agree on
+        futures = [(e, [ctx.executor.submit(terrain_level, str(tif), e, str(out / f"level_{k}.npz"))])
+                   for k, e in enumerate(errors)]
+    else:
+        lowest = float(np.nanmin(hf.u))
+        futures = [(e, [ctx.executor.submit(terrain_block, str(tif), b, e, cliff_floor(lowest, e)) for b in blocks])
+                   for e in errors]
     info = TerrainRecord({"file": "terrain.tif", "resolution_m": g.res, "shape": [g.rows, g.cols],
-                          "e0": g.e0, "n1": g.n1, "data_posts": float(np.isfinite(hf.u).mean())}, sources)
+                          "e0": g.e0, "n1": g.n1, "data_posts": float(np.isfinite(hf.u).mean())}, sources,
+                         blocks=len(blocks))
     return info, futures
 
 
-def _finish_terrain(ctx: StageContext, info: TerrainRecord, futures: list[Any]) -> TerrainRecord:
-    levels = [f.result() for f in ctx.reporter.track(futures, "mesh terrain")]
+def _finish_terrain(ctx: StageContext, info: TerrainRecord, futures: list[tuple[float, list[Any]]]
+                    ) -> TerrainRecord:
+    """Wait for the TIN tasks; a blocked level's TINs are stitched into one (their border vertices
+    are the same posts) and its error is the largest of its blocks', each measured on every post
+    of the block, borders included."""
+    levels = []
+    out = ctx.out_dir / "terrain"
+    for k, (bound, jobs) in enumerate(ctx.reporter.track(futures, "mesh terrain")):
+        if info.blocks == 1:
+            levels.append(jobs[0].result())
+            continue
+        parts: list[BlockTin] = [j.result() for j in jobs]
+        hf = info.heightfield
+        assert hf is not None  # there are levels to finish
+        tin = stitch_tins([(p.block, p.tin) for p in parts],
+                          Grid(hf["e0"], hf["n1"], hf["resolution_m"], *hf["shape"]))
+        covered, data = sum(p.covered for p in parts), sum(p.data for p in parts)
+        levels.append(_save_level(str(out / f"level_{k}.npz"), tin, bound, max(p.error_m for p in parts),
+                                  covered / data if data else 0.0))
     if futures and any(lv.faces == 0 for lv in levels):
         info.note = "the heightfield has no triangle of posts with data: no terrain surface"
         levels = []

@@ -13,14 +13,17 @@ import pytest
 import rasterio
 import trimesh
 from rasterio.transform import from_origin
+from scipy import ndimage
 
 from pipeline.artifacts.frame import read_frame
 from pipeline.artifacts.terrain import load_level, read_terrain
 from pipeline.config import load_config
+from pipeline.core.raster import read_enu_raster
+from pipeline.core.terrain import Heightfield, Tin, vertical_error
 from pipeline.errors import FeatureRepairedWarning, FeatureSkippedWarning, HeightDisagreementWarning
 from pipeline.runner import Runner
 from pipeline.samples.generator import origin_xy
-from tests.conftest import SAMPLE, run_cli
+from tests.conftest import SAMPLE, cracks, run_cli
 from tests.fixtures_las import sample_points, write_las
 
 
@@ -319,3 +322,38 @@ def test_a_dem_alone_keeps_its_spacing_and_the_tin_lies_on_it(tmp_path):
     egm96 = pyproj.Transformer.from_crs("EPSG:4979", "EPSG:4326+5773", always_xy=True)
     ortho = egm96.transform(lon, lat, h)[2]
     assert np.abs(ortho - (a * (x - x0) + b * (y - y0) + c)).max() < 0.01
+
+
+def test_a_heightfield_larger_than_a_block_is_triangulated_in_blocks_that_meet_without_a_crack(tmp_path):
+    """A rough 5 m DEM with a nodata hole, in blocks of 60 m (12 post spacings): every level is one
+    mesh without an open edge away from the data's edge, within its bound on every post of the
+    heightfield (measured again here on the stage's own heightfield file), and little larger than
+    the one TIN of the same DEM in a single block."""
+    cfg, x0, y0 = _site(tmp_path, [_square(x0, y0, 0, 0, 20) for x0, y0 in [origin_xy()]])
+    rng = np.random.default_rng(7)
+    u = 20 + 6 * ndimage.gaussian_filter(rng.normal(0, 1, (60, 60)), 3) * 10
+    u[20:32, 25:40] = -9999.0  # across block borders
+    with rasterio.open(tmp_path / "dem.tif", "r+") as dst:
+        dst.write(u.astype(np.float32), 1)
+    text = cfg.read_text()
+    counts = {}
+    for name, size in (("blocks", 60), ("one", 2000)):
+        cfg.write_text(text.replace("terrain_lods: 2", f"terrain_lods: 2, terrain_block_size: {size}"))
+        Runner(load_config(cfg), workdir=tmp_path / name).run(["ingest", "georef", "clean", "mesh"])
+        mesh = tmp_path / name / "artifacts" / "mesh"
+        terrain = read_terrain(mesh)
+        grid, hu = read_enu_raster(mesh / terrain.heightfield_path)
+        hf = Heightfield(grid, hu)
+        counts[name] = (terrain.blocks, [lv.faces for lv in terrain.levels])
+        for lv in terrain.levels:
+            v, f = load_level(mesh, lv)
+            posts = np.column_stack([np.round((grid.n1 - v[:, 1]) / grid.res - 0.5),
+                                     np.round((v[:, 0] - grid.e0) / grid.res - 0.5)]).astype(np.int64)
+            assert len(cracks(posts, f, np.isfinite(hu))) == 0
+            measured, coverage = vertical_error(Tin(v, f, posts), hf)
+            assert measured == pytest.approx(lv.max_vertical_error_m, abs=1e-6)
+            assert measured <= lv.max_error_bound_m + 1e-4 and coverage == pytest.approx(lv.coverage, abs=1e-6)
+            assert coverage > 0.97
+    assert counts["one"][0] == 1 and counts["blocks"][0] == 25
+    for blocked, one in zip(counts["blocks"][1], counts["one"][1], strict=True):
+        assert one <= blocked <= 1.3 * one + 2 * 25
