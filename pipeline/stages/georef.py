@@ -58,6 +58,8 @@ SPEC = StageSpec("georef", reads=(artifacts.SOURCE_POINTS, artifacts.SOURCE_FOOT
                          artifacts.ENU_DEM, artifacts.CONTROL, artifacts.ENU_POIS))
 #: ellipsoidal heights (m) outside this range are not on the earth's surface: a wrong CRS
 MIN_HEIGHT, MAX_HEIGHT = -500.0, 9000.0
+#: DEM pixels taken through PROJ at a time (a few hundred MB of arrays)
+DEM_BAND_PIXELS = 2_000_000
 
 
 class _Georeferencer:
@@ -477,15 +479,26 @@ def _dem(ctx: StageContext, g: _Georeferencer) -> dict[str, Any] | None:
         write_enu_dem(ctx.out_dir, None)
         return None
     elev = read_elevation(meta.raster(ingest), meta.crs_wkt)
-    x, y = elev.pixel_centers()
-    valid = np.isfinite(elev.values)
-    lon, lat, h, n = g.geodetic(elev.crs, x[valid], y[valid], elev.values[valid], meta.source,
-                                accept=meta.accept_crs)
-    enu = np.full(elev.values.shape + (3,), np.nan)
-    enu[valid] = g.frame.geodetic_to_enu(lon, lat, h)
+    rows, cols = elev.values.shape
+    enu = np.full((rows, cols, 3), np.nan)
+    # lon, lat, h and N of the band's pixels; the lowest and highest of each over the DEM
+    lo, hi = np.full(4, np.inf), np.full(4, -np.inf)
+    # a band of rows at a time: a city DEM's 25 million pixels at once took 4 GB of PROJ arrays
+    band = max(1, DEM_BAND_PIXELS // cols)
+    for r0 in range(0, rows, band):
+        part = slice(r0, min(r0 + band, rows))
+        x, y = elev.pixel_centers(part)
+        z = elev.values[part]
+        valid = np.isfinite(z)
+        if not valid.any():
+            continue
+        lon, lat, h, n = g.geodetic(elev.crs, x[valid], y[valid], z[valid], meta.source, accept=meta.accept_crs)
+        enu[part][valid] = g.frame.geodetic_to_enu(lon, lat, h)
+        got = np.column_stack([lon, lat, h, n])
+        lo, hi = np.minimum(lo, got.min(axis=0)), np.maximum(hi, got.max(axis=0))
     write_enu_dem(ctx.out_dir, enu)
-    g.note_extent(meta.source, elev.crs, lon, lat, h)
-    return {"shape": list(elev.values.shape), "undulation_range_m": [float(n.min()), float(n.max())]}
+    g.note_extent(meta.source, elev.crs, *np.column_stack([lo, hi])[:3])
+    return {"shape": [rows, cols], "undulation_range_m": [float(lo[3]), float(hi[3])]}
 
 
 def _lidar_check(ctx: StageContext, control: dict[str, Any], store: CellStore | None, radius: float,
