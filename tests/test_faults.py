@@ -17,6 +17,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from pipeline.core.atomic import ATTEMPT
 from tests.conftest import REPO, SAMPLE, run_cli
 
 CONFIG = (f"site: {{name: faults, origin: {{lat: 37.5770, lon: 126.8898}}}}\n"
@@ -130,7 +131,7 @@ def test_a_full_disk_is_one_line_and_keeps_the_bundle(good, disk, tmp_path):
     line = _one_line(run_cli("run", str(_config(tmp_path, "")), "--workdir", str(workdir), "--force"))
     assert "No space left on device" in line
     assert _sums(workdir) == before
-    assert not list(workdir.rglob(".tmp-*")) and not list(workdir.rglob(".*.tmp-*"))
+    assert not list(workdir.rglob(".tmp-*")) and not list(workdir.rglob(f".*{ATTEMPT}"))
     filler.unlink()
     assert run_cli("run", str(_config(tmp_path)), "--workdir", str(workdir), "--quiet").returncode == 0
 

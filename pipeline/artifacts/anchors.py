@@ -20,6 +20,7 @@ them (``poi`` becomes ``terrain``; platform fields and accuracy absent).
 from __future__ import annotations
 
 import csv
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -216,9 +217,11 @@ class AnchorWriter:
 
     def __init__(self, folder: Path, head: AnchorSet) -> None:
         self.folder = Path(folder)
-        self._json = (self.folder / ANCHORS.path).open("wb")
-        self._geojson = (self.folder / "anchors.geojson").open("wb")
-        self._csv = (self.folder / "anchors.csv").open("w", encoding="utf-8", newline="")
+        with ExitStack() as opened:  # a file that fails to open closes those opened before it
+            self._json = opened.enter_context((self.folder / ANCHORS.path).open("wb"))
+            self._geojson = opened.enter_context((self.folder / "anchors.geojson").open("wb"))
+            self._csv = opened.enter_context((self.folder / "anchors.csv").open("w", encoding="utf-8", newline=""))
+            self._files = opened.pop_all()
         self._json.write(_open_object(head.header(), "anchors"))
         self._geojson.write(_open_object(
             {"type": "FeatureCollection",
@@ -263,8 +266,7 @@ class AnchorWriter:
         return summary
 
     def _abandon(self) -> None:
-        for f in (self._json, self._geojson, self._csv):
-            f.close()
+        self._files.close()
 
     def __enter__(self) -> AnchorWriter:
         return self

@@ -61,36 +61,34 @@ def _fsync_dir(path: Path) -> None:
 
 
 def write_bytes_atomic(path: str | Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temporary file, fsync and rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)  # a full disk leaves no half-written file behind
-        raise
-    _fsync_dir(path.parent)
+    """Write ``data`` to ``path`` durably: through :func:`replacing`, fsynced before the rename."""
+    with replacing(path, durable=True) as f:
+        f.write(data)
 
 
 @contextmanager
-def replacing(path: str | Path) -> Iterator[IO[bytes]]:
+def replacing(path: str | Path, *, durable: bool = False) -> Iterator[IO[bytes]]:
     """A binary file of this attempt's own beside ``path``, renamed over ``path`` when the block
-    ends without error and removed when it fails. Two attempts at one task (a cluster retrying a
-    task whose worker it thought dead) each write their own file and the last rename wins whole.
-    Not fsynced: a stage's output is made durable once, when the runner swaps it in."""
+    ends without error and removed when it fails (a full disk leaves no half-written file).
+    Two attempts at one task (a cluster retrying a task whose worker it thought dead) each write
+    their own file and the last rename wins whole. A task's output is not fsynced (it is made
+    durable once, when the runner swaps the stage's folder in); a ``durable`` one is, with its
+    folder, and that folder is made first."""
     path = Path(path)
+    if durable:
+        path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}{ATTEMPT}")
     try:
         with open(tmp, "wb") as f:
             yield f
+            if durable:
+                f.flush()
+                os.fsync(f.fileno())
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+    if durable:
+        _fsync_dir(path.parent)
 
 
 def sweep_attempts(folder: str | Path) -> int:

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import csv
 import json
+from pathlib import Path
 
+import psutil
 import pytest
 
 from pipeline.artifacts.anchors import AnchorSet, AnchorWriter, read_anchors, read_summary
@@ -59,3 +61,13 @@ def test_no_anchors_is_an_explicit_empty_set(tmp_path):
     summary = read_summary(folder)
     assert summary.count == 0 and summary.bbox is None and set(summary.kinds.values()) == {0}
     assert read_anchors(folder / "anchors.json").anchors == []
+
+
+def test_a_file_that_cannot_be_opened_leaves_none_open(tmp_path):
+    head = AnchorSet({"name": "x", "origin": {"latitude": 37.5, "longitude": 127.0, "ellipsoidal_height": 0.0}},
+                     None, "egm96_15.gtx", "orthometric", {})
+    (tmp_path / "anchors.csv").mkdir()  # the third of the three files cannot be opened
+    with pytest.raises(IsADirectoryError) as failure:
+        AnchorWriter(tmp_path, head)
+    # while the error (and through its traceback the half-made writer) is still held
+    assert failure.traceback and not [f for f in psutil.Process().open_files() if Path(f.path).parent == tmp_path]
