@@ -419,6 +419,10 @@ class TileConfig(_Model):
     tile_max_features: int = Field(
         500, ge=1, description="Building tiles holding more buildings than this are split further.")
     terrain_tile_size: float = Field(2000.0, ge=10, le=100_000, description="Largest edge (m) of a terrain leaf tile.")
+    tileset_max_tiles: int = Field(
+        500, ge=5, description="Tiles one tileset JSON holds (about 230 kB at 500) before a mesh layer's deeper "
+                               "levels go to external tilesets (<layer>/tilesets/*.json): the root of a city of "
+                               "600,000 buildings loads as fast as a district's.")
     tile_max_triangles: int = Field(
         100_000, ge=1000, description="Tiles whose content would hold more triangles than this are split further.")
     hlod_error_fraction: float = Field(

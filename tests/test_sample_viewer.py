@@ -639,3 +639,29 @@ def test_the_bundle_copied_elsewhere_works_on_python_http_server(browser, sample
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def test_external_tilesets_load_and_pick_in_cesiumjs(browser, sample_run, twin, tmp_path_factory):
+    """The sample's tile trees cut into tilesets of 5 tiles (a city's 600,000 buildings are cut at
+    500): CesiumJS follows the references into tilesets/, draws every layer with no failed request
+    or error, and picking a building still finds its metadata in a tile of an external tileset."""
+    run = variant_run(sample_run, tmp_path_factory.mktemp("external"),
+                      "tile: {tileset_max_tiles: 5, tile_max_features: 4}", "tile..publish")
+    external = sorted((run / "bundle" / "buildings" / "tilesets").glob("*.json"))
+    assert len(external) > 3
+    server = BundleServer(run / "bundle", port=0)
+    server.start()
+    try:
+        pg = open_viewer(browser, server.url.rstrip("/"), server.url + "viewer/#hide=anchors")
+        assert pg.log["console"] == [] and pg.log["failed"] == [] and pg.evaluate("window.twin.failures") == []
+        assert all(n > 0 for n in pg.evaluate("Object.values(window.twin.layers).map(l => l.tilesLoaded)"))
+        b = twin.buildings["DMC-L001"]
+        roof = twin.at("DMC-L001", up=b["height"] - 0.5)
+        look_down(pg, *roof, range_m=3 * b["height"] + 150)
+        pg.mouse.click(*to_page(pg, roof))
+        assert pg.evaluate("window.twin.info.rows.id") == "DMC-L001"
+        assert any("/buildings/tilesets/" in r for r in pg.log["requests"])
+        pg.close()
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -51,9 +51,6 @@ SPEC = StageSpec("tile", reads=(artifacts.FRAME, artifacts.CONTROL, artifacts.CL
                  writes=(artifacts.TILESET, artifacts.FEATURE_INDEX),
                  # the root tileset's provenance names every input file with its sha256
                  reads_inputs=True)
-#: tiles one tileset JSON holds before the deeper levels go to external tilesets (about 230 kB):
-#: the root of a city of 600,000 buildings loads as fast as a district's
-TILESET_TILES = 500
 
 PROVENANCE_SCHEMA = {
     "id": "dmc_twin_tileset",
@@ -129,10 +126,10 @@ def add_skirts(vertices: np.ndarray, faces: np.ndarray, depth: float) -> tuple[n
 
 def _write_layer(ctx: StageContext, out: Path, docs: dict[str, dict[str, Any]],
                  jobs: dict[str, Any], m: np.ndarray, top_error: float, provenance: dict[str, Any], label: str,
-                 refine: str = "REPLACE") -> tuple[dict[str, Any], np.ndarray, np.ndarray, int]:
+                 max_tiles: int, refine: str = "REPLACE") -> tuple[dict[str, Any], np.ndarray, np.ndarray, int]:
     """Wait for a quadtree layer's tile jobs and write its ``tileset.json`` (``refine``, the
     site's ENU->ECEF transform on the root), deeper levels in external tilesets under
-    ``tilesets/`` (``TILESET_TILES``); returns (document, lo, hi, content bytes)."""
+    ``tilesets/`` (at most ``max_tiles`` tiles per document); returns (document, lo, hi, content bytes)."""
     nodes, size = {}, 0
     for key, job in ctx.reporter.track(list(jobs.items()), label):
         lo, hi, n = job.result()
@@ -145,7 +142,7 @@ def _write_layer(ctx: StageContext, out: Path, docs: dict[str, dict[str, Any]],
         raise StageError(f"{label}: no tile has content")
     root, lo, hi = built
     root |= {"refine": refine, "transform": matrix_to_json(m)}
-    root, external = split_external(root, TILESET_TILES)
+    root, external = split_external(root, max_tiles)
     for path, sub in external.items():
         _dump(out / path, tileset_doc(rebase_uris(sub, posixpath.dirname(path)), sub["geometricError"]))
     doc = tileset_doc(root, max(top_error, root["geometricError"]), **provenance)
@@ -218,7 +215,8 @@ def _building_layer(ctx: StageContext, out: Path, m: np.ndarray, t: TileConfig, 
             for local, (b, _) in enumerate(chosen):
                 index[records[b].id] = FeatureRef(uri, local, mesh_digest(*parts[local]), tile_records[local])
     tallest = max(r.height for r in records)
-    doc, lo, hi, size = _write_layer(ctx, out, docs, jobs, m, tallest, provenance, "tile buildings")
+    doc, lo, hi, size = _write_layer(ctx, out, docs, jobs, m, tallest, provenance, "tile buildings",
+                                     t.tileset_max_tiles)
     write_feature_index(ctx.out_dir, index)
     leaves = sum(1 for _ in tree.leaves())
     return {"box": aabb_box(lo, hi), "geometricError": doc["geometricError"], "tiles": len(jobs),
@@ -265,7 +263,8 @@ def _terrain_layer(ctx: StageContext, out: Path, m: np.ndarray, t: TileConfig, p
         jobs[node.key] = ctx.executor.submit(write_mesh_tile, str(out / uri), v[used], sub, t.mesh_compression,
                                              smooth=True, skirt=errors[k] + coarser, colour=TERRAIN_COLOUR)
     relief = float(levels[0][0][:, 2].max() - levels[0][0][:, 2].min())
-    doc, lo, hi, size = _write_layer(ctx, out, docs, jobs, m, relief, provenance, "tile terrain")
+    doc, lo, hi, size = _write_layer(ctx, out, docs, jobs, m, relief, provenance, "tile terrain",
+                                     t.tileset_max_tiles)
     return {"box": aabb_box(lo, hi), "geometricError": doc["geometricError"], "tiles": len(jobs),
             "depth": max(n.depth for n in tree.walk()), "level_errors_m": errors, "bytes": size,
             "compression": t.mesh_compression}
@@ -332,7 +331,8 @@ def _sunlight_layer(ctx: StageContext, out: Path, m: np.ndarray, t: TileConfig, 
                                              _receiver_properties(res, idx))
     # the whole layer's error: its horizontal extent (drawn alone, the root shows nothing of it)
     extent = float(np.hypot(*(pos[:, :2].max(axis=0) - pos[:, :2].min(axis=0))))
-    doc, lo, hi, size = _write_layer(ctx, out, docs, jobs, m, extent, provenance, "tile sunlight", refine="ADD")
+    doc, lo, hi, size = _write_layer(ctx, out, docs, jobs, m, extent, provenance, "tile sunlight",
+                                     t.tileset_max_tiles, refine="ADD")
     top = doc["geometricError"]
     return {"box": aabb_box(lo, hi), "geometricError": top, "tiles": len(jobs), "receivers": len(pos),
             "bytes": size}

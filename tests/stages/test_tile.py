@@ -12,7 +12,7 @@ import pytest
 from pipeline.artifacts.features import read_feature_index
 from pipeline.core.tileset_check import validate_tileset
 from pipeline.samples.city import generate_city
-from pipeline.stages.tile import TILESET_TILES
+from pipeline.config import TileConfig
 from tests.conftest import official_agrees, run_cli
 
 pytestmark = pytest.mark.slow
@@ -64,7 +64,7 @@ def test_deep_levels_go_to_external_tilesets_that_hold_every_tile_once(city):
     assert len(docs) > 1 and all(p == "tileset.json" or p.startswith("tilesets/") for p in docs)
     assert {p.relative_to(layer).as_posix() for p in layer.rglob("*.json") if p.parent.name == "tilesets"} \
         == set(docs) - {"tileset.json"}  # no tileset written that nothing refers to
-    assert all(_count(d["root"]) <= TILESET_TILES for d in docs.values())
+    assert all(_count(d["root"]) <= TileConfig().tileset_max_tiles for d in docs.values())
     glbs: list[str] = []
     for rel, doc in docs.items():
         def walk(tile: dict, base: Path = Path(rel).parent) -> None:
