@@ -307,14 +307,16 @@ def _ground_span(terrain: tuple[Grid, np.ndarray] | None, polys: list[Polygon], 
     if terrain is None or terrain[0].rows == 0:
         return None
     grid, u = terrain
-    e, n = grid.centers()
     cand = []
     for p in polys:
         # only the posts in the polygon's box can lie inside it: a block's window holds thousands
-        # of posts per building, and contains_xy over all of them was the mesh stage's hot spot
+        # of posts per building, and contains_xy (or even the posts' coordinates) over all of
+        # them per building was the mesh stage's hot spot
         lo_e, lo_n, hi_e, hi_n = p.bounds
         (r0, r1), (c0, c1) = (np.sort(x) for x in grid.index(np.array([lo_e, hi_e]), np.array([lo_n, hi_n])))
-        be, bn, bu = e[r0:r1 + 1, c0:c1 + 1], n[r0:r1 + 1, c0:c1 + 1], u[r0:r1 + 1, c0:c1 + 1]
+        be, bn = np.meshgrid(grid.e0 + (np.arange(c0, c1 + 1) + 0.5) * grid.res,
+                             grid.n1 - (np.arange(r0, r1 + 1) + 0.5) * grid.res)
+        bu = u[r0:r1 + 1, c0:c1 + 1]
         inside = shapely.contains_xy(p, be, bn) & np.isfinite(bu)
         cand.append(np.column_stack([be[inside], bn[inside], bu[inside]]))
         for ring in [p.exterior, *p.interiors]:
