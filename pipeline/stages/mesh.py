@@ -293,44 +293,51 @@ def _rings_en(part: list[Ring]) -> list[np.ndarray]:
     return [np.asarray(r.en, np.float64) for r in part]
 
 
-def _ground(terrain: tuple[Grid, np.ndarray] | None, polys: list[Polygon], frame: SiteFrame,
-            undulation: float) -> float | None:
-    """Lowest terrain height (orthometric m) under a footprint: the posts inside it and the
-    heightfield along its outline (every vertex, and every post spacing along each edge)."""
-    span = _ground_span(terrain, polys, frame, undulation)
-    return None if span is None else span[0]
-
-
-def _ground_span(terrain: tuple[Grid, np.ndarray] | None, polys: list[Polygon], frame: SiteFrame,
-                 undulation: float) -> tuple[float, float] | None:
-    """Lowest and highest terrain height (orthometric m) under a footprint (see :func:`_ground`)."""
+def _ground_spans(terrain: tuple[Grid, np.ndarray] | None, footprints: list[list[Polygon]], frame: SiteFrame,
+                  undulations: list[float]) -> list[tuple[float, float] | None]:
+    """Lowest and highest terrain height (orthometric m) under each footprint (its parts
+    ``polys``, plan m, with its geoid undulation): from the posts inside it and the heightfield
+    along its outline (every vertex, and every post spacing along each edge); None where no
+    terrain is under it. One PROJ call for all of them: per building it was a tenth of the
+    buildings' time."""
     if terrain is None or terrain[0].rows == 0:
-        return None
+        return [None] * len(footprints)
     grid, u = terrain
-    cand = []
-    for p in polys:
-        # only the posts in the polygon's box can lie inside it: a block's window holds thousands
-        # of posts per building, and contains_xy (or even the posts' coordinates) over all of
-        # them per building was the mesh stage's hot spot
-        lo_e, lo_n, hi_e, hi_n = p.bounds
-        (r0, r1), (c0, c1) = (np.sort(x) for x in grid.index(np.array([lo_e, hi_e]), np.array([lo_n, hi_n])))
-        be, bn = np.meshgrid(grid.e0 + (np.arange(c0, c1 + 1) + 0.5) * grid.res,
-                             grid.n1 - (np.arange(r0, r1 + 1) + 0.5) * grid.res)
-        bu = u[r0:r1 + 1, c0:c1 + 1]
-        inside = shapely.contains_xy(p, be, bn) & np.isfinite(bu)
-        cand.append(np.column_stack([be[inside], bn[inside], bu[inside]]))
-        for ring in [p.exterior, *p.interiors]:
-            steps = max(int(np.ceil(ring.length / grid.res)), 1)
-            pts = shapely.line_interpolate_point(ring, np.linspace(0, ring.length, steps + 1))
-            xy = shapely.get_coordinates(pts)
-            val = sample_bilinear(u, grid, xy[:, 0], xy[:, 1])
-            ok = np.isfinite(val)
-            cand.append(np.column_stack([xy[ok, 0], xy[ok, 1], val[ok]]))
-    enu = np.concatenate(cand)
-    if len(enu) == 0:
-        return None
-    _, _, h = frame.enu_to_geodetic(enu)
-    return float(np.min(h) - undulation), float(np.max(h) - undulation)
+    cand: list[np.ndarray] = []
+    count: list[int] = []
+    for polys in footprints:
+        first = len(cand)
+        for p in polys:
+            # only the posts in the polygon's box can lie inside it: a block's window holds
+            # thousands of posts per building, and contains_xy (or even the posts' coordinates)
+            # over all of them per building was the mesh stage's hot spot
+            lo_e, lo_n, hi_e, hi_n = p.bounds
+            (r0, r1), (c0, c1) = (np.sort(x) for x in grid.index(np.array([lo_e, hi_e]), np.array([lo_n, hi_n])))
+            be, bn = np.meshgrid(grid.e0 + (np.arange(c0, c1 + 1) + 0.5) * grid.res,
+                                 grid.n1 - (np.arange(r0, r1 + 1) + 0.5) * grid.res)
+            bu = u[r0:r1 + 1, c0:c1 + 1]
+            inside = shapely.contains_xy(p, be, bn) & np.isfinite(bu)
+            cand.append(np.column_stack([be[inside], bn[inside], bu[inside]]))
+            for ring in [p.exterior, *p.interiors]:
+                steps = max(int(np.ceil(ring.length / grid.res)), 1)
+                pts = shapely.line_interpolate_point(ring, np.linspace(0, ring.length, steps + 1))
+                xy = shapely.get_coordinates(pts)
+                val = sample_bilinear(u, grid, xy[:, 0], xy[:, 1])
+                ok = np.isfinite(val)
+                cand.append(np.column_stack([xy[ok, 0], xy[ok, 1], val[ok]]))
+        count.append(sum(len(c) for c in cand[first:]))
+    counts = np.array(count, np.int64)
+    if not counts.sum():
+        return [None] * len(footprints)
+    _, _, h = frame.enu_to_geodetic(np.concatenate(cand))
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    has = counts > 0
+    lo = np.minimum.reduceat(h, starts[has]) - np.asarray(undulations)[has]
+    hi = np.maximum.reduceat(h, starts[has]) - np.asarray(undulations)[has]
+    out: list[tuple[float, float] | None] = [None] * len(footprints)
+    for i, a, b in zip(np.flatnonzero(has).tolist(), lo.tolist(), hi.tolist(), strict=True):
+        out[i] = (a, b)
+    return out
 
 
 def _fallback_height(feat: Footprint, ground: float, m: MeshConfig) -> tuple[float, str]:
@@ -368,13 +375,12 @@ class _Draft:
 
 
 def _draft_building(feat: Footprint, polys: list[Polygon], pts: dict[str, np.ndarray] | None,
-                    index: PointGridIndex | None, terrain: tuple[Grid, np.ndarray] | None,
-                    frame: SiteFrame, m: MeshConfig, reference: float | None) -> _Draft | str:
-    """The solids of one building in plan metres, or why it was skipped. ``reference``
-    (ellipsoidal m) is the ground of a site with no terrain at all; None skips buildings with
-    no terrain under them."""
+                    index: PointGridIndex | None, ground: float | None, m: MeshConfig, reference: float | None
+                    ) -> _Draft | str:
+    """The solids of one building in plan metres, or why it was skipped. ``ground`` is the lowest
+    terrain under it (orthometric m; None: no terrain there); ``reference`` (ellipsoidal m) is
+    the ground of a site with no terrain at all; None skips buildings with no terrain under them."""
     und = feat.centroid.undulation
-    ground = _ground(terrain, polys, frame, und)
     ground_source = "terrain"
     if ground is None and reference is not None:
         ground, ground_source = reference - und, REFERENCE_GROUND
@@ -527,11 +533,15 @@ def mesh_block(features: list[tuple[int, Footprint]], store: str | None, cells: 
     index = PointGridIndex(pts["px"], pts["py"]) if pts is not None and len(pts["px"]) else None
     terrain = read_enu_raster(terrain_tif, bounds) if terrain_tif else None
     drafts: list[tuple[int, _Draft]] = []
+    grounds = iter(_ground_spans(terrain, [polys for polys, _ in polys_of if polys], frame,
+                                 [f.centroid.undulation for (_, f), (polys, _) in zip(features, polys_of, strict=True)
+                                  if polys]))
     for (k, feat), (polys, _) in zip(features, polys_of, strict=True):
         if not polys:
             out["skipped"].append({"feature": feat.id, "reason": "smaller than stages.mesh.min_area"})
             continue
-        res = _draft_building(feat, polys, pts, index, terrain, frame, m, reference)
+        span = next(grounds)
+        res = _draft_building(feat, polys, pts, index, None if span is None else span[0], m, reference)
         if isinstance(res, str):
             out["skipped"].append({"feature": feat.id, "reason": res})
             continue
@@ -723,7 +733,7 @@ def _stand(label: str, hint: str, vertices: np.ndarray, polys: list[Polygon], un
     bounds = shapely.union_all(polys).buffer(2.0).bounds if polys else None
     # only the heightfield under the model is read
     terrain = heightfield.read(bounds) if heightfield is not None and bounds else None
-    span = _ground_span(terrain, polys, frame, undulation)
+    span = _ground_spans(terrain, [polys], frame, [undulation])[0]
     base = float(h.min() - undulation)
     if span is not None and not span[0] - tolerance <= base <= span[1] + tolerance:
         off = base - span[1] if base > span[1] else base - span[0]
