@@ -572,11 +572,9 @@ def test_windows_show_their_sun_hours_and_the_proposal_turns_its_shadow_red(clea
 
 # ---- meshopt content ----------------------------------------------------------------------------
 
-def test_a_meshopt_compressed_bundle_loads_and_picks(browser, sample_run, twin, tmp_path_factory):
-    """The same twin with every layer EXT_meshopt_compression-encoded, which the Khronos glTF
-    validator cannot decode: CesiumJS can, and picking still finds each building's metadata."""
-    run = variant_run(sample_run, tmp_path_factory.mktemp("meshopt"),
-                      "tile: {compression: meshopt, pointcloud_meshopt: true}", "tile..publish")
+def _loads_and_picks(browser: Browser, run: Path, twin: Twin) -> list[str]:
+    """Open the viewer on ``run``'s bundle: every layer loads without a failed request or an
+    error, and a click on DMC-L001's roof picks its metadata; returns the paths requested."""
     server = BundleServer(run / "bundle", port=0)
     server.start()
     try:
@@ -589,9 +587,18 @@ def test_a_meshopt_compressed_bundle_loads_and_picks(browser, sample_run, twin, 
         pg.mouse.click(*to_page(pg, roof))
         assert pg.evaluate("window.twin.info.rows.id") == "DMC-L001"
         pg.close()
+        return pg.log["requests"]
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_a_meshopt_compressed_bundle_loads_and_picks(browser, sample_run, twin, tmp_path_factory):
+    """The same twin with every layer EXT_meshopt_compression-encoded, which the Khronos glTF
+    validator cannot decode: CesiumJS can, and picking still finds each building's metadata."""
+    run = variant_run(sample_run, tmp_path_factory.mktemp("meshopt"),
+                      "tile: {compression: meshopt, pointcloud_meshopt: true}", "tile..publish")
+    _loads_and_picks(browser, run, twin)
 
 
 def test_unity_and_portable_bundles_load_in_cesiumjs(browser, sample_run, tmp_path_factory):
@@ -647,21 +654,6 @@ def test_external_tilesets_load_and_pick_in_cesiumjs(browser, sample_run, twin, 
     or error, and picking a building still finds its metadata in a tile of an external tileset."""
     run = variant_run(sample_run, tmp_path_factory.mktemp("external"),
                       "tile: {tileset_max_tiles: 5, tile_max_features: 4}", "tile..publish")
-    external = sorted((run / "bundle" / "buildings" / "tilesets").glob("*.json"))
-    assert len(external) > 3
-    server = BundleServer(run / "bundle", port=0)
-    server.start()
-    try:
-        pg = open_viewer(browser, server.url.rstrip("/"), server.url + "viewer/#hide=anchors")
-        assert pg.log["console"] == [] and pg.log["failed"] == [] and pg.evaluate("window.twin.failures") == []
-        assert all(n > 0 for n in pg.evaluate("Object.values(window.twin.layers).map(l => l.tilesLoaded)"))
-        b = twin.buildings["DMC-L001"]
-        roof = twin.at("DMC-L001", up=b["height"] - 0.5)
-        look_down(pg, *roof, range_m=3 * b["height"] + 150)
-        pg.mouse.click(*to_page(pg, roof))
-        assert pg.evaluate("window.twin.info.rows.id") == "DMC-L001"
-        assert any("/buildings/tilesets/" in r for r in pg.log["requests"])
-        pg.close()
-    finally:
-        server.shutdown()
-        server.server_close()
+    assert len(list((run / "bundle" / "buildings" / "tilesets").glob("*.json"))) > 3
+    requested = _loads_and_picks(browser, run, twin)
+    assert any("/buildings/tilesets/" in r for r in requested)
