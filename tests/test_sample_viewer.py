@@ -528,8 +528,12 @@ def test_windows_show_their_sun_hours_and_the_proposal_turns_its_shadow_red(clea
     centre = np.median(pick, axis=0)
     clon, clat, ch = twin.frame.enu_to_geodetic(centre[None, :])
     lon, lat, h = twin.frame.enu_to_geodetic(pick)
-    # buildings off: only the terrain and the receivers
-    clean.evaluate("window.twin.setLayer('buildings', false); window.twin.setLayer('sunlight', true)")
+    # buildings off: only the terrain and the receivers. The terrain at full detail: seen from 1 km,
+    # CesiumJS would draw a coarse level (its error up to 16 m), which stands in front of ground
+    # receivers laid on the finest one
+    clean.evaluate("window.twin.setLayer('buildings', false); window.twin.setLayer('sunlight', true); "
+                   "Object.values(window.twin.layers).find(l => l.kind === 'terrain').tileset"
+                   ".maximumScreenSpaceError = 0.5")
     look_down(clean, float(clon[0]), float(clat[0]), float(ch[0]), range_m=1000)
     assert clean.evaluate("document.getElementById('sunlight').hidden") is False
     assert "as it stands" in clean.locator("#sun-scenario").inner_text()
@@ -537,7 +541,8 @@ def test_windows_show_their_sun_hours_and_the_proposal_turns_its_shadow_red(clea
     assert "2 h continuous" in rule and "4 h in total" in rule and "true solar time" in rule
 
     def red(p: np.ndarray) -> np.ndarray:
-        return (p[..., 0] > 150) & (p[..., 1] < 80) & (p[..., 2] < 90)
+        # the failing red (#dc141e), not the hours ramp between purple and orange (about #b2424a)
+        return (p[..., 0] > 190) & (p[..., 1] < 50) & (p[..., 2] < 60)
 
     def at_picks(rgb: np.ndarray) -> np.ndarray:
         return np.array([patch(rgb, to_page(clean, [float(x), float(y), float(z)]), 0)[0, 0]
@@ -555,7 +560,7 @@ def test_windows_show_their_sun_hours_and_the_proposal_turns_its_shadow_red(clea
     # the ground the tower takes compliance from turns red (a point drawn in front, such as a
     # neighbour's windows seen in perspective, can hide some of it)
     red_before, red_after = red(at_picks(before)).mean(), red(at_picks(after)).mean()
-    assert red_before < 0.3 and red_after > red_before + 0.4, (red_before, red_after)
+    assert red_before < 0.05 and red_after > 0.85, (red_before, red_after)
     # and nothing changes outside what the analysis says the tower changes: the receivers whose
     # hours differ between the scenarios, the tower's own windows among them
     differs = ~np.all(res.present, axis=1) | (res.total_min[:, 0] != res.total_min[:, 1])
