@@ -533,14 +533,13 @@ def mesh_block(features: list[tuple[int, Footprint]], store: str | None, cells: 
     index = PointGridIndex(pts["px"], pts["py"]) if pts is not None and len(pts["px"]) else None
     terrain = read_enu_raster(terrain_tif, bounds) if terrain_tif else None
     drafts: list[tuple[int, _Draft]] = []
-    grounds = iter(_ground_spans(terrain, [polys for polys, _ in polys_of if polys], frame,
-                                 [f.centroid.undulation for (_, f), (polys, _) in zip(features, polys_of, strict=True)
-                                  if polys]))
-    for (k, feat), (polys, _) in zip(features, polys_of, strict=True):
+    # a building without parts has no ground candidates, so no span
+    spans = _ground_spans(terrain, [polys for polys, _ in polys_of], frame,
+                          [f.centroid.undulation for _, f in features])
+    for (k, feat), (polys, _), span in zip(features, polys_of, spans, strict=True):
         if not polys:
             out["skipped"].append({"feature": feat.id, "reason": "smaller than stages.mesh.min_area"})
             continue
-        span = next(grounds)
         res = _draft_building(feat, polys, pts, index, None if span is None else span[0], m, reference)
         if isinstance(res, str):
             out["skipped"].append({"feature": feat.id, "reason": res})
