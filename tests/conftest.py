@@ -103,3 +103,10 @@ def cracks(posts, faces, valid):
     open_ = unique[count == 1]
     at_rim = rim[posts[open_[:, 0], 0], posts[open_[:, 0], 1]] & rim[posts[open_[:, 1], 0], posts[open_[:, 1], 1]]
     return np.concatenate([unique[count > 2], open_[~at_rim]])
+
+
+def building_docs(workdir: Path) -> list[dict]:
+    """Every building's record of a run's mesh stage as written (``buildings.jsonl``, in
+    feature-ID order), as JSON objects."""
+    from pipeline.artifacts.base import iter_records
+    return list(iter_records(workdir / "artifacts" / "mesh" / "buildings.jsonl"))

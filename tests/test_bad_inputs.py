@@ -482,7 +482,7 @@ GOOD: dict[str, Callable[[Path], tuple[bytes, Callable[[Path], bool]]]] = {
     "footprints: a CP949 shapefile without .cpg": lambda t: (
         Bad(DEM_IN + f"  footprints: {{path: {_shapefile_cp949(t)}}}\n").config_bytes(),
         lambda w: _report(w, "mesh")["buildings"]["buildings"] == 1 and "상암 타워" in
-        (w / "artifacts" / "mesh" / "buildings.json").read_text(encoding="utf-8")),
+        (w / "artifacts" / "mesh" / "buildings.jsonl").read_text(encoding="utf-8")),
 }
 
 

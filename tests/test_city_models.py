@@ -22,7 +22,7 @@ from pipeline.core.geodesy import ensure_proj_data
 from pipeline.core.gltf import gltf_positions, read_glb, read_primitive
 from pipeline.core.surfaces import GROUND, ROOF, WALL
 from pipeline.samples.generator import origin_xy
-from tests.conftest import run_cli, validate_gltf
+from tests.conftest import building_docs, run_cli, validate_gltf
 from tests.fixtures_citymodel import block, courtyard, gable, write_citygml, write_cityjson
 from tests.fixtures_las import write_las
 
@@ -110,8 +110,7 @@ stages:
     work = tmp / "w"
     proc = run_cli("run", str(cfg), "--workdir", str(work), "--quiet")
     assert proc.returncode == 0, proc.stderr[-3000:]
-    records = {b["id"]: b for b in json.loads((work / "artifacts" / "mesh" / "buildings.json").read_text(
-        encoding="utf-8"))["buildings"]}
+    records = {b["id"]: b for b in building_docs(work)}
     return work, proc.stderr, records, json_buildings + gml_buildings
 
 

@@ -24,7 +24,7 @@ from pipeline.core.cells import CellStore
 from pipeline.core.pointio import BUILDING, GROUND
 from pipeline.core.gltf import glb_positions
 from pipeline.artifacts.anchors import schema_path
-from tests.conftest import REPO, SAMPLE, SAMPLE_CONFIG
+from tests.conftest import REPO, SAMPLE, SAMPLE_CONFIG, building_docs
 
 pytestmark = pytest.mark.slow
 STAGES = ("ingest", "georef", "clean", "mesh", "analysis", "tile", "anchors", "publish")
@@ -51,8 +51,7 @@ def test_building_anchors_stand_at_the_footprints_visual_centres(sample_run):
     geod = pyproj.Geod(ellps="WGS84")
     anchors = {a["id"]: a for a in json.loads(
         (sample_run / "bundle" / "anchors" / "anchors.json").read_text())["anchors"]}
-    buildings = {b["id"]: b for b in json.loads(
-        (sample_run / "artifacts" / "mesh" / "buildings.json").read_text())["buildings"]}
+    buildings = {b["id"]: b for b in building_docs(sample_run)}
     feats = json.loads((SAMPLE / "buildings.geojson").read_text())["features"]
     moved = 0
     for feat in feats:

@@ -190,10 +190,11 @@ def test_a_killed_runner_takes_its_workers_with_it(good, tmp_path):
 def test_a_tampered_upstream_artifact_is_refused(good, tmp_path):
     workdir = tmp_path / "w"
     _copy(good, workdir)
-    target = workdir / "artifacts" / "mesh" / "buildings.json"
-    doc = json.loads(target.read_text())
-    doc["buildings"][0]["height"] = 999.0
-    target.write_text(json.dumps(doc))
+    target = workdir / "artifacts" / "mesh" / "buildings.jsonl"
+    lines = target.read_text().splitlines()
+    first = json.loads(lines[1])
+    first["height"] = 999.0
+    target.write_text("\n".join([lines[0], json.dumps(first), *lines[2:]]) + "\n")
     line = _one_line(run_cli("run", str(_config(tmp_path)), "--workdir", str(workdir), "--stages", "tile..publish",
                              "--force"))
     assert "the outputs of mesh changed since it ran" in line and "--stages mesh..tile" in line

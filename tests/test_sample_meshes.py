@@ -16,7 +16,7 @@ from pipeline.core.geodesy import GeoidModel, SiteFrame, ensure_proj_data, geode
 from pipeline.core.meshing import is_closed, mesh_volume
 from pipeline.core.raster import read_enu_raster
 from pipeline.core.tileset_check import validate_tileset
-from tests.conftest import SAMPLE, raycast_u, variant_run
+from tests.conftest import SAMPLE, building_docs, raycast_u, variant_run
 
 pytestmark = pytest.mark.slow
 
@@ -24,7 +24,7 @@ pytestmark = pytest.mark.slow
 def _mesh(workdir: Path) -> tuple[list[dict], dict[tuple[int, int], tuple[np.ndarray, np.ndarray]]]:
     """(building records, (feature, level) -> (vertices ENU, faces)) of a run's mesh stage."""
     folder = workdir / "artifacts" / "mesh"
-    records = json.loads((folder / "buildings.json").read_text())["buildings"]
+    records = building_docs(workdir)
     d = np.load(folder / "buildings.npz")
     vs, fs = d["vertex_start"], d["face_start"]
     pieces = {(int(b), int(k)): (d["vertices"][vs[p]:vs[p + 1]], d["faces"][fs[p]:fs[p + 1]])

@@ -15,7 +15,7 @@ from scipy.spatial import cKDTree
 
 from pipeline.core.gltf import gltf_positions, read_glb, read_primitive
 from pipeline.core.tileset_check import validate_tileset
-from tests.conftest import REPO, SAMPLE, official_agrees, run_cli, validate_gltf, variant_run
+from tests.conftest import REPO, SAMPLE, building_docs, official_agrees, run_cli, validate_gltf, variant_run
 
 pytestmark = pytest.mark.slow
 
@@ -77,7 +77,7 @@ def _leaf_ids(layer: Path) -> list[str]:
 
 def test_every_building_in_exactly_one_leaf(sample_run):
     ids = _leaf_ids(sample_run / "bundle" / "buildings")
-    mesh = json.loads((sample_run / "artifacts" / "mesh" / "buildings.json").read_text())["buildings"]
+    mesh = building_docs(sample_run)
     assert sorted(ids) == sorted(r["id"] for r in mesh)  # nothing lost, nothing repeated
 
 
@@ -91,7 +91,7 @@ def test_tile_trees_take_their_errors_from_the_meshes(sample_run):
     assert terrain["root"]["refine"] == "REPLACE" and len(tiles) >= 5
     assert all(t["geometricError"] == levels[0]["max_vertical_error_m"] for t in tiles if not t.get("children"))
     buildings = json.loads((bundle / "buildings" / "tileset.json").read_text())
-    mesh = json.loads((sample_run / "artifacts" / "mesh" / "buildings.json").read_text())["buildings"]
+    mesh = building_docs(sample_run)
     possible = {lv["error_m"] for r in mesh for lv in r["levels"]} | {r["height"] for r in mesh}
     tiles = _tiles(buildings["root"])
     assert buildings["root"]["refine"] == "REPLACE" and any(t.get("children") for t in tiles)

@@ -33,7 +33,7 @@ from pipeline.artifacts.frame import read_frame
 from pipeline.core.server import BundleServer
 from pipeline.core.viewer import write_imagery
 from pipeline.samples.generator import origin_xy
-from tests.conftest import variant_run
+from tests.conftest import building_docs, variant_run
 from tests.sun_reference import usno_azimuth_deg
 
 pytestmark = pytest.mark.slow
@@ -50,8 +50,7 @@ class Twin:
 
     def __init__(self, run: Path):
         self.frame = read_frame(run / "artifacts" / "georef").site
-        self.buildings = {b["id"]: b for b in json.loads(
-            (run / "artifacts" / "mesh" / "buildings.json").read_text())["buildings"]}
+        self.buildings = {b["id"]: b for b in building_docs(run)}
         self.anchors = {a["id"]: a for a in json.loads(
             (run / "bundle" / "anchors" / "anchors.json").read_text())["anchors"]}
 

@@ -26,7 +26,7 @@ SOURCE_POIS = Artifact("ingest", "pois.json", "points of interest, source CRS")
 # georef: everything in the site's ENU frame
 FRAME = Artifact("georef", "frame.json", "the site's ENU frame and geoid")
 ENU_POINTS = Artifact("georef", "points", "the merged cloud binned by ENU cell")
-ENU_FOOTPRINTS = Artifact("georef", "footprints.json", "footprints in plan ENU")
+ENU_FOOTPRINTS = Artifact("georef", "footprints.jsonl", "footprints in plan ENU, one per line")
 ENU_MODELS = Artifact("georef", "meshes", "imported models placed in ENU")
 ENU_CITY = Artifact("georef", "city_models.json", "city model buildings in ENU", also=("city_models.npz",))
 ENU_DEM = Artifact("georef", "dem_enu.npy", "ENU of every DEM pixel centre")
@@ -38,7 +38,7 @@ DTM = Artifact("clean", "dtm.tif", "LiDAR ground model (ENU U)")
 # mesh
 TERRAIN = Artifact("mesh", "terrain/terrain.json", "terrain heightfield and TIN levels", also=("terrain",))
 BUILDINGS = Artifact("mesh", "buildings.json", "building records and their levels of detail",
-                     also=("buildings.npz",))
+                     also=("buildings.jsonl", "buildings.npz"))
 # analysis
 SUNLIGHT = Artifact("analysis", "sunlight/sunlight.json",
                     "sun hours per receiver with and without the proposals, report and GIS files", also=("sunlight",))

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import dataclass
 from pathlib import Path
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import orjson
@@ -48,3 +50,45 @@ def load_json(path: Path) -> Any:
         # NaN and Infinity, which json.dumps wrote before the artifacts moved to orjson: a
         # workdir of an earlier version still resumes
         return json.loads(data)
+
+
+_LINE = orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
+
+
+def dump_records(path: Path, header: dict[str, Any], records: Iterable[Any]) -> int:
+    """Write a layer as JSON Lines: ``header`` (the layer's own fields) on the first line, then
+    one record per line; returns the number of records. A reader then holds one record's text
+    at a time, not the layer's: a city's 600,000 footprints were 1.3 GB of JSON, and parsing them
+    as one document held 3 to 4 times that."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    n = 0
+    with path.open("wb") as f:
+        f.write(orjson.dumps(header, option=_LINE) + b"\n")
+        for record in records:
+            f.write(orjson.dumps(record, option=_LINE) + b"\n")
+            n += 1
+    return n
+
+
+def intern_values(doc: dict[str, Any], names: Iterable[str]) -> dict[str, Any]:
+    """A copy of ``doc`` whose text values under ``names`` are interned: a city's records share
+    a handful of such values (a use, a source), which a parser makes one string per record."""
+    doc = dict(doc)
+    for name in names:
+        if isinstance(doc.get(name), str):
+            doc[name] = sys.intern(doc[name])
+    return doc
+
+
+def load_header(path: Path) -> dict[str, Any]:
+    """The first line of a layer written by :func:`dump_records`."""
+    with path.open("rb") as f:
+        return orjson.loads(f.readline())
+
+
+def iter_records(path: Path) -> Iterator[dict[str, Any]]:
+    """The records of a layer written by :func:`dump_records`, one at a time, in file order."""
+    with path.open("rb") as f:
+        f.readline()
+        for line in f:
+            yield orjson.loads(line)

@@ -1,5 +1,6 @@
-"""mesh's buildings: one record per building (``buildings.json``) and every building's levels of
-detail as mesh pieces (``buildings.npz``).
+"""mesh's buildings: one record per building (``buildings.jsonl``, one per line, in feature-ID
+order), the layer's own fields (``buildings.json``: the count, what was skipped, how the
+footprints were obtained) and every building's levels of detail as mesh pieces (``buildings.npz``).
 
 Both files are written on every run; a layer without buildings has no records and no pieces.
 Heights are metres, orthometric (above the geoid); ``bbox_enu``, ``outline_en`` and the pieces'
@@ -8,6 +9,9 @@ vertices are ENU metres at the site origin.
 
 from __future__ import annotations
 
+import tempfile
+import zipfile
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,15 +19,18 @@ from typing import Any
 import numpy as np
 
 from pipeline.artifacts import BUILDINGS
-from pipeline.artifacts.base import dump_json, load_json
+from pipeline.artifacts.base import dump_json, dump_records, intern_values, iter_records, load_json
 from pipeline.artifacts.footprints import Centroid
 from pipeline.core.surfaces import complete_kinds
 
 FILE = BUILDINGS.path
+RECORDS = "buildings.jsonl"
 MESHES = "buildings.npz"
+#: levels a building may have, and more: (feature ID, level) -> one sortable integer
+LEVEL_KEYS = 1 << 15
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class LevelInfo:
     """One level of detail: its face count and Hausdorff distance to level 0 (m)."""
 
@@ -32,7 +39,7 @@ class LevelInfo:
     error_m: float
 
 
-@dataclass
+@dataclass(slots=True)
 class BuildingRecord:
     """A building as the mesh stage made it. ``lod`` is LoD2, LoD1, a city model's LoD3, or
     imported; ``height_source`` lidar, register, attribute, register floors, floors, default, model or
@@ -84,7 +91,8 @@ class BuildingRecord:
 
     @classmethod
     def from_json(cls, doc: dict[str, Any]) -> BuildingRecord:
-        doc = dict(doc)
+        doc = intern_values(doc, ("use", "height_source", "lod", "roof_type", "lod2_fallback", "footprint_source",
+                                  "ground_source"))
         doc["centroid"] = Centroid(**doc["centroid"])
         doc["levels"] = [LevelInfo(**lv) for lv in doc.get("levels", [])]
         return cls(**doc)
@@ -105,39 +113,120 @@ class BuildingLayer:
     footprints: dict[str, Any] = field(default_factory=dict)
 
 
-def write_buildings(folder: Path, layer: BuildingLayer, levels: list[list[MeshLevel]],
-                    surfaces: list[np.ndarray | None] | None = None) -> None:
-    """Write the records (numbering their feature IDs and levels) and their meshes, one list of
-    levels per building in the same order. ``surfaces`` gives a building's level-0 surface codes
-    where its source states them (a city model's; :data:`~pipeline.core.surfaces.UNLABELLED`
-    where it does not); every other face's kind follows from its normal."""
-    if len(levels) != len(layer.buildings) or (surfaces is not None and len(surfaces) != len(levels)):
-        raise ValueError("one list of levels (and of surface codes) per building")
-    vs, fs, ks, p_building, p_level = [], [], [], [], []
-    for fid, (rec, lv) in enumerate(zip(layer.buildings, levels, strict=True)):
-        rec.feature_id = fid
-        rec.levels = [LevelInfo(k, int(len(f)), round(float(e), 4)) for k, (_, f, e) in enumerate(lv)]
-        for k, (v, f, _) in enumerate(lv):
-            vs.append(np.asarray(v, np.float64))
-            fs.append(np.asarray(f, np.int32))
-            ks.append(complete_kinds(v, f, surfaces[fid] if surfaces is not None and k == 0 else None))
-            p_building.append(fid)
-            p_level.append(k)
-    v_start = np.concatenate([[0], np.cumsum([len(v) for v in vs], dtype=np.int64)]).astype(np.int64)
-    f_start = np.concatenate([[0], np.cumsum([len(f) for f in fs], dtype=np.int64)]).astype(np.int64)
-    np.savez(folder / MESHES, vertices=np.concatenate(vs) if vs else np.empty((0, 3)),
-             faces=np.concatenate(fs) if fs else np.empty((0, 3), np.int32),
-             face_surface=np.concatenate(ks) if ks else np.empty(0, np.uint8),
-             piece_building=np.array(p_building, np.int32), piece_level=np.array(p_level, np.int16),
-             vertex_start=v_start, face_start=f_start)
-    dump_json(folder / FILE, {"buildings": layer.buildings, "skipped": layer.skipped,
-                              "slivers_dropped": layer.slivers_dropped, "footprints": layer.footprints,
-                              "height_units": "metres, orthometric"})
+class BuildingWriter:
+    """Writes mesh's buildings as they come: each building's levels of detail are spooled to disk
+    when they are made (:meth:`add`), so a city's meshes are never all in memory; :meth:`close`
+    then writes the records in their final order (JSON Lines, one record per line) and the pieces
+    into ``buildings.npz``, a chunk at a time.
+
+    Pieces keep the order they were added in; ``piece_building`` names each one's feature ID.
+    Levels added for a building that :meth:`close` is not given (a footprint's solid that an
+    imported model replaced) are left out."""
+
+    #: rows copied from the spool into the archive at a time
+    CHUNK = 1 << 20
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        folder.mkdir(parents=True, exist_ok=True)
+        self._spool = tempfile.TemporaryDirectory(prefix=".buildings-", dir=folder)
+        spool = Path(self._spool.name)
+        self._files = {name: (spool / name).open("wb") for name in ("vertices", "faces", "face_surface")}
+        self._owner: list[int] = []
+        self._level: list[int] = []
+        self._nv: list[int] = []
+        self._nf: list[int] = []
+        self._info: list[list[LevelInfo]] = []
+
+    def __enter__(self) -> BuildingWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._discard()
+
+    def add(self, levels: list[MeshLevel], surfaces: np.ndarray | None = None) -> int:
+        """Spool one building's levels (ENU metres); returns the handle :meth:`close` takes.
+        ``surfaces`` gives level 0's surface codes where its source states them (a city model's;
+        :data:`~pipeline.core.surfaces.UNLABELLED` where it does not); every other face's kind
+        follows from its normal."""
+        handle = len(self._info)
+        for k, (v, f, _) in enumerate(levels):
+            v = np.ascontiguousarray(v, np.float64)
+            f = np.ascontiguousarray(f, np.int32)
+            self._files["vertices"].write(v.tobytes())
+            self._files["faces"].write(f.tobytes())
+            self._files["face_surface"].write(complete_kinds(v, f, surfaces if k == 0 else None).tobytes())
+            self._owner.append(handle)
+            self._level.append(k)
+            self._nv.append(len(v))
+            self._nf.append(len(f))
+        self._info.append([LevelInfo(k, int(len(f)), round(float(e), 4)) for k, (_, f, e) in enumerate(levels)])
+        return handle
+
+    def close(self, layer: BuildingLayer, handles: Sequence[int]) -> None:
+        """Write ``layer``, whose building ``i`` has the levels added as ``handles[i]``: numbers
+        the records' feature IDs and levels, then writes ``buildings.npz``, ``buildings.jsonl``
+        and ``buildings.json`` (the layer's own fields)."""
+        if len(handles) != len(layer.buildings):
+            raise ValueError("one handle per building")
+        for name in self._files:
+            self._files[name].close()
+        feature = np.full(len(self._info), -1, np.int64)
+        feature[np.asarray(handles, np.int64)] = np.arange(len(handles))
+        for fid, (rec, h) in enumerate(zip(layer.buildings, handles, strict=True)):
+            rec.feature_id = fid
+            rec.levels = self._info[h]
+        owner = feature[np.asarray(self._owner, np.int64)] if self._owner else np.empty(0, np.int64)
+        keep = owner >= 0
+        nv, nf = np.asarray(self._nv, np.int64)[keep], np.asarray(self._nf, np.int64)[keep]
+        spool = Path(self._spool.name)
+        with zipfile.ZipFile(self.folder / MESHES, "w", zipfile.ZIP_STORED, allowZip64=True) as z:
+            _spooled_array(z, "vertices", spool / "vertices", np.float64, 3,
+                           np.repeat(keep, self._nv), self.CHUNK)
+            _spooled_array(z, "faces", spool / "faces", np.int32, 3, np.repeat(keep, self._nf), self.CHUNK)
+            _spooled_array(z, "face_surface", spool / "face_surface", np.uint8, 0, np.repeat(keep, self._nf),
+                           self.CHUNK)
+            for name, arr in (("piece_building", owner[keep].astype(np.int32)),
+                              ("piece_level", np.asarray(self._level, np.int16)[keep]),
+                              ("vertex_start", np.concatenate([[0], np.cumsum(nv)]).astype(np.int64)),
+                              ("face_start", np.concatenate([[0], np.cumsum(nf)]).astype(np.int64))):
+                with z.open(_entry(name), "w", force_zip64=True) as f:
+                    np.lib.format.write_array(f, arr)
+        self._discard()
+        n = dump_records(self.folder / RECORDS, {}, layer.buildings)
+        dump_json(self.folder / FILE, {"buildings": n, "skipped": layer.skipped,
+                                       "slivers_dropped": layer.slivers_dropped, "footprints": layer.footprints,
+                                       "height_units": "metres, orthometric"})
+
+    def _discard(self) -> None:
+        for f in self._files.values():
+            f.close()
+        self._spool.cleanup()
+
+
+def _spooled_array(z: zipfile.ZipFile, name: str, path: Path, dtype: type, width: int, keep: np.ndarray,
+                   chunk: int) -> None:
+    """Copy the rows of a spool file that ``keep`` marks into ``z`` as ``name.npy``, a chunk of
+    rows at a time (``width`` 0: a flat array)."""
+    shape = (int(keep.sum()), width) if width else (int(keep.sum()),)
+    rows = np.memmap(path, dtype, "r", shape=(len(keep), width) if width else (len(keep),)) \
+        if len(keep) else np.empty(shape, dtype)
+    with z.open(_entry(name), "w", force_zip64=True) as f:
+        np.lib.format.write_array_header_2_0(f, {"descr": np.lib.format.dtype_to_descr(np.dtype(dtype)),
+                                                 "fortran_order": False, "shape": shape})
+        for a in range(0, len(keep), chunk):
+            f.write(np.ascontiguousarray(rows[a:a + chunk][keep[a:a + chunk]]).tobytes())
+    del rows
+
+
+def _entry(name: str) -> zipfile.ZipInfo:
+    # a fixed time (np.savez stamps the clock's): the same meshes make the same archive
+    return zipfile.ZipInfo(name + ".npy", date_time=(1980, 1, 1, 0, 0, 0))
 
 
 def read_buildings(folder: Path) -> BuildingLayer:
     doc = load_json(folder / FILE)
-    return BuildingLayer([BuildingRecord.from_json(b) for b in doc["buildings"]], doc["skipped"],
+    return BuildingLayer([BuildingRecord.from_json(b) for b in iter_records(folder / RECORDS)], doc["skipped"],
                          doc["slivers_dropped"], doc["footprints"])
 
 
@@ -149,14 +238,27 @@ class BuildingMeshes:
         d = np.load(folder / MESHES)
         self.vertices, self.faces, self.surfaces = d["vertices"], d["faces"], d["face_surface"]
         self.vs, self.fs = d["vertex_start"], d["face_start"]
-        self.index = {(int(b), int(k)): p for p, (b, k) in enumerate(zip(d["piece_building"], d["piece_level"],
-                                                                           strict=True))}
+        # a sorted key per piece, not a dict: a city's million pieces took 150 MB as (int, int) keys
+        key = d["piece_building"].astype(np.int64) * LEVEL_KEYS + d["piece_level"]
+        self._order = np.argsort(key, kind="stable")
+        self._keys = key[self._order]
+
+    def __len__(self) -> int:
+        """The number of pieces (one per building and level)."""
+        return len(self._keys)
+
+    def _piece(self, building: int, level: int) -> int:
+        key = building * LEVEL_KEYS + level
+        i = int(np.searchsorted(self._keys, key))
+        if i == len(self._keys) or self._keys[i] != key:
+            raise KeyError((building, level))
+        return int(self._order[i])
 
     def get(self, building: int, level: int) -> tuple[np.ndarray, np.ndarray]:
-        p = self.index[(building, level)]
+        p = self._piece(building, level)
         return self.vertices[self.vs[p]:self.vs[p + 1]], self.faces[self.fs[p]:self.fs[p + 1]]
 
     def surface(self, building: int, level: int) -> np.ndarray:
         """The surface code of each face (:mod:`pipeline.core.surfaces`)."""
-        p = self.index[(building, level)]
+        p = self._piece(building, level)
         return self.surfaces[self.fs[p]:self.fs[p + 1]]

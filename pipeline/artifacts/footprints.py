@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.artifacts import ENU_FOOTPRINTS, SOURCE_FOOTPRINTS
-from pipeline.artifacts.base import dump_json, load_json
+from pipeline.artifacts.base import dump_json, dump_records, intern_values, iter_records, load_header, load_json
 
 @dataclass(frozen=True)
 class SourceFootprint:
@@ -59,7 +59,7 @@ def read_source_footprints(folder: Path) -> SourceFootprints:
                             [SourceFootprint(**f) for f in doc["features"]], doc["skipped"], doc["repaired"])
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Centroid:
     """Where a building's anchor stands: WGS84 degrees, geoid undulation N (m), plan ENU E, N (m)."""
 
@@ -69,7 +69,7 @@ class Centroid:
     en: list[float]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Ring:
     """One ring, open (first vertex not repeated): plan ENU E, N (m) at orthometric height 0
     and, for rings from a footprint layer, the source coordinates, WGS84 degrees and the geoid
@@ -81,7 +81,7 @@ class Ring:
     undulation: list[float] | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Footprint:
     """A footprint in the site frame: its parts (exterior ring, then holes), its centroid, where
     it came from ('input' or 'lidar') and whether it is a proposal (replacing ``replaces``)."""
@@ -106,7 +106,7 @@ class Footprint:
 
     @classmethod
     def from_json(cls, doc: dict[str, Any]) -> Footprint:
-        doc = dict(doc)
+        doc = intern_values(doc, ("use", "footprint_source", "height_origin", "floors_origin"))
         doc["parts"] = [[Ring(**r) for r in part] for part in doc["parts"]]
         doc["centroid"] = Centroid(**doc["centroid"])
         return cls(**doc)
@@ -126,10 +126,18 @@ class FootprintLayer:
 
 
 def write_footprints(folder: Path, layer: FootprintLayer) -> None:
-    dump_json(ENU_FOOTPRINTS.locate(folder), layer)
+    """The layer as JSON Lines: its own fields first, then one footprint per line."""
+    dump_records(ENU_FOOTPRINTS.locate(folder), {"source": layer.source, "crs_wkt": layer.crs_wkt,
+                                                  "skipped": layer.skipped, "repaired": layer.repaired,
+                                                  "frame": layer.frame, "features": len(layer.features)},
+                 layer.features)
 
 
-def read_footprints(folder: Path) -> FootprintLayer:
-    doc = load_json(ENU_FOOTPRINTS.locate(folder))
-    return FootprintLayer(doc["source"], doc["crs_wkt"], [Footprint.from_json(f) for f in doc["features"]],
+def read_footprints(folder: Path, features: bool = True) -> FootprintLayer:
+    """georef's layer; without its ``features`` (its source, CRS and what ingest skipped or
+    repaired only) when they are not wanted, which reads one line."""
+    path = ENU_FOOTPRINTS.locate(folder)
+    doc = load_header(path)
+    return FootprintLayer(doc["source"], doc["crs_wkt"],
+                          [Footprint.from_json(f) for f in iter_records(path)] if features else [],
                           doc["skipped"], doc["repaired"], doc["frame"])

@@ -18,6 +18,8 @@ import ctypes
 import multiprocessing
 import os
 import signal
+from collections import deque
+from collections.abc import Callable
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from typing import Any
 
@@ -129,6 +131,46 @@ class DaskExecutor(Executor):
         self.client.close()
         if self._cluster is not None:
             self._cluster.close()
+
+
+def parallelism(executor: Executor) -> int:
+    """How many tasks ``executor`` runs at once: a pool's workers, a cluster's worker threads."""
+    if isinstance(executor, DaskExecutor):
+        return max(1, sum(executor.client.nthreads().values()))
+    # ProcessPoolExecutor keeps its size private; InlineExecutor runs one task at a time
+    return int(getattr(executor, "_max_workers", 1))
+
+
+class TaskWindow:
+    """Tasks submitted with at most ``size`` unfinished at a time (4 per task ``executor`` runs
+    at once by default): one more waits for the oldest. A pool holds a task's arguments until it
+    ends, so a stage that submitted every tile at once held every tile's geometry; through a
+    window it holds ``size`` tiles'. Results are kept by key, in submission order."""
+
+    def __init__(self, executor: Executor, size: int | None = None) -> None:
+        self.executor = executor
+        self.size = size or 4 * parallelism(executor)
+        self._pending: deque[tuple[str, Future]] = deque()
+        self._results: dict[str, Any] = {}
+
+    def submit(self, key: str, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> None:
+        while len(self._pending) >= self.size:
+            self._take()
+        self._pending.append((key, self.executor.submit(fn, *args, **kwargs)))
+
+    def _take(self) -> None:
+        key, future = self._pending.popleft()
+        self._results[key] = future.result()
+
+    def results(self) -> dict[str, Any]:
+        """Every task's result by key, in submission order, once all have ended."""
+        while self._pending:
+            self._take()
+        return self._results
+
+    def __len__(self) -> int:
+        """The tasks submitted."""
+        return len(self._results) + len(self._pending)
 
 
 def make_executor(kind: str = "local", workers: int = 2, scheduler: str | None = None) -> Executor:

@@ -20,13 +20,15 @@ in the executor.
 Outputs (ENU metres): ``terrain/terrain.tif`` (the heightfield, ENU U), ``terrain/level_<k>.npz``
 (vertices, faces) + ``terrain/terrain.json``; ``buildings.npz`` (every building's levels as
 pieces: ``vertices``, ``faces`` indexing into their own piece, ``piece_building``, ``piece_level``,
-``vertex_start``, ``face_start``) + ``buildings.json`` (attributes in feature-ID order, levels
-with errors, roof fits, what was skipped or repaired). Heights in the attributes are orthometric.
+``vertex_start``, ``face_start``) + ``buildings.jsonl`` (attributes in feature-ID order, one
+building per line: levels with errors, roof fits) + ``buildings.json`` (what was skipped or
+repaired). Heights in the attributes are orthometric.
 """
 
 from __future__ import annotations
 
 import warnings
+from collections import Counter
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -62,7 +64,7 @@ from pipeline.errors import (FeatureSkippedWarning, GroundAssumedWarning, Height
                              MisalignmentWarning)
 from pipeline import artifacts
 from pipeline.artifacts.citymodels import CityBuilding, CityMesh, CityModelLayer, read_city_models
-from pipeline.artifacts.buildings import BuildingLayer, BuildingRecord, MeshLevel, write_buildings
+from pipeline.artifacts.buildings import BuildingLayer, BuildingRecord, BuildingWriter, MeshLevel
 from pipeline.artifacts.dem import read_enu_dem
 from pipeline.artifacts.footprints import Centroid, Footprint, Ring, read_footprints
 from pipeline.artifacts.frame import read_frame
@@ -657,7 +659,7 @@ def _few_measured(feats: list[Footprint], records: list[BuildingRecord], store: 
 def _alignment(ctx: StageContext, frame: SiteFrame, feats: list[Footprint], store: CellStore) -> dict[str, Any]:
     """How far the footprint layer lies off the LiDAR's building points (the shift that covers
     most of it with them); warns, naming the CRS the shift points to, when it is off."""
-    layer = read_footprints(ctx.input_dir(artifacts.ENU_FOOTPRINTS.stage))
+    layer = read_footprints(ctx.input_dir(artifacts.ENU_FOOTPRINTS.stage), features=False)
     polys = [p for f in feats if f.footprint_source == "input" for p in _polygons(f, 0.0)[0]]
     lo = np.min([p.bounds[:2] for p in polys], axis=0) - ALIGNMENT_SEARCH_M
     hi = np.max([p.bounds[2:] for p in polys], axis=0) + ALIGNMENT_SEARCH_M
@@ -921,83 +923,79 @@ def _buildings(ctx: StageContext, cfg: TwinConfig, frame: SiteFrame, terrain_tif
     futures = [ctx.executor.submit(mesh_block, members, str(clean_points) if store is not None else None, cells,
                                    tif, origin, m.model_dump(mode="json"), reference)
                for members, cells in _blocks(feats, store, cell_size)]
-    made: list[tuple[int, BuildingRecord]] = []
-    levels: list[list[MeshLevel]] = []
-    skipped: list[dict[str, Any]] = []
-    slivers = 0
-    for f in ctx.reporter.track(futures, "mesh buildings"):
-        r = f.result()
-        made += r["records"]
-        levels += r["levels"]
-        skipped += r["skipped"]
-        slivers += r["slivers"]
-    order = np.argsort([i for i, _ in made], kind="stable")
-    records = [made[i][1] for i in order]
-    levels = [levels[i] for i in order]
-    # modelled solids read the heightfield under each of them: one open file for all
-    with EnuRaster(terrain_tif) if terrain_tif is not None else nullcontext() as heightfield:
-        surfaces: list[np.ndarray | None] = [None] * len(records)
-        for batch, done in zip(batches, city_futures, strict=True):
-            for (j, feat, provenance), solid in zip(batch, done.result(), strict=True):
-                records.append(_city_record(city.buildings[j], feat, provenance, solid[0][0], city_outlines[j],
-                                            heightfield, frame, m.height_disagreement))
-                levels.append(solid)
-                surfaces.append(city_meshes[j][2])
-        for s in skipped:
-            warnings.warn(f"building {s['feature']}: skipped, {s['reason']}", FeatureSkippedWarning, stacklevel=2)
-        if store is not None and _few_measured(feats, records, store):
-            fp_info["alignment"] = _alignment(ctx, frame, feats, store)
-        # the footprints' rings as Python lists are as large as the meshes: gone before those are
-        # gathered into one array for writing (a city of 600,000 buildings held both)
-        del feats, futures
-        assumed = sum(r.ground_source == REFERENCE_GROUND for r in records)
-        if assumed:
-            warnings.warn(f"{assumed} building(s) stand on the site's reference height ({frame.height:g} m above "
-                          "the ellipsoid, site.origin.height): there is no terrain (no point cloud or DEM)",
-                          GroundAssumedWarning, stacklevel=2)
-        by_id = {r.id: i for i, r in enumerate(records)}
-        for rec in records:
-            # a footprint proposal, like a model one, stands beside the building it replaces
-            if rec.replaces is not None and (rec.replaces not in by_id or rec.replaces == rec.id):
-                skipped.append({"feature": rec.id, "reason": f"replaces unknown building {rec.replaces!r}; "
-                                                             "added as a proposal of its own"})
-                rec.replaces = None
-        models = []
-        for meta, fut in zip(metas, model_futures, strict=True):
-            lv = fut.result()
-            rec = _model_record(meta, [Level(*x) for x in lv], heightfield, frame, m.height_disagreement)
-            target = meta.replaces
-            rec.proposed = meta.proposed
-            if meta.proposed:
-                # a proposal is judged against what stands: both stay, the viewer switches them
-                if target is not None and target not in by_id:
-                    skipped.append({"feature": meta.id, "reason": f"replaces unknown building {target!r}; "
-                                                                     "added as a proposal of its own"})
-                    target = None
-                rec.replaces = target
-                records.append(rec)
-                levels.append(lv)
-                surfaces.append(None)
-            elif target is not None and target in by_id:
-                i = by_id[target]
-                old = records[i]
-                rec.id, rec.floors = old.id, old.floors
-                rec.name = meta.name or old.name
-                rec.use = meta.use or old.use
-                rec.replaced_footprint = True
-                records[i], levels[i], surfaces[i] = rec, lv, None
-            else:
-                if target is not None:
-                    skipped.append({"feature": meta.id, "reason": f"replaces unknown building {target!r}; "
-                                                                     "added as a building of its own"})
-                records.append(rec)
-                levels.append(lv)
-                surfaces.append(None)
-            models.append({"id": rec.id, "file": rec.source_file, "replaces": target, "proposed": meta.proposed,
-                           "repair": meta.repair, "levels": [{"faces": int(len(x[1])), "error_m": round(x[2], 4)}
-                                                                for x in lv]})
-    layer = BuildingLayer(records, skipped, slivers, fp_info)
-    write_buildings(ctx.out_dir, layer, levels, surfaces)
+    out = BuildingWriter(ctx.out_dir)
+    with out:
+        # each building's levels go to disk as its block comes back: the records alone stay
+        made: list[tuple[int, BuildingRecord, int]] = []
+        skipped: list[dict[str, Any]] = []
+        slivers = 0
+        for f in ctx.reporter.track(futures, "mesh buildings"):
+            r = f.result()
+            made += [(i, rec, out.add(lv)) for (i, rec), lv in zip(r["records"], r["levels"], strict=True)]
+            skipped += r["skipped"]
+            slivers += r["slivers"]
+        made.sort(key=lambda x: x[0])
+        records = [rec for _, rec, _ in made]
+        handles = [h for _, _, h in made]
+        del made
+        # modelled solids read the heightfield under each of them: one open file for all
+        with EnuRaster(terrain_tif) if terrain_tif is not None else nullcontext() as heightfield:
+            for batch, done in zip(batches, city_futures, strict=True):
+                for (j, feat, provenance), solid in zip(batch, done.result(), strict=True):
+                    records.append(_city_record(city.buildings[j], feat, provenance, solid[0][0], city_outlines[j],
+                                                heightfield, frame, m.height_disagreement))
+                    handles.append(out.add(solid, city_meshes[j][2]))
+            for s in skipped:
+                warnings.warn(f"building {s['feature']}: skipped, {s['reason']}", FeatureSkippedWarning,
+                              stacklevel=2)
+            if store is not None and _few_measured(feats, records, store):
+                fp_info["alignment"] = _alignment(ctx, frame, feats, store)
+            del feats, futures
+            assumed = sum(r.ground_source == REFERENCE_GROUND for r in records)
+            if assumed:
+                warnings.warn(f"{assumed} building(s) stand on the site's reference height ({frame.height:g} m "
+                              "above the ellipsoid, site.origin.height): there is no terrain (no point cloud or "
+                              "DEM)", GroundAssumedWarning, stacklevel=2)
+            by_id = {r.id: i for i, r in enumerate(records)}
+            for rec in records:
+                # a footprint proposal, like a model one, stands beside the building it replaces
+                if rec.replaces is not None and (rec.replaces not in by_id or rec.replaces == rec.id):
+                    skipped.append({"feature": rec.id, "reason": f"replaces unknown building {rec.replaces!r}; "
+                                                                 "added as a proposal of its own"})
+                    rec.replaces = None
+            models = []
+            for meta, fut in zip(metas, model_futures, strict=True):
+                lv = fut.result()
+                rec = _model_record(meta, [Level(*x) for x in lv], heightfield, frame, m.height_disagreement)
+                target = meta.replaces
+                rec.proposed = meta.proposed
+                if meta.proposed:
+                    # a proposal is judged against what stands: both stay, the viewer switches them
+                    if target is not None and target not in by_id:
+                        skipped.append({"feature": meta.id, "reason": f"replaces unknown building {target!r}; "
+                                                                         "added as a proposal of its own"})
+                        target = None
+                    rec.replaces = target
+                    records.append(rec)
+                    handles.append(out.add(lv))
+                elif target is not None and target in by_id:
+                    i = by_id[target]
+                    old = records[i]
+                    rec.id, rec.floors = old.id, old.floors
+                    rec.name = meta.name or old.name
+                    rec.use = meta.use or old.use
+                    rec.replaced_footprint = True
+                    records[i], handles[i] = rec, out.add(lv)
+                else:
+                    if target is not None:
+                        skipped.append({"feature": meta.id, "reason": f"replaces unknown building {target!r}; "
+                                                                         "added as a building of its own"})
+                    records.append(rec)
+                    handles.append(out.add(lv))
+                models.append({"id": rec.id, "file": rec.source_file, "replaces": target, "proposed": meta.proposed,
+                               "repair": meta.repair, "levels": [{"faces": int(len(x[1])), "error_m": round(x[2], 4)}
+                                                                    for x in lv]})
+        out.close(BuildingLayer(records, skipped, slivers, fp_info), handles)
     lods = [r.lod for r in records]
     kinds = [r.roof_type for r in records if r.roof_type]
     sources = [r.height_source for r in records]
@@ -1006,12 +1004,15 @@ def _buildings(ctx: StageContext, cfg: TwinConfig, frame: SiteFrame, terrain_tif
             "height_sources": {k: sources.count(k) for k in sorted(set(sources))},
             "ground_on_reference_height": assumed,
             "skipped": skipped, "slivers_dropped": slivers, "footprints": fp_info, "models": models,
-            # the roofs the LiDAR shaped (every building's record is in buildings.json: listing a
-            # city's attribute-height blocks here made a 150 MB report at 600,000 buildings)
+            "lod2_fallbacks": dict(sorted(Counter(r.lod2_fallback for r in records
+                                                  if r.lod2_fallback is not None).items())),
+            # the roofs the LiDAR shaped or had points for (every building's record is in
+            # buildings.jsonl: listing a city's attribute-height blocks here made a 150 MB report
+            # at 600,000 buildings)
             "roofs": [{"id": r.id, "lod": r.lod, "roof_type": r.roof_type,
                        "fit_rmse_m": r.roof_fit_rmse_m, "roof_points": r.roof_points,
                        "fallback": r.lod2_fallback, "level_errors_m": [x.error_m for x in r.levels]}
-                      for r in records if r.roof_points or r.roof_type is not None or r.lod2_fallback is not None]}
+                      for r in records if r.roof_points or r.roof_type is not None]}
 
 
 def run(ctx: StageContext, cfg: TwinConfig) -> StageResult:

@@ -216,7 +216,8 @@ def _elevation(ctx: StageContext, cfg: TwinConfig, out: Path, frame: FrameRecord
     layer = read_buildings(mesh)
     meshes = BuildingMeshes(mesh)
     standing = [meshes.get(b.feature_id, 0) for b in layer.buildings if not b.proposed]
-    crs = gis_crs(cfg.site.crs, read_footprints(ctx.input_dir("georef")).crs_wkt, frame.site.lon, frame.site.lat)
+    footprints = read_footprints(ctx.input_dir("georef"), features=False)
+    crs = gis_crs(cfg.site.crs, footprints.crs_wkt, frame.site.lon, frame.site.lat)
     v = tin[0]
     e = np.array([v[:, 0].min(), v[:, 0].max(), v[:, 0].max(), v[:, 0].min()])
     n = np.array([v[:, 1].min(), v[:, 1].min(), v[:, 1].max(), v[:, 1].max()])

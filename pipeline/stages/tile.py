@@ -30,6 +30,7 @@ from pipeline.config import TileConfig, TwinConfig
 from pipeline.core.content import (BUILDING_SCHEMA, SUNLIGHT_SCHEMA, TERRAIN_COLOUR, building_colours, flat_mesh,
                                    mesh_glb, point_glb, receiver_glb, smooth_mesh, sun_colours)
 from pipeline.core.cells import CellStore
+from pipeline.core.executor import TaskWindow
 from pipeline.core.pointtree import OctreeFrame, PointNode, coarse_levels, column_trees
 from pipeline.core.meshing import compact_faces, concat_meshes, mesh_digest
 from pipeline.core.quadtree import QuadNode, build_quadtree
@@ -125,14 +126,13 @@ def add_skirts(vertices: np.ndarray, faces: np.ndarray, depth: float) -> tuple[n
 
 
 def _write_layer(ctx: StageContext, out: Path, docs: dict[str, dict[str, Any]],
-                 jobs: dict[str, Any], m: np.ndarray, top_error: float, provenance: dict[str, Any], label: str,
+                 jobs: TaskWindow, m: np.ndarray, top_error: float, provenance: dict[str, Any], label: str,
                  max_tiles: int, refine: str = "REPLACE") -> tuple[dict[str, Any], np.ndarray, np.ndarray, int]:
     """Wait for a quadtree layer's tile jobs and write its ``tileset.json`` (``refine``, the
     site's ENU->ECEF transform on the root), deeper levels in external tilesets under
     ``tilesets/`` (at most ``max_tiles`` tiles per document); returns (document, lo, hi, content bytes)."""
     nodes, size = {}, 0
-    for key, job in ctx.reporter.track(list(jobs.items()), label):
-        lo, hi, n = job.result()
+    for key, (lo, hi, n) in jobs.results().items():
         nodes[key] = TileNode(key, docs[key]["geometricError"], docs[key]["uri"], tuple(lo), tuple(hi))
         size += n
     for key, doc in docs.items():
@@ -182,8 +182,8 @@ def _building_layer(ctx: StageContext, out: Path, m: np.ndarray, t: TileConfig, 
     # every tile's property table refers to this one schema file
     _dump(out / "schema.json", BUILDING_SCHEMA)
     docs: dict[str, dict[str, Any]] = {}
-    jobs = {}
-    for node in tree.walk():
+    jobs = TaskWindow(ctx.executor)
+    for node in ctx.reporter.track(list(tree.walk()), "tile buildings"):
         if node.children:
             tau = node.size * t.hlod_error_fraction
             chosen, worst = [], 0.0
@@ -207,8 +207,8 @@ def _building_layer(ctx: StageContext, out: Path, m: np.ndarray, t: TileConfig, 
         feature = np.repeat(np.arange(len(parts)), [len(f) for _, f in parts])
         tile_records = [records[b].feature_properties() | {"sunlight_fail_share": fail_share.get(records[b].id)}
                         for b, _ in chosen]
-        jobs[node.key] = ctx.executor.submit(
-            write_mesh_tile, str(out / uri), verts, faces, t.mesh_compression,
+        jobs.submit(
+            node.key, write_mesh_tile, str(out / uri), verts, faces, t.mesh_compression,
             face_feature=feature, face_surface=np.concatenate([pieces.surface(b, k) for b, k in chosen]),
             records=tile_records, schema_uri="../schema.json")
         if not node.children:
@@ -247,9 +247,9 @@ def _terrain_layer(ctx: StageContext, out: Path, m: np.ndarray, t: TileConfig, p
     tree = build_quadtree(c0[:, 0], c0[:, 1], split, bounds=(*lo_all, *hi_all))
     (out / "tiles").mkdir(parents=True, exist_ok=True)
     docs: dict[str, dict[str, Any]] = {}
-    jobs = {}
+    jobs = TaskWindow(ctx.executor)
     parents = {c.key: node for node in tree.walk() for c in node.children}
-    for node in tree.walk():
+    for node in ctx.reporter.track(list(tree.walk()), "tile terrain"):
         k = min(node.height, len(levels) - 1)
         v, f = levels[k]
         sel = node.items if k == 0 else np.flatnonzero(node.contains(cents[k][:, 0], cents[k][:, 1]))
@@ -260,8 +260,8 @@ def _terrain_layer(ctx: StageContext, out: Path, m: np.ndarray, t: TileConfig, p
         used, sub = compact_faces(f[sel], len(v))
         parent = parents.get(node.key)
         coarser = errors[min(parent.height, len(levels) - 1)] if parent is not None else errors[k]
-        jobs[node.key] = ctx.executor.submit(write_mesh_tile, str(out / uri), v[used], sub, t.mesh_compression,
-                                             smooth=True, skirt=errors[k] + coarser, colour=TERRAIN_COLOUR)
+        jobs.submit(node.key, write_mesh_tile, str(out / uri), v[used], sub, t.mesh_compression,
+                    smooth=True, skirt=errors[k] + coarser, colour=TERRAIN_COLOUR)
     relief = float(levels[0][0][:, 2].max() - levels[0][0][:, 2].min())
     doc, lo, hi, size = _write_layer(ctx, out, docs, jobs, m, relief, provenance, "tile terrain",
                                      t.tileset_max_tiles)
@@ -319,16 +319,16 @@ def _sunlight_layer(ctx: StageContext, out: Path, m: np.ndarray, t: TileConfig, 
     tree = build_quadtree(pos[:, 0], pos[:, 1], split)
     (out / "tiles").mkdir(parents=True, exist_ok=True)
     _dump(out / "schema.json", SUNLIGHT_SCHEMA)
-    jobs, docs = {}, {}
-    for node in tree.walk():
+    jobs, docs = TaskWindow(ctx.executor), {}
+    for node in ctx.reporter.track(list(tree.walk()), "tile sunlight"):
         uri = f"tiles/{node.key}.glb"
         docs[node.key] = {"geometricError": 0.0 if not node.children else float(node.size * np.sqrt(2)),
                           "uri": uri}
         if node.children or not len(node.items):
             continue
         idx = np.sort(node.items)
-        jobs[node.key] = ctx.executor.submit(write_receiver_tile, str(out / uri), pos[idx], colours[idx],
-                                             _receiver_properties(res, idx))
+        jobs.submit(node.key, write_receiver_tile, str(out / uri), pos[idx], colours[idx],
+                    _receiver_properties(res, idx))
     # the whole layer's error: its horizontal extent (drawn alone, the root shows nothing of it)
     extent = float(np.hypot(*(pos[:, :2].max(axis=0) - pos[:, :2].min(axis=0))))
     doc, lo, hi, size = _write_layer(ctx, out, docs, jobs, m, extent, provenance, "tile sunlight",

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from pipeline import artifacts
+from pipeline.artifacts.buildings import BuildingLayer, BuildingRecord
 from pipeline.artifacts.citymodels import (CityBuilding, CityModelLayer, CitySource, read_city_models,
                                             read_source_city_models, write_city_models, write_source_city_models)
 from pipeline.artifacts.clouds import SourceCloud, cloud_store, read_source_clouds, write_source_cloud
@@ -143,3 +144,71 @@ def test_the_feature_index_reads_with_or_without_properties(tmp_path):
     assert slim == {k: FeatureRef(v.tile, v.feature_id, v.geometry) for k, v in index.items()}
     write_feature_index(tmp_path, {})
     assert read_feature_index(tmp_path, properties=False) == {}
+
+
+def _record(ident: str) -> BuildingRecord:
+    return BuildingRecord(ident, None, "office", 3, 10.0, 5.0, 15.0, None, None, "attribute", "LoD1", None, None,
+                          None, 0, 1.0, "input", [0.0] * 6, Centroid(126.9, 37.6, 19.0, [0.5, 0.3]),
+                          [[0.0, 0.0], [1.0, 0.0], [1.0, 1.0]])
+
+
+def _solid(shift: float) -> tuple[np.ndarray, np.ndarray]:
+    """A unit tetrahedron moved up ``shift`` metres: a flat base, a roof face and two walls."""
+    v = np.array([[0, 0, 0], [1, 0, 0], [0, 1, 0], [0, 0, 1]], np.float64) + [0, 0, shift]
+    return v, np.array([[0, 2, 1], [0, 1, 3], [0, 3, 2], [1, 2, 3]], np.int32)
+
+
+def test_the_building_writer_keeps_the_buildings_close_names_in_their_order(tmp_path):
+    """Levels spooled in one order (and one building's dropped, as an imported model's
+    replacement drops a footprint's solid) read back under the feature IDs of the layer's
+    order, copied a few rows at a time; the spool leaves nothing behind."""
+    from pipeline.artifacts.buildings import BuildingMeshes, BuildingWriter, read_buildings
+    from pipeline.core.surfaces import ROOF, UNLABELLED, complete_kinds
+
+    a0, a1, b0, c0 = _solid(0.0), _solid(10.0), _solid(20.0), _solid(30.0)
+    with BuildingWriter(tmp_path) as out:
+        out.CHUNK = 3
+        ha = out.add([(*a0, 0.0), (*a1, 0.25)])
+        out.add([(*b0, 0.0)])
+        hc = out.add([(*c0, 0.0)], np.array([ROOF, UNLABELLED, UNLABELLED, ROOF], np.uint8))
+        out.close(BuildingLayer([_record("C"), _record("A")], [{"feature": "B", "reason": "r"}], 2, {"x": 1}),
+                  [hc, ha])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["buildings.json", "buildings.jsonl", "buildings.npz"]
+    layer = read_buildings(tmp_path)
+    assert [(r.id, r.feature_id) for r in layer.buildings] == [("C", 0), ("A", 1)]
+    assert [(lv.level, lv.faces, lv.error_m) for lv in layer.buildings[1].levels] == [(0, 4, 0.0), (1, 4, 0.25)]
+    assert (layer.skipped, layer.slivers_dropped, layer.footprints) == ([{"feature": "B", "reason": "r"}], 2, {"x": 1})
+    assert [r.centroid for r in layer.buildings] == [_record("C").centroid] * 2
+    meshes = BuildingMeshes(tmp_path)
+    assert len(meshes) == 3
+    for (b, k), (v, f) in {(0, 0): c0, (1, 0): a0, (1, 1): a1}.items():
+        got_v, got_f = meshes.get(b, k)
+        assert np.array_equal(got_v, v) and np.array_equal(got_f, f)
+    assert meshes.surface(0, 0).tolist() == [ROOF, *complete_kinds(*c0, None)[1:3].tolist(), ROOF]
+    assert np.array_equal(meshes.surface(1, 1), complete_kinds(*a1, None))
+    with pytest.raises(KeyError):
+        meshes.get(1, 2)
+
+
+def test_the_building_writer_leaves_nothing_when_the_stage_fails_or_has_no_buildings(tmp_path):
+    from pipeline.artifacts.buildings import BuildingMeshes, BuildingWriter, read_buildings
+
+    with pytest.raises(RuntimeError), BuildingWriter(tmp_path / "a") as out:
+        out.add([(*_solid(0.0), 0.0)])
+        raise RuntimeError("the stage failed")
+    assert list((tmp_path / "a").iterdir()) == []
+    with BuildingWriter(tmp_path / "b") as out:
+        out.close(BuildingLayer(), [])
+    assert read_buildings(tmp_path / "b") == BuildingLayer()
+    meshes = BuildingMeshes(tmp_path / "b")
+    assert len(meshes) == 0 and meshes.vertices.shape == (0, 3) and meshes.faces.shape == (0, 3)
+
+
+def test_a_layer_of_records_is_read_one_line_at_a_time(tmp_path):
+    from pipeline.artifacts.base import dump_records, iter_records, load_header
+
+    path = tmp_path / "layer.jsonl"
+    assert dump_records(path, {"source": "서울.shp"}, ({"id": str(i), "x": [i, 0.5]} for i in range(3))) == 3
+    assert path.read_text(encoding="utf-8").count("\n") == 4
+    assert load_header(path) == {"source": "서울.shp"}
+    assert list(iter_records(path)) == [{"id": str(i), "x": [i, 0.5]} for i in range(3)]

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from concurrent.futures import Executor, Future
+
 import pytest
 
-from pipeline.core.executor import DaskExecutor, InlineExecutor, make_executor
+from pipeline.core.executor import DaskExecutor, InlineExecutor, TaskWindow, make_executor, parallelism
 from pipeline.errors import ConfigError, InputError
 
 
@@ -32,3 +34,37 @@ def test_a_local_dask_cluster_returns_results_and_input_errors_as_the_pool_does(
 def test_an_unreachable_scheduler_is_a_config_error():
     with pytest.raises(ConfigError, match="cannot reach the Dask scheduler at tcp://127.0.0.1:9"):
         DaskExecutor("tcp://127.0.0.1:9", 1, connect_timeout=2.0)
+
+
+class _Lazy(Executor):
+    """Runs a task only when its result is asked for, counting the tasks submitted and not yet run."""
+
+    def __init__(self) -> None:
+        self.unfinished = self.most = 0
+
+    def submit(self, fn, /, *args, **kwargs):
+        pool = self
+        pool.unfinished += 1
+        pool.most = max(pool.most, pool.unfinished)
+
+        class _Future(Future):
+            def result(self, timeout=None):
+                if not self.done():
+                    pool.unfinished -= 1
+                    self.set_result(fn(*args, **kwargs))
+                return super().result(timeout)
+
+        return _Future()
+
+
+def test_a_task_window_holds_at_most_its_size_unfinished_and_keeps_the_order():
+    pool = _Lazy()
+    window = TaskWindow(pool, size=3)
+    for k in range(10):
+        window.submit(f"t{k}", pow, k, 2)
+    assert len(window) == 10 and pool.most == 3
+    assert list(window.results().items()) == [(f"t{k}", k * k) for k in range(10)]
+    assert pool.unfinished == 0
+    assert parallelism(InlineExecutor()) == 1 and TaskWindow(InlineExecutor()).size == 4
+    with make_executor("local", workers=3) as pool3:
+        assert parallelism(pool3) == 3

@@ -15,6 +15,7 @@ from scipy.spatial.transform import Rotation
 
 from pipeline.artifacts.anchors import read_anchors
 from pipeline.core.geodesy import GeoidModel, SiteFrame, ensure_proj_data
+from tests.conftest import building_docs
 
 pytestmark = pytest.mark.slow
 
@@ -126,8 +127,7 @@ def test_relative_heights_agree_with_the_meshes(sample_run, doc, frame):
 
     tin = _mesh_terrain(sample_run)
     meshes = BuildingMeshes(sample_run / "artifacts" / "mesh")
-    buildings = {b["id"]: b for b in json.loads(
-        (sample_run / "artifacts" / "mesh" / "buildings.json").read_text())["buildings"]}
+    buildings = {b["id"]: b for b in building_docs(sample_run)}
     rng = np.random.default_rng(3)
     picked = [a for a in doc["anchors"] if a["kind"] != "rooftop"]
     for a in [picked[i] for i in rng.choice(len(picked), 25, replace=False)]:

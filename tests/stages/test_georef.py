@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from tests.cli.test_cli import _one_error_line
+from pipeline.artifacts.base import iter_records
 from tests.conftest import run_cli
 from tests.core.test_geodesy import write_gtx
 from tests.fixtures_las import sample_points, write_las
@@ -285,8 +286,8 @@ def test_legacy_bessel_crs_land_where_proj_puts_them_across_seoul(tmp_path):
                             (f"ref{legacy[5:]}", str(ref))):
             proc, work = _footprint_run(tmp_path, name, layer)
             assert proc.returncode == 0, proc.stderr
-            doc = json.loads((work / "artifacts" / "georef" / "footprints.json").read_text())
-            runs[name] = {f["id"]: np.array(f["parts"][0][0]["lonlat"]) for f in doc["features"]}
+            feats = iter_records(work / "artifacts" / "georef" / "footprints.jsonl")
+            runs[name] = {f["id"]: np.array(f["parts"][0][0]["lonlat"]) for f in feats}
         report = json.loads((tmp_path / legacy[5:] / "reports" / "georef.json").read_text())
         op = report["inputs"][0]["transformation"]
         assert "Korean 1985 to WGS 84" in op["name"] and op["accuracy_m"] == 1.0

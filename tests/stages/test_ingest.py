@@ -14,6 +14,7 @@ from pipeline.core.pointio import ChunkStore
 from pipeline.core.progress import Reporter
 from pipeline.stage import StageContext
 from pipeline.stages import ingest
+from tests.conftest import building_docs
 
 
 def _write_big_las(path, n: int, block: int = 2_000_000) -> None:
@@ -227,8 +228,7 @@ def test_the_building_register_fills_heights_with_their_sources(tmp_path):
     proc, work = _register_site(tmp_path, register, ", join: pnu")
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "2 of 5 footprint(s) of fp.geojson have no register row (e.g. 'D')" in proc.stderr
-    records = {b["id"]: b for b in json.loads((work / "artifacts" / "mesh" / "buildings.json").read_text(
-        encoding="utf-8"))["buildings"]}
+    records = {b["id"]: b for b in building_docs(work)}
     storey = 3.5
     expected = {"A": (30.5, "register"), "B": (5 * storey, "register floors"), "C": (7 * storey, "floors"),
                 "D": (12.0, "attribute"), "E": (10.0, "default")}
@@ -256,7 +256,6 @@ def test_a_register_whose_key_matches_nothing_is_refused(tmp_path):
 def test_the_gis_building_layer_as_a_geopackage(tmp_path):
     """GIS건물통합정보 (AL_D010 columns) in a GeoPackage: its id, height, floors, use class name
     and approval date are read; a row with no height takes its floors."""
-    import json
 
     import pyogrio.raw
     import pyproj
@@ -284,8 +283,7 @@ def test_the_gis_building_layer_as_a_geopackage(tmp_path):
                    " elevation: {enabled: false}}}\n", encoding="utf-8")
     proc = run_cli("run", str(cfg), "--workdir", str(tmp_path / "w"), "--stages", "ingest..mesh", "--quiet")
     assert proc.returncode == 0, proc.stderr[-2000:]
-    got = {b["id"]: b for b in json.loads((tmp_path / "w" / "artifacts" / "mesh" / "buildings.json").read_text(
-        encoding="utf-8"))["buildings"]}
+    got = {b["id"]: b for b in building_docs(tmp_path / "w")}
     a, b = got["11440-0001"], got["11440-0002"]
     assert (a["use"], a["approval_date"], a["height"], a["height_source"], a["floors"], a["floors_below"]) == (
         "office", "2008-05-15", 80.5, "attribute", 21, 3)

@@ -23,7 +23,7 @@ from pipeline.core.terrain import Heightfield, Tin, vertical_error
 from pipeline.errors import FeatureRepairedWarning, FeatureSkippedWarning, HeightDisagreementWarning
 from pipeline.runner import Runner
 from pipeline.samples.generator import origin_xy
-from tests.conftest import SAMPLE, cracks, run_cli
+from tests.conftest import SAMPLE, building_docs, cracks, run_cli
 from tests.fixtures_las import sample_points, write_las
 
 
@@ -80,7 +80,8 @@ def test_bad_footprints_are_repaired_or_counted(tmp_path):
         Runner(cfg, tmp_path / "w", quiet=True).run(["ingest", "georef", "clean", "mesh"])
     messages = [str(w.message) for w in caught]
     buildings = json.loads((tmp_path / "w" / "artifacts" / "mesh" / "buildings.json").read_text())
-    ids = {b["id"] for b in buildings["buildings"]}
+    records = building_docs(tmp_path / "w")
+    ids = {b["id"] for b in records}
     # good, the repaired bow-tie, the 3-D footprint with NaN z and the multipolygon's large part
     assert ids == {"F0", "F1", "F4", "F5"}
     ingest = json.loads((tmp_path / "w" / "artifacts" / "ingest" / "footprints.json").read_text())
@@ -93,7 +94,7 @@ def test_bad_footprints_are_repaired_or_counted(tmp_path):
     assert any("F6" in m and "min_area" in m for m in messages)
     # 7 footprints in: 4 meshed, 3 accounted for with a reason
     assert len(ids) + len(ingest["skipped"]) + len(buildings["skipped"]) == 7
-    f1 = next(b for b in buildings["buildings"] if b["id"] == "F1")
+    f1 = next(b for b in records if b["id"] == "F1")
     assert f1["footprint_area_m2"] == pytest.approx(200.0, rel=1e-3)  # two triangles of the bow-tie
     report = json.loads((tmp_path / "w" / "reports" / "mesh.json").read_text())
     assert report["buildings"]["slivers_dropped"] == 1 and report["buildings"]["lod"] == {"LoD1": 4}
@@ -118,8 +119,7 @@ def test_unusable_floors_and_heights_are_ignored_by_name_and_the_run_goes_on_to_
                                   ("F6", "abc", "height 'abc' is not a number")]:
         assert any(f"building {ident}:" in m and value in m and problem in m for m in messages), (ident, messages)
     assert not any("building F4:" in m or "building F7:" in m for m in messages)
-    by_id = {b["id"]: b for b in json.loads((tmp_path / "w" / "artifacts" / "mesh" / "buildings.json")
-                                           .read_text())["buildings"]}
+    by_id = {b["id"]: b for b in building_docs(tmp_path / "w")}
     assert len(by_id) == len(props)
     assert by_id["F4"]["floors"] == 12 and by_id["F4"]["height_source"] == "floors"
     assert by_id["F4"]["height"] == pytest.approx(12 * 3.5, abs=0.01)  # storey_height 3.5 m
@@ -163,7 +163,7 @@ def test_a_model_replaces_the_footprint_it_names(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error", HeightDisagreementWarning)  # it stands on the ground
         Runner(load_config(cfg), tmp_path / "w", quiet=True).run(["ingest", "georef", "clean", "mesh"])
-    buildings = json.loads((tmp_path / "w" / "artifacts" / "mesh" / "buildings.json").read_text())["buildings"]
+    buildings = building_docs(tmp_path / "w")
     assert [b["id"] for b in buildings] == ["F0", "F1"]
     hall = buildings[0]
     assert hall["lod"] == "imported" and hall["name"] == "Hall (scanned)" and hall["floors"] == 4
@@ -178,7 +178,7 @@ def test_a_proposal_stands_beside_the_building_it_would_replace(tmp_path):
     cfg.write_text(cfg.read_text().replace("replaces: F0,", "replaces: F0, proposed: true, id: HALL,"))
     Runner(load_config(cfg), tmp_path / "w", quiet=True).run(
         ["ingest", "georef", "clean", "mesh", "analysis", "tile", "anchors"])
-    buildings = json.loads((tmp_path / "w" / "artifacts" / "mesh" / "buildings.json").read_text())["buildings"]
+    buildings = building_docs(tmp_path / "w")
     by_id = {b["id"]: b for b in buildings}
     assert sorted(by_id) == ["F0", "F1", "HALL"]
     assert by_id["F0"]["lod"] != "imported" and not by_id["F0"]["proposed"] and by_id["F0"]["replaces"] is None
@@ -240,7 +240,7 @@ def _city_site(tmp_path, priority: str) -> list[dict]:
         Runner(load_config(cfg), tmp_path / "w", quiet=True).run(["ingest", "georef", "clean", "mesh"])
     said = " ".join(str(w.message) for w in seen if issubclass(w.category, FeatureSkippedWarning))
     assert "city model building C2 overlaps footprint(s) F1" in said
-    return json.loads((tmp_path / "w" / "artifacts" / "mesh" / "buildings.json").read_text())["buildings"]
+    return building_docs(tmp_path / "w")
 
 
 def test_city_models_replace_the_footprints_they_match_or_give_way(tmp_path):
