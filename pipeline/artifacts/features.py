@@ -8,17 +8,20 @@ bundles' indexes to tell which buildings changed without decoding a tile.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from pipeline.artifacts import FEATURE_INDEX
-from pipeline.artifacts.base import dump_json, load_json
+from pipeline.artifacts.base import load_json
 
 FILE = FEATURE_INDEX.path
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class FeatureRef:
     """A building's leaf tile (URI relative to ``buildings/``), its feature ID there, the sha256
     (16 hex digits) of its finest mesh (ENU vertices to the millimetre, and faces) and its
@@ -30,8 +33,25 @@ class FeatureRef:
     properties: dict[str, Any] = field(default_factory=dict)
 
 
-def write_feature_index(folder: Path, index: dict[str, FeatureRef]) -> None:
-    dump_json(folder / FILE, {"buildings": index})
+def write_feature_index(folder: Path, index: Mapping[str, FeatureRef] | Iterable[tuple[str, FeatureRef]]) -> None:
+    """Write the index: a mapping, or (id, entry) pairs in id order, which are written as they
+    come, so a city's entries (their properties made on the way) are never all in memory. The
+    bytes are those :func:`~pipeline.artifacts.base.dump_json` writes for ``{"buildings": index}``."""
+    items = sorted(index.items()) if isinstance(index, Mapping) else index
+    path = folder / FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("wb") as f:
+        f.write(b'{\n  "buildings": {')
+        last = None
+        for key, ref in items:
+            if last is not None and key <= last:
+                raise ValueError(f"feature index entries out of id order: {key!r} after {last!r}")
+            # an entry as dump_json indents it two levels down (JSON text holds no raw newline)
+            f.write(b"," if last is not None else b"")
+            f.write(b"\n    " + orjson.dumps(key) + b": "
+                    + orjson.dumps(ref, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS).replace(b"\n", b"\n    "))
+            last = key
+        f.write(b"\n  }\n}" if last is not None else b"}\n}")
 
 
 def read_feature_index(folder: Path, *, properties: bool = True) -> dict[str, FeatureRef]:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import posixpath
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -162,10 +163,16 @@ def _building_layer(ctx: StageContext, out: Path, m: np.ndarray, t: TileConfig, 
     sunlight = read_sunlight(ctx.input_dir("analysis"))
     # a building's share of failing windows as the district stands; a proposal's, with it built
     fail_share = sunlight.fail_share(1) | sunlight.fail_share(0) if sunlight.enabled else {}
-    index: dict[str, FeatureRef] = {}
     if not records:
-        write_feature_index(ctx.out_dir, index)
+        write_feature_index(ctx.out_dir, {})
         return None
+
+    def properties(b: int) -> dict[str, Any]:
+        return records[b].feature_properties() | {"sunlight_fail_share": fail_share.get(records[b].id)}
+
+    # where each building's full detail is; its properties are made again when the index is
+    # written (held here, they were 0.9 GB at 600,000 buildings)
+    leaf: dict[str, tuple[int, FeatureRef]] = {}
     pieces = BuildingMeshes(mesh)
     errors = [[lv.error_m for lv in r.levels] for r in records]
     faces0 = np.array([r.levels[0].faces for r in records])
@@ -205,19 +212,19 @@ def _building_layer(ctx: StageContext, out: Path, m: np.ndarray, t: TileConfig, 
         parts = [pieces.get(b, k) for b, k in chosen]
         verts, faces = concat_meshes(parts)
         feature = np.repeat(np.arange(len(parts)), [len(f) for _, f in parts])
-        tile_records = [records[b].feature_properties() | {"sunlight_fail_share": fail_share.get(records[b].id)}
-                        for b, _ in chosen]
+        tile_records = [properties(b) for b, _ in chosen]
         jobs.submit(
             node.key, write_mesh_tile, str(out / uri), verts, faces, t.mesh_compression,
             face_feature=feature, face_surface=np.concatenate([pieces.surface(b, k) for b, k in chosen]),
             records=tile_records, schema_uri="../schema.json")
         if not node.children:
             for local, (b, _) in enumerate(chosen):
-                index[records[b].id] = FeatureRef(uri, local, mesh_digest(*parts[local]), tile_records[local])
+                leaf[records[b].id] = (b, FeatureRef(uri, local, mesh_digest(*parts[local])))
     tallest = max(r.height for r in records)
     doc, lo, hi, size = _write_layer(ctx, out, docs, jobs, m, tallest, provenance, "tile buildings",
                                      t.tileset_max_tiles)
-    write_feature_index(ctx.out_dir, index)
+    write_feature_index(ctx.out_dir, ((i, replace(ref, properties=properties(b)))
+                                      for i, (b, ref) in sorted(leaf.items())))
     leaves = sum(1 for _ in tree.leaves())
     return {"box": aabb_box(lo, hi), "geometricError": doc["geometricError"], "tiles": len(jobs),
             "leaf_tiles": leaves, "depth": max(n.depth for n in tree.walk()), "buildings": len(records),

@@ -10,6 +10,7 @@ from pipeline import artifacts
 from pipeline.artifacts.buildings import BuildingLayer, BuildingRecord
 from pipeline.artifacts.citymodels import (CityBuilding, CityModelLayer, CitySource, read_city_models,
                                             read_source_city_models, write_city_models, write_source_city_models)
+from pipeline.artifacts.features import FeatureRef
 from pipeline.artifacts.clouds import SourceCloud, cloud_store, read_source_clouds, write_source_cloud
 from pipeline.artifacts.control import GcpRow, SourceGcps, read_source_gcps, write_source_gcps
 from pipeline.artifacts.dem import SourceDem, read_enu_dem, read_source_dem, write_enu_dem, write_source_dem
@@ -134,7 +135,7 @@ def test_json_artifacts_round_trip_dataclasses_and_read_what_earlier_versions_wr
 
 
 def test_the_feature_index_reads_with_or_without_properties(tmp_path):
-    from pipeline.artifacts.features import FeatureRef, read_feature_index, write_feature_index
+    from pipeline.artifacts.features import read_feature_index, write_feature_index
 
     index = {"B1": FeatureRef("tiles/r01.glb", 3, "00ff", {"height": 12.5, "floors": 4}),
              "B2": FeatureRef("tiles/r02.glb", 0, "", {})}
@@ -144,6 +145,19 @@ def test_the_feature_index_reads_with_or_without_properties(tmp_path):
     assert slim == {k: FeatureRef(v.tile, v.feature_id, v.geometry) for k, v in index.items()}
     write_feature_index(tmp_path, {})
     assert read_feature_index(tmp_path, properties=False) == {}
+
+
+@pytest.mark.parametrize("index", [{}, {"B2": FeatureRef("tiles/r1.glb", 0),
+                                        "B1": FeatureRef("tiles/r0.glb", 3, "00ff", {"name": "상암\n타워", "h": 1.5})}])
+def test_the_feature_index_written_entry_by_entry_is_the_document_dump_json_writes(tmp_path, index):
+    from pipeline.artifacts.base import dump_json
+    from pipeline.artifacts.features import FILE, write_feature_index
+
+    write_feature_index(tmp_path / "a", iter(sorted(index.items())))
+    dump_json(tmp_path / "b" / FILE, {"buildings": index})
+    assert (tmp_path / "a" / FILE).read_bytes() == (tmp_path / "b" / FILE).read_bytes()
+    with pytest.raises(ValueError, match="out of id order"):
+        write_feature_index(tmp_path / "c", iter([("B2", FeatureRef("t", 0)), ("B1", FeatureRef("t", 1))]))
 
 
 def _record(ident: str) -> BuildingRecord:
