@@ -105,9 +105,9 @@ class Footprint:
     sources: list[dict[str, Any]] = field(default_factory=list)
 
     @classmethod
-    def from_json(cls, doc: dict[str, Any]) -> Footprint:
+    def from_json(cls, doc: dict[str, Any], plan_only: bool = False) -> Footprint:
         doc = intern_values(doc, ("use", "footprint_source", "height_origin", "floors_origin"))
-        doc["parts"] = [[Ring(**r) for r in part] for part in doc["parts"]]
+        doc["parts"] = [[Ring(r["en"]) if plan_only else Ring(**r) for r in part] for part in doc["parts"]]
         doc["centroid"] = Centroid(**doc["centroid"])
         return cls(**doc)
 
@@ -133,11 +133,23 @@ def write_footprints(folder: Path, layer: FootprintLayer) -> None:
                  layer.features)
 
 
-def read_footprints(folder: Path, features: bool = True) -> FootprintLayer:
+def read_footprints(folder: Path, features: bool = True, plan_only: bool = False) -> FootprintLayer:
     """georef's layer; without its ``features`` (its source, CRS and what ingest skipped or
-    repaired only) when they are not wanted, which reads one line."""
+    repaired only) when they are not wanted, which reads one line; ``plan_only``: each ring with
+    its plan ENU only (``src``, ``lonlat`` and ``undulation`` None), a quarter of its memory."""
     path = ENU_FOOTPRINTS.locate(folder)
     doc = load_header(path)
     return FootprintLayer(doc["source"], doc["crs_wkt"],
-                          [Footprint.from_json(f) for f in iter_records(path)] if features else [],
+                          [Footprint.from_json(f, plan_only) for f in iter_records(path)] if features else [],
                           doc["skipped"], doc["repaired"], doc["frame"])
+
+
+def first_source_vertex(folder: Path) -> tuple[float, float] | None:
+    """The first vertex of georef's layer in the source layer's CRS (None: a layer without
+    footprints, or footprints drawn from the LiDAR only)."""
+    for f in iter_records(ENU_FOOTPRINTS.locate(folder)):
+        for part in f["parts"]:
+            for ring in part:
+                if ring.get("src"):
+                    return ring["src"][0][0], ring["src"][0][1]
+    return None

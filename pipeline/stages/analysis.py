@@ -153,7 +153,7 @@ def run(ctx: StageContext, cfg: TwinConfig) -> StageResult:
     if not records:
         return _disabled(ctx, "no buildings: nothing to judge")
     meshes = BuildingMeshes(mesh)
-    footprints = read_footprints(georef)
+    footprints = read_footprints(georef, plan_only=True)
     rings = {f.id: [np.asarray(r.en, np.float64) for part in f.parts[:1] for r in part]
              for f in footprints.features if len(f.parts) == 1}
     proposals = [r for r in records if r.proposed]

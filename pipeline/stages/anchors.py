@@ -89,7 +89,7 @@ def _outline(b: BuildingRecord, footprints: dict[str, Polygon]) -> Polygon | Non
 
 def _footprint_polygons(georef: Any) -> dict[str, Polygon]:
     out = {}
-    for f in read_footprints(georef).features:
+    for f in read_footprints(georef, plan_only=True).features:
         polys = [Polygon(part[0].en, [r.en for r in part[1:]]) for part in f.parts if len(part[0].en) >= 3]
         polys = [p for p in polys if p.is_valid and p.area > 0]
         if polys:

@@ -66,7 +66,7 @@ from pipeline import artifacts
 from pipeline.artifacts.citymodels import CityBuilding, CityMesh, CityModelLayer, read_city_models
 from pipeline.artifacts.buildings import BuildingLayer, BuildingRecord, BuildingWriter, MeshLevel
 from pipeline.artifacts.dem import read_enu_dem
-from pipeline.artifacts.footprints import Centroid, Footprint, Ring, read_footprints
+from pipeline.artifacts.footprints import Centroid, Footprint, Ring, first_source_vertex, read_footprints
 from pipeline.artifacts.frame import read_frame
 from pipeline.artifacts.models import PlacedModel, read_models
 from pipeline.artifacts.terrain import TerrainLevel, TerrainRecord, write_terrain
@@ -624,7 +624,7 @@ def _merged(given: list[Footprint], lidar: list[Footprint], m: MeshConfig) -> tu
 def _features(ctx: StageContext, cfg: TwinConfig, frame: SiteFrame) -> tuple[list[Footprint], dict[str, Any]]:
     """The footprint layer, or footprints outlined from the LiDAR when none was given (or when
     ``footprints_from_points`` says always), or both merged (``merge``)."""
-    layer = read_footprints(ctx.input_dir(artifacts.ENU_FOOTPRINTS.stage))
+    layer = read_footprints(ctx.input_dir(artifacts.ENU_FOOTPRINTS.stage), plan_only=True)
     mode = cfg.stages.mesh.footprints_from_points
     if layer.source is not None and mode == "merge":
         derived, lidar_info = _derived_features(ctx, cfg, frame, cfg.geoid_model())
@@ -659,7 +659,8 @@ def _few_measured(feats: list[Footprint], records: list[BuildingRecord], store: 
 def _alignment(ctx: StageContext, frame: SiteFrame, feats: list[Footprint], store: CellStore) -> dict[str, Any]:
     """How far the footprint layer lies off the LiDAR's building points (the shift that covers
     most of it with them); warns, naming the CRS the shift points to, when it is off."""
-    layer = read_footprints(ctx.input_dir(artifacts.ENU_FOOTPRINTS.stage), features=False)
+    georef = ctx.input_dir(artifacts.ENU_FOOTPRINTS.stage)
+    layer = read_footprints(georef, features=False)
     polys = [p for f in feats if f.footprint_source == "input" for p in _polygons(f, 0.0)[0]]
     lo = np.min([p.bounds[:2] for p in polys], axis=0) - ALIGNMENT_SEARCH_M
     hi = np.max([p.bounds[2:] for p in polys], axis=0) + ALIGNMENT_SEARCH_M
@@ -684,11 +685,10 @@ def _alignment(ctx: StageContext, frame: SiteFrame, feats: list[Footprint], stor
     if off:
         name = Path(layer.source or "footprints").name
         candidates = []
-        src = next((r.src for f in feats for part in f.parts for r in part if r.src), None)
+        src = first_source_vertex(georef)
         if layer.crs_wkt and src:
             declared = pyproj.CRS.from_wkt(layer.crs_wkt)
-            candidates = crs_for_shift(declared, src[0][0], src[0][1], frame, offset.shift_en,
-                                       tolerance_m=2 * ALIGNMENT_CELL_M)
+            candidates = crs_for_shift(declared, *src, frame, offset.shift_en, tolerance_m=2 * ALIGNMENT_CELL_M)
         info["crs_candidates"] = [f"EPSG:{c.to_epsg()}" for c in candidates]
         de, dn = offset.shift_en
         hint = (f"; moved so, they are where {', '.join(f'EPSG:{c.to_epsg()} ({c.name})' for c in candidates)} "

@@ -226,3 +226,21 @@ def test_a_layer_of_records_is_read_one_line_at_a_time(tmp_path):
     assert path.read_text(encoding="utf-8").count("\n") == 4
     assert load_header(path) == {"source": "서울.shp"}
     assert list(iter_records(path)) == [{"id": str(i), "x": [i, 0.5]} for i in range(3)]
+
+
+def test_footprints_read_in_plan_only_and_their_first_source_vertex(tmp_path):
+    from pipeline.artifacts.footprints import first_source_vertex
+
+    lidar = Footprint("L1", None, None, None, None, [[Ring([[5.0, 5.0], [6.0, 5.0], [6.0, 6.0]])]],
+                      Centroid(126.9, 37.6, 19.0, [5.5, 5.3]), "lidar")
+    given = Footprint("B1", None, "office", 3, None,
+                      [[Ring([[0.0, 0.0], [1.0, 0.0], [1.0, 1.0]], [[200.0, 500.0], [201.0, 500.0], [201.0, 501.0]],
+                             [[126.9, 37.6]] * 3, [19.0] * 3)]], Centroid(126.9, 37.6, 19.0, [0.5, 0.3]))
+    write_footprints(tmp_path, FootprintLayer("a.shp", "WKT", [lidar, given]))
+    plan = read_footprints(tmp_path, plan_only=True).features
+    assert [f.parts[0][0] for f in plan] == [Ring(lidar.parts[0][0].en), Ring(given.parts[0][0].en)]
+    assert read_footprints(tmp_path).features == [lidar, given]
+    assert read_footprints(tmp_path, features=False) == FootprintLayer("a.shp", "WKT")
+    assert first_source_vertex(tmp_path) == (200.0, 500.0)
+    write_footprints(tmp_path, FootprintLayer("a.shp", "WKT", [lidar]))
+    assert first_source_vertex(tmp_path) is None
