@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import functools
 import warnings
+from collections.abc import Container
 from dataclasses import dataclass, field
+from itertools import islice
 from typing import Any
 
 import numpy as np
@@ -29,7 +31,7 @@ from shapely.geometry import Polygon
 from pipeline import artifacts
 from pipeline.artifacts.anchors import (Anchor, AnchorSet, AnchorWriter, ArcorePose, ArkitPose, CesiumPose,
                                         Orientation, Surfaces)
-from pipeline.artifacts.buildings import BuildingMeshes, BuildingRecord, read_buildings
+from pipeline.artifacts.buildings import BuildingMeshes, BuildingRecord, building_count, iter_buildings
 from pipeline.artifacts.control import ControlRecord, read_control
 from pipeline.artifacts.features import FeatureRef, read_feature_index
 from pipeline.artifacts.footprints import read_footprints
@@ -195,7 +197,7 @@ class _BuildingPlaces:
         return places
 
 
-def _split_entrances(pois: list[PoiRecord], buildings: set[str]
+def _split_entrances(pois: list[PoiRecord], buildings: Container[str]
                      ) -> tuple[list[tuple[int, PoiRecord]], dict[str, list[PoiRecord]]]:
     """(number, POI) of the points of interest, and the entrances by building id, in file order.
     A point naming a building the twin does not have stays a point of interest, with a warning."""
@@ -346,12 +348,12 @@ def run(ctx: StageContext, cfg: TwinConfig) -> StageResult:
     s = cfg.stages.anchors
     # only where each building's feature is: its properties are most of the index (0.9 GB at 600k)
     index = read_feature_index(ctx.input_dir("tile"), properties=False)
-    # before the buildings: the footprints' records, freed once their polygons are made, then never
-    # stand in memory beside every building's record (2 GB at 600,000 buildings)
+    # the footprints' records are freed once their polygons are made
     place = _BuildingPlaces(ctx, cfg, frame, tin_error, terrain, index) \
         if s.include_buildings or s.include_rooftops else None
-    layer = read_buildings(mesh)
-    plain, entrances = _split_entrances(read_pois(georef), {b.id for b in layer.buildings})
+    # every building has its feature in the index (tile puts each in one leaf): the records
+    # themselves are read a batch at a time below, never all at once
+    plain, entrances = _split_entrances(read_pois(georef), index.keys())
     pose = _Poser(geoid, terrain, frame.site,
                   (_georef_part(control, cfg.stages.anchors.inputs_horizontal_accuracy_m),
                    geoid_part(geoid.info.name, geoid.info.accuracy_m, frame.heights)))
@@ -362,9 +364,10 @@ def run(ctx: StageContext, cfg: TwinConfig) -> StageResult:
                 "note": "per anchor: accuracy.parts, 1 sigma, combined by root sum of squares; vertical_m is the "
                         "ellipsoidal height's (ARCore, Cesium), vertical_orthometric_m the orthometric's (ARKit)"}
     with AnchorWriter(ctx.out_dir, AnchorSet(site, geoid.info, frame.geoid_grid, frame.heights, accuracy)) as out:
-        if layer.buildings and place is not None:
-            batches = [layer.buildings[i:i + BATCH] for i in range(0, len(layer.buildings), BATCH)]
-            for batch in ctx.reporter.track(batches, "anchors"):
+        if place is not None:
+            records = iter_buildings(mesh)
+            batches = iter(lambda: list(islice(records, BATCH)), [])
+            for batch in ctx.reporter.track(batches, "anchors", total=-(-building_count(mesh) // BATCH)):
                 out.add(pose(place(batch, entrances, skipped)))
         out.add(pose(_pois(cfg, plain, terrain, tin_error, frame, skipped) + _gcps(cfg, control)
                      + _models(ctx, cfg, index)))

@@ -159,7 +159,7 @@ def _building_layer(ctx: StageContext, out: Path, m: np.ndarray, t: TileConfig, 
     REPLACE refinement; its geometricError is the largest measured deviation it keeps (a level's
     Hausdorff distance from mesh, or a left-out building's height)."""
     mesh = ctx.input_dir("mesh")
-    records = read_buildings(mesh).buildings
+    records = read_buildings(mesh, outlines=False).buildings
     sunlight = read_sunlight(ctx.input_dir("analysis"))
     # a building's share of failing windows as the district stands; a proposal's, with it built
     fail_share = sunlight.fail_share(1) | sunlight.fail_share(0) if sunlight.enabled else {}

@@ -176,7 +176,8 @@ def test_the_building_writer_keeps_the_buildings_close_names_in_their_order(tmp_
     """Levels spooled in one order (and one building's dropped, as an imported model's
     replacement drops a footprint's solid) read back under the feature IDs of the layer's
     order, copied a few rows at a time; the spool leaves nothing behind."""
-    from pipeline.artifacts.buildings import BuildingMeshes, BuildingWriter, read_buildings
+    from pipeline.artifacts.buildings import (BuildingMeshes, BuildingWriter, building_count, iter_buildings,
+                                              read_buildings)
     from pipeline.core.surfaces import ROOF, UNLABELLED, complete_kinds
 
     a0, a1, b0, c0 = _solid(0.0), _solid(10.0), _solid(20.0), _solid(30.0)
@@ -193,6 +194,9 @@ def test_the_building_writer_keeps_the_buildings_close_names_in_their_order(tmp_
     assert [(lv.level, lv.faces, lv.error_m) for lv in layer.buildings[1].levels] == [(0, 4, 0.0), (1, 4, 0.25)]
     assert (layer.skipped, layer.slivers_dropped, layer.footprints) == ([{"feature": "B", "reason": "r"}], 2, {"x": 1})
     assert [r.centroid for r in layer.buildings] == [_record("C").centroid] * 2
+    assert list(iter_buildings(tmp_path)) == layer.buildings and building_count(tmp_path) == 2
+    assert [(r.id, r.outline_en, r.height) for r in read_buildings(tmp_path, outlines=False).buildings] == [
+        ("C", [], 10.0), ("A", [], 10.0)]
     meshes = BuildingMeshes(tmp_path)
     assert len(meshes) == 3
     for (b, k), (v, f) in {(0, 0): c0, (1, 0): a0, (1, 1): a1}.items():
