@@ -9,14 +9,16 @@ vertices are ENU metres at the site origin.
 
 from __future__ import annotations
 
+import os
 import tempfile
 import zipfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import orjson
 
 from pipeline.artifacts import BUILDINGS
 from pipeline.artifacts.base import dump_json, dump_records, intern_values, iter_records, load_json
@@ -114,14 +116,14 @@ class BuildingLayer:
 
 
 class BuildingWriter:
-    """Writes mesh's buildings as they come: each building's levels of detail are spooled to disk
-    when they are made (:meth:`add`), so a city's meshes are never all in memory; :meth:`close`
-    then writes the records in their final order (JSON Lines, one record per line) and the pieces
-    into ``buildings.npz``, a chunk at a time.
+    """Writes mesh's buildings as they come: each building's record and levels of detail are
+    spooled to disk when they are made (:meth:`add`), so a city's buildings are never all in
+    memory; :meth:`close` then writes the records in their final order (JSON Lines) and the
+    pieces into ``buildings.npz``, a chunk at a time.
 
     Pieces keep the order they were added in; ``piece_building`` names each one's feature ID.
-    Levels added for a building that :meth:`close` is not given (a footprint's solid that an
-    imported model replaced) are left out."""
+    A building added but not given to :meth:`close` (a footprint's solid that an imported model
+    replaced) is left out."""
 
     #: rows copied from the spool into the archive at a time
     CHUNK = 1 << 20
@@ -131,7 +133,10 @@ class BuildingWriter:
         folder.mkdir(parents=True, exist_ok=True)
         self._spool = tempfile.TemporaryDirectory(prefix=".buildings-", dir=folder)
         spool = Path(self._spool.name)
-        self._files = {name: (spool / name).open("wb") for name in ("vertices", "faces", "face_surface")}
+        self._files = {name: (spool / name).open("w+b")
+                       for name in ("records", "vertices", "faces", "face_surface")}
+        self._record_at: list[tuple[int, int]] = []
+        self._changed: dict[int, BuildingRecord] = {}
         self._owner: list[int] = []
         self._level: list[int] = []
         self._nv: list[int] = []
@@ -144,12 +149,16 @@ class BuildingWriter:
     def __exit__(self, *exc: object) -> None:
         self._discard()
 
-    def add(self, levels: list[MeshLevel], surfaces: np.ndarray | None = None) -> int:
-        """Spool one building's levels (ENU metres); returns the handle :meth:`close` takes.
-        ``surfaces`` gives level 0's surface codes where its source states them (a city model's;
+    def add(self, record: BuildingRecord, levels: list[MeshLevel], surfaces: np.ndarray | None = None) -> int:
+        """Spool one building's record and levels (ENU metres); returns its handle. ``surfaces``
+        gives level 0's surface codes where its source states them (a city model's;
         :data:`~pipeline.core.surfaces.UNLABELLED` where it does not); every other face's kind
         follows from its normal."""
         handle = len(self._info)
+        line = orjson.dumps(record, option=orjson.OPT_SERIALIZE_NUMPY)
+        records = self._files["records"]
+        self._record_at.append((records.tell(), len(line)))
+        records.write(line)
         for k, (v, f, _) in enumerate(levels):
             v = np.ascontiguousarray(v, np.float64)
             f = np.ascontiguousarray(f, np.int32)
@@ -163,19 +172,29 @@ class BuildingWriter:
         self._info.append([LevelInfo(k, int(len(f)), round(float(e), 4)) for k, (_, f, e) in enumerate(levels)])
         return handle
 
-    def close(self, layer: BuildingLayer, handles: Sequence[int]) -> None:
-        """Write ``layer``, whose building ``i`` has the levels added as ``handles[i]``: numbers
-        the records' feature IDs and levels, then writes ``buildings.npz``, ``buildings.jsonl``
-        and ``buildings.json`` (the layer's own fields)."""
-        if len(handles) != len(layer.buildings):
-            raise ValueError("one handle per building")
-        for name in self._files:
-            self._files[name].close()
+    def record(self, handle: int) -> BuildingRecord:
+        """The record added as ``handle``, as last changed."""
+        if handle in self._changed:
+            return self._changed[handle]
+        offset, size = self._record_at[handle]
+        f = self._files["records"]
+        f.flush()
+        return BuildingRecord.from_json(orjson.loads(os.pread(f.fileno(), size, offset)))
+
+    def change(self, handle: int, record: BuildingRecord) -> None:
+        """Replace the record added as ``handle`` (its levels stay)."""
+        self._changed[handle] = record
+
+    def close(self, handles: Sequence[int], skipped: list[dict[str, str]], slivers_dropped: int,
+              footprints: dict[str, Any], seen: Callable[[BuildingRecord], None] | None = None) -> int:
+        """Write the buildings added as ``handles``, in that order (feature IDs 0, 1, ...), with the
+        layer's own fields: ``buildings.npz``, ``buildings.jsonl`` and ``buildings.json``. Each
+        record, numbered and with its levels, is shown to ``seen`` as it is written. Returns the
+        number of buildings."""
+        for spooled in self._files.values():
+            spooled.flush()
         feature = np.full(len(self._info), -1, np.int64)
         feature[np.asarray(handles, np.int64)] = np.arange(len(handles))
-        for fid, (rec, h) in enumerate(zip(layer.buildings, handles, strict=True)):
-            rec.feature_id = fid
-            rec.levels = self._info[h]
         owner = feature[np.asarray(self._owner, np.int64)] if self._owner else np.empty(0, np.int64)
         keep = owner >= 0
         nv, nf = np.asarray(self._nv, np.int64)[keep], np.asarray(self._nf, np.int64)[keep]
@@ -192,11 +211,20 @@ class BuildingWriter:
                               ("face_start", np.concatenate([[0], np.cumsum(nf)]).astype(np.int64))):
                 with z.open(_entry(name), "w", force_zip64=True) as f:
                     np.lib.format.write_array(f, arr)
+
+        def numbered() -> Iterator[BuildingRecord]:
+            for fid, h in enumerate(handles):
+                rec = self.record(h)
+                rec.feature_id, rec.levels = fid, self._info[h]
+                if seen is not None:
+                    seen(rec)
+                yield rec
+
+        n = dump_records(self.folder / RECORDS, {}, numbered())
         self._discard()
-        n = dump_records(self.folder / RECORDS, {}, layer.buildings)
-        dump_json(self.folder / FILE, {"buildings": n, "skipped": layer.skipped,
-                                       "slivers_dropped": layer.slivers_dropped, "footprints": layer.footprints,
-                                       "height_units": "metres, orthometric"})
+        dump_json(self.folder / FILE, {"buildings": n, "skipped": skipped, "slivers_dropped": slivers_dropped,
+                                       "footprints": footprints, "height_units": "metres, orthometric"})
+        return n
 
     def _discard(self) -> None:
         for f in self._files.values():

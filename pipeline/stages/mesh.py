@@ -64,7 +64,7 @@ from pipeline.errors import (FeatureSkippedWarning, GroundAssumedWarning, Height
                              MisalignmentWarning)
 from pipeline import artifacts
 from pipeline.artifacts.citymodels import CityBuilding, CityMesh, CityModelLayer, read_city_models
-from pipeline.artifacts.buildings import BuildingLayer, BuildingRecord, BuildingWriter, MeshLevel
+from pipeline.artifacts.buildings import BuildingRecord, BuildingWriter, MeshLevel
 from pipeline.artifacts.dem import read_enu_dem
 from pipeline.artifacts.footprints import Centroid, Footprint, Ring, first_source_vertex, read_footprints
 from pipeline.artifacts.frame import read_frame
@@ -642,9 +642,10 @@ def _features(ctx: StageContext, cfg: TwinConfig, frame: SiteFrame) -> tuple[lis
     return [], {"source": None}
 
 
-def _few_measured(feats: list[Footprint], records: list[BuildingRecord], store: CellStore) -> bool:
+def _few_measured(feats: list[Footprint], measured: int, store: CellStore) -> bool:
     """Whether fewer than half of the layer's footprints over the point cloud (five at least)
-    became buildings with their height from it: the sign of a layer that lies off the LiDAR."""
+    became buildings with their height from it (``measured`` of them did): the sign of a layer
+    that lies off the LiDAR."""
     given = [f for f in feats if f.footprint_source == "input"]
     if len(given) < MIN_ALIGNMENT_BUILDINGS:
         return False
@@ -652,7 +653,6 @@ def _few_measured(feats: list[Footprint], records: list[BuildingRecord], store: 
     present = set(store.cells())
     over = sum((int(i), int(j)) in present for i, j in zip(*store.grid().keys(centre[:, 0], centre[:, 1]),
                                                            strict=True))
-    measured = sum(r.footprint_source == "input" and r.height_source == "lidar" for r in records)
     return over >= MIN_ALIGNMENT_BUILDINGS and measured < over / 2
 
 
@@ -925,44 +925,46 @@ def _buildings(ctx: StageContext, cfg: TwinConfig, frame: SiteFrame, terrain_tif
                for members, cells in _blocks(feats, store, cell_size)]
     out = BuildingWriter(ctx.out_dir)
     with out:
-        # each building's levels go to disk as its block comes back: the records alone stay
-        made: list[tuple[int, BuildingRecord, int]] = []
+        # each building goes to disk as its block comes back; what is kept of it is its input
+        # position, handle, id and the building it replaces
+        made: list[tuple[int, int, str, str | None]] = []
         skipped: list[dict[str, Any]] = []
-        slivers = 0
+        slivers = measured = 0
         for f in ctx.reporter.track(futures, "mesh buildings"):
             r = f.result()
-            made += [(i, rec, out.add(lv)) for (i, rec), lv in zip(r["records"], r["levels"], strict=True)]
+            for (i, rec), lv in zip(r["records"], r["levels"], strict=True):
+                made.append((i, out.add(rec, lv), rec.id, rec.replaces))
+                measured += rec.footprint_source == "input" and rec.height_source == "lidar"
             skipped += r["skipped"]
             slivers += r["slivers"]
         made.sort(key=lambda x: x[0])
-        records = [rec for _, rec, _ in made]
-        handles = [h for _, _, h in made]
+        handles = [h for _, h, _, _ in made]
+        ids = [ident for _, _, ident, _ in made]
+        replacing = [(k, target) for k, (_, _, _, target) in enumerate(made) if target is not None]
         del made
         # modelled solids read the heightfield under each of them: one open file for all
         with EnuRaster(terrain_tif) if terrain_tif is not None else nullcontext() as heightfield:
             for batch, done in zip(batches, city_futures, strict=True):
                 for (j, feat, provenance), solid in zip(batch, done.result(), strict=True):
-                    records.append(_city_record(city.buildings[j], feat, provenance, solid[0][0], city_outlines[j],
-                                                heightfield, frame, m.height_disagreement))
-                    handles.append(out.add(solid, city_meshes[j][2]))
+                    rec = _city_record(city.buildings[j], feat, provenance, solid[0][0], city_outlines[j],
+                                       heightfield, frame, m.height_disagreement)
+                    handles.append(out.add(rec, solid, city_meshes[j][2]))
+                    ids.append(rec.id)
+                    if rec.replaces is not None:
+                        replacing.append((len(ids) - 1, rec.replaces))
             for s in skipped:
                 warnings.warn(f"building {s['feature']}: skipped, {s['reason']}", FeatureSkippedWarning,
                               stacklevel=2)
-            if store is not None and _few_measured(feats, records, store):
+            if store is not None and _few_measured(feats, measured, store):
                 fp_info["alignment"] = _alignment(ctx, frame, feats, store)
             del feats, futures
-            assumed = sum(r.ground_source == REFERENCE_GROUND for r in records)
-            if assumed:
-                warnings.warn(f"{assumed} building(s) stand on the site's reference height ({frame.height:g} m "
-                              "above the ellipsoid, site.origin.height): there is no terrain (no point cloud or "
-                              "DEM)", GroundAssumedWarning, stacklevel=2)
-            by_id = {r.id: i for i, r in enumerate(records)}
-            for rec in records:
+            by_id = {ident: k for k, ident in enumerate(ids)}
+            for k, named in replacing:
                 # a footprint proposal, like a model one, stands beside the building it replaces
-                if rec.replaces is not None and (rec.replaces not in by_id or rec.replaces == rec.id):
-                    skipped.append({"feature": rec.id, "reason": f"replaces unknown building {rec.replaces!r}; "
+                if named not in by_id or named == ids[k]:
+                    skipped.append({"feature": ids[k], "reason": f"replaces unknown building {named!r}; "
                                                                  "added as a proposal of its own"})
-                    rec.replaces = None
+                    out.change(handles[k], replace(out.record(handles[k]), replaces=None))
             models = []
             for meta, fut in zip(metas, model_futures, strict=True):
                 lv = fut.result()
@@ -976,43 +978,65 @@ def _buildings(ctx: StageContext, cfg: TwinConfig, frame: SiteFrame, terrain_tif
                                                                          "added as a proposal of its own"})
                         target = None
                     rec.replaces = target
-                    records.append(rec)
-                    handles.append(out.add(lv))
+                    handles.append(out.add(rec, lv))
                 elif target is not None and target in by_id:
                     i = by_id[target]
-                    old = records[i]
+                    old = out.record(handles[i])
                     rec.id, rec.floors = old.id, old.floors
                     rec.name = meta.name or old.name
                     rec.use = meta.use or old.use
                     rec.replaced_footprint = True
-                    records[i], handles[i] = rec, out.add(lv)
+                    handles[i] = out.add(rec, lv)
                 else:
                     if target is not None:
                         skipped.append({"feature": meta.id, "reason": f"replaces unknown building {target!r}; "
                                                                          "added as a building of its own"})
-                    records.append(rec)
-                    handles.append(out.add(lv))
+                    handles.append(out.add(rec, lv))
                 models.append({"id": rec.id, "file": rec.source_file, "replaces": target, "proposed": meta.proposed,
                                "repair": meta.repair, "levels": [{"faces": int(len(x[1])), "error_m": round(x[2], 4)}
                                                                     for x in lv]})
-        out.close(BuildingLayer(records, skipped, slivers, fp_info), handles)
-    lods = [r.lod for r in records]
-    kinds = [r.roof_type for r in records if r.roof_type]
-    sources = [r.height_source for r in records]
-    return {"buildings": len(records), "lod": {k: lods.count(k) for k in sorted(set(lods))},
-            "roof_types": {k: kinds.count(k) for k in sorted(set(kinds))},
-            "height_sources": {k: sources.count(k) for k in sorted(set(sources))},
-            "ground_on_reference_height": assumed,
-            "skipped": skipped, "slivers_dropped": slivers, "footprints": fp_info, "models": models,
-            "lod2_fallbacks": dict(sorted(Counter(r.lod2_fallback for r in records
-                                                  if r.lod2_fallback is not None).items())),
-            # the roofs the LiDAR shaped or had points for (every building's record is in
-            # buildings.jsonl: listing a city's attribute-height blocks here made a 150 MB report
-            # at 600,000 buildings)
-            "roofs": [{"id": r.id, "lod": r.lod, "roof_type": r.roof_type,
-                       "fit_rmse_m": r.roof_fit_rmse_m, "roof_points": r.roof_points,
-                       "fallback": r.lod2_fallback, "level_errors_m": [x.error_m for x in r.levels]}
-                      for r in records if r.roof_points or r.roof_type is not None]}
+        tally = _Tally()
+        count = out.close(handles, skipped, slivers, fp_info, seen=tally.add)
+    if tally.assumed:
+        warnings.warn(f"{tally.assumed} building(s) stand on the site's reference height ({frame.height:g} m "
+                      "above the ellipsoid, site.origin.height): there is no terrain (no point cloud or DEM)",
+                      GroundAssumedWarning, stacklevel=2)
+    return {"buildings": count, **tally.report(), "skipped": skipped, "slivers_dropped": slivers,
+            "footprints": fp_info, "models": models}
+
+
+class _Tally:
+    """What the mesh report says of the buildings, counted as their records are written."""
+
+    def __init__(self) -> None:
+        self.lod: Counter[str] = Counter()
+        self.roof_types: Counter[str] = Counter()
+        self.height_sources: Counter[str] = Counter()
+        self.fallbacks: Counter[str] = Counter()
+        self.assumed = 0
+        self.roofs: list[dict[str, Any]] = []
+
+    def add(self, r: BuildingRecord) -> None:
+        self.lod[r.lod] += 1
+        self.height_sources[r.height_source] += 1
+        if r.roof_type:
+            self.roof_types[r.roof_type] += 1
+        if r.lod2_fallback is not None:
+            self.fallbacks[r.lod2_fallback] += 1
+        self.assumed += r.ground_source == REFERENCE_GROUND
+        # the roofs the LiDAR shaped or had points for (every building's record is in
+        # buildings.jsonl: listing a city's attribute-height blocks here made a 150 MB report at
+        # 600,000 buildings)
+        if r.roof_points or r.roof_type is not None:
+            self.roofs.append({"id": r.id, "lod": r.lod, "roof_type": r.roof_type, "fit_rmse_m": r.roof_fit_rmse_m,
+                               "roof_points": r.roof_points, "fallback": r.lod2_fallback,
+                               "level_errors_m": [x.error_m for x in r.levels]})
+
+    def report(self) -> dict[str, Any]:
+        return {"lod": dict(sorted(self.lod.items())), "roof_types": dict(sorted(self.roof_types.items())),
+                "height_sources": dict(sorted(self.height_sources.items())),
+                "ground_on_reference_height": self.assumed, "lod2_fallbacks": dict(sorted(self.fallbacks.items())),
+                "roofs": self.roofs}
 
 
 def run(ctx: StageContext, cfg: TwinConfig) -> StageResult:

@@ -173,24 +173,29 @@ def _solid(shift: float) -> tuple[np.ndarray, np.ndarray]:
 
 
 def test_the_building_writer_keeps_the_buildings_close_names_in_their_order(tmp_path):
-    """Levels spooled in one order (and one building's dropped, as an imported model's
-    replacement drops a footprint's solid) read back under the feature IDs of the layer's
-    order, copied a few rows at a time; the spool leaves nothing behind."""
+    """Buildings spooled in one order (one of them dropped, as an imported model's replacement
+    drops a footprint's solid, and one record changed) read back under the feature IDs of the
+    order close is given, copied a few rows at a time; the spool leaves nothing behind."""
+    from dataclasses import replace
+
     from pipeline.artifacts.buildings import (BuildingMeshes, BuildingWriter, building_count, iter_buildings,
                                               read_buildings)
     from pipeline.core.surfaces import ROOF, UNLABELLED, complete_kinds
 
     a0, a1, b0, c0 = _solid(0.0), _solid(10.0), _solid(20.0), _solid(30.0)
+    seen = []
     with BuildingWriter(tmp_path) as out:
         out.CHUNK = 3
-        ha = out.add([(*a0, 0.0), (*a1, 0.25)])
-        out.add([(*b0, 0.0)])
-        hc = out.add([(*c0, 0.0)], np.array([ROOF, UNLABELLED, UNLABELLED, ROOF], np.uint8))
-        out.close(BuildingLayer([_record("C"), _record("A")], [{"feature": "B", "reason": "r"}], 2, {"x": 1}),
-                  [hc, ha])
+        ha = out.add(_record("A"), [(*a0, 0.0), (*a1, 0.25)])
+        out.add(_record("B"), [(*b0, 0.0)])
+        hc = out.add(_record("C"), [(*c0, 0.0)], np.array([ROOF, UNLABELLED, UNLABELLED, ROOF], np.uint8))
+        assert out.record(ha) == _record("A")
+        out.change(ha, replace(out.record(ha), name="에이"))
+        assert out.close([hc, ha], [{"feature": "B", "reason": "r"}], 2, {"x": 1}, seen=seen.append) == 2
     assert sorted(p.name for p in tmp_path.iterdir()) == ["buildings.json", "buildings.jsonl", "buildings.npz"]
     layer = read_buildings(tmp_path)
-    assert [(r.id, r.feature_id) for r in layer.buildings] == [("C", 0), ("A", 1)]
+    assert seen == layer.buildings
+    assert [(r.id, r.name, r.feature_id) for r in layer.buildings] == [("C", None, 0), ("A", "에이", 1)]
     assert [(lv.level, lv.faces, lv.error_m) for lv in layer.buildings[1].levels] == [(0, 4, 0.0), (1, 4, 0.25)]
     assert (layer.skipped, layer.slivers_dropped, layer.footprints) == ([{"feature": "B", "reason": "r"}], 2, {"x": 1})
     assert [r.centroid for r in layer.buildings] == [_record("C").centroid] * 2
@@ -212,11 +217,11 @@ def test_the_building_writer_leaves_nothing_when_the_stage_fails_or_has_no_build
     from pipeline.artifacts.buildings import BuildingMeshes, BuildingWriter, read_buildings
 
     with pytest.raises(RuntimeError), BuildingWriter(tmp_path / "a") as out:
-        out.add([(*_solid(0.0), 0.0)])
+        out.add(_record("A"), [(*_solid(0.0), 0.0)])
         raise RuntimeError("the stage failed")
     assert list((tmp_path / "a").iterdir()) == []
     with BuildingWriter(tmp_path / "b") as out:
-        out.close(BuildingLayer(), [])
+        out.close([], [], 0, {})
     assert read_buildings(tmp_path / "b") == BuildingLayer()
     meshes = BuildingMeshes(tmp_path / "b")
     assert len(meshes) == 0 and meshes.vertices.shape == (0, 3) and meshes.faces.shape == (0, 3)
