@@ -39,11 +39,15 @@ class Scene:
         meshes = [(v, f) for v, f in meshes if len(f)]
         if not meshes:
             return
+        # one geometry of every mesh's triangles: a city's 600,000 buildings as as many geometries
+        # cost the ray caster far more memory than their triangles (nothing asks which one was hit)
+        starts = np.cumsum([0] + [len(v) for v, _ in meshes[:-1]])
+        vertices = np.concatenate([np.asarray(v, np.float64) for v, _ in meshes])
+        faces = np.concatenate([np.asarray(f, np.int64) + s for (_, f), s in zip(meshes, starts, strict=True)])
         self._scene = o3d.t.geometry.RaycastingScene()
-        for v, f in meshes:
-            self._scene.add_triangles(as_tensor(v), as_tensor(f, np.uint32))
-            self.triangles += len(f)
-        used = np.concatenate([np.asarray(v, np.float64)[np.unique(f)] for v, f in meshes])
+        self._scene.add_triangles(as_tensor(vertices), as_tensor(faces, np.uint32))
+        self.triangles = len(faces)
+        used = vertices[np.unique(faces)]
         self.lo, self.hi = used.min(axis=0), used.max(axis=0)
 
     @property

@@ -26,7 +26,7 @@ from pipeline.core.atomic import tree_hashes
 from pipeline.core.tiles import box_corners
 from pipeline import artifacts
 from pipeline.artifacts.anchors import read_summary
-from pipeline.artifacts.buildings import BuildingMeshes, read_buildings
+from pipeline.artifacts.buildings import BuildingMeshes, iter_buildings
 from pipeline.artifacts.control import read_control
 from pipeline.artifacts.footprints import read_footprints
 from pipeline.artifacts.frame import FrameRecord, read_frame
@@ -213,9 +213,8 @@ def _elevation(ctx: StageContext, cfg: TwinConfig, out: Path, frame: FrameRecord
     if not e_cfg.enabled or terrain.is_empty:
         return {}
     tin = load_level(mesh, terrain.levels[0])
-    layer = read_buildings(mesh)
     meshes = BuildingMeshes(mesh)
-    standing = [meshes.get(b.feature_id, 0) for b in layer.buildings if not b.proposed]
+    standing = [meshes.get(b.feature_id, 0) for b in iter_buildings(mesh, outlines=False) if not b.proposed]
     footprints = read_footprints(ctx.input_dir("georef"), features=False)
     crs = gis_crs(cfg.site.crs, footprints.crs_wkt, frame.site.lon, frame.site.lat)
     v = tin[0]
