@@ -19,7 +19,7 @@ import multiprocessing
 import os
 import signal
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from typing import Any
 
@@ -139,6 +139,15 @@ def parallelism(executor: Executor) -> int:
         return max(1, sum(executor.client.nthreads().values()))
     # ProcessPoolExecutor keeps its size private; InlineExecutor runs one task at a time
     return int(getattr(executor, "_max_workers", 1))
+
+
+def results_in_order(futures: list[Future]) -> Iterator[Any]:
+    """The results of ``futures`` in their order, each future taken out of the list as its result
+    is read: a finished future keeps its result for as long as anything holds it, and a list of
+    a stage's futures held every block's records and meshes to its end."""
+    futures.reverse()
+    while futures:
+        yield futures.pop().result()
 
 
 class TaskWindow:

@@ -44,6 +44,7 @@ from pipeline.config import MeshConfig, TwinConfig
 from pipeline.core.alignment import footprint_offset
 from pipeline.core.budget import check_grid
 from pipeline.core.crs_hints import crs_for_shift
+from pipeline.core.executor import results_in_order
 from pipeline.core.cells import CellStore
 from pipeline.core.footprint_merge import match_outlines
 from pipeline.core.footprints import footprints_from_points, position_id
@@ -930,8 +931,7 @@ def _buildings(ctx: StageContext, cfg: TwinConfig, frame: SiteFrame, terrain_tif
         made: list[tuple[int, int, str, str | None]] = []
         skipped: list[dict[str, Any]] = []
         slivers = measured = 0
-        for f in ctx.reporter.track(futures, "mesh buildings"):
-            r = f.result()
+        for r in ctx.reporter.track(results_in_order(futures), "mesh buildings", total=len(futures)):
             for (i, rec), lv in zip(r["records"], r["levels"], strict=True):
                 made.append((i, out.add(rec, lv), rec.id, rec.replaces))
                 measured += rec.footprint_source == "input" and rec.height_source == "lidar"
@@ -944,8 +944,8 @@ def _buildings(ctx: StageContext, cfg: TwinConfig, frame: SiteFrame, terrain_tif
         del made
         # modelled solids read the heightfield under each of them: one open file for all
         with EnuRaster(terrain_tif) if terrain_tif is not None else nullcontext() as heightfield:
-            for batch, done in zip(batches, city_futures, strict=True):
-                for (j, feat, provenance), solid in zip(batch, done.result(), strict=True):
+            for batch, solids in zip(batches, results_in_order(city_futures), strict=True):
+                for (j, feat, provenance), solid in zip(batch, solids, strict=True):
                     rec = _city_record(city.buildings[j], feat, provenance, solid[0][0], city_outlines[j],
                                        heightfield, frame, m.height_disagreement)
                     handles.append(out.add(rec, solid, city_meshes[j][2]))

@@ -6,7 +6,8 @@ from concurrent.futures import Executor, Future
 
 import pytest
 
-from pipeline.core.executor import DaskExecutor, InlineExecutor, TaskWindow, make_executor, parallelism
+from pipeline.core.executor import (DaskExecutor, InlineExecutor, TaskWindow, make_executor, parallelism,
+                                     results_in_order)
 from pipeline.errors import ConfigError, InputError
 
 
@@ -68,3 +69,11 @@ def test_a_task_window_holds_at_most_its_size_unfinished_and_keeps_the_order():
     assert parallelism(InlineExecutor()) == 1 and TaskWindow(InlineExecutor()).size == 4
     with make_executor("local", workers=3) as pool3:
         assert parallelism(pool3) == 3
+
+
+def test_results_in_order_lets_go_of_each_future_as_its_result_is_read():
+    with InlineExecutor() as pool:
+        futures = [pool.submit(pow, k, 2) for k in range(4)]
+    taken = results_in_order(futures)
+    assert next(taken) == 0 and len(futures) == 3
+    assert list(taken) == [1, 4, 9] and futures == []
