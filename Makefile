@@ -56,7 +56,7 @@ bench-sunlight: setup
 # memory than the 4 GB target, so it is run on its own), then its 605 km² terrain in blocks and as
 # one TIN (about 5 minutes); writes the city and terrain blocks of docs/benchmarks.md
 bench-city: setup
-	$(BIN)/python benchmarks/city.py --sizes 10000 100000
+	$(BIN)/python benchmarks/city.py --sizes 10000 100000 600000
 	$(BIN)/python benchmarks/terrain_blocks.py --size 600000 --repeat 2
 
 clean-out:
