@@ -2,7 +2,7 @@
 order), the layer's own fields (``buildings.json``: the count, what was skipped, how the
 footprints were obtained) and every building's levels of detail as mesh pieces (``buildings.npz``).
 
-Both files are written on every run; a layer without buildings has no records and no pieces.
+All three are written on every run; a layer without buildings has no records and no pieces.
 Heights are metres, orthometric (above the geoid); ``bbox_enu``, ``outline_en`` and the pieces'
 vertices are ENU metres at the site origin.
 """
@@ -254,7 +254,7 @@ def _entry(name: str) -> zipfile.ZipInfo:
 
 def read_buildings(folder: Path, outlines: bool = True) -> BuildingLayer:
     """mesh's layer, every record in memory; ``outlines`` False leaves each record's outline and
-    holes empty, for a reader that does not draw them (a third of a record's memory)."""
+    holes empty, for a reader that does not draw them (they are a record's largest lists)."""
     doc = load_json(folder / FILE)
     return BuildingLayer(list(iter_buildings(folder, outlines)), doc["skipped"], doc["slivers_dropped"],
                          doc["footprints"])
