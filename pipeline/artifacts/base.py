@@ -32,13 +32,17 @@ class Artifact:
         return any(relative == p or relative.startswith(p + "/") for p in (self.path, *self.also))
 
 
+#: how every artifact's JSON is written (dict keys sorted, numpy values as numbers), indented or
+#: one record to a line
+_JSON_OPTIONS = orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
+
+
 def dump_json(path: Path, doc: Any) -> None:
     """Write ``doc`` as stable, readable JSON (UTF-8 text kept as such; dict keys sorted,
     dataclasses written as they stand, their fields in their order; NaN as null)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     # orjson: a city's records went through json.dumps at 0.5 ms per building
-    path.write_bytes(orjson.dumps(doc, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS
-                                  | orjson.OPT_SERIALIZE_NUMPY))
+    path.write_bytes(orjson.dumps(doc, option=orjson.OPT_INDENT_2 | _JSON_OPTIONS))
 
 
 def load_json(path: Path) -> Any:
@@ -52,9 +56,6 @@ def load_json(path: Path) -> Any:
         return json.loads(data)
 
 
-_LINE = orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
-
-
 def dump_records(path: Path, header: dict[str, Any], records: Iterable[Any]) -> int:
     """Write a layer as JSON Lines: ``header`` (the layer's own fields) on the first line, then
     one record per line; returns the number of records. A reader then holds one record's text
@@ -63,9 +64,9 @@ def dump_records(path: Path, header: dict[str, Any], records: Iterable[Any]) -> 
     path.parent.mkdir(parents=True, exist_ok=True)
     n = 0
     with path.open("wb") as f:
-        f.write(orjson.dumps(header, option=_LINE) + b"\n")
+        f.write(orjson.dumps(header, option=_JSON_OPTIONS) + b"\n")
         for record in records:
-            f.write(orjson.dumps(record, option=_LINE) + b"\n")
+            f.write(orjson.dumps(record, option=_JSON_OPTIONS) + b"\n")
             n += 1
     return n
 

@@ -924,8 +924,7 @@ def _buildings(ctx: StageContext, cfg: TwinConfig, frame: SiteFrame, terrain_tif
     futures = [ctx.executor.submit(mesh_block, members, str(clean_points) if store is not None else None, cells,
                                    tif, origin, m.model_dump(mode="json"), reference)
                for members, cells in _blocks(feats, store, cell_size)]
-    out = BuildingWriter(ctx.out_dir)
-    with out:
+    with BuildingWriter(ctx.out_dir) as out:
         # each building goes to disk as its block comes back; what is kept of it is its input
         # position, handle, id and the building it replaces
         made: list[tuple[int, int, str, str | None]] = []
