@@ -16,7 +16,7 @@ from pipeline.artifacts.base import Artifact
 
 # ingest: inputs checked and normalised, still in each input's own CRS
 SOURCE_POINTS = Artifact("ingest", "points", "point clouds in chunks, source CRS")
-SOURCE_FOOTPRINTS = Artifact("ingest", "footprints.json", "repaired footprints, source CRS")
+SOURCE_FOOTPRINTS = Artifact("ingest", "footprints.jsonl", "repaired footprints, source CRS")
 SOURCE_MODELS = Artifact("ingest", "meshes", "repaired imported models in their own frame")
 SOURCE_CITY = Artifact("ingest", "city_models.json", "city model buildings (triangles, surface kinds), source CRS",
                        also=("city_models.npz",))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -93,3 +94,20 @@ def iter_records(path: Path) -> Iterator[dict[str, Any]]:
         f.readline()
         for line in f:
             yield orjson.loads(line)
+
+
+def iter_record_spans(path: Path) -> Iterator[tuple[int, int, dict[str, Any]]]:
+    """As :func:`iter_records`, each record with where its line is in the file (byte offset and
+    length, for :func:`read_records_at`)."""
+    with path.open("rb") as f:
+        at = len(f.readline())
+        for line in f:
+            yield at, len(line), orjson.loads(line)
+            at += len(line)
+
+
+def read_records_at(path: Path, spans: Iterable[tuple[int, int]]) -> list[dict[str, Any]]:
+    """The records whose lines are at ``spans`` ((byte offset, length) pairs), in that order."""
+    with path.open("rb") as f:
+        fd = f.fileno()
+        return [orjson.loads(os.pread(fd, int(size), int(at))) for at, size in spans]

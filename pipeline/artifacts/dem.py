@@ -8,6 +8,7 @@ Both are written on every run. Without a DEM input ``dem.json`` has ``source`` N
 from __future__ import annotations
 
 import shutil
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -52,6 +53,23 @@ def read_source_dem(folder: Path) -> SourceDem:
 def write_enu_dem(folder: Path, enu: np.ndarray | None) -> None:
     """ENU (m) of every DEM pixel centre, shape (rows, cols, 3), NaN at nodata; None: no DEM."""
     np.save(ENU_DEM.locate(folder), np.empty((0, 0, 3)) if enu is None else enu)
+
+
+def write_enu_dem_bands(folder: Path, rows: int, cols: int, bands: Iterable[np.ndarray]) -> None:
+    """As :func:`write_enu_dem`, the (rows, cols, 3) array given as bands of whole rows, top to
+    bottom, each written as it comes: a city DEM's whole array is 0.6 GB. The file's bytes
+    are those :func:`numpy.save` writes for the whole array."""
+    done = 0
+    with ENU_DEM.locate(folder).open("wb") as f:
+        np.lib.format.write_array_header_1_0(f, {"descr": np.lib.format.dtype_to_descr(np.dtype(np.float64)),
+                                                 "fortran_order": False, "shape": (rows, cols, 3)})
+        for band in bands:
+            if band.shape[1:] != (cols, 3):
+                raise ValueError(f"a band of shape {band.shape} in a DEM of {cols} columns")
+            f.write(np.ascontiguousarray(band, np.float64).tobytes())
+            done += len(band)
+    if done != rows:
+        raise ValueError(f"{done} rows written of a DEM of {rows}")
 
 
 def read_enu_dem(folder: Path) -> np.ndarray | None:

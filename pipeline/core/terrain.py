@@ -80,7 +80,8 @@ def resample_lattice(values: np.ndarray, east: np.ndarray, north: np.ndarray, gr
         flat = np.flatnonzero(ok)
     r, c = np.divmod(flat, cols)
     design = np.column_stack([c, r, np.ones(len(flat))]).astype(np.float64)
-    coef, *_ = np.linalg.lstsq(design, np.column_stack([east.ravel()[flat], north.ravel()[flat]]), rcond=None)
+    # by row and column: ravel() of a plane strided in the (rows, cols, 3) lattice copies all of it
+    coef, *_ = np.linalg.lstsq(design, np.column_stack([east[r, c], north[r, c]]), rcond=None)
     inv = np.linalg.inv(coef[:2].T)  # of d(E, N) / d(col, row)
     out = np.empty((grid.rows, grid.cols))
     # posts a band of rows at a time: memory follows the band, not the heightfield

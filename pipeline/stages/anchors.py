@@ -34,7 +34,7 @@ from pipeline.artifacts.anchors import (Anchor, AnchorSet, AnchorWriter, ArcoreP
 from pipeline.artifacts.buildings import BuildingMeshes, BuildingRecord, building_count, iter_buildings
 from pipeline.artifacts.control import ControlRecord, read_control
 from pipeline.artifacts.features import FeatureRef, read_feature_index
-from pipeline.artifacts.footprints import read_footprints
+from pipeline.artifacts.footprints import FootprintLookup, lookup_footprints
 from pipeline.artifacts.frame import read_frame
 from pipeline.artifacts.models import read_models
 from pipeline.artifacts.pois import PoiRecord, read_pois
@@ -89,9 +89,10 @@ def _outline(b: BuildingRecord, footprints: dict[str, Polygon]) -> Polygon | Non
     return None
 
 
-def _footprint_polygons(georef: Any) -> dict[str, Polygon]:
+def _footprint_polygons(footprints: FootprintLookup, ids: list[str]) -> dict[str, Polygon]:
+    """The largest valid part (with its holes) of the footprints of ``ids`` that the layer has."""
     out = {}
-    for f in read_footprints(georef, plan_only=True).features:
+    for f in footprints.load(ids).values():
         polys = [Polygon(part[0].en, [r.en for r in part[1:]]) for part in f.parts if len(part[0].en) >= 3]
         polys = [p for p in polys if p.is_valid and p.area > 0]
         if polys:
@@ -136,20 +137,21 @@ def _entrance_places(b: BuildingRecord, doors: list[PoiRecord], terrain: Scene, 
 
 class _BuildingPlaces:
     """Places the building and rooftop anchors of a batch of buildings at a time (the footprints
-    and the meshes are opened once)."""
+    are looked up and the meshes opened once; a batch's footprints are read with it)."""
 
     def __init__(self, ctx: StageContext, cfg: TwinConfig, frame: Any, tin_error: float | None, terrain: Scene,
                  index: dict[str, FeatureRef]) -> None:
         self.cfg, self.frame, self.tin_error, self.terrain, self.index = cfg, frame, tin_error, terrain, index
-        self.footprints = _footprint_polygons(ctx.input_dir("georef"))
+        self.footprints = lookup_footprints(ctx.input_dir("georef"))
         self.meshes = BuildingMeshes(ctx.input_dir("mesh"))
 
     def __call__(self, batch: list[BuildingRecord], entrances: dict[str, list[PoiRecord]],
                  skipped: list[dict[str, str]]) -> list[_Place]:
         s = self.cfg.stages.anchors
         standing: list[tuple[BuildingRecord, Polygon]] = []
+        footprints = _footprint_polygons(self.footprints, [b.id for b in batch])
         for b in batch:
-            poly = _outline(b, self.footprints)
+            poly = _outline(b, footprints)
             if poly is None:
                 skipped.append({"anchor": f"building:{b.id}", "reason": "no outline"})
             else:
@@ -347,8 +349,7 @@ def run(ctx: StageContext, cfg: TwinConfig) -> StageResult:
     skipped: list[dict[str, str]] = []
     s = cfg.stages.anchors
     # only where each building's feature is: its properties are most of the index (0.9 GB at 600k)
-    index = read_feature_index(ctx.input_dir("tile"), properties=False)
-    # the footprints' records are freed once their polygons are made
+    index = read_feature_index(ctx.input_dir("tile"), properties=False, geometry=False)
     place = _BuildingPlaces(ctx, cfg, frame, tin_error, terrain, index) \
         if s.include_buildings or s.include_rooftops else None
     # every building has its feature in the index (tile puts each in one leaf): the records

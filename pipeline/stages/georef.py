@@ -13,7 +13,9 @@ checks every input lands near the site and scores the LiDAR's heights against th
 from __future__ import annotations
 
 import shutil
+from collections.abc import Iterator
 from dataclasses import asdict, replace
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -41,8 +43,9 @@ from pipeline.errors import CRSError, StageError
 from pipeline import artifacts
 from pipeline.artifacts.clouds import SourceCloud, read_source_clouds
 from pipeline.artifacts.control import ControlRecord, SurveyedPoint, read_source_gcps, write_control
-from pipeline.artifacts.dem import read_source_dem, write_enu_dem
-from pipeline.artifacts.footprints import (Centroid, Footprint, FootprintLayer, Ring, read_source_footprints,
+from pipeline.artifacts.dem import read_source_dem, write_enu_dem, write_enu_dem_bands
+from pipeline.artifacts.footprints import (Centroid, Footprint, FootprintLayer, Ring, SourceFootprint,
+                                           iter_source_footprints, read_source_footprints, source_footprint_count,
                                            write_footprints)
 from pipeline.artifacts.frame import FrameRecord, write_frame
 from pipeline.artifacts.citymodels import CityMesh, read_source_city_models, write_city_models
@@ -60,6 +63,8 @@ SPEC = StageSpec("georef", reads=(artifacts.SOURCE_POINTS, artifacts.SOURCE_FOOT
 MIN_HEIGHT, MAX_HEIGHT = -500.0, 9000.0
 #: DEM pixels taken through PROJ at a time (a few hundred MB of arrays)
 DEM_BAND_PIXELS = 2_000_000
+#: footprints read, placed and written at a time
+FOOTPRINT_BATCH = 50_000
 
 
 class _Georeferencer:
@@ -375,46 +380,66 @@ def _align(ctx: StageContext, cfg: TwinConfig, movers: list[tuple[SourceCloud, P
     return results
 
 
-def _footprints(ctx: StageContext, g: _Georeferencer) -> int | None:
-    """The footprint layer in the site frame and its size (an empty layer, and None, without a
-    footprint input)."""
-    data = read_source_footprints(ctx.input_dir("ingest"))
-    if data.source is None or data.crs_wkt is None:
-        write_footprints(ctx.out_dir, FootprintLayer())
-        return None
-    crs = pyproj.CRS.from_wkt(data.crs_wkt)
-    geoms = [shapely.from_wkt(feat.wkt) for feat in data.features]
-    # every ring of the layer goes through PROJ and the checks in one call: one call per ring
+def _placed(g: _Georeferencer, crs: pyproj.CRS, source: str, accept: bool, batch: list[SourceFootprint]
+            ) -> tuple[list[Footprint], np.ndarray]:
+    """A batch of the layer's footprints in the site frame, and the WGS84 box of their vertices
+    (lon min, lat min, lon max, lat max)."""
+    geoms = [shapely.from_wkt(feat.wkt) for feat in batch]
+    # every ring of the batch goes through PROJ and the checks in one call: one call per ring
     # took most of the stage for a city
     polys_of = [list(geom.geoms) if geom.geom_type == "MultiPolygon" else [geom] for geom in geoms]
     rings_xy = [np.asarray(ring.coords)[:-1] for polys in polys_of for poly in polys
                 for ring in [poly.exterior, *poly.interiors]]
+    if not rings_xy:
+        return [], np.array([np.inf, np.inf, -np.inf, -np.inf])
+    xy = np.concatenate(rings_xy)
+    lon, lat, _, n = g.geodetic(crs, xy[:, 0], xy[:, 1], np.zeros(len(xy)), source, accept=accept)
+    enu = g.frame.geodetic_to_enu(lon, lat, n)  # at orthometric height 0
+    centre = shapely.get_coordinates(shapely.centroid(geoms))
+    # the outlines were checked just above; their centroids lie within them
+    clon, clat, _, cn = g.geodetic(crs, centre[:, 0], centre[:, 1], np.zeros(len(centre)), source, accept=True)
+    cenu = g.frame.geodetic_to_enu(clon, clat, cn)
+    ends = np.cumsum([len(r) for r in rings_xy])
+    # the rings in the order they were flattened: each polygon takes its exterior and holes
+    ring_iter = iter(Ring(enu[b - len(r):b, :2].tolist(), r.tolist(),
+                          np.column_stack([lon[b - len(r):b], lat[b - len(r):b]]).tolist(),
+                          n[b - len(r):b].tolist()) for r, b in zip(rings_xy, ends, strict=True))
     out = []
-    if rings_xy:
-        xy = np.concatenate(rings_xy)
-        lon, lat, _, n = g.geodetic(crs, xy[:, 0], xy[:, 1], np.zeros(len(xy)), data.source,
-                                    accept=data.accept_crs)
-        enu = g.frame.geodetic_to_enu(lon, lat, n)  # at orthometric height 0
-        g.note_extent(data.source, crs, lon, lat)
-        centre = shapely.get_coordinates(shapely.centroid(geoms))
-        # the outlines were checked just above; their centroids lie within them
-        clon, clat, _, cn = g.geodetic(crs, centre[:, 0], centre[:, 1], np.zeros(len(centre)), data.source,
-                                       accept=True)
-        cenu = g.frame.geodetic_to_enu(clon, clat, cn)
-        ends = np.cumsum([len(r) for r in rings_xy])
-        # the rings in the order they were flattened: each polygon takes its exterior and holes
-        ring_iter = iter(Ring(enu[b - len(r):b, :2].tolist(), r.tolist(),
-                              np.column_stack([lon[b - len(r):b], lat[b - len(r):b]]).tolist(),
-                              n[b - len(r):b].tolist()) for r, b in zip(rings_xy, ends, strict=True))
-        for i, (feat, polys) in enumerate(zip(data.features, polys_of, strict=True)):
-            parts = [[next(ring_iter) for _ in range(1 + len(poly.interiors))] for poly in polys]
-            out.append(Footprint(feat.id, feat.name, feat.use, feat.floors, feat.height, parts,
-                                 Centroid(float(clon[i]), float(clat[i]), float(cn[i]), cenu[i, :2].tolist()),
-                                 proposed=feat.proposed, replaces=feat.replaces, floors_below=feat.floors_below,
-                                 height_origin=feat.height_origin, floors_origin=feat.floors_origin,
-                                 approval_date=feat.approval_date))
-    write_footprints(ctx.out_dir, FootprintLayer(data.source, data.crs_wkt, out, data.skipped, data.repaired))
-    return len(out)
+    for i, (feat, polys) in enumerate(zip(batch, polys_of, strict=True)):
+        parts = [[next(ring_iter) for _ in range(1 + len(poly.interiors))] for poly in polys]
+        out.append(Footprint(feat.id, feat.name, feat.use, feat.floors, feat.height, parts,
+                             Centroid(float(clon[i]), float(clat[i]), float(cn[i]), cenu[i, :2].tolist()),
+                             proposed=feat.proposed, replaces=feat.replaces, floors_below=feat.floors_below,
+                             height_origin=feat.height_origin, floors_origin=feat.floors_origin,
+                             approval_date=feat.approval_date))
+    return out, np.array([lon.min(), lat.min(), lon.max(), lat.max()])
+
+
+def _footprints(ctx: StageContext, g: _Georeferencer) -> int | None:
+    """The footprint layer in the site frame and its size (an empty layer, and None, without a
+    footprint input). Footprints are read, placed and written ``FOOTPRINT_BATCH`` at a time: a
+    city's 600,000 as records with every ring's coordinate lists took 2 GB."""
+    ingest = ctx.input_dir("ingest")
+    data = read_source_footprints(ingest, features=False)
+    if data.source is None or data.crs_wkt is None:
+        write_footprints(ctx.out_dir, FootprintLayer())
+        return None
+    crs = pyproj.CRS.from_wkt(data.crs_wkt)
+    box = np.array([np.inf, np.inf, -np.inf, -np.inf])
+
+    def placed() -> Iterator[Footprint]:
+        nonlocal box
+        source = iter_source_footprints(ingest)
+        for batch in iter(lambda: list(islice(source, FOOTPRINT_BATCH)), []):
+            feats, got = _placed(g, crs, data.source or "", data.accept_crs, batch)
+            box = np.concatenate([np.minimum(box[:2], got[:2]), np.maximum(box[2:], got[2:])])
+            yield from feats
+
+    n = write_footprints(ctx.out_dir, FootprintLayer(data.source, data.crs_wkt, [], data.skipped, data.repaired),
+                         placed(), source_footprint_count(ingest))
+    if n:
+        g.note_extent(data.source, crs, box[[0, 2]], box[[1, 3]])
+    return n
 
 
 def _meshes(ctx: StageContext, g: _Georeferencer) -> list[dict[str, Any]]:
@@ -479,24 +504,30 @@ def _dem(ctx: StageContext, g: _Georeferencer) -> dict[str, Any] | None:
         write_enu_dem(ctx.out_dir, None)
         return None
     elev = read_elevation(meta.raster(ingest), meta.crs_wkt)
+    source = meta.source
     rows, cols = elev.values.shape
-    enu = np.full((rows, cols, 3), np.nan)
     # lon, lat, h and N of the band's pixels; the lowest and highest of each over the DEM
     lo, hi = np.full(4, np.inf), np.full(4, -np.inf)
-    # a band of rows at a time: a city DEM's 25 million pixels at once took 4 GB of PROJ arrays
+    # a band of rows at a time, written as it is made: a city DEM's 25 million pixels at once
+    # took 4 GB of PROJ arrays, and its ENU array is 0.6 GB
     band = max(1, DEM_BAND_PIXELS // cols)
-    for r0 in range(0, rows, band):
-        part = slice(r0, min(r0 + band, rows))
-        x, y = elev.pixel_centers(part)
-        z = elev.values[part]
-        valid = np.isfinite(z)
-        if not valid.any():
-            continue
-        lon, lat, h, n = g.geodetic(elev.crs, x[valid], y[valid], z[valid], meta.source, accept=meta.accept_crs)
-        enu[part][valid] = g.frame.geodetic_to_enu(lon, lat, h)
-        got = np.column_stack([lon, lat, h, n])
-        lo, hi = np.minimum(lo, got.min(axis=0)), np.maximum(hi, got.max(axis=0))
-    write_enu_dem(ctx.out_dir, enu)
+
+    def bands() -> Iterator[np.ndarray]:
+        nonlocal lo, hi
+        for r0 in range(0, rows, band):
+            part = slice(r0, min(r0 + band, rows))
+            enu = np.full((part.stop - r0, cols, 3), np.nan)
+            x, y = elev.pixel_centers(part)
+            z = elev.values[part]
+            valid = np.isfinite(z)
+            if valid.any():
+                lon, lat, h, n = g.geodetic(elev.crs, x[valid], y[valid], z[valid], source, accept=meta.accept_crs)
+                enu[valid] = g.frame.geodetic_to_enu(lon, lat, h)
+                got = np.column_stack([lon, lat, h, n])
+                lo, hi = np.minimum(lo, got.min(axis=0)), np.maximum(hi, got.max(axis=0))
+            yield enu
+
+    write_enu_dem_bands(ctx.out_dir, rows, cols, bands())
     g.note_extent(meta.source, elev.crs, *np.column_stack([lo, hi])[:3])
     return {"shape": [rows, cols], "undulation_range_m": [float(lo[3]), float(hi[3])]}
 

@@ -28,6 +28,7 @@ repaired). Heights in the attributes are orthometric.
 from __future__ import annotations
 
 import warnings
+from array import array
 from collections import Counter
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, replace
@@ -67,7 +68,8 @@ from pipeline import artifacts
 from pipeline.artifacts.citymodels import CityBuilding, CityMesh, CityModelLayer, read_city_models
 from pipeline.artifacts.buildings import BuildingRecord, BuildingWriter, MeshLevel
 from pipeline.artifacts.dem import read_enu_dem
-from pipeline.artifacts.footprints import Centroid, Footprint, Ring, first_source_vertex, read_footprints
+from pipeline.artifacts.footprints import (Centroid, Footprint, FootprintLines, FootprintTable, Ring,
+                                          first_source_vertex, read_footprints, scan_footprints)
 from pipeline.artifacts.frame import read_frame
 from pipeline.artifacts.models import PlacedModel, read_models
 from pipeline.artifacts.terrain import TerrainLevel, TerrainRecord, write_terrain
@@ -86,6 +88,8 @@ ALIGNMENT_CELL_M, ALIGNMENT_SEARCH_M = 2.0, 400.0
 CITY_BATCH = 64
 #: a TIN needs at least this many heightfield posts with data to be a surface
 MIN_TERRAIN_POSTS = 4
+#: steps along each axis that the DEM's post spacing is measured on
+SPACING_STEPS = 1_000_000
 #: ``ground_source`` of buildings on a site without terrain (they stand on the origin's height)
 REFERENCE_GROUND = "site reference height"
 
@@ -175,8 +179,14 @@ def _heightfield(ctx: StageContext, cfg: TwinConfig) -> tuple[Heightfield | None
 
 
 def _post_spacing(lattice: np.ndarray) -> float:
-    """The typical distance (m) between neighbouring posts of a (rows, cols, 3) ENU lattice."""
-    along = [np.hypot(*np.diff(lattice[..., :2], axis=a).reshape(-1, 2).T) for a in (0, 1) if lattice.shape[a] > 1]
+    """The typical distance (m) between neighbouring posts of a (rows, cols, 3) ENU lattice: the
+    median step along rows and along columns, over at most about ``SPACING_STEPS`` of each (every
+    k-th column's steps down and every k-th row's across; a city DEM's 25 million posts made
+    2 GB of differences, and a projected lattice's spacing changes by parts per million across it)."""
+    rows, cols = lattice.shape[:2]
+    k = max(1, -(-rows * cols // SPACING_STEPS))
+    along = [np.hypot(*np.diff(sub[..., :2], axis=a).reshape(-1, 2).T)
+             for a, sub in ((0, lattice[:, ::k]), (1, lattice[::k])) if lattice.shape[a] > 1]
     steps = np.concatenate(along) if along else np.empty(0)
     steps = steps[np.isfinite(steps)]
     return float(np.median(steps)) if len(steps) else 0.0
@@ -515,12 +525,15 @@ def _block_points(store: str | None, cells: list[tuple[int, int]], frame: SiteFr
     return {"px": plan[:, 0], "py": plan[:, 1], "h": h}
 
 
-def mesh_block(features: list[tuple[int, Footprint]], store: str | None, cells: list[tuple[int, int]],
-               terrain_tif: str | None, origin: dict[str, float], m_dump: dict[str, Any],
+def mesh_block(positions: np.ndarray, footprints: list[Footprint] | FootprintLines, store: str | None,
+               cells: list[tuple[int, int]], terrain_tif: str | None, origin: dict[str, float], m_dump: dict[str, Any],
                reference: float | None = None) -> dict[str, Any]:
-    """Executor task: mesh a block of buildings; returns their records (with their feature's
-    position in the input order), levels and what was skipped."""
+    """Executor task: mesh a block of buildings (``footprints``, or where to read them, at
+    ``positions`` in the input order); returns their records (with that position), levels and
+    what was skipped."""
     m = MeshConfig.model_validate(m_dump)
+    features = list(zip(positions.tolist(),
+                        footprints.load() if isinstance(footprints, FootprintLines) else footprints, strict=True))
     frame = SiteFrame.from_origin(origin)
     polys_of = [_polygons(f, m.min_area) for _, f in features]
     shapes = [p for ps, _ in polys_of for p in ps]
@@ -622,47 +635,51 @@ def _merged(given: list[Footprint], lidar: list[Footprint], m: MeshConfig) -> tu
     return out, info
 
 
-def _features(ctx: StageContext, cfg: TwinConfig, frame: SiteFrame) -> tuple[list[Footprint], dict[str, Any]]:
-    """The footprint layer, or footprints outlined from the LiDAR when none was given (or when
-    ``footprints_from_points`` says always), or both merged (``merge``)."""
-    layer = read_footprints(ctx.input_dir(artifacts.ENU_FOOTPRINTS.stage), plan_only=True)
+def _features(ctx: StageContext, cfg: TwinConfig, frame: SiteFrame) -> tuple[FootprintTable, dict[str, Any]]:
+    """The footprint layer (as lines of georef's file, which each block's task reads), or
+    footprints outlined from the LiDAR when none was given (or when ``footprints_from_points``
+    says always), or both merged (``merge``)."""
+    georef = ctx.input_dir(artifacts.ENU_FOOTPRINTS.stage)
+    layer = read_footprints(georef, features=False)
     mode = cfg.stages.mesh.footprints_from_points
     if layer.source is not None and mode == "merge":
         derived, lidar_info = _derived_features(ctx, cfg, frame, cfg.geoid_model())
-        feats, merge = _merged(layer.features, derived, cfg.stages.mesh)
+        feats, merge = _merged(read_footprints(georef, plan_only=True).features, derived, cfg.stages.mesh)
         for c in merge["conflicts"]:
             warnings.warn(f"LiDAR outline {c['lidar']} overlaps footprint(s) {', '.join(c['overlaps'])} without "
                           "matching one: left out, the layer's kept", FeatureSkippedWarning, stacklevel=2)
-        return feats, {"source": "input+lidar", "features": len(feats), "merge": merge, "lidar": lidar_info,
-                       "skipped_at_ingest": layer.skipped, "repaired_at_ingest": layer.repaired}
+        return FootprintTable.of(feats), {"source": "input+lidar", "features": len(feats), "merge": merge,
+                                          "lidar": lidar_info, "skipped_at_ingest": layer.skipped,
+                                          "repaired_at_ingest": layer.repaired}
     if layer.source is not None and mode != "always":
-        return layer.features, {"source": "input", "features": len(layer.features),
-                                "skipped_at_ingest": layer.skipped, "repaired_at_ingest": layer.repaired}
+        table = scan_footprints(georef)
+        return table, {"source": "input", "features": len(table), "skipped_at_ingest": layer.skipped,
+                       "repaired_at_ingest": layer.repaired}
     if mode != "never":
-        return _derived_features(ctx, cfg, frame, cfg.geoid_model())
-    return [], {"source": None}
+        derived, info = _derived_features(ctx, cfg, frame, cfg.geoid_model())
+        return FootprintTable.of(derived), info
+    return FootprintTable.of([]), {"source": None}
 
 
-def _few_measured(feats: list[Footprint], measured: int, store: CellStore) -> bool:
+def _few_measured(feats: FootprintTable, measured: int, store: CellStore) -> bool:
     """Whether fewer than half of the layer's footprints over the point cloud (five at least)
     became buildings with their height from it (``measured`` of them did): the sign of a layer
     that lies off the LiDAR."""
-    given = [f for f in feats if f.footprint_source == "input"]
-    if len(given) < MIN_ALIGNMENT_BUILDINGS:
+    centre = feats.centroid_en[feats.from_input]
+    if len(centre) < MIN_ALIGNMENT_BUILDINGS:
         return False
-    centre = np.array([f.centroid.en for f in given], np.float64)
     present = set(store.cells())
     over = sum((int(i), int(j)) in present for i, j in zip(*store.grid().keys(centre[:, 0], centre[:, 1]),
                                                            strict=True))
     return over >= MIN_ALIGNMENT_BUILDINGS and measured < over / 2
 
 
-def _alignment(ctx: StageContext, frame: SiteFrame, feats: list[Footprint], store: CellStore) -> dict[str, Any]:
+def _alignment(ctx: StageContext, frame: SiteFrame, feats: FootprintTable, store: CellStore) -> dict[str, Any]:
     """How far the footprint layer lies off the LiDAR's building points (the shift that covers
     most of it with them); warns, naming the CRS the shift points to, when it is off."""
     georef = ctx.input_dir(artifacts.ENU_FOOTPRINTS.stage)
     layer = read_footprints(georef, features=False)
-    polys = [p for f in feats if f.footprint_source == "input" for p in _polygons(f, 0.0)[0]]
+    polys = [p for f in feats.load(np.flatnonzero(feats.from_input)) for p in _polygons(f, 0.0)[0]]
     lo = np.min([p.bounds[:2] for p in polys], axis=0) - ALIGNMENT_SEARCH_M
     hi = np.max([p.bounds[2:] for p in polys], axis=0) + ALIGNMENT_SEARCH_M
     parts = []
@@ -703,25 +720,27 @@ def _alignment(ctx: StageContext, frame: SiteFrame, feats: list[Footprint], stor
     return info
 
 
-def _blocks(feats: list[Footprint], store: CellStore | None, size: float
-            ) -> list[tuple[list[tuple[int, Footprint]], list[tuple[int, int]]]]:
-    """Buildings (with their position in the layer) grouped by the ``size`` block their centroid
-    falls in, with the point cells each group's footprints touch."""
-    groups: dict[tuple[int, int], list[tuple[int, Footprint]]] = {}
-    for k, f in enumerate(feats):
-        e, n = f.centroid.en
-        groups.setdefault((int(np.floor(e / size)), int(np.floor(n / size))), []).append((k, f))
+def _blocks(feats: FootprintTable, store: CellStore | None, size: float
+            ) -> list[tuple[np.ndarray, list[tuple[int, int]]]]:
+    """The footprints' positions in the layer grouped by the ``size`` block their centroid falls
+    in (blocks west to east, then south to north; layer order within one), with the point cells
+    each group's footprints touch."""
+    if not len(feats):
+        return []
+    key = np.floor(feats.centroid_en / size).astype(np.int64)
+    order = np.lexsort((key[:, 1], key[:, 0]))  # stable: layer order within a block
+    sk = key[order]
+    groups = np.split(order, np.flatnonzero(np.any(sk[1:] != sk[:-1], axis=1)) + 1)
     grid = store.grid() if store is not None else None
     out = []
-    for key in sorted(groups):
-        members = groups[key]
-        cells: set[tuple[int, int]] = set()
+    for members in groups:
+        cells: list[tuple[int, int]] = []
         if grid is not None:
-            xy = np.concatenate([ring for _, f in members for part in f.parts for ring in _rings_en(part)])
-            (i0, i1), (j0, j1) = grid.keys(np.array([xy[:, 0].min() - 2.0, xy[:, 0].max() + 2.0]),
-                                           np.array([xy[:, 1].min() - 2.0, xy[:, 1].max() + 2.0]))
-            cells = {(int(i), int(j)) for i in range(i0, i1 + 1) for j in range(j0, j1 + 1)}
-        out.append((members, sorted(cells)))
+            b = feats.bounds[members]
+            (i0, i1), (j0, j1) = grid.keys(np.array([b[:, 0].min() - 2.0, b[:, 2].max() + 2.0]),
+                                           np.array([b[:, 1].min() - 2.0, b[:, 3].max() + 2.0]))
+            cells = [(int(i), int(j)) for i in range(i0, i1 + 1) for j in range(j0, j1 + 1)]
+        out.append((members, cells))
     return out
 
 
@@ -902,7 +921,9 @@ def _buildings(ctx: StageContext, cfg: TwinConfig, frame: SiteFrame, terrain_tif
                      for b, mesh in zip(city.buildings, city_meshes, strict=True)]
     city_plan: list[tuple[int, Footprint | None, list[dict[str, Any]]]] = []
     if city.buildings:
-        feats, city_plan, fp_info["city_models"] = _with_city_models(feats, city, city_outlines, m)
+        kept, city_plan, fp_info["city_models"] = _with_city_models(feats.load(np.arange(len(feats))), city,
+                                                                     city_outlines, m)
+        feats = FootprintTable.of(kept)
     clean_points = ctx.locate(artifacts.CLEAN_POINTS)
     cloud = CellStore(clean_points)
     cloud_meta = cloud.meta()
@@ -921,26 +942,34 @@ def _buildings(ctx: StageContext, cfg: TwinConfig, frame: SiteFrame, terrain_tif
     batches = [city_plan[k:k + CITY_BATCH] for k in range(0, len(city_plan), CITY_BATCH)]
     city_futures = [ctx.executor.submit(solid_levels, [city_meshes[j][:2] for j, _, _ in batch],
                                         m.model_dump(mode="json")) for batch in batches]
-    futures = [ctx.executor.submit(mesh_block, members, str(clean_points) if store is not None else None, cells,
+    futures = [ctx.executor.submit(mesh_block, members, feats.take(members),
+                                   str(clean_points) if store is not None else None, cells,
                                    tif, origin, m.model_dump(mode="json"), reference)
                for members, cells in _blocks(feats, store, cell_size)]
     with BuildingWriter(ctx.out_dir) as out:
         # each building goes to disk as its block comes back; what is kept of it is its input
-        # position, handle, id and the building it replaces
-        made: list[tuple[int, int, str, str | None]] = []
+        # position, handle, id and the building it replaces (the few that name one)
+        position, made, made_ids = array("q"), array("q"), []
+        targets: dict[int, str] = {}
         skipped: list[dict[str, Any]] = []
         slivers = measured = 0
         for r in ctx.reporter.track(results_in_order(futures), "mesh buildings", total=len(futures)):
             for (i, rec), lv in zip(r["records"], r["levels"], strict=True):
-                made.append((i, out.add(rec, lv), rec.id, rec.replaces))
+                if rec.replaces is not None:
+                    targets[len(made)] = rec.replaces
+                position.append(i)
+                made.append(out.add(rec, lv))
+                made_ids.append(rec.id)
                 measured += rec.footprint_source == "input" and rec.height_source == "lidar"
             skipped += r["skipped"]
             slivers += r["slivers"]
-        made.sort(key=lambda x: x[0])
-        handles = [h for _, h, _, _ in made]
-        ids = [ident for _, _, ident, _ in made]
-        replacing = [(k, target) for k, (_, _, _, target) in enumerate(made) if target is not None]
-        del made
+        order = np.argsort(np.asarray(position, np.int64), kind="stable")
+        handles = np.asarray(made, np.int64)[order].tolist()
+        ids = [made_ids[k] for k in order.tolist()]
+        rank = np.empty(len(order), np.int64)
+        rank[order] = np.arange(len(order))
+        replacing = sorted((int(rank[k]), target) for k, target in targets.items())
+        del position, made, made_ids, order, rank
         # modelled solids read the heightfield under each of them: one open file for all
         with EnuRaster(terrain_tif) if terrain_tif is not None else nullcontext() as heightfield:
             for batch, solids in zip(batches, results_in_order(city_futures), strict=True):

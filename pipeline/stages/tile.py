@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import posixpath
-from dataclasses import replace
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +40,7 @@ from pipeline.core.tiles import (TileNode, aabb_box, assemble_tree, box_corners,
                                  split_external, tileset_doc, transform_box)
 from pipeline.errors import StageError
 from pipeline import artifacts
-from pipeline.artifacts.buildings import BuildingMeshes, read_buildings
+from pipeline.artifacts.buildings import BuildingMeshes, scan_buildings
 from pipeline.artifacts.control import read_control
 from pipeline.artifacts.features import FeatureRef, write_feature_index
 from pipeline.artifacts.sunlight import ReceiverResults, read_receivers, read_sunlight
@@ -53,6 +53,9 @@ SPEC = StageSpec("tile", reads=(artifacts.FRAME, artifacts.CONTROL, artifacts.CL
                  writes=(artifacts.TILESET, artifacts.FEATURE_INDEX),
                  # the root tileset's provenance names every input file with its sha256
                  reads_inputs=True)
+
+#: feature index entries whose properties are read at a time
+INDEX_BATCH = 4096
 
 PROVENANCE_SCHEMA = {
     "id": "dmc_twin_tileset",
@@ -159,32 +162,34 @@ def _building_layer(ctx: StageContext, out: Path, m: np.ndarray, t: TileConfig, 
     REPLACE refinement; its geometricError is the largest measured deviation it keeps (a level's
     Hausdorff distance from mesh, or a left-out building's height)."""
     mesh = ctx.input_dir("mesh")
-    records = read_buildings(mesh, outlines=False).buildings
+    table = scan_buildings(mesh)
     sunlight = read_sunlight(ctx.input_dir("analysis"))
     # a building's share of failing windows as the district stands; a proposal's, with it built
     fail_share = sunlight.fail_share(1) | sunlight.fail_share(0) if sunlight.enabled else {}
-    if not records:
+    if not len(table):
         write_feature_index(ctx.out_dir, {})
         return None
 
-    def properties(b: int) -> dict[str, Any]:
-        return records[b].feature_properties() | {"sunlight_fail_share": fail_share.get(records[b].id)}
+    def properties(rows: list[int]) -> list[dict[str, Any]]:
+        # read from the records when a tile or the index needs them: a city's, held, took 0.9 GB
+        return [r.feature_properties() | {"sunlight_fail_share": fail_share.get(r.id)} for r in table.records(rows)]
 
-    # where each building's full detail is; its properties are made again when the index is
-    # written (held here, they were 0.9 GB at 600,000 buildings)
-    leaf: dict[str, tuple[int, FeatureRef]] = {}
+    n = len(table)
+    # where each building's full detail is: its leaf tile, its feature ID there, its geometry's
+    # digest, and when it was placed there (of buildings sharing an id, the index keeps the last)
+    leaf_tile, leaf_local, leaf_order = np.full(n, -1, np.int64), np.zeros(n, np.int64), np.zeros(n, np.int64)
+    leaf_digest = np.zeros(n, "S16")
+    leaf_uris: list[str] = []
     pieces = BuildingMeshes(mesh)
-    errors = [[lv.error_m for lv in r.levels] for r in records]
-    faces0 = np.array([r.levels[0].faces for r in records])
-    cen = np.array([r.centroid.en for r in records], np.float64)
-    lo_all = np.min([r.bbox_enu[:2] for r in records], axis=0)
-    hi_all = np.max([r.bbox_enu[3:5] for r in records], axis=0)
+    heights = table.height.tolist()
+    faces0 = table.level_faces[table.level_start[:-1]]
+    lo_all, hi_all = table.bbox_enu[:, :2].min(axis=0), table.bbox_enu[:, 3:5].max(axis=0)
 
     def split(node: QuadNode) -> bool:
         return len(node.items) > 1 and (node.size > t.building_tile_size or len(node.items) > t.tile_max_features
                                         or faces0[node.items].sum() > t.tile_max_triangles)
 
-    tree = build_quadtree(cen[:, 0], cen[:, 1], split, bounds=(*lo_all, *hi_all))
+    tree = build_quadtree(table.centroid_en[:, 0], table.centroid_en[:, 1], split, bounds=(*lo_all, *hi_all))
     (out / "tiles").mkdir(parents=True, exist_ok=True)
     # every tile's property table refers to this one schema file
     _dump(out / "schema.json", BUILDING_SCHEMA)
@@ -195,12 +200,13 @@ def _building_layer(ctx: StageContext, out: Path, m: np.ndarray, t: TileConfig, 
             tau = node.size * t.hlod_error_fraction
             chosen, worst = [], 0.0
             for b in node.items.tolist():
-                if records[b].height <= tau:
-                    worst = max(worst, records[b].height)  # left out: the whole building is the error
+                if heights[b] <= tau:
+                    worst = max(worst, heights[b])  # left out: the whole building is the error
                     continue
-                k = max(i for i, e in enumerate(errors[b]) if e <= tau or i == 0)
+                errors = table.errors(b)
+                k = max(i for i, e in enumerate(errors) if e <= tau or i == 0)
                 chosen.append((b, k))
-                worst = max(worst, errors[b][k])
+                worst = max(worst, errors[k])
             if worst == 0.0 and len(chosen) == len(node.items) and all(k == 0 for _, k in chosen):
                 node.children = []  # already the full detail of every building below: a leaf
         else:
@@ -212,22 +218,35 @@ def _building_layer(ctx: StageContext, out: Path, m: np.ndarray, t: TileConfig, 
         parts = [pieces.get(b, k) for b, k in chosen]
         verts, faces = concat_meshes(parts)
         feature = np.repeat(np.arange(len(parts)), [len(f) for _, f in parts])
-        tile_records = [properties(b) for b, _ in chosen]
         jobs.submit(
             node.key, write_mesh_tile, str(out / uri), verts, faces, t.mesh_compression,
             face_feature=feature, face_surface=np.concatenate([pieces.surface(b, k) for b, k in chosen]),
-            records=tile_records, schema_uri="../schema.json")
+            records=properties([b for b, _ in chosen]), schema_uri="../schema.json")
         if not node.children:
-            for local, (b, _) in enumerate(chosen):
-                leaf[records[b].id] = (b, FeatureRef(uri, local, mesh_digest(*parts[local])))
-    tallest = max(r.height for r in records)
-    doc, lo, hi, size = _write_layer(ctx, out, docs, jobs, m, tallest, provenance, "tile buildings",
-                                     t.tileset_max_tiles)
-    write_feature_index(ctx.out_dir, ((i, replace(ref, properties=properties(b)))
-                                      for i, (b, ref) in sorted(leaf.items())))
+            placed = np.array([b for b, _ in chosen], np.int64)
+            leaf_tile[placed] = len(leaf_uris)
+            leaf_local[placed] = np.arange(len(placed))
+            leaf_order[placed] = np.arange(len(placed)) + n * len(leaf_uris)
+            leaf_digest[placed] = [mesh_digest(*p) for p in parts]
+            leaf_uris.append(uri)
+    doc, lo, hi, size = _write_layer(ctx, out, docs, jobs, m, float(table.height.max()), provenance,
+                                     "tile buildings", t.tileset_max_tiles)
+
+    def index() -> Iterator[tuple[str, FeatureRef]]:
+        placed_at = leaf_order.tolist()
+        by_id = sorted(np.flatnonzero(leaf_tile >= 0).tolist(), key=lambda b: (table.ids[b], placed_at[b]))
+        last = [b for b, after in zip(by_id, by_id[1:] + [-1], strict=True)
+                if after < 0 or table.ids[after] != table.ids[b]]
+        for at in range(0, len(last), INDEX_BATCH):
+            rows = last[at:at + INDEX_BATCH]
+            for b, props in zip(rows, properties(rows), strict=True):
+                yield table.ids[b], FeatureRef(leaf_uris[leaf_tile[b]], int(leaf_local[b]), leaf_digest[b].decode(),
+                                               props)
+
+    write_feature_index(ctx.out_dir, index())
     leaves = sum(1 for _ in tree.leaves())
     return {"box": aabb_box(lo, hi), "geometricError": doc["geometricError"], "tiles": len(jobs),
-            "leaf_tiles": leaves, "depth": max(n.depth for n in tree.walk()), "buildings": len(records),
+            "leaf_tiles": leaves, "depth": max(node.depth for node in tree.walk()), "buildings": n,
             "bytes": size, "compression": t.mesh_compression}
 
 

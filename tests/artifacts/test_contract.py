@@ -143,8 +143,30 @@ def test_the_feature_index_reads_with_or_without_properties(tmp_path):
     assert read_feature_index(tmp_path) == index
     slim = read_feature_index(tmp_path, properties=False)
     assert slim == {k: FeatureRef(v.tile, v.feature_id, v.geometry) for k, v in index.items()}
+    assert read_feature_index(tmp_path, properties=False, geometry=False) == {
+        k: FeatureRef(v.tile, v.feature_id) for k, v in index.items()}
     write_feature_index(tmp_path, {})
     assert read_feature_index(tmp_path, properties=False) == {}
+
+
+def test_the_feature_index_is_read_entry_by_entry_as_the_document_parses(tmp_path):
+    import json
+
+    from pipeline.artifacts.features import FILE, iter_feature_index, write_feature_index
+
+    # properties that nest, and text with braces, quotes, newlines and indent-like runs of spaces
+    index = {f"B{i:03d}": FeatureRef(f"tiles/r{i % 3}.glb", i, f"{i:016x}",
+                                     {"name": ['    "x": {', "}\n    }", f"상암 {i}"][i % 3], "floors": i,
+                                      "replaces": None, "nested": {"a": [1, {"b": "    }"}]}})
+             for i in range(12)}
+    write_feature_index(tmp_path, index)
+    document = json.loads((tmp_path / FILE).read_text())["buildings"]
+    assert list(iter_feature_index(tmp_path)) == list(document.items())
+    # laid out otherwise (another tool's writer), the index is parsed whole
+    (tmp_path / FILE).write_text(json.dumps({"buildings": document}))
+    assert list(iter_feature_index(tmp_path)) == list(document.items())
+    write_feature_index(tmp_path, {})
+    assert list(iter_feature_index(tmp_path)) == []
 
 
 @pytest.mark.parametrize("index", [{}, {"B2": FeatureRef("tiles/r1.glb", 0),
@@ -213,6 +235,47 @@ def test_the_building_writer_keeps_the_buildings_close_names_in_their_order(tmp_
         meshes.get(1, 2)
 
 
+def test_a_building_table_holds_the_columns_of_the_records_and_reads_them_back_by_line(tmp_path):
+    from dataclasses import replace
+
+    from pipeline.artifacts.buildings import BuildingWriter, read_buildings, scan_buildings
+
+    with BuildingWriter(tmp_path) as out:
+        handles = [out.add(replace(_record(ident), height=h, bbox_enu=[h, -h, 0.0, h + 1, 1 - h, h],
+                                   centroid=Centroid(126.9, 37.6, 19.0, [h, 2 * h])),
+                           [(*_solid(0.0), 0.0)] + [(*_solid(1.0), 0.5 * k) for k in range(1, levels)])
+                   for ident, h, levels in (("A", 10.0, 1), ("B", 20.5, 3), ("C", 7.25, 2))]
+        out.close(handles, [], 0, {})
+    table = scan_buildings(tmp_path)
+    records = read_buildings(tmp_path, outlines=False).buildings
+    assert len(table) == 3 and table.ids == ["A", "B", "C"]
+    assert table.height.tolist() == [r.height for r in records]
+    assert table.centroid_en.tolist() == [r.centroid.en for r in records]
+    assert table.bbox_enu.tolist() == [r.bbox_enu for r in records]
+    assert [table.errors(b) for b in range(3)] == [[lv.error_m for lv in r.levels] for r in records]
+    assert table.level_faces[table.level_start[:-1]].tolist() == [r.levels[0].faces for r in records]
+    assert table.records([2, 0]) == [records[2], records[0]] and table.records([]) == []
+    with BuildingWriter(tmp_path / "none") as out:
+        out.close([], [], 0, {})
+    empty = scan_buildings(tmp_path / "none")
+    assert len(empty) == 0 and empty.bbox_enu.shape == (0, 6) and empty.level_start.tolist() == [0]
+
+
+def test_footprints_are_looked_up_by_id_and_read_a_few_at_a_time(tmp_path):
+    from pipeline.artifacts.footprints import lookup_footprints
+
+    feats = [Footprint(ident, None, None, None, None, [[Ring([[k, 0.0], [k + 1.0, 0.0], [k, 1.0]])]],
+                       Centroid(126.9, 37.6, 19.0, [k, 0.3]))
+             for k, ident in enumerate(["Z", "A", "M", '상암 "7"', "a\\b", "탑"])]
+    write_footprints(tmp_path, FootprintLayer("a.shp", "WKT", feats))
+    lookup = lookup_footprints(tmp_path)
+    plan = {f.id: f for f in read_footprints(tmp_path, plan_only=True).features}
+    assert list(lookup.rows) == list(plan)
+    assert lookup.load(["M", "nowhere", "Z"]) == {"M": plan["M"], "Z": plan["Z"]}
+    assert lookup.load(['상암 "7"', "a\\b", "탑"]) == {k: plan[k] for k in ('상암 "7"', "a\\b", "탑")}
+    assert lookup.load([]) == {}
+
+
 def test_the_building_writer_leaves_nothing_when_the_stage_fails_or_has_no_buildings(tmp_path):
     from pipeline.artifacts.buildings import BuildingMeshes, BuildingWriter, read_buildings
 
@@ -253,3 +316,50 @@ def test_footprints_read_in_plan_only_and_their_first_source_vertex(tmp_path):
     assert first_source_vertex(tmp_path) == (200.0, 500.0)
     write_footprints(tmp_path, FootprintLayer("a.shp", "WKT", [lidar]))
     assert first_source_vertex(tmp_path) is None
+
+
+def test_a_footprint_table_scanned_from_the_file_reads_each_footprint_back_by_its_line(tmp_path):
+    from pipeline.artifacts.footprints import FootprintLines, FootprintTable, scan_footprints
+
+    def square(ident: str, e: float, n: float, source: str = "input") -> Footprint:
+        ring = [[e, n], [e + 10.0, n], [e + 10.0, n + 4.0], [e, n + 4.0]]
+        hole = [[e + 1.0, n + 1.0], [e + 2.0, n + 1.0], [e + 2.0, n + 2.0]]
+        return Footprint(ident, "상암 " + ident, None, 2, None, [[Ring(ring, ring, ring, [19.0] * 4), Ring(hole)],
+                                                                [Ring([[e - 5.0, n + 9.0], [e - 4.0, n + 9.0],
+                                                                       [e - 4.0, n + 10.0]])]],
+                         Centroid(126.9, 37.6, 19.0, [e + 5.0, n + 2.0]), source)
+
+    feats = [square("A", 0.0, 0.0), square("B", -300.0, 20.5, "lidar"), square("C", 1e5, -2e4)]
+    write_footprints(tmp_path, FootprintLayer("a.shp", "WKT", feats))
+    table = scan_footprints(tmp_path)
+    plan = read_footprints(tmp_path, plan_only=True).features
+    assert len(table) == 3
+    assert table.centroid_en.tolist() == [[5.0, 2.0], [-295.0, 22.5], [100005.0, -19998.0]]
+    # the box takes in every part and hole: the second part reaches 5 m west and 10 m north
+    assert table.bounds.tolist()[1] == [-305.0, 20.5, -290.0, 30.5]
+    assert table.from_input.tolist() == [True, False, True]
+    got = table.take(np.array([2, 0]))
+    assert isinstance(got, FootprintLines) and got.load() == [plan[2], plan[0]]
+    in_memory = FootprintTable.of(plan)
+    for name in ("centroid_en", "bounds", "from_input"):
+        assert np.array_equal(getattr(in_memory, name), getattr(table, name))
+    assert in_memory.take(np.array([1])) == [plan[1]] == table.load(np.array([1]))
+    write_footprints(tmp_path, FootprintLayer(None, None, []))
+    empty = scan_footprints(tmp_path)
+    assert len(empty) == 0 and empty.bounds.shape == (0, 4) and empty.spans.shape == (0, 2)
+
+
+def test_the_enu_dem_written_band_by_band_is_the_file_numpy_saves(tmp_path):
+    from pipeline.artifacts.dem import write_enu_dem_bands
+
+    enu = np.random.default_rng(3).normal(size=(7, 5, 3))
+    enu[2, 3] = np.nan
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+    write_enu_dem(tmp_path / "a", enu)
+    write_enu_dem_bands(tmp_path / "b", 7, 5, (enu[r:r + 3] for r in range(0, 7, 3)))
+    name = artifacts.ENU_DEM.path
+    assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+    assert np.array_equal(read_enu_dem(tmp_path / "b"), enu, equal_nan=True)
+    with pytest.raises(ValueError, match="6 rows written of a DEM of 7"):
+        write_enu_dem_bands(tmp_path / "b", 7, 5, [enu[:6]])

@@ -15,6 +15,7 @@ import trimesh
 from rasterio.transform import from_origin
 from scipy import ndimage
 
+from pipeline.artifacts.base import load_header
 from pipeline.artifacts.frame import read_frame
 from pipeline.artifacts.terrain import load_level, read_terrain
 from pipeline.config import load_config
@@ -84,7 +85,7 @@ def test_bad_footprints_are_repaired_or_counted(tmp_path):
     ids = {b["id"] for b in records}
     # good, the repaired bow-tie, the 3-D footprint with NaN z and the multipolygon's large part
     assert ids == {"F0", "F1", "F4", "F5"}
-    ingest = json.loads((tmp_path / "w" / "artifacts" / "ingest" / "footprints.json").read_text())
+    ingest = load_header(tmp_path / "w" / "artifacts" / "ingest" / "footprints.jsonl")
     assert {s["feature"]: s["reason"] for s in ingest["skipped"]} == {"F2": "empty geometry", "F3": "zero area"}
     assert [r["feature"] for r in ingest["repaired"]] == ["F1"]
     assert buildings["slivers_dropped"] == 1
@@ -357,3 +358,23 @@ def test_a_heightfield_larger_than_a_block_is_triangulated_in_blocks_that_meet_w
     assert counts["one"][0] == 1 and counts["blocks"][0] == 25
     for blocked, one in zip(counts["blocks"][1], counts["one"][1], strict=True):
         assert one <= blocked <= 1.3 * one + 2 * 25
+
+
+def test_a_city_dems_post_spacing_is_measured_on_a_sample_of_its_steps_to_the_micrometre():
+    from pipeline.stages.mesh import SPACING_STEPS, _post_spacing
+
+    # a projected 5 m lattice turned 1.3° against ENU and scaled by a factor that drifts across
+    # it, as a TM grid's does, larger than the steps the spacing is measured on
+    rows, cols = 1100, 1000
+    assert rows * cols > SPACING_STEPS
+    r, c = np.mgrid[0:rows, 0:cols].astype(np.float64)
+    scale = 5.0 * (1.0 + 2e-4 * c / cols + 1e-4 * r / rows)
+    a = np.radians(1.3)
+    lattice = np.stack([scale * (c * np.cos(a) - r * np.sin(a)), -scale * (c * np.sin(a) + r * np.cos(a)),
+                        np.zeros_like(c)], axis=-1)
+    lattice[100:200, 300:400] = np.nan
+    steps = np.concatenate([np.hypot(*np.diff(lattice[..., :2], axis=k).reshape(-1, 2).T) for k in (0, 1)])
+    exact = float(np.median(steps[np.isfinite(steps)]))
+    assert _post_spacing(lattice) == pytest.approx(exact, abs=1e-6)
+    assert _post_spacing(lattice[:50, :40]) == float(np.median(np.concatenate(
+        [np.hypot(*np.diff(lattice[:50, :40, :2], axis=k).reshape(-1, 2).T) for k in (0, 1)])))
