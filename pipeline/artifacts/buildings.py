@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import weakref
 from array import array
 import zipfile
 from collections.abc import Callable, Iterator, Sequence
@@ -343,16 +344,22 @@ def building_count(folder: Path) -> int:
 
 class BuildingMeshes:
     """The levels of detail in ``buildings.npz``: (feature ID, level) -> ENU vertices, faces and
-    each face's surface code."""
+    each face's surface code. A piece's arrays are read from the file when it is asked for (the
+    archive stores them uncompressed): a city's pieces are 0.2 GB and more, and a stage uses a
+    few at a time. The arrays returned are read-only."""
 
     def __init__(self, folder: Path) -> None:
-        d = np.load(folder / MESHES)
-        self.vertices, self.faces, self.surfaces = d["vertices"], d["faces"], d["face_surface"]
-        self.vs, self.fs = d["vertex_start"], d["face_start"]
-        # a sorted key per piece, not a dict: a city's million pieces took 150 MB as (int, int) keys
-        key = d["piece_building"].astype(np.int64) * LEVEL_KEYS + d["piece_level"]
+        path = folder / MESHES
+        with np.load(path) as d:
+            self.vs, self.fs = d["vertex_start"], d["face_start"]
+            # a sorted key per piece, not a dict: a city's million pieces took 150 MB as (int, int) keys
+            key = d["piece_building"].astype(np.int64) * LEVEL_KEYS + d["piece_level"]
         self._order = np.argsort(key, kind="stable")
         self._keys = key[self._order]
+        self._fd = os.open(path, os.O_RDONLY)
+        weakref.finalize(self, os.close, self._fd)
+        with zipfile.ZipFile(path) as z:
+            self._at = {name: _stored_array(path, z, name) for name in ("vertices", "faces", "face_surface")}
 
     def __len__(self) -> int:
         """The number of pieces (one per building and level)."""
@@ -365,11 +372,42 @@ class BuildingMeshes:
             raise KeyError((building, level))
         return int(self._order[i])
 
+    def _rows(self, name: str, start: int, stop: int) -> np.ndarray:
+        offset, dtype, width = self._at[name]
+        row = dtype.itemsize * max(width, 1)
+        data = os.pread(self._fd, (stop - start) * row, offset + start * row)
+        rows = np.frombuffer(data, dtype)
+        return rows.reshape(-1, width) if width else rows
+
     def get(self, building: int, level: int) -> tuple[np.ndarray, np.ndarray]:
         p = self._piece(building, level)
-        return self.vertices[self.vs[p]:self.vs[p + 1]], self.faces[self.fs[p]:self.fs[p + 1]]
+        return (self._rows("vertices", int(self.vs[p]), int(self.vs[p + 1])),
+                self._rows("faces", int(self.fs[p]), int(self.fs[p + 1])))
 
     def surface(self, building: int, level: int) -> np.ndarray:
         """The surface code of each face (:mod:`pipeline.core.surfaces`)."""
         p = self._piece(building, level)
-        return self.surfaces[self.fs[p]:self.fs[p + 1]]
+        return self._rows("face_surface", int(self.fs[p]), int(self.fs[p + 1]))
+
+
+def _stored_array(path: Path, z: zipfile.ZipFile, name: str) -> tuple[int, np.dtype, int]:
+    """Where the data of ``name.npy`` in the archive ``z`` (at ``path``) starts, its dtype and
+    row width (0: a flat array)."""
+    info = z.getinfo(name + ".npy")
+    if info.compress_type != zipfile.ZIP_STORED:
+        raise ValueError(f"{path}: {name}.npy is compressed; mesh writes the pieces stored")
+    with z.open(info) as f:
+        version = np.lib.format.read_magic(f)
+        if version not in ((1, 0), (2, 0)):
+            raise ValueError(f"{path}: {name}.npy is in .npy format {version}, not 1.0 or 2.0")
+        read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        shape, fortran, dtype = read(f)
+        header = f.tell()
+    if fortran or len(shape) not in (1, 2):
+        raise ValueError(f"{path}: {name}.npy is not a C-ordered table of rows")
+    with path.open("rb") as raw:
+        raw.seek(info.header_offset)
+        local = raw.read(30)
+    # the local file header: 30 bytes, then the name and an extra field of the lengths it states
+    data = info.header_offset + 30 + int.from_bytes(local[26:28], "little") + int.from_bytes(local[28:30], "little")
+    return data + header, dtype, shape[1] if len(shape) == 2 else 0

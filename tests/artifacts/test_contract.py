@@ -287,7 +287,9 @@ def test_the_building_writer_leaves_nothing_when_the_stage_fails_or_has_no_build
         out.close([], [], 0, {})
     assert read_buildings(tmp_path / "b") == BuildingLayer()
     meshes = BuildingMeshes(tmp_path / "b")
-    assert len(meshes) == 0 and meshes.vertices.shape == (0, 3) and meshes.faces.shape == (0, 3)
+    assert len(meshes) == 0
+    with pytest.raises(KeyError):
+        meshes.get(0, 0)
 
 
 def test_a_layer_of_records_is_read_one_line_at_a_time(tmp_path):
@@ -363,3 +365,17 @@ def test_the_enu_dem_written_band_by_band_is_the_file_numpy_saves(tmp_path):
     assert np.array_equal(read_enu_dem(tmp_path / "b"), enu, equal_nan=True)
     with pytest.raises(ValueError, match="6 rows written of a DEM of 7"):
         write_enu_dem_bands(tmp_path / "b", 7, 5, [enu[:6]])
+
+
+def test_building_meshes_read_pieces_from_a_stored_archive_only(tmp_path):
+    from pipeline.artifacts.buildings import MESHES, BuildingMeshes, BuildingWriter
+
+    with BuildingWriter(tmp_path) as out:
+        out.close([out.add(_record("A"), [(*_solid(2.0), 0.0)])], [], 0, {})
+    v, f = BuildingMeshes(tmp_path).get(0, 0)
+    assert np.array_equal(v, _solid(2.0)[0]) and not v.flags.writeable
+    with np.load(tmp_path / MESHES) as d:
+        arrays = dict(d)
+    np.savez_compressed(tmp_path / MESHES, **arrays)
+    with pytest.raises(ValueError, match="vertices.npy is compressed"):
+        BuildingMeshes(tmp_path)
