@@ -10,12 +10,13 @@ vertices are ENU metres at the site origin.
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 import weakref
 from array import array
 import zipfile
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +24,7 @@ import numpy as np
 import orjson
 
 from pipeline.artifacts import BUILDINGS
-from pipeline.artifacts.base import (dump_json, dump_records, intern_values, iter_record_spans, iter_records,
-                                     load_json, read_records_at)
+from pipeline.artifacts.base import dump_json, dump_records, intern_values, iter_records, load_json
 from pipeline.artifacts.footprints import Centroid
 from pipeline.core.surfaces import complete_kinds
 
@@ -33,6 +33,11 @@ RECORDS = "buildings.jsonl"
 MESHES = "buildings.npz"
 #: levels a building may have, and more: (feature ID, level) -> one sortable integer
 LEVEL_KEYS = 1 << 15
+#: a building's feature properties in the tiles (``core.content.BUILDING_SCHEMA``), in order
+FEATURE_PROPERTIES = ("id", "name", "use", "floors", "floors_below", "height", "ground_height", "roof_height",
+                      "roof_type", "lod", "height_source", "proposed", "replaces", "approval_date")
+#: those that are measured (metres), one value per building; the rest repeat across a city
+_MEASURED = ("height", "ground_height", "roof_height")
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,11 +93,7 @@ class BuildingRecord:
 
     def feature_properties(self) -> dict[str, Any]:
         """The values of the tiles' building metadata class (``core.content.BUILDING_SCHEMA``)."""
-        return {"id": self.id, "name": self.name, "use": self.use, "floors": self.floors,
-                "floors_below": self.floors_below, "height": self.height,
-                "ground_height": self.ground_height, "roof_height": self.roof_height,
-                "roof_type": self.roof_type, "lod": self.lod, "height_source": self.height_source,
-                "proposed": self.proposed, "replaces": self.replaces, "approval_date": self.approval_date}
+        return {name: getattr(self, name) for name in FEATURE_PROPERTIES}
 
     @classmethod
     def from_json(cls, doc: dict[str, Any]) -> BuildingRecord:
@@ -272,24 +273,20 @@ def read_buildings(folder: Path, outlines: bool = True) -> BuildingLayer:
 def iter_buildings(folder: Path, outlines: bool = True) -> Iterator[BuildingRecord]:
     """The records one at a time, in feature-ID order (``outlines`` as :func:`read_buildings`)."""
     for doc in iter_records(folder / RECORDS):
-        yield _record(doc, outlines)
-
-
-def _record(doc: dict[str, Any], outlines: bool) -> BuildingRecord:
-    if not outlines:
-        doc["outline_en"], doc["outline_holes_en"] = [], []
-    return BuildingRecord.from_json(doc)
+        if not outlines:
+            doc["outline_en"], doc["outline_holes_en"] = [], []
+        yield BuildingRecord.from_json(doc)
 
 
 @dataclass(frozen=True)
 class BuildingTable:
-    """The values a stage needs of every building to choose and place it, as columns in
-    feature-ID order, and where each building's record is in ``buildings.jsonl``
-    (:meth:`records` reads them back): id, height (m), centroid plan ENU E, N (m), ENU box
-    (E, N, U min, then max; m), and each level's face count and Hausdorff distance to level 0
-    (m), building ``b``'s levels being rows ``level_start[b]:level_start[b + 1]``."""
+    """The values a stage needs of every building to choose, place and describe it, as columns
+    in feature-ID order: id, height (m), centroid plan ENU E, N (m), ENU box (E, N, U min, then
+    max; m), each level's face count and Hausdorff distance to level 0 (m), building ``b``'s
+    levels being rows ``level_start[b]:level_start[b + 1]``, and its feature properties
+    (:meth:`properties`): measured heights as numbers, every other value as a code into that
+    property's distinct values (a city's buildings share a few uses, floor counts and sources)."""
 
-    path: Path
     ids: list[str]
     height: np.ndarray
     centroid_en: np.ndarray
@@ -297,8 +294,10 @@ class BuildingTable:
     level_faces: np.ndarray
     level_error: np.ndarray
     level_start: np.ndarray
-    #: (offset, length) in bytes of each building's line, int64 (n, 2)
-    spans: np.ndarray
+    #: per property of FEATURE_PROPERTIES but id: (n,) float64 for the measured, else (n,) codes
+    columns: dict[str, np.ndarray]
+    #: the distinct values the codes stand for, per coded property
+    values: dict[str, list[Any]]
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -307,34 +306,54 @@ class BuildingTable:
         """Building ``b``'s levels' Hausdorff distances to its level 0 (m)."""
         return self.level_error[self.level_start[b]:self.level_start[b + 1]].tolist()
 
-    def records(self, rows: Sequence[int]) -> list[BuildingRecord]:
-        """The records of the buildings at ``rows``, without their outlines (see
-        :func:`read_buildings`)."""
-        return [_record(doc, outlines=False) for doc in read_records_at(self.path, self.spans[np.asarray(rows,
-                                                                                                         np.int64)])]
+    def properties(self, b: int) -> dict[str, Any]:
+        """Building ``b``'s feature properties, as :meth:`BuildingRecord.feature_properties`."""
+        out: dict[str, Any] = {}
+        for name in FEATURE_PROPERTIES:
+            if name == "id":
+                out[name] = self.ids[b]
+            elif name in self.values:
+                out[name] = self.values[name][self.columns[name][b]]
+            else:
+                out[name] = float(self.columns[name][b])
+        return out
 
 
 def scan_buildings(folder: Path) -> BuildingTable:
     """mesh's layer as a :class:`BuildingTable`, read once line by line: a city's records are
     never all in memory (600,000 of them, without outlines, took 1.2 GB)."""
-    path = folder / RECORDS
     ids: list[str] = []
-    height, centroid, bbox, spans = array("d"), array("d"), array("d"), array("q")
+    centroid, bbox = array("d"), array("d")
     faces, errors, start = array("q"), array("d"), array("q", [0])
-    for at, size, doc in iter_record_spans(path):
+    measured = {name: array("d") for name in _MEASURED}
+    coded = [name for name in FEATURE_PROPERTIES if name != "id" and name not in _MEASURED]
+    codes = {name: array("I") for name in coded}
+    default = {f.name: f.default for f in fields(BuildingRecord) if f.default is not MISSING}
+    # keyed by type as well: True and 1 are equal keys to a dict
+    seen: dict[str, dict[tuple[type, Any], int]] = {name: {} for name in coded}
+    for doc in iter_records(folder / RECORDS):
         ids.append(doc["id"])
-        height.append(doc["height"])
         centroid.extend(doc["centroid"]["en"])
         bbox.extend(doc["bbox_enu"])
-        spans.extend((at, size))
         for lv in doc["levels"]:
             faces.append(lv["faces"])
             errors.append(lv["error_m"])
         start.append(len(faces))
-    return BuildingTable(path, ids, np.asarray(height, np.float64), np.asarray(centroid, np.float64).reshape(-1, 2),
+        for name in _MEASURED:
+            measured[name].append(doc[name])
+        for name in coded:
+            value = doc.get(name, default.get(name))
+            known = seen[name]
+            codes[name].append(known.setdefault((type(value), value), len(known)))
+    columns = {name: np.asarray(col, np.float64) for name, col in measured.items()}
+    values = {}
+    for name in coded:
+        distinct = seen[name]
+        columns[name] = np.asarray(codes[name], np.min_scalar_type(max(len(distinct) - 1, 0)))
+        values[name] = [sys.intern(v) if isinstance(v, str) else v for _, v in distinct]
+    return BuildingTable(ids, columns["height"], np.asarray(centroid, np.float64).reshape(-1, 2),
                          np.asarray(bbox, np.float64).reshape(-1, 6), np.asarray(faces, np.int64),
-                         np.asarray(errors, np.float64), np.asarray(start, np.int64),
-                         np.asarray(spans, np.int64).reshape(-1, 2))
+                         np.asarray(errors, np.float64), np.asarray(start, np.int64), columns, values)
 
 
 def building_count(folder: Path) -> int:

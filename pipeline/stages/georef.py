@@ -64,7 +64,7 @@ MIN_HEIGHT, MAX_HEIGHT = -500.0, 9000.0
 #: DEM pixels taken through PROJ at a time (a few hundred MB of arrays)
 DEM_BAND_PIXELS = 2_000_000
 #: footprints read, placed and written at a time
-FOOTPRINT_BATCH = 50_000
+FOOTPRINT_BATCH = 10_000
 
 
 class _Georeferencer:

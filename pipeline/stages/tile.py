@@ -54,9 +54,6 @@ SPEC = StageSpec("tile", reads=(artifacts.FRAME, artifacts.CONTROL, artifacts.CL
                  # the root tileset's provenance names every input file with its sha256
                  reads_inputs=True)
 
-#: feature index entries whose properties are read at a time
-INDEX_BATCH = 4096
-
 PROVENANCE_SCHEMA = {
     "id": "dmc_twin_tileset",
     "classes": {"provenance": {
@@ -170,9 +167,10 @@ def _building_layer(ctx: StageContext, out: Path, m: np.ndarray, t: TileConfig, 
         write_feature_index(ctx.out_dir, {})
         return None
 
-    def properties(rows: list[int]) -> list[dict[str, Any]]:
-        # read from the records when a tile or the index needs them: a city's, held, took 0.9 GB
-        return [r.feature_properties() | {"sunlight_fail_share": fail_share.get(r.id)} for r in table.records(rows)]
+    def properties(b: int) -> dict[str, Any]:
+        # made from the table's columns when a tile or the index needs them: a city's as dicts,
+        # held, took 0.9 GB
+        return table.properties(b) | {"sunlight_fail_share": fail_share.get(table.ids[b])}
 
     n = len(table)
     # where each building's full detail is: its leaf tile, its feature ID there, its geometry's
@@ -221,7 +219,7 @@ def _building_layer(ctx: StageContext, out: Path, m: np.ndarray, t: TileConfig, 
         jobs.submit(
             node.key, write_mesh_tile, str(out / uri), verts, faces, t.mesh_compression,
             face_feature=feature, face_surface=np.concatenate([pieces.surface(b, k) for b, k in chosen]),
-            records=properties([b for b, _ in chosen]), schema_uri="../schema.json")
+            records=[properties(b) for b, _ in chosen], schema_uri="../schema.json")
         if not node.children:
             placed = np.array([b for b, _ in chosen], np.int64)
             leaf_tile[placed] = len(leaf_uris)
@@ -233,15 +231,16 @@ def _building_layer(ctx: StageContext, out: Path, m: np.ndarray, t: TileConfig, 
                                      "tile buildings", t.tileset_max_tiles)
 
     def index() -> Iterator[tuple[str, FeatureRef]]:
-        placed_at = leaf_order.tolist()
-        by_id = sorted(np.flatnonzero(leaf_tile >= 0).tolist(), key=lambda b: (table.ids[b], placed_at[b]))
-        last = [b for b, after in zip(by_id, by_id[1:] + [-1], strict=True)
-                if after < 0 or table.ids[after] != table.ids[b]]
-        for at in range(0, len(last), INDEX_BATCH):
-            rows = last[at:at + INDEX_BATCH]
-            for b, props in zip(rows, properties(rows), strict=True):
-                yield table.ids[b], FeatureRef(leaf_uris[leaf_tile[b]], int(leaf_local[b]), leaf_digest[b].decode(),
-                                               props)
+        last: list[int] = []
+        for b in sorted(np.flatnonzero(leaf_tile >= 0).tolist(), key=table.ids.__getitem__):
+            if last and table.ids[last[-1]] == table.ids[b]:
+                if leaf_order[b] > leaf_order[last[-1]]:
+                    last[-1] = b
+            else:
+                last.append(b)
+        for b in last:
+            yield table.ids[b], FeatureRef(leaf_uris[leaf_tile[b]], int(leaf_local[b]), leaf_digest[b].decode(),
+                                           properties(b))
 
     write_feature_index(ctx.out_dir, index())
     leaves = sum(1 for _ in tree.leaves())

@@ -235,16 +235,20 @@ def test_the_building_writer_keeps_the_buildings_close_names_in_their_order(tmp_
         meshes.get(1, 2)
 
 
-def test_a_building_table_holds_the_columns_of_the_records_and_reads_them_back_by_line(tmp_path):
+def test_a_building_table_holds_the_columns_and_feature_properties_of_the_records(tmp_path):
     from dataclasses import replace
 
     from pipeline.artifacts.buildings import BuildingWriter, read_buildings, scan_buildings
 
+    # values of every kind a property takes: text, None, integers, floats and flags
+    kinds = [dict(name="상암 \"A\"", floors=1, proposed=True, replaces="B"), dict(floors=None, use=None),
+             dict(floors=3, roof_type="gable", approval_date="2020-01-02", floors_below=0)]
     with BuildingWriter(tmp_path) as out:
-        handles = [out.add(replace(_record(ident), height=h, bbox_enu=[h, -h, 0.0, h + 1, 1 - h, h],
-                                   centroid=Centroid(126.9, 37.6, 19.0, [h, 2 * h])),
+        handles = [out.add(replace(_record(ident), height=h, ground_height=h / 3, roof_height=h + 0.1,
+                                   bbox_enu=[h, -h, 0.0, h + 1, 1 - h, h],
+                                   centroid=Centroid(126.9, 37.6, 19.0, [h, 2 * h]), **kind),
                            [(*_solid(0.0), 0.0)] + [(*_solid(1.0), 0.5 * k) for k in range(1, levels)])
-                   for ident, h, levels in (("A", 10.0, 1), ("B", 20.5, 3), ("C", 7.25, 2))]
+                   for ident, h, levels, kind in zip(("A", "B", "C"), (10.0, 20.5, 7.25), (1, 3, 2), kinds)]
         out.close(handles, [], 0, {})
     table = scan_buildings(tmp_path)
     records = read_buildings(tmp_path, outlines=False).buildings
@@ -254,7 +258,10 @@ def test_a_building_table_holds_the_columns_of_the_records_and_reads_them_back_b
     assert table.bbox_enu.tolist() == [r.bbox_enu for r in records]
     assert [table.errors(b) for b in range(3)] == [[lv.error_m for lv in r.levels] for r in records]
     assert table.level_faces[table.level_start[:-1]].tolist() == [r.levels[0].faces for r in records]
-    assert table.records([2, 0]) == [records[2], records[0]] and table.records([]) == []
+    for b, r in enumerate(records):
+        got, want = table.properties(b), r.feature_properties()
+        assert list(got.items()) == list(want.items())
+        assert [type(v) for v in got.values()] == [type(v) for v in want.values()]
     with BuildingWriter(tmp_path / "none") as out:
         out.close([], [], 0, {})
     empty = scan_buildings(tmp_path / "none")
