@@ -281,16 +281,16 @@ def iter_buildings(folder: Path, outlines: bool = True) -> Iterator[BuildingReco
 @dataclass(frozen=True)
 class BuildingTable:
     """The values a stage needs of every building to choose, place and describe it, as columns
-    in feature-ID order: id, height (m), centroid plan ENU E, N (m), ENU box (E, N, U min, then
-    max; m), each level's face count and Hausdorff distance to level 0 (m), building ``b``'s
-    levels being rows ``level_start[b]:level_start[b + 1]``, and its feature properties
-    (:meth:`properties`): measured heights as numbers, every other value as a code into that
-    property's distinct values (a city's buildings share a few uses, floor counts and sources)."""
+    in feature-ID order: id, height (m), centroid plan ENU E, N (m), each level's face count
+    and Hausdorff distance to level 0 (m), building ``b``'s levels being rows
+    ``level_start[b]:level_start[b + 1]``, and its feature properties (:meth:`properties`):
+    measured heights as numbers, every other value as a code into that property's distinct
+    values (a city's buildings share a few uses, floor counts and sources); and the ENU box of
+    all of them (E, N, U min, then max; m; infinite without buildings)."""
 
     ids: list[str]
     height: np.ndarray
     centroid_en: np.ndarray
-    bbox_enu: np.ndarray
     level_faces: np.ndarray
     level_error: np.ndarray
     level_start: np.ndarray
@@ -298,6 +298,7 @@ class BuildingTable:
     columns: dict[str, np.ndarray]
     #: the distinct values the codes stand for, per coded property
     values: dict[str, list[Any]]
+    box: np.ndarray
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -323,7 +324,8 @@ def scan_buildings(folder: Path) -> BuildingTable:
     """mesh's layer as a :class:`BuildingTable`, read once line by line: a city's records are
     never all in memory (600,000 of them, without outlines, took 1.2 GB)."""
     ids: list[str] = []
-    centroid, bbox = array("d"), array("d")
+    centroid = array("d")
+    lo, hi = [np.inf] * 3, [-np.inf] * 3
     faces, errors, start = array("q"), array("d"), array("q", [0])
     measured = {name: array("d") for name in _MEASURED}
     coded = [name for name in FEATURE_PROPERTIES if name != "id" and name not in _MEASURED]
@@ -334,7 +336,8 @@ def scan_buildings(folder: Path) -> BuildingTable:
     for doc in iter_records(folder / RECORDS):
         ids.append(doc["id"])
         centroid.extend(doc["centroid"]["en"])
-        bbox.extend(doc["bbox_enu"])
+        box = doc["bbox_enu"]
+        lo, hi = list(map(min, lo, box[:3])), list(map(max, hi, box[3:]))
         for lv in doc["levels"]:
             faces.append(lv["faces"])
             errors.append(lv["error_m"])
@@ -352,8 +355,8 @@ def scan_buildings(folder: Path) -> BuildingTable:
         columns[name] = np.asarray(codes[name], np.min_scalar_type(max(len(distinct) - 1, 0)))
         values[name] = [sys.intern(v) if isinstance(v, str) else v for _, v in distinct]
     return BuildingTable(ids, columns["height"], np.asarray(centroid, np.float64).reshape(-1, 2),
-                         np.asarray(bbox, np.float64).reshape(-1, 6), np.asarray(faces, np.int64),
-                         np.asarray(errors, np.float64), np.asarray(start, np.int64), columns, values)
+                         np.asarray(faces, np.int64), np.asarray(errors, np.float64), np.asarray(start, np.int64),
+                         columns, values, np.array(lo + hi, np.float64))
 
 
 def building_count(folder: Path) -> int:

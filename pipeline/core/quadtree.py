@@ -60,7 +60,8 @@ def build_quadtree(e: np.ndarray, n: np.ndarray, split: Callable[[QuadNode], boo
         bounds = (float(e.min()), float(n.min()), float(e.max()), float(n.max()))
     # a hair larger than the extent, so points on the east and north edges fall inside
     size = max(bounds[2] - bounds[0], bounds[3] - bounds[1]) * (1 + 1e-9) + 1e-6
-    root = QuadNode("r", bounds[0], bounds[1], size, np.arange(len(e)))
+    # 32-bit indices where they fit: every level holds every item once, a city's 600,000 at 8 levels
+    root = QuadNode("r", bounds[0], bounds[1], size, np.arange(len(e), dtype=np.int32 if len(e) < 2**31 else np.int64))
     stack = [root]
     while stack:
         node = stack.pop()

@@ -179,9 +179,8 @@ def _building_layer(ctx: StageContext, out: Path, m: np.ndarray, t: TileConfig, 
     leaf_digest = np.zeros(n, "S16")
     leaf_uris: list[str] = []
     pieces = BuildingMeshes(mesh)
-    heights = table.height.tolist()
     faces0 = table.level_faces[table.level_start[:-1]]
-    lo_all, hi_all = table.bbox_enu[:, :2].min(axis=0), table.bbox_enu[:, 3:5].max(axis=0)
+    lo_all, hi_all = table.box[:2], table.box[3:5]
 
     def split(node: QuadNode) -> bool:
         return len(node.items) > 1 and (node.size > t.building_tile_size or len(node.items) > t.tile_max_features
@@ -197,9 +196,9 @@ def _building_layer(ctx: StageContext, out: Path, m: np.ndarray, t: TileConfig, 
         if node.children:
             tau = node.size * t.hlod_error_fraction
             chosen, worst = [], 0.0
-            for b in node.items.tolist():
-                if heights[b] <= tau:
-                    worst = max(worst, heights[b])  # left out: the whole building is the error
+            for b, height in zip(node.items.tolist(), table.height[node.items].tolist(), strict=True):
+                if height <= tau:
+                    worst = max(worst, height)  # left out: the whole building is the error
                     continue
                 errors = table.errors(b)
                 k = max(i for i, e in enumerate(errors) if e <= tau or i == 0)
