@@ -20,6 +20,8 @@ from pipeline.artifacts import FEATURE_INDEX
 from pipeline.artifacts.base import load_json
 
 FILE = FEATURE_INDEX.path
+#: bytes of the index read and parsed at a time
+CHUNK = 1 << 22
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,24 +59,32 @@ def write_feature_index(folder: Path, index: Mapping[str, FeatureRef] | Iterable
 
 def iter_feature_index(folder: Path) -> Iterator[tuple[str, dict[str, Any]]]:
     """The index's entries one at a time, in id order, without its whole document in memory (a
-    city's was 2 GB parsed): each entry as :func:`write_feature_index` lays it out, from its
-    line indented four spaces to the closing brace at that indent. An index laid out otherwise
-    is parsed whole."""
+    city's was 2 GB parsed): read ``CHUNK`` bytes at a time and cut between two entries as
+    :func:`write_feature_index` lays them out (``,`` then a line indented four spaces that opens
+    the next one; JSON text holds no raw newline). An index laid out otherwise is parsed whole."""
     path = folder / FILE
     with path.open("rb") as f:
         head = f.readline() + f.readline()
         if head not in (b'{\n  "buildings": {\n', b'{\n  "buildings": {}\n'):
             yield from load_json(path)["buildings"].items()
             return
-        entry: list[bytes] = []
-        for line in f:
-            if line.startswith(b'    "'):
-                entry = [line]
-            elif entry:
-                entry.append(line)
-                if line.startswith(b"    }"):
-                    yield next(iter(orjson.loads(b"{" + b"".join(entry).rstrip().rstrip(b",") + b"}").items()))
-                    entry = []
+        rest = b""
+        while True:
+            chunk = f.read(CHUNK)
+            data = rest + chunk
+            if chunk:
+                cut = data.rfind(b',\n    "')
+                if cut < 0:
+                    rest = data
+                    continue
+                block, rest = data[:cut], data[cut + 1:]
+            else:
+                # the last entries, before the index's and the document's closing braces
+                block = data[:max(data.rfind(b"\n  }"), 0)]
+            if block.strip():
+                yield from orjson.loads(b"{" + block + b"}").items()
+            if not chunk:
+                return
 
 
 def read_feature_index(folder: Path, *, properties: bool = True, geometry: bool = True) -> dict[str, FeatureRef]:

@@ -149,10 +149,14 @@ def test_the_feature_index_reads_with_or_without_properties(tmp_path):
     assert read_feature_index(tmp_path, properties=False) == {}
 
 
-def test_the_feature_index_is_read_entry_by_entry_as_the_document_parses(tmp_path):
+@pytest.mark.parametrize("chunk", [7, 1000, 1 << 24])
+def test_the_feature_index_is_read_entry_by_entry_as_the_document_parses(tmp_path, monkeypatch, chunk):
     import json
 
+    from pipeline.artifacts import features
     from pipeline.artifacts.features import FILE, iter_feature_index, write_feature_index
+
+    monkeypatch.setattr(features, "CHUNK", chunk)
 
     # properties that nest, and text with braces, quotes, newlines and indent-like runs of spaces
     index = {f"B{i:03d}": FeatureRef(f"tiles/r{i % 3}.glb", i, f"{i:016x}",
@@ -248,7 +252,7 @@ def test_a_building_table_holds_the_columns_and_feature_properties_of_the_record
                                    bbox_enu=[h, -h, 0.0, h + 1, 1 - h, h],
                                    centroid=Centroid(126.9, 37.6, 19.0, [h, 2 * h]), **kind),
                            [(*_solid(0.0), 0.0)] + [(*_solid(1.0), 0.5 * k) for k in range(1, levels)])
-                   for ident, h, levels, kind in zip(("A", "B", "C"), (10.0, 20.5, 7.25), (1, 3, 2), kinds)]
+                   for ident, h, levels, kind in zip("ABC", (10.0, 20.5, 7.25), (1, 3, 2), kinds, strict=True)]
         out.close(handles, [], 0, {})
     table = scan_buildings(tmp_path)
     records = read_buildings(tmp_path, outlines=False).buildings
