@@ -96,14 +96,21 @@ def iter_records(path: Path) -> Iterator[dict[str, Any]]:
             yield orjson.loads(line)
 
 
-def iter_record_spans(path: Path) -> Iterator[tuple[int, int, dict[str, Any]]]:
-    """As :func:`iter_records`, each record with where its line is in the file (byte offset and
-    length, for :func:`read_records_at`)."""
+def iter_record_lines(path: Path) -> Iterator[tuple[int, bytes]]:
+    """The records' lines of a layer written by :func:`dump_records`, unparsed, each with its
+    byte offset in the file."""
     with path.open("rb") as f:
         at = len(f.readline())
         for line in f:
-            yield at, len(line), orjson.loads(line)
+            yield at, line
             at += len(line)
+
+
+def iter_record_spans(path: Path) -> Iterator[tuple[int, int, dict[str, Any]]]:
+    """As :func:`iter_records`, each record with where its line is in the file (byte offset and
+    length, for :func:`read_records_at`)."""
+    for at, line in iter_record_lines(path):
+        yield at, len(line), orjson.loads(line)
 
 
 def read_records_at(path: Path, spans: Iterable[tuple[int, int]]) -> list[dict[str, Any]]:

@@ -19,7 +19,7 @@ import numpy as np
 import orjson
 
 from pipeline.artifacts import ENU_FOOTPRINTS, SOURCE_FOOTPRINTS
-from pipeline.artifacts.base import (dump_records, intern_values, iter_record_spans, iter_records,
+from pipeline.artifacts.base import (dump_records, intern_values, iter_record_lines, iter_record_spans, iter_records,
                                      load_header, read_records_at)
 
 @dataclass(frozen=True)
@@ -276,12 +276,9 @@ def lookup_footprints(folder: Path) -> FootprintLookup:
     path = ENU_FOOTPRINTS.locate(folder)
     rows: dict[str, int] = {}
     spans = array("q")
-    with path.open("rb") as f:
-        at = len(f.readline())
-        for line in f:
-            rows[_line_id(line)] = len(rows)
-            spans.extend((at, len(line)))
-            at += len(line)
+    for at, line in iter_record_lines(path):
+        rows[_line_id(line)] = len(rows)
+        spans.extend((at, len(line)))
     return FootprintLookup(path, rows, np.asarray(spans, np.int64).reshape(-1, 2))
 
 
