@@ -378,3 +378,36 @@ def test_a_city_dems_post_spacing_is_measured_on_a_sample_of_its_steps_to_the_mi
     assert _post_spacing(lattice) == pytest.approx(exact, abs=1e-6)
     assert _post_spacing(lattice[:50, :40]) == float(np.median(np.concatenate(
         [np.hypot(*np.diff(lattice[:50, :40, :2], axis=k).reshape(-1, 2).T) for k in (0, 1)])))
+
+
+@pytest.mark.parametrize("dem_offset_m", [0.0, 3000.0])
+def test_buildings_are_outlined_only_where_a_terrain_can_stand_them(tmp_path, dem_offset_m):
+    """A classified cloud (flat ground, one 30 m box of roof points) with cleaning off and a DEM:
+    under the cloud, the box is outlined and stands on the DEM; 3 km away, no cell of the cloud
+    has terrain, so none is read for outlining and no building is made (it could only be
+    skipped for having no ground)."""
+    x0, y0 = origin_xy()
+    rng = np.random.default_rng(3)
+    xy = rng.uniform(-60, 60, (60_000, 2))
+    roof = (np.abs(xy[:, 0]) < 15) & (np.abs(xy[:, 1]) < 15)
+    z = np.where(roof, 52.0, 30.0) + rng.normal(0, 0.02, len(xy))
+    cloud = write_las(tmp_path / "cloud.las", np.column_stack([xy[:, 0] + x0, xy[:, 1] + y0, z]),
+                      crs="EPSG:5186+5773", classification=np.where(roof, 6, 2).astype(np.uint8))
+    dem = tmp_path / "dem.tif"
+    with rasterio.open(dem, "w", driver="GTiff", width=40, height=40, count=1, dtype="float32", crs="EPSG:5186",
+                       transform=from_origin(x0 + dem_offset_m - 100, y0 + 100, 5, 5)) as dst:
+        dst.write(np.full((40, 40), 30.0, np.float32), 1)
+    cfg = tmp_path / "site.yaml"
+    cfg.write_text(f"site: {{origin: {{lat: 37.5770, lon: 126.8898}}}}\n"
+                   f"inputs: {{pointclouds: [{{path: {cloud}}}], dem: {{path: {dem}}}}}\n"
+                   "stages: {clean: {enabled: false}, mesh: {terrain_lods: 1}}\nexecutor: {kind: inline}\n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FeatureSkippedWarning)
+        Runner(load_config(cfg), tmp_path / "w", quiet=True).run(["ingest", "georef", "clean", "mesh"])
+    report = json.loads((tmp_path / "w" / "reports" / "mesh.json").read_text())["buildings"]
+    outlined = report["footprints"]
+    if dem_offset_m:
+        assert outlined["cells_without_terrain"] >= 1 and outlined["building_points"] == 0
+        assert outlined["derived"] == 0 and report["buildings"] == 0
+    else:
+        assert outlined["cells_without_terrain"] == 0 and outlined["derived"] == 1 and report["buildings"] == 1
