@@ -8,9 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import pipeline
-from pipeline.samples.generator import SEED, generate
-from pipeline.samples.unreferenced import SEED as UNREF_SEED
-from pipeline.samples.unreferenced import generate_unreferenced
 
 
 #: the embedded sample of a source checkout (absent when the package is installed from a wheel)
@@ -34,6 +31,12 @@ def register(sub: Any) -> None:
 
 
 def run_generate(args: argparse.Namespace) -> int:
+    # the generator (scipy, shapely, rasterio) is imported here: every dmctwin command builds
+    # this parser, and a run should not pay for it
+    from pipeline.samples.generator import SEED, generate
+    from pipeline.samples.unreferenced import SEED as UNREF_SEED
+    from pipeline.samples.unreferenced import generate_unreferenced
+
     if args.variant == "unreferenced":
         out = args.outdir or Path("out/sample_unreferenced")
         seed = UNREF_SEED if args.seed is None else args.seed

@@ -15,6 +15,7 @@ run (it retries a task only when its worker is lost, never on an exception).
 from __future__ import annotations
 
 import ctypes
+import importlib
 import multiprocessing
 import os
 import signal
@@ -63,12 +64,14 @@ def _die_with_parent(parent: int) -> None:
         os._exit(1)
 
 
-def _init_worker(parent: int) -> None:
+def _init_worker(parent: int, preload: tuple[str, ...] = ()) -> None:
     _die_with_parent(parent)
     # the pool already keeps every core busy; OpenMP / BLAS threads inside each worker (pykdtree,
     # numpy) would only contend with the other workers. Set before those libraries load.
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[var] = "1"
+    for module in preload:
+        importlib.import_module(module)
     return_freed_memory()
 
 
@@ -182,14 +185,16 @@ class TaskWindow:
         return len(self._results) + len(self._pending)
 
 
-def make_executor(kind: str = "local", workers: int = 2, scheduler: str | None = None) -> Executor:
+def make_executor(kind: str = "local", workers: int = 2, scheduler: str | None = None,
+                  preload: tuple[str, ...] = ()) -> Executor:
     """An executor for ``kind`` 'local' (spawned processes), 'inline' (this process, one task at a
-    time) or 'dask' (scheduler address or LocalCluster)."""
+    time) or 'dask' (scheduler address or LocalCluster). A local pool's workers import the
+    ``preload`` modules as they start (the modules their tasks live in)."""
     if kind == "inline":
         return InlineExecutor()
     if kind == "local":
         return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
-                                   initializer=_init_worker, initargs=(os.getpid(),))
+                                   initializer=_init_worker, initargs=(os.getpid(), preload))
     if kind == "dask":
         try:
             import dask.distributed  # noqa: F401

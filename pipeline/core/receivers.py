@@ -15,10 +15,9 @@ from dataclasses import dataclass, fields
 from typing import Sequence
 
 import numpy as np
-import open3d as o3d
 import shapely
 
-from pipeline.core.shading import as_tensor
+from pipeline.core.shading import as_tensor, raycasting_scene
 
 #: how far outside the outline a snapping ray starts (m); walls further out than this are missed
 SNAP_REACH_M = 1.0
@@ -101,7 +100,7 @@ def facade_receivers(buildings: Sequence[FacadeSource], *, spacing: float = 2.0,
     ``floors`` has storeys of wall height / floors; one without has ``storey_height`` storeys."""
     if not buildings:
         return Receivers.empty()
-    scene = o3d.t.geometry.RaycastingScene()
+    scene = raycasting_scene()
     gid_to_building = {}
     for b in buildings:
         gid = scene.add_triangles(as_tensor(b.vertices), as_tensor(b.faces, np.uint32))
@@ -168,7 +167,7 @@ def ground_receivers(plan_en: np.ndarray, terrain_vertices: np.ndarray, terrain_
     p = plan_en[index]
     if not len(p):
         return Receivers.empty(), index
-    scene = o3d.t.geometry.RaycastingScene()
+    scene = raycasting_scene()
     scene.add_triangles(as_tensor(terrain_vertices), as_tensor(terrain_faces, np.uint32))
     top = float(np.max(terrain_vertices[:, 2])) + 10.0
     rays = np.column_stack([p, np.full(len(p), top), np.zeros((len(p), 2)), -np.ones(len(p))]).astype(np.float32)

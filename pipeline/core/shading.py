@@ -18,14 +18,28 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import open3d as o3d
+
+if TYPE_CHECKING:
+    import open3d as o3d
 
 
 def as_tensor(array: np.ndarray, dtype: type = np.float32) -> o3d.core.Tensor:
     """An open3d tensor over ``array`` in ``dtype`` (float32 positions and rays, uint32 faces)."""
+    import open3d as o3d
+
     return o3d.core.Tensor.from_numpy(np.ascontiguousarray(array, dtype))
+
+
+def raycasting_scene() -> o3d.t.geometry.RaycastingScene:
+    """An empty open3d ray-casting scene. open3d is imported here, when rays are cast: importing
+    it costs a second and 200 MB in every process that imports a stage module (each worker, and
+    a run that casts no ray)."""
+    import open3d as o3d
+
+    return o3d.t.geometry.RaycastingScene()
 
 
 class Scene:
@@ -44,7 +58,7 @@ class Scene:
         starts = np.cumsum([0] + [len(v) for v, _ in meshes[:-1]])
         vertices = np.concatenate([np.asarray(v, np.float64) for v, _ in meshes])
         faces = np.concatenate([np.asarray(f, np.int64) + s for (_, f), s in zip(meshes, starts, strict=True)])
-        self._scene = o3d.t.geometry.RaycastingScene()
+        self._scene = raycasting_scene()
         self._scene.add_triangles(as_tensor(vertices), as_tensor(faces, np.uint32))
         self.triangles = len(faces)
         used = vertices[np.unique(faces)]
