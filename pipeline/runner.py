@@ -33,8 +33,8 @@ from typing import Any
 
 from pipeline import __version__
 from pipeline.config import STAGE_NAMES, TwinConfig
-from pipeline.core.atomic import (digest_of, mirror_dir, replace_dir, sha256_file, sweep_attempts, tree_hashes,
-                                  write_bytes_atomic, write_json_atomic)
+from pipeline.core.atomic import (digest_of, file_digest, mirror_dir, replace_dir, sha256_file, sweep_attempts,
+                                  tree_hashes, write_bytes_atomic, write_json_atomic)
 from pipeline.core.executor import make_executor, return_freed_memory
 from pipeline.core.progress import Reporter
 from pipeline.preflight import check_runnable
@@ -118,11 +118,21 @@ class Runner:
         self.manifest = load_manifest(self.workdir)
 
     def _file_hashes(self) -> dict[str, str]:
-        hashes = {}
+        """sha256 of every input file (published with the bundle). A file whose size, change
+        time and inode are those recorded when it was last hashed keeps its recorded sum: a
+        resumed run over gigabytes of LiDAR does not read them all again to learn nothing."""
+        hashes, seen = {}, {}
+        known = self.manifest.get("input_files", {})
         for p in self.cfg.input_paths():
             if not p.is_file():
                 raise InputError("input file not found", path=p)
-            hashes[str(p)] = sha256_file(p)
+            st = p.stat()
+            stamp = [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
+            entry = known.get(str(p))
+            digest = entry["sha256"] if entry and entry.get("stat") == stamp else sha256_file(p)
+            hashes[str(p)] = digest
+            seen[str(p)] = {"stat": stamp, "sha256": digest}
+        self.manifest["input_files"] = seen
         return hashes
 
     def _key(self, spec: StageSpec, files: dict[str, str]) -> str:
@@ -146,7 +156,7 @@ class Runner:
         entry = self.manifest["stages"].get(name)
         out = output_dir(self.workdir, name)
         return (entry is not None and entry.get("key") == key and out.is_dir()
-                and tree_hashes(out) == entry.get("outputs"))
+                and tree_hashes(out, file_digest) == entry.get("outputs"))
 
     def run(self, stages: list[str] | None = None, *, force: bool = False,
             on_stage: Any = None) -> dict[str, Any]:
@@ -161,19 +171,24 @@ class Runner:
         except OSError as exc:
             raise ConfigError(f"cannot create the work directory: {exc.strerror}", path=self.workdir) from None
         with self._lock():
-            files = self._file_hashes()
-            return_freed_memory()
             ex = self.cfg.executor
             # one pool for the whole run: workers start (and import numpy, pyproj, ...) once, not per stage
             shared: list[Any] = []
 
             def executor() -> Any:
                 if not shared:
-                    shared.append(make_executor(ex.kind, ex.workers, ex.scheduler))
+                    shared.append(make_executor(ex.kind, ex.workers, ex.scheduler,
+                                                preload=tuple(stage_module(n).__name__ for n in names)))
                 return shared[0]
 
             finished = False
             try:
+                if ex.kind == "local":
+                    # spawned workers take a second or two to start and import the stages: they
+                    # do it while this process hashes the inputs and checks what is up to date
+                    executor().submit(int)
+                files = self._file_hashes()
+                return_freed_memory()
                 self._run_stages(names, files, force, on_stage, executor)
                 finished = True
             finally:
@@ -213,7 +228,7 @@ class Runner:
                 continue
             entry = self.manifest["stages"][up]
             folder = output_dir(self.workdir, up)
-            if not folder.is_dir() or tree_hashes(folder) != entry.get("outputs"):
+            if not folder.is_dir() or tree_hashes(folder, file_digest) != entry.get("outputs"):
                 raise StageError(f"the outputs of {up} changed since it ran (edited, corrupted or removed): "
                                  f"rerun from it (--stages {up}..{spec.name})", path=folder)
             fresh.add(up)
@@ -253,7 +268,7 @@ class Runner:
                     seconds = time.perf_counter() - t0
                     # a task whose worker died mid-write (a cluster retried it elsewhere) left its file
                     sweep_attempts(tmp)
-                    outputs = tree_hashes(tmp)
+                    outputs = tree_hashes(tmp, file_digest)
                     # intermediate artifacts skip the fsync (seconds per gigabyte): a torn file after a
                     # power cut fails the output-hash check on resume and the stage reruns; the
                     # published bundle is what users take away, so it is made durable
