@@ -16,3 +16,10 @@ def column_bounds(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     lo = np.array([a[:, i].min() for i in range(a.shape[1])], a.dtype)
     hi = np.array([a[:, i].max() for i in range(a.shape[1])], a.dtype)
     return lo, hi
+
+
+def take_records(rec: np.ndarray, index: np.ndarray) -> np.ndarray:
+    """``rec[index]`` for a structured array, gathered as opaque records: numpy gathers a
+    structured array field by field, at about three times the cost."""
+    whole = np.dtype((np.void, rec.dtype.itemsize))
+    return np.ascontiguousarray(rec).view(whole).take(index).view(rec.dtype)

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pipeline.core.arrayops import take_records
 from pipeline.core.atomic import replacing
 
 Cell = tuple[int, int]
@@ -52,9 +53,10 @@ class CellGrid:
         flat_sorted = flat[order]
         starts = np.flatnonzero(np.r_[True, flat_sorted[1:] != flat_sorted[:-1]])
         ends = np.r_[starts[1:], len(order)]
+        ordered = take_records(rec, order)
         for s, t in zip(starts, ends, strict=True):
             first = order[s]
-            yield (int(i[first]), int(j[first])), rec[order[s:t]]
+            yield (int(i[first]), int(j[first])), ordered[s:t]
 
 
 def cell_name(cell: Cell) -> str:

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
+import pandas as pd
 
 from pipeline.core.arrayops import column_bounds
 
@@ -42,19 +43,27 @@ def _node(xyz: np.ndarray, idx: np.ndarray, centre: np.ndarray, half: float, spa
     # one int64 key per cell: 1D unique is an order of magnitude faster than unique(axis=0)
     n = int(np.ceil(2 * half / spacing)) + 1
     keys = (cells[:, 2] * n + cells[:, 1]) * n + cells[:, 0]
-    _, first = np.unique(keys, return_index=True)
-    keep = np.zeros(len(idx), bool)
-    keep[first] = True
-    node = PointNode(key, idx[np.sort(first)], spacing, lo, hi)
+    keep = first_of_each(keys)
+    node = PointNode(key, idx[keep], spacing, lo, hi)
     rest = idx[~keep]
-    octant = ((xyz[rest] >= centre) * np.array([1, 2, 4])).sum(1)
+    octant = ((pts[~keep] >= centre) * np.array([1, 2, 4], np.uint8)).sum(1, dtype=np.uint8)
+    # one stable sort of 8-bit keys (a radix sort in numpy) splits the points into octants in
+    # input order, where a mask per octant made eight passes
+    order = np.argsort(octant, kind="stable")
+    bounds = np.searchsorted(octant[order], np.arange(9))
     for o in range(8):
-        sub = rest[octant == o]
+        sub = rest[order[bounds[o]:bounds[o + 1]]]
         if len(sub):
             offset = (np.array([o & 1, (o >> 1) & 1, (o >> 2) & 1]) - 0.5) * half
             node.children.append(_node(xyz, sub, centre + offset, half / 2, spacing / 2, f"{key}{o}",
                                        max_points, depth + 1, max_depth))
     return node
+
+
+def first_of_each(keys: np.ndarray) -> np.ndarray:
+    """Mask of the first occurrence of each distinct value of ``keys`` (int64). pandas hashes
+    them in one pass; numpy's unique sorts them, twice as slow on a tile's million points."""
+    return ~pd.Series(keys, copy=False).duplicated(keep="first").to_numpy()
 
 
 def build_point_tree(xyz: np.ndarray, *, max_points: int = 100_000, root_cells: int = 128,
@@ -124,8 +133,7 @@ class OctreeFrame:
         cells = np.floor((xyz - np.asarray(self.origin)) / self.spacing(level)).astype(np.int64)
         span = int(self.root_cells * 2 ** level) + 1
         keys = (cells[:, 2] * span + cells[:, 1]) * span + cells[:, 0]
-        _, first = np.unique(keys, return_index=True)
-        return np.sort(first)
+        return np.flatnonzero(first_of_each(keys))
 
 
 def column_trees(xyz: np.ndarray, frame: OctreeFrame, *, max_points: int, max_depth: int = 16

@@ -26,7 +26,7 @@ import numpy as np
 
 from pipeline.core.atomic import replacing
 from pipeline import __version__
-from pipeline.core.arrayops import column_bounds
+from pipeline.core.arrayops import column_bounds, take_records
 from pipeline.config import TileConfig, TwinConfig
 from pipeline.core.content import (BUILDING_SCHEMA, SUNLIGHT_SCHEMA, TERRAIN_COLOUR, building_colours, flat_mesh,
                                    mesh_glb, point_glb, receiver_glb, smooth_mesh, sun_colours)
@@ -394,8 +394,8 @@ def tile_cell(src: str, cell: tuple[int, int], frame: OctreeFrame, max_points: i
     size = 0
     for tree in trees:
         for node in tree.walk():
-            size += _write_glb(Path(out) / f"tiles/{node.key}.glb", pts[node.index], meshopt)
-    return {"candidates": pts[cand], "nodes": [d for t in trees for d in _node_docs(t)], "bytes": size}
+            size += _write_glb(Path(out) / f"tiles/{node.key}.glb", take_records(pts, node.index), meshopt)
+    return {"candidates": take_records(pts, cand), "nodes": [d for t in trees for d in _node_docs(t)], "bytes": size}
 
 
 def write_coarse_tile(path: str, pts: np.ndarray, meshopt: bool = False) -> int:
