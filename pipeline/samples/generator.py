@@ -260,10 +260,12 @@ def make_trees(rng: np.random.Generator, buildings: list[Building],
 
 
 def simulate_lidar(rng: np.random.Generator, buildings: list[Building], trees: np.ndarray,
-                   extent: tuple[float, float, float, float] = LIDAR_EXTENT) -> dict:
-    """Aerial LiDAR over ``extent``: local x, y, z (m) with attributes and true classes."""
+                   extent: tuple[float, float, float, float] = LIDAR_EXTENT, density: float = LIDAR_DENSITY
+                   ) -> dict:
+    """Aerial LiDAR over ``extent`` at ``density`` points per m²: local x, y, z (m) with
+    attributes and true classes."""
     xmin, ymin, xmax, ymax = extent
-    s = 1.0 / np.sqrt(LIDAR_DENSITY)
+    s = 1.0 / np.sqrt(density)
     gx = np.arange(xmin + s / 2, xmax, s)
     gy = np.arange(ymin + s / 2, ymax, s)
     # scan lines run west-east and are recorded in order: that coherence is what LAZ compresses well
@@ -329,18 +331,23 @@ def compound_crs() -> pyproj.CRS:
     return pyproj.CRS.from_user_input(f"EPSG:{CRS_EPSG}+{VERTICAL_EPSG}")
 
 
-def city_cloud(path: str | Path, n_points: int, seed: int = SEED, classes_path: str | Path | None = None) -> int:
-    """Write an aerial LiDAR file (.las or .laz by suffix) of about ``n_points`` over a square
-    around the origin: the sample's model grown to the size asked (for benchmarks and tests).
-    Returns the number of points written; ``classes_path`` gets their true ASPRS classes (.npy)."""
-    side = float(np.sqrt(n_points / LIDAR_DENSITY))
-    extent = (-side / 2, -side / 2, side / 2, side / 2)
+def city_cloud(path: str | Path, n_points: int, seed: int = SEED, classes_path: str | Path | None = None,
+               density: float = LIDAR_DENSITY, width: float | None = None) -> int:
+    """Write an aerial LiDAR file (.las or .laz by suffix) of about ``n_points`` at ``density``
+    points per m² over a square around the origin (or a north-south strip ``width`` m wide): the
+    sample's model grown to the size asked (for benchmarks and tests). Returns the number of
+    points written; ``classes_path`` gets their true ASPRS classes (.npy)."""
+    area = n_points / density
+    side_e = side_n = float(np.sqrt(area))
+    margin = 30.0
+    if width:
+        side_e, side_n, margin = float(width), area / width, min(margin, width / 4)
+    extent = (-side_e / 2, -side_n / 2, side_e / 2, side_n / 2)
     rng = np.random.default_rng(seed)
-    area = side * side
-    buildings = make_buildings(rng, core=(extent[0] + 30, extent[1] + 30, extent[2] - 30, extent[3] - 30),
+    buildings = make_buildings(rng, core=(extent[0] + margin, extent[1] + 30, extent[2] - margin, extent[3] - 30),
                                n_core=int(area / 9000))
     trees = make_trees(rng, buildings, extent, n=int(area / 250))
-    pts = simulate_lidar(rng, buildings, trees, extent)
+    pts = simulate_lidar(rng, buildings, trees, extent, density)
     x0, y0 = origin_xy()
     write_laz(Path(path), pts, x0, y0)
     if classes_path is not None:
