@@ -54,8 +54,8 @@ SINGLE_THREAD_LAZRS = REPO / "benchmarks" / "py3dtiles_single_thread_lazrs"
 #: the script rewrites only this block of docs/benchmarks.md; analysis around it is kept
 BEGIN, END = "<!-- pointcloud_vs_py3dtiles: begin -->", "<!-- pointcloud_vs_py3dtiles: end -->"
 CASES = {
-    "aerial10": Survey("aerial", 10.0),
     "aerial20": Survey("aerial", 20.0),
+    "aerial10": Survey("aerial", 10.0),
     "aerial50": Survey("aerial", 50.0),
     "aerial20raw": Survey("aerial", 20.0, classified=False),
     "aerial20shuffled": Survey("aerial", 20.0, order="shuffled"),
@@ -209,48 +209,8 @@ def table(results: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--cases", nargs="+", default=list(CASES), choices=list(CASES))
-    ap.add_argument("--sizes", type=float, nargs="+", default=[20], help="millions of points")
-    ap.add_argument("--formats", nargs="+", default=["las"], choices=["las", "laz"])
-    ap.add_argument("--extra", nargs="*", default=["aerial20:5:las", "aerial20:50:las", "aerial20:20:laz"],
-                    help="further case:millions:format runs (default: the 5 M and 50 M sizes and LAZ)")
-    ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--max-foreign", type=float, default=1.0, help="CPU-s of other processes that void a run")
-    args = ap.parse_args()
-    WORK.mkdir(parents=True, exist_ok=True)
-    exe = ensure_py3dtiles()
-    runs = [(c, s, f) for c in args.cases for s in args.sizes for f in args.formats]
-    for extra in args.extra:
-        c, s, f = extra.split(":")
-        if (c, float(s), f) not in runs:
-            runs.append((c, float(s), f))
-    # warm-up: py3dtiles' numba JIT and both tools' imports and page cache, on a small cloud
-    warm = WORK / CASES["aerial10"].tag(0.2, "las")
-    if not warm.exists():
-        write_survey(warm, 200_000, CASES["aerial10"])
-    run_py3dtiles(exe, warm, 200_000)
-    run_ours(warm, 200_000, full=False)
-    results = []
-    for case, size, fmt in runs:
-        survey = CASES[case]
-        src = WORK / survey.tag(size, fmt)
-        if not src.exists():
-            write_survey(src, int(size * 1e6), survey)
-        import laspy
-        with laspy.open(src) as f:
-            n = int(f.header.point_count)
-        print(f"{survey.name}, {size:g} M {fmt}: {n:,} points", flush=True)
-        tries: dict[str, list[dict[str, Any]]] = {t: [] for t in TOOLS}
-        for _ in range(args.repeat):  # interleaved: the tools see the same machine state
-            tries["py3dtiles"].append(measured(run_py3dtiles, args.max_foreign, exe, src, n))
-            tries["dmc-twin convert"].append(measured(run_ours, args.max_foreign, src, n, full=False))
-            tries["dmc-twin full"].append(measured(run_ours, args.max_foreign, src, n, full=True))
-        row = {"case": survey.name, "points": n, "format": fmt, **{t: best(v) for t, v in tries.items()}}
-        print(json.dumps({t: {k: row[t].get(k) for k in ("walls_s", "cpu_s", "peak_rss_mb", "max_foreign_cpu_s")}
-                          for t in TOOLS}), flush=True)
-        results.append(row)
+def write_results(results: list[dict[str, Any]], args: argparse.Namespace) -> None:
+    """The JSON of every run and the table block of docs/benchmarks.md."""
     out = REPO / "benchmarks" / "results"
     out.mkdir(parents=True, exist_ok=True)
     command = "python benchmarks/pointcloud_vs_py3dtiles.py " + " ".join(sys.argv[1:])
@@ -284,6 +244,53 @@ the most CPU time other processes used during a kept run (a run with more than
 Every run's wall time, per-stage seconds and raw numbers: `benchmarks/results/pointcloud_vs_py3dtiles.json`.
 {END}"""
     update_doc(REPO / "docs" / "benchmarks.md", block)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--cases", nargs="+", default=list(CASES), choices=list(CASES))
+    ap.add_argument("--sizes", type=float, nargs="+", default=[20], help="millions of points")
+    ap.add_argument("--formats", nargs="+", default=["las"], choices=["las", "laz"])
+    ap.add_argument("--extra", nargs="*", default=["aerial20:5:las", "aerial20:20:laz", "aerial20:50:las"],
+                    help="further case:millions:format runs (default: the 5 M and 50 M sizes and LAZ)")
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--max-foreign", type=float, default=1.0, help="CPU-s of other processes that void a run")
+    args = ap.parse_args()
+    WORK.mkdir(parents=True, exist_ok=True)
+    exe = ensure_py3dtiles()
+    runs = [(c, s, f) for c in args.cases for s in args.sizes for f in args.formats]
+    for k, extra in enumerate(args.extra):
+        c, s, f = extra.split(":")
+        if (c, float(s), f) not in runs:
+            # the 5 M size and LAZ right after the first input, the long 50 M run last
+            runs.insert(min(1 + k, len(runs)) if float(s) < 50 else len(runs), (c, float(s), f))
+    # warm-up: py3dtiles' numba JIT and both tools' imports and page cache, on a small cloud
+    warm = WORK / CASES["aerial10"].tag(0.2, "las")
+    if not warm.exists():
+        write_survey(warm, 200_000, CASES["aerial10"])
+    run_py3dtiles(exe, warm, 200_000)
+    run_ours(warm, 200_000, full=False)
+    results = []
+    for case, size, fmt in runs:
+        survey = CASES[case]
+        src = WORK / survey.tag(size, fmt)
+        if not src.exists():
+            write_survey(src, int(size * 1e6), survey)
+        import laspy
+        with laspy.open(src) as f:
+            n = int(f.header.point_count)
+        print(f"{survey.name}, {size:g} M {fmt}: {n:,} points", flush=True)
+        tries: dict[str, list[dict[str, Any]]] = {t: [] for t in TOOLS}
+        for _ in range(args.repeat):  # interleaved: the tools see the same machine state
+            tries["py3dtiles"].append(measured(run_py3dtiles, args.max_foreign, exe, src, n))
+            tries["dmc-twin convert"].append(measured(run_ours, args.max_foreign, src, n, full=False))
+            tries["dmc-twin full"].append(measured(run_ours, args.max_foreign, src, n, full=True))
+        row = {"case": survey.name, "points": n, "format": fmt, **{t: best(v) for t, v in tries.items()}}
+        print(json.dumps({t: {k: row[t].get(k) for k in ("walls_s", "cpu_s", "peak_rss_mb", "max_foreign_cpu_s")}
+                          for t in TOOLS}), flush=True)
+        results.append(row)
+        # written after every input: an interrupted benchmark keeps what it measured
+        write_results(results, args)
     print(table(results))
     return 0
 
