@@ -118,9 +118,10 @@ class Runner:
         self.manifest = load_manifest(self.workdir)
 
     def _file_hashes(self) -> dict[str, str]:
-        """sha256 of every input file (published with the bundle). A file whose size, change
-        time and inode are those recorded when it was last hashed keeps its recorded sum: a
-        resumed run over gigabytes of LiDAR does not read them all again to learn nothing."""
+        """sha256 of every input file (published with the bundle). A file whose size,
+        modification and change times and inode are those recorded when it was last hashed
+        keeps its recorded sum: a resumed run over gigabytes of LiDAR does not read them all
+        again to learn nothing."""
         hashes, seen = {}, {}
         known = self.manifest.get("input_files", {})
         for p in self.cfg.input_paths():
