@@ -8,6 +8,7 @@ points here); the octree and tile writers take bounds of every node.
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 
 
 def column_bounds(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -23,3 +24,9 @@ def take_records(rec: np.ndarray, index: np.ndarray) -> np.ndarray:
     structured array field by field, at about three times the cost."""
     whole = np.dtype((np.void, rec.dtype.itemsize))
     return np.ascontiguousarray(rec).view(whole).take(index).view(rec.dtype)
+
+
+def first_of_each(keys: np.ndarray) -> np.ndarray:
+    """Mask of the first occurrence of each distinct value of ``keys`` (int64). pandas hashes
+    them in one pass; numpy's unique sorts them, twice as slow on a tile's million points."""
+    return ~pd.Series(keys, copy=False).duplicated(keep="first").to_numpy()

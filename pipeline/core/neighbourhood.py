@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pipeline.core.arrayops import column_bounds
+from pipeline.core.arrayops import column_bounds, first_of_each
 from pykdtree.kdtree import KDTree
 
 #: points per block of the covariance step (bounds its (block, k, 3) temporaries)
@@ -98,10 +98,8 @@ def first_per_key(keys: np.ndarray) -> np.ndarray:
     span = hi - lo + 1
     if float(np.prod(span.astype(np.float64))) < 2.0 ** 62:
         k = keys - lo
-        flat = (k[:, 2] * span[1] + k[:, 1]) * span[0] + k[:, 0]
-    else:
-        flat = np.ascontiguousarray(keys).view(np.dtype((np.void, 24))).ravel()
-    _, first = np.unique(flat, return_index=True)
+        return np.flatnonzero(first_of_each((k[:, 2] * span[1] + k[:, 1]) * span[0] + k[:, 0]))
+    _, first = np.unique(np.ascontiguousarray(keys).view(np.dtype((np.void, 24))).ravel(), return_index=True)
     return np.sort(first)
 
 

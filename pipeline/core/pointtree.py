@@ -13,9 +13,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
-import pandas as pd
 
-from pipeline.core.arrayops import column_bounds
+from pipeline.core.arrayops import column_bounds, first_of_each
 
 
 @dataclass
@@ -58,12 +57,6 @@ def _node(xyz: np.ndarray, idx: np.ndarray, centre: np.ndarray, half: float, spa
             node.children.append(_node(xyz, sub, centre + offset, half / 2, spacing / 2, f"{key}{o}",
                                        max_points, depth + 1, max_depth))
     return node
-
-
-def first_of_each(keys: np.ndarray) -> np.ndarray:
-    """Mask of the first occurrence of each distinct value of ``keys`` (int64). pandas hashes
-    them in one pass; numpy's unique sorts them, twice as slow on a tile's million points."""
-    return ~pd.Series(keys, copy=False).duplicated(keep="first").to_numpy()
 
 
 def build_point_tree(xyz: np.ndarray, *, max_points: int = 100_000, root_cells: int = 128,
