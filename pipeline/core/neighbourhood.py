@@ -1,14 +1,14 @@
-"""Per-point neighbourhood measures of ENU point clouds (metres), from one k-nearest-neighbour query.
+"""Per-point neighbourhood measures of ENU point clouds (metres), from k-nearest-neighbour queries.
 
-The statistical outlier filter (mean distance to the k nearest neighbours, as PCL, open3d and
-PDAL's ``filters.outlier`` define it) and the local geometry used to tell roofs from vegetation
-(covariance eigenvalues of the same neighbourhood) share the query, which is the costly part.
-pykdtree answers it about 3x faster than scipy's cKDTree on spatially sorted points.
+Two measures, asked for separately because they are needed for different points: the mean
+distance to the k nearest neighbours (the statistical outlier filter, as PCL, open3d and PDAL's
+``filters.outlier`` define it) for every point, and the surface variation of the same
+neighbourhood (covariance eigenvalues, which tell roofs from vegetation) only for the few points
+whose class it decides. pykdtree answers the query about 3x faster than scipy's cKDTree on
+spatially sorted points.
 """
 
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -17,16 +17,6 @@ from pykdtree.kdtree import KDTree
 
 #: points per block of the covariance step (bounds its (block, k, 3) temporaries)
 BLOCK = 65_536
-
-
-@dataclass
-class Neighbourhood:
-    """Per query point: mean distance to its k neighbours, each distance capped at ``cap`` (m),
-    and surface variation λ3 / (λ1 + λ2 + λ3) of the neighbourhood covariance (0 on a plane, 1/3
-    for isotropic scatter)."""
-
-    mean_distance: np.ndarray
-    surface_variation: np.ndarray
 
 
 def smallest_eigenvalue(a00: np.ndarray, a11: np.ndarray, a22: np.ndarray, a01: np.ndarray,
@@ -55,38 +45,59 @@ def spatial_order(xyz: np.ndarray, block: float = 8.0) -> np.ndarray:
     return np.lexsort((b[:, 1], b[:, 0]))
 
 
-def neighbourhood(points: np.ndarray, queries: np.ndarray, k: int, cap: float = np.inf) -> Neighbourhood:
-    """Measures for each of ``queries`` (M, 3) over its ``k`` nearest other points of ``points``
-    (N, 3), which must contain the queries themselves and hold no duplicate coordinates.
-
-    With ``points`` holding every point of the cloud within ``cap`` of each query, the capped
-    mean distance is exactly the whole cloud's: a neighbour found beyond the cap counts as the
-    cap, and so does any nearer one that lies outside ``points`` (it is farther than the cap too).
-    """
+def _nearest(points: np.ndarray, queries: np.ndarray, k: int
+             ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The k nearest other points of each query: (distances (M, k), indices into ``points``
+    (M, k), points and queries as float32 around the queries' centre). Fewer than k columns when
+    ``points`` holds fewer than k + 1 points."""
     # float32 coordinates relative to the queries' centre: half the memory traffic of float64,
     # and still 10 µm resolution over the few hundred metres of a cell and its ring
     centre = queries.mean(0) if len(queries) else np.zeros(3)
     pts = np.ascontiguousarray(points - centre, np.float32)
     qs = np.ascontiguousarray(queries - centre, np.float32)
     kk = min(k + 1, len(pts))
+    if kk == 0 or len(qs) == 0:
+        return np.zeros((len(qs), 0), np.float32), np.zeros((len(qs), 0), np.uint32), pts, qs
     dist, idx = KDTree(pts).query(qs, k=kk)
-    dist, idx = dist.reshape(len(qs), kk), idx.reshape(len(qs), kk)
     # column 0 is the query point itself (no duplicates): the neighbours are the rest
-    nd = dist[:, 1:] if kk > 1 else np.zeros((len(qs), 1), np.float32)
+    return dist.reshape(len(qs), kk)[:, 1:], idx.reshape(len(qs), kk)[:, 1:], pts, qs
+
+
+def mean_distance(points: np.ndarray, queries: np.ndarray, k: int, cap: float = np.inf) -> np.ndarray:
+    """Mean distance (m, float32) of each of ``queries`` (M, 3) to its ``k`` nearest other points
+    of ``points`` (N, 3), each distance capped at ``cap``; 0 for a point with no other.
+
+    ``points`` must contain the queries themselves and hold no duplicate coordinates. With
+    ``points`` holding every point of the cloud within ``cap`` of each query, the capped mean is
+    exactly the whole cloud's: a neighbour found beyond the cap counts as the cap, and so does any
+    nearer one that lies outside ``points`` (it is farther than the cap too).
+    """
+    dist = _nearest(points, queries, k)[0]
+    if dist.shape[1] == 0:
+        return np.zeros(len(queries), np.float32)
+    return np.minimum(dist, np.float32(cap)).mean(1, dtype=np.float64).astype(np.float32)
+
+
+def surface_variation(points: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
+    """Surface variation λ3 / (λ1 + λ2 + λ3) (float32) of the covariance of each query's ``k``
+    nearest other points of ``points``: 0 on a plane, 1/3 for isotropic scatter; 0 where fewer
+    than 3 neighbours exist. Same requirements on ``points`` as :func:`mean_distance`."""
+    _, idx, pts, qs = _nearest(points, queries, k)
     sv = np.zeros(len(qs), np.float32)
-    if kk >= 4:
-        # one contiguous array per axis: gathering from them is several times faster than rows
-        comps = [np.ascontiguousarray(pts[:, a]) for a in range(3)]
-        for s in range(0, len(qs), BLOCK):
-            ib = idx[s:s + BLOCK]
-            g = [comps[a][ib] - qs[s:s + BLOCK, a, None] for a in range(3)]
-            m = [v.mean(1) for v in g]
-            cov = [((g[a] * g[b]).mean(1) - m[a] * m[b]).astype(np.float64)
-                   for a, b in ((0, 0), (1, 1), (2, 2), (0, 1), (0, 2), (1, 2))]
-            total = cov[0] + cov[1] + cov[2]
-            with np.errstate(invalid="ignore", divide="ignore"):
-                sv[s:s + BLOCK] = np.where(total > 0, np.maximum(smallest_eigenvalue(*cov), 0) / total, 0.0)
-    return Neighbourhood(np.minimum(nd, np.float32(cap)).mean(1, dtype=np.float64).astype(np.float32), sv)
+    if idx.shape[1] < 3:
+        return sv
+    # one contiguous array per axis: gathering from them is several times faster than rows
+    comps = [np.ascontiguousarray(pts[:, a]) for a in range(3)]
+    for s in range(0, len(qs), BLOCK):
+        ib = idx[s:s + BLOCK]
+        g = [comps[a][ib] - qs[s:s + BLOCK, a, None] for a in range(3)]
+        m = [v.mean(1) for v in g]
+        cov = [((g[a] * g[b]).mean(1) - m[a] * m[b]).astype(np.float64)
+               for a, b in ((0, 0), (1, 1), (2, 2), (0, 1), (0, 2), (1, 2))]
+        total = cov[0] + cov[1] + cov[2]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            sv[s:s + BLOCK] = np.where(total > 0, np.maximum(smallest_eigenvalue(*cov), 0) / total, 0.0)
+    return sv
 
 
 def first_per_key(keys: np.ndarray) -> np.ndarray:

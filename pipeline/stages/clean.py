@@ -5,7 +5,7 @@ follows the densest cell (plus a ``cell_buffer`` ring of its neighbours), not th
 
 1. per cell: drop points already classed noise (7, 18) and exact duplicates (the first in input
    order stays); query the k nearest neighbours over the cell and the ring around it, which gives
-   each point its mean neighbour distance and local geometry exactly as a whole-cloud query would;
+   each point its mean neighbour distance exactly as a whole-cloud query would;
 2. the statistical outlier threshold (mean + ``outlier_std_ratio`` x std of the mean distances)
    is taken over the whole cloud, from every cell's sums. Each neighbour distance is capped at
    ``cell_buffer``: the ring then holds everything a point's capped mean depends on, so it is
@@ -14,8 +14,11 @@ follows the densest cell (plus a ``cell_buffer`` ring of its neighbours), not th
    thin to one point per ``voxel_size`` voxel (voxels are anchored at multiples of their size,
    so none straddles a cell border), and reduce to the lowest point per ground-grid cell;
 3. the ground filter (SMRF or CSF) runs once on the district's minimum surface;
-4. per cell: height above ground and local geometry give the classes; ground means and highest
-   points give the DTM and DSM.
+4. per cell: height above ground gives the classes, and local geometry (surface variation over
+   the same neighbourhoods as pass 1, cell and ring) tells roofs from trees; it is computed only
+   for the points it decides, single echoes above 2 m that are to be classified, since the
+   covariance costs as much as the query itself. Ground means and highest points give the DTM
+   and DSM.
 
 Outputs: ``points/`` (:class:`~pipeline.core.cells.CellStore`, ENU, classified, ``index`` =
 position in georef's merged order) and ``dtm.tif`` / ``dsm.tif`` (ENU U of the ground / of the
@@ -37,8 +40,9 @@ from pipeline.core.atomic import replacing
 from pipeline.config import CleanConfig, TwinConfig
 from pipeline.core import ground as gnd
 from pipeline.core.cells import Cell, CellStore, CloudMeta
-from pipeline.core.classify import BUILDING, GROUND, classify_points
-from pipeline.core.neighbourhood import first_of_duplicates, first_per_key, neighbourhood, spatial_order
+from pipeline.core.classify import BUILDING, GROUND, classify_points, may_need_geometry, needs_geometry
+from pipeline.core.neighbourhood import (first_of_duplicates, first_per_key, mean_distance, spatial_order,
+                                         surface_variation)
 from pipeline.core.pointio import HIGH_NOISE, LOW_NOISE
 from pipeline.core.budget import check_grid
 from pipeline.core.progress import Clock
@@ -47,9 +51,6 @@ from pipeline import artifacts
 from pipeline.stage import StageContext, StageResult, StageSpec
 
 SPEC = StageSpec("clean", reads=(artifacts.ENU_POINTS,), writes=(artifacts.CLEAN_POINTS, artifacts.DTM))
-
-FEATURE_DTYPE = np.dtype([("mean_distance", "<f4"), ("surface_variation", "<f4")])
-
 
 def _xyz(rec: np.ndarray) -> np.ndarray:
     return np.column_stack([rec["x"], rec["y"], rec["z"]])
@@ -67,8 +68,18 @@ def _usable(rec: np.ndarray, dedupe: bool) -> tuple[np.ndarray, int, int]:
     return rec, int(noise.sum()), dups
 
 
-def measure_cell(src: str, cell: Cell, tmp: str, k: int, buffer: float, dedupe: bool) -> dict[str, Any]:
-    """Pass 1 (executor task): usable points of ``cell`` and their neighbourhood measures."""
+def _work(tmp: str, what: str, cell: Cell) -> Path:
+    return Path(tmp) / f"{what}_{cell[0]}_{cell[1]}.npy"
+
+
+def measure_cell(src: str, cell: Cell, tmp: str, k: int, buffer: float, dedupe: bool, reclassify: bool
+                 ) -> dict[str, Any]:
+    """Pass 1 (executor task): usable points of ``cell`` and their capped mean neighbour distances.
+
+    The ring of neighbouring points is kept for pass 3 only when some point of the cell may need
+    its local geometry (:func:`~pipeline.core.classify.may_need_geometry`): a classified input
+    never does.
+    """
     store = CellStore(src)
     grid = store.grid()
     pts, noise, dups = _usable(store.read(cell), dedupe)
@@ -86,44 +97,46 @@ def measure_cell(src: str, cell: Cell, tmp: str, k: int, buffer: float, dedupe: 
                         & (rec["y"] >= n0 - buffer) & (rec["y"] < n1 + buffer))
                 ring.append(_xyz(_usable(rec[near], dedupe)[0]))
     xyz = _xyz(pts)
-    feats = np.zeros(len(pts), FEATURE_DTYPE)
+    dist = np.zeros(len(pts), np.float32)
     if len(pts):
         order = spatial_order(xyz)
         q = xyz[order]
         # every point within ``buffer`` of a point of the cell is in the cell or its ring
-        nb = neighbourhood(np.concatenate([q, *ring]), q, k, cap=buffer)
-        feats["mean_distance"][order] = nb.mean_distance
-        feats["surface_variation"][order] = nb.surface_variation
-    with replacing(Path(tmp) / f"pts_{cell[0]}_{cell[1]}.npy") as f:
+        dist[order] = mean_distance(np.concatenate([q, *ring]), q, k, cap=buffer)
+    with replacing(_work(tmp, "pts", cell)) as f:
         np.save(f, pts)
-    with replacing(Path(tmp) / f"feat_{cell[0]}_{cell[1]}.npy") as f:
-        np.save(f, feats)
-    d = feats["mean_distance"].astype(np.float64)
+    with replacing(_work(tmp, "dist", cell)) as f:
+        np.save(f, dist)
+    if np.any(may_need_geometry(pts["number_of_returns"], pts["classification"], reclassify=reclassify)):
+        with replacing(_work(tmp, "ring", cell)) as f:
+            np.save(f, np.concatenate([np.empty((0, 3)), *ring]))
+    d = dist.astype(np.float64)
     return {"cell": cell, "noise": noise, "duplicates": dups, "n": len(d), "sum": float(d.sum()),
             "sumsq": float((d ** 2).sum())}
 
 
 def _kept(tmp: str, cell: Cell, threshold: float, voxel: float) -> tuple[np.ndarray, np.ndarray, int, int]:
-    """Points of ``cell`` that pass the outlier threshold and thinning, with their measures; the
-    counts of outliers and of thinned points."""
-    pts = np.load(Path(tmp) / f"pts_{cell[0]}_{cell[1]}.npy")
-    feats = np.load(Path(tmp) / f"feat_{cell[0]}_{cell[1]}.npy")
-    inlier = feats["mean_distance"] <= threshold
-    pts, feats = pts[inlier], feats[inlier]
+    """Positions, among the cell's usable points of pass 1, of those that pass the outlier
+    threshold and thinning, with the usable points themselves; the counts of outliers and of
+    thinned points."""
+    pts = np.load(_work(tmp, "pts", cell))
+    inlier = np.load(_work(tmp, "dist", cell)) <= threshold
+    kept = np.flatnonzero(inlier)
     thinned = 0
-    if voxel > 0 and len(pts):
-        first = first_per_key(np.floor(_xyz(pts) / voxel).astype(np.int64))
-        thinned = len(pts) - len(first)
-        pts, feats = pts[first], feats[first]
-    return pts, feats, int((~inlier).sum()), thinned
+    if voxel > 0 and len(kept):
+        first = first_per_key(np.floor(_xyz(pts[kept]) / voxel).astype(np.int64))
+        thinned = len(kept) - len(first)
+        kept = kept[first]
+    return kept, pts, int((~inlier).sum()), thinned
 
 
 def lowest_cell(tmp: str, cell: Cell, threshold: float, voxel: float, grid: gnd.Grid
                 ) -> tuple[int, int, np.ndarray] | None:
     """Pass 2 (executor task): the cell's block of the ground grid's minimum surface."""
-    pts = _kept(tmp, cell, threshold, voxel)[0]
-    if not len(pts):
+    kept, usable, _, _ = _kept(tmp, cell, threshold, voxel)
+    if not len(kept):
         return None
+    pts = usable[kept]
     r0, c0, rows, cols, flat = gnd.block_index(grid, pts["x"], pts["y"])
     block = np.full(rows * cols, np.inf)
     np.minimum.at(block, flat, pts["z"])
@@ -131,12 +144,32 @@ def lowest_cell(tmp: str, cell: Cell, threshold: float, voxel: float, grid: gnd.
     return r0, c0, block.reshape(rows, cols)
 
 
+def _surface_variation(tmp: str, cell: Cell, usable: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
+    """Surface variation of ``queries`` (positions among the cell's usable points) over the same
+    neighbourhoods pass 1 measured: the cell's usable points before outlier removal and thinning,
+    and the ring around them."""
+    xyz = _xyz(usable)
+    order = spatial_order(xyz)
+    q = xyz[queries]
+    q_order = spatial_order(q)
+    sv = np.empty(len(q), np.float32)
+    sv[q_order] = surface_variation(np.concatenate([xyz[order], np.load(_work(tmp, "ring", cell))]),
+                                    q[q_order], k)
+    return sv
+
+
 def classify_cell(tmp: str, cell: Cell, threshold: float, c: CleanConfig, grid: gnd.Grid,
                   surface_path: str, dtm_grid: gnd.Grid, out: str) -> dict[str, Any]:
-    """Pass 3 (executor task): classes of the cell's points, written to ``out``; DTM / DSM blocks."""
-    pts, feats, outliers, thinned = _kept(tmp, cell, threshold, c.voxel_size)
+    """Pass 3 (executor task): classes of the cell's points, written to ``out``; DTM / DSM blocks.
+
+    Local geometry is computed only for the points whose class it decides (single echoes above
+    2 m that are to be classified): on aerial surveys a fifth of the points or fewer, none on a
+    classified input.
+    """
+    kept, usable, outliers, thinned = _kept(tmp, cell, threshold, c.voxel_size)
+    pts = usable[kept]
     result: dict[str, Any] = {"outliers": outliers, "thinned": thinned, "points": len(pts),
-                              "classes": np.zeros(256, np.int64)}
+                              "classes": np.zeros(256, np.int64), "geometry_points": 0}
     if not len(pts):
         return result
     surface = np.load(surface_path, mmap_mode="r")
@@ -146,8 +179,13 @@ def classify_cell(tmp: str, cell: Cell, threshold: float, c: CleanConfig, grid: 
     rb, cb = min(r0 + rows + 1, grid.rows), min(c0 + cols + 1, grid.cols)
     sub = gnd.Grid(grid.e0 + ca * grid.res, grid.n1 - ra * grid.res, grid.res, rb - ra, cb - ca)
     hag = pts["z"] - sub.sample(np.asarray(surface[ra:rb, ca:cb]), pts["x"], pts["y"])
+    need = needs_geometry(hag, pts["number_of_returns"], pts["classification"], reclassify=c.reclassify)
+    sv = np.full(len(pts), np.nan, np.float32)
+    if np.any(need):
+        sv[need] = _surface_variation(tmp, cell, usable, kept[need], c.outlier_neighbors)
+        result["geometry_points"] = int(need.sum())
     pts["classification"] = classify_points(
-        hag, feats["surface_variation"], pts["number_of_returns"], pts["classification"],
+        hag, sv, pts["number_of_returns"], pts["classification"],
         ground_threshold=c.ground_threshold, max_roughness=c.building_max_roughness,
         reclassify=c.reclassify)
     CellStore(out).write(cell, 0, pts)
@@ -204,7 +242,7 @@ def run(ctx: StageContext, cfg: TwinConfig) -> StageResult:
     clock = Clock()
     measured = [f.result() for f in ctx.reporter.track(
         [ex.submit(measure_cell, str(src.folder), cell, str(tmp), c.outlier_neighbors, c.cell_buffer,
-                   c.remove_duplicates) for cell in cells], "clean: neighbourhoods")]
+                   c.remove_duplicates, c.reclassify) for cell in cells], "clean: neighbourhoods")]
     n = sum(m["n"] for m in measured)
     mean = sum(m["sum"] for m in measured) / max(n, 1)
     std = np.sqrt(max(sum(m["sumsq"] for m in measured) / max(n, 1) - mean ** 2, 0.0))
@@ -238,12 +276,13 @@ def run(ctx: StageContext, cfg: TwinConfig) -> StageResult:
     dsm = np.full((dtm_grid.rows, dtm_grid.cols), -np.inf)
     out = CellStore(ctx.out_dir / "points")
     classes = np.zeros(256, np.int64)
-    outliers = thinned = kept = 0
+    outliers = thinned = kept = geometry = 0
     for f in ctx.reporter.track([ex.submit(classify_cell, str(tmp), cell, threshold, c, grid, str(surface_path),
                                            dtm_grid, str(out.folder)) for cell in cells], "clean: classify"):
         r = f.result()
         outliers, thinned, kept = outliers + r["outliers"], thinned + r["thinned"], kept + r["points"]
         classes += r["classes"]
+        geometry += r["geometry_points"]
         if "blocks" in r:
             r0, c0, rows, cols, s, cnt, top = r["blocks"]
             rr, cc = np.meshgrid(np.arange(r0, r0 + rows), np.arange(c0, c0 + cols), indexing="ij")
@@ -273,6 +312,7 @@ def run(ctx: StageContext, cfg: TwinConfig) -> StageResult:
               "statistical_outliers_removed": outliers,
               "outlier_threshold_m": threshold, "mean_neighbour_distance_m": mean,
               "thinned_away": thinned, "output_points": kept, "ground_method": c.ground_method,
+              "local_geometry_points": geometry,
               "classes": {str(k): int(v) for k, v in enumerate(classes) if v},
               "dtm": {"resolution_m": c.dtm_resolution, "shape": [dtm_grid.rows, dtm_grid.cols]},
               "seconds": clock.laps}

@@ -51,10 +51,15 @@ def test_results_do_not_depend_on_the_cell_size(city):
 
 @pytest.mark.parametrize("method", ["smrf", "csf"])
 def test_classes_against_the_generators_truth(city, method):
-    got = _clean(_run(city, f"m_{method}", 100, f"{{ground_method: {method}}}"))
+    w = _run(city, f"m_{method}", 100, f"{{ground_method: {method}}}")
+    got = _clean(w)
     truth = np.load(city / "classes.npy")[got["index"]]
     for k in (GROUND, BUILDING):
         assert np.mean(got["classification"][truth == k] == k) >= 0.95, k
+    # local geometry only for the single echoes above 2 m: roofs and some canopy, not the ground
+    report = json.loads((w / "reports" / "clean.json").read_text())
+    above = np.isin(got["classification"], (5, 6))
+    assert 0 < report["local_geometry_points"] <= above.sum() < 0.6 * len(got)
 
 
 def test_existing_classes_are_kept_unless_reclassify(city, tmp_path):
@@ -75,6 +80,23 @@ def test_existing_classes_are_kept_unless_reclassify(city, tmp_path):
         even = got["index"] % 2 == 0
         assert np.all(got["classification"][even] == 9) == want_water
         assert not np.any(got["classification"][~even] == 1)
+
+
+def test_a_classified_input_costs_no_local_geometry(city, tmp_path):
+    import laspy
+
+    las = laspy.read(city / "city.laz")
+    las.classification = np.load(city / "classes.npy").astype(np.uint8)
+    las.write(tmp_path / "classified.laz")
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("site: {origin: {lat: 37.5770, lon: 126.8898}}\n"
+                   f"inputs: {{pointclouds: [{{path: {tmp_path / 'classified.laz'}}}]}}\n")
+    proc = run_cli("run", str(cfg), "--workdir", str(tmp_path / "w"), "--stages", "ingest..clean", "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads((tmp_path / "w" / "reports" / "clean.json").read_text())
+    assert report["local_geometry_points"] == 0
+    got = _clean(tmp_path / "w")
+    assert np.array_equal(got["classification"], np.load(city / "classes.npy")[got["index"]])
 
 
 def test_rasters_are_tiled_compressed_with_nodata(city):

@@ -1,0 +1,79 @@
+"""Neighbourhood measures against a brute-force reference (scipy's k-d tree in float64 and numpy's
+eigh), on clouds with a known geometry."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.spatial import cKDTree
+
+from pipeline.core.neighbourhood import (first_of_duplicates, first_per_key, mean_distance,
+                                         smallest_eigenvalue, surface_variation)
+
+
+@pytest.fixture(scope="module")
+def cloud() -> np.ndarray:
+    """A rough roof-and-canopy scene: a 40 m plane at 10 m and a 5 m ball of scatter on it (ENU, m)."""
+    rng = np.random.default_rng(7)
+    plane = np.column_stack([rng.uniform(0, 40, 20_000), rng.uniform(0, 40, 20_000), np.full(20_000, 10.0)])
+    ball = rng.normal((20, 20, 14), 1.5, (5_000, 3))
+    return np.concatenate([plane, ball]) + (312_000.0, 4_160_000.0, 0.0)
+
+
+def test_mean_distance_matches_a_float64_query(cloud):
+    cap = 0.3
+    want = np.minimum(cKDTree(cloud).query(cloud, k=11)[0][:, 1:], cap).mean(1)
+    got = mean_distance(cloud, cloud, 10, cap=cap)
+    assert got.dtype == np.float32
+    np.testing.assert_allclose(got, want, atol=2e-5)
+    assert got.max() <= cap
+
+
+def test_capped_mean_distance_needs_only_the_ring(cloud):
+    """Queries of a block see their whole-cloud values when given the block and a ring of the cap."""
+    cap = 1.0
+    inside = (cloud[:, 0] < 15) & (cloud[:, 1] < 15)
+    ring = (cloud[:, 0] < 15 + cap) & (cloud[:, 1] < 15 + cap)
+    whole = mean_distance(cloud, cloud[inside], 10, cap=cap)
+    part = mean_distance(cloud[ring], cloud[inside], 10, cap=cap)
+    np.testing.assert_allclose(part, whole, atol=1e-6)
+
+
+def test_surface_variation_matches_eigh_of_the_same_neighbours(cloud):
+    queries = cloud[::97]
+    idx = cKDTree(cloud).query(queries, k=11)[1][:, 1:]
+    cov = np.array([np.cov(cloud[i].T, bias=True) for i in idx])
+    ev = np.linalg.eigvalsh(cov)
+    want = ev[:, 0] / ev.sum(1)
+    got = surface_variation(cloud, queries, 10)
+    np.testing.assert_allclose(got, want, atol=1e-3)
+    on_plane = queries[:, 2] == 10.0
+    far = np.linalg.norm(queries[:, :2] - (312_020.0, 4_160_020.0), axis=1) > 8
+    assert np.all(got[on_plane & far] < 1e-4)
+    assert np.median(got[~on_plane]) > 0.1  # scatter: near isotropic
+
+
+def test_tiny_clouds():
+    one = np.array([[1.0, 2.0, 3.0]])
+    assert mean_distance(one, one, 10).tolist() == [0.0]
+    assert surface_variation(one, one, 10).tolist() == [0.0]
+    three = np.array([[0.0, 0, 0], [1, 0, 0], [0, 2, 0]])
+    np.testing.assert_allclose(mean_distance(three, three, 10), [1.5, (1 + 5 ** 0.5) / 2, (2 + 5 ** 0.5) / 2],
+                               rtol=1e-6)
+    assert surface_variation(three, three, 10).tolist() == [0.0, 0.0, 0.0]  # two neighbours: no plane yet
+    empty = np.empty((0, 3))
+    assert len(mean_distance(three, empty, 10)) == 0 and len(surface_variation(three, empty, 10)) == 0
+
+
+def test_smallest_eigenvalue_matches_eigh():
+    rng = np.random.default_rng(1)
+    a = rng.normal(size=(1000, 3, 3))
+    m = a @ a.transpose(0, 2, 1)
+    got = smallest_eigenvalue(m[:, 0, 0], m[:, 1, 1], m[:, 2, 2], m[:, 0, 1], m[:, 0, 2], m[:, 1, 2])
+    np.testing.assert_allclose(got, np.linalg.eigvalsh(m)[:, 0], atol=1e-9)
+
+
+def test_first_of_duplicates_keeps_the_first_copy():
+    xyz = np.array([[1.0, 2, 3], [4, 5, 6], [1, 2, 3], [0.0, 0, 0], [4, 5, 6], [1, 2, 3.000001]])
+    assert first_of_duplicates(xyz).tolist() == [0, 1, 3, 5]
+    assert first_per_key(np.array([[1, 2, 3], [1, 2, 3], [2 ** 40, 0, -2 ** 40]])).tolist() == [0, 2]
