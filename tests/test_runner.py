@@ -211,3 +211,18 @@ def test_a_worker_death_seen_as_a_closed_pipe_is_the_worker_message():
     fault = _fault(OSError("handle is closed"), Path("."), pool_broken=True)
     assert fault is not None and "a worker process died" in str(fault)
     assert _fault(OSError("handle is closed"), Path("."), pool_broken=False) is None
+
+
+def test_workers_start_without_the_heavy_libraries():
+    """Every pool worker preloads the selected stages' modules: the libraries only a few code paths
+    use (GDAL's vector bindings, pandas, pvlib, scipy's interpolation, open3d) stay out of them,
+    so a point-cloud run's three processes do not each carry ~200 MB of imports."""
+    import subprocess
+    import sys
+
+    heavy = ["pyogrio", "pandas", "pvlib", "scipy.interpolate", "open3d", "trimesh.ray"]
+    code = ("import sys\nfrom pipeline.config import STAGE_NAMES\nfrom pipeline.runner import stage_module\n"
+            "for n in STAGE_NAMES: stage_module(n)\n"
+            f"print([m for m in {heavy!r} if m in sys.modules])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

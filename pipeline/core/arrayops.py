@@ -8,7 +8,6 @@ points here); the octree and tile writers take bounds of every node.
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 
 
 def column_bounds(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -29,4 +28,8 @@ def take_records(rec: np.ndarray, index: np.ndarray) -> np.ndarray:
 def first_of_each(keys: np.ndarray) -> np.ndarray:
     """Mask of the first occurrence of each distinct value of ``keys`` (int64). pandas hashes
     them in one pass; numpy's unique sorts them, twice as slow on a tile's million points."""
+    # imported here: pandas adds ~40 MB to every process importing this module, and only the
+    # octree and voxel thinning need it
+    import pandas as pd
+
     return ~pd.Series(keys, copy=False).duplicated(keep="first").to_numpy()

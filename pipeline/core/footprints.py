@@ -24,7 +24,6 @@ from typing import Any
 
 import numpy as np
 import shapely
-from rasterio import features
 from rasterio.transform import Affine
 from scipy import ndimage
 from shapely import affinity
@@ -143,6 +142,9 @@ def _raster_outline(u: np.ndarray, v: np.ndarray, cell: float, min_hole: float) 
         small = np.flatnonzero(sizes < min_hole) + 1
         occ |= np.isin(holes, small)
     occ = ndimage.binary_opening(occ, structure=np.ones((2, 2)))
+    # imported here: rasterio.features is needed only when outlines are traced from points
+    from rasterio import features
+
     transform = Affine(cell, 0, u0, 0, cell, v0)
     polys = [shapely.geometry.shape(g) for g, val in features.shapes(occ.astype(np.uint8), mask=occ,
                                                                      transform=transform) if val]

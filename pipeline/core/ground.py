@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import interpolate, ndimage
+from scipy import ndimage
 
 
 @dataclass
@@ -90,6 +90,10 @@ def fill_nearest(values: np.ndarray) -> np.ndarray:
 def _interpolate_holes(values: np.ndarray, holes: np.ndarray, out: np.ndarray, r0: int, c0: int) -> None:
     """Linear interpolation of the ``holes`` of window ``values`` (at r0, c0 in ``out``) from the
     valid cells within two cells of them."""
+    # imported here: scipy.interpolate brings scipy.optimize and linalg (~50 MB a process) to every
+    # process that grids or samples rasters, and only hole filling triangulates
+    from scipy import interpolate
+
     rim = ndimage.binary_dilation(holes, iterations=2) & ~np.isnan(values)
     if rim.sum() < 3:
         return

@@ -16,12 +16,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
-import pandas as pd
-import pvlib
-from pvlib import spa
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+# pvlib and pandas are imported in the functions that use them: together ~100 MB and 0.3 s in
+# every process that imports this module, which includes each pipeline worker (the runner
+# preloads every selected stage's module), though only the analysis stage's main process asks
+# for the sun
 
 TimeBasis = Literal["true_solar", "kst"]
 
@@ -43,6 +48,8 @@ def winter_solstice(year: int) -> datetime:
 
 def _apparent_longitude(unixtime: np.ndarray, year: int) -> np.ndarray:
     """The sun's apparent geocentric longitude (degrees, 0-360) at POSIX times, by SPA."""
+    from pvlib import spa
+
     jd = spa.julian_day(unixtime)
     jce = spa.julian_ephemeris_century(spa.julian_ephemeris_day(jd, spa.calculate_deltat(year, 12)))
     jme = spa.julian_ephemeris_millennium(jce)
@@ -100,6 +107,8 @@ class SunTable:
 
 
 def _positions(utc: pd.DatetimeIndex, lat: float, lon: float, altitude_m: float) -> pd.DataFrame:
+    import pvlib
+
     return pvlib.solarposition.get_solarposition(utc, lat, lon, altitude=altitude_m, method="nrel_numpy")
 
 
@@ -111,6 +120,8 @@ def sun_table(day: date, lat: float, lon: float, *, basis: TimeBasis = "true_sol
     True solar time is UTC + longitude/15 h + the equation of time; the instant of a true-solar
     clock reading is found by fixed-point iteration on the equation of time (it changes by
     under a second per hour, so two rounds agree to well below a millisecond)."""
+    import pandas as pd
+
     clock = np.arange(start_h * 60.0 + step_min / 2, end_h * 60.0, step_min)
     midnight = pd.Timestamp(day).tz_localize("UTC")
     if basis == "kst":

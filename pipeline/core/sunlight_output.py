@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
-import pyogrio.raw
 import pyproj
 import rasterio
 import shapely
@@ -53,6 +52,10 @@ def write_receivers_gpkg(path: Path, frame: FrameRecord, geoid: GeoidModel, crs:
         both = results.present[:count, 0] & results.present[:count, 1]
         fields["changed"] = (both & (results.passes[:count, 0] != results.passes[:count, 1])).astype(np.int32)
     names, values = list(fields), list(fields.values())
+    # imported here: pyogrio brings GDAL's vector bindings and pandas (~90 MB) into every worker
+    # that preloads the analysis stage
+    import pyogrio.raw
+
     # GeoPackages stamp every table with the time of writing: a fixed stamp keeps reruns identical
     previous = pyogrio.get_gdal_config_option("OGR_CURRENT_DATE")
     pyogrio.set_gdal_config_options({"OGR_CURRENT_DATE": "2000-01-01T00:00:00.000Z"})

@@ -7,10 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pyogrio.raw
 import pyproj
 import shapely
-from pyogrio.errors import DataSourceError
 
 from pipeline.core.geodesy import parse_crs
 from pipeline.errors import CRSError, InputError
@@ -64,6 +62,11 @@ def _guess_encoding(columns: list[np.ndarray], path: Path) -> str | None:
 
 
 def _read(path: Path, encoding: str | None) -> tuple[dict[str, Any], Any, list[np.ndarray]]:
+    # imported here: GDAL's bindings add ~90 MB to every process that imports this module, and
+    # most runs (a point cloud alone) and every point-cloud worker never read a vector layer
+    import pyogrio.raw
+    from pyogrio.errors import DataSourceError
+
     try:
         meta, _, wkb, columns = pyogrio.raw.read(path, encoding=encoding)
     except UnicodeDecodeError as exc:  # a ValueError too: caught first, it is the user's to fix

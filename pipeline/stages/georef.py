@@ -22,7 +22,6 @@ from typing import Any
 import numpy as np
 import pyproj
 import shapely
-from scipy.spatial import cKDTree
 
 from pipeline.core.atomic import replacing
 from pipeline.core.arrayops import column_bounds
@@ -539,6 +538,8 @@ def _lidar_check(ctx: StageContext, control: dict[str, Any], store: CellStore | 
     pts = control["points"]
     dz: list[float | None] = [None] * len(pts)
     if store is not None:
+        from scipy.spatial import cKDTree  # ~40 MB; only GCP checks use it
+
         tree = cKDTree(enu[:, :2])
         near: list[list[np.ndarray]] = [[] for _ in pts]
         grid = store.grid()
