@@ -296,8 +296,13 @@ class GeorefConfig(_Model):
     max_vertical_rmse: float = Field(
         0.5, gt=0, description="Stop when the check points' vertical RMSE (m) exceeds this.")
     cell_size: float = Field(
-        200.0, ge=10, le=10_000, description="Edge (m) of the ENU columns the cloud is binned into: the unit of "
-                                  "streaming and parallel work; memory follows the densest cell.")
+        200.0, ge=10, le=10_000, description="Largest edge (m) of the ENU columns the cloud is binned into: the "
+                                  "unit of streaming and parallel work; memory follows the densest cell. "
+                                  "Halved (up to 4 times, not under 10 m) until the densest cell holds at most "
+                                  "cell_max_points.")
+    cell_max_points: int = Field(
+        1_000_000, ge=10_000, description="Points the densest cell may hold before cells are made smaller: "
+                                          "about 300 bytes a point at the peak of each worker.")
 
 
 class CleanConfig(_Model):

@@ -59,6 +59,63 @@ class CellGrid:
             yield (int(i[first]), int(j[first])), ordered[s:t]
 
 
+#: halvings of the largest cell size :func:`choose_cell_size` tries (200 m -> 12.5 m at most)
+MAX_HALVINGS = 4
+#: the smallest cell edge (m): below it a cell's ring of neighbours outweighs the cell
+MIN_CELL_SIZE = 10.0
+
+
+def count_bins(e: np.ndarray, n: np.ndarray, size: float, weight: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """Points per ``size`` m square of the ENU plane (anchored at E = N = 0, as cells are): the
+    occupied squares' (i, j) as an (M, 2) int64 array and their counts, each point counting
+    ``weight`` (the stride of a sample)."""
+    i, j = CellGrid(size).keys(e, n)
+    if len(i) == 0:
+        return np.empty((0, 2), np.int64), np.empty(0, np.int64)
+    i0, j0 = i.min(), j.min()
+    width, height = int(j.max() - j0) + 1, int(i.max() - i0) + 1
+    key = (i - i0) * width + (j - j0)
+    if width * height <= 4 * len(key) + 1_000_000:
+        # a dense count over the squares' bounding box, ten times faster than sorting: a chunk
+        # in scan order covers a compact strip of the plane
+        counts = np.bincount(key)
+        flat = np.flatnonzero(counts)
+        counts = counts[flat]
+    else:
+        flat, counts = np.unique(key, return_counts=True)
+    return np.column_stack([flat // width + i0, flat % width + j0]), counts * weight
+
+
+def choose_cell_size(squares: np.ndarray, counts: np.ndarray, bin_size: float, largest: float,
+                     max_points: int, divisor: float = 0.0) -> tuple[float, int]:
+    """The largest cell edge ``largest / 2**k`` (k <= :data:`MAX_HALVINGS`, not under
+    :data:`MIN_CELL_SIZE`, a multiple of ``divisor`` when that is > 0) whose densest cell holds at
+    most ``max_points``, and that cell's point count; the smallest allowed edge when none does.
+
+    ``squares`` and ``counts`` are points per ``bin_size`` m square (:func:`count_bins`);
+    ``bin_size`` must divide every candidate, so a cell is a union of whole squares and its
+    count is exact for a complete histogram.
+    """
+    best: tuple[float, int] | None = None
+    for k in range(MAX_HALVINGS + 1):
+        size = largest / 2 ** k
+        if k and size < MIN_CELL_SIZE:
+            break
+        if k and divisor > 0 and abs(size / divisor - round(size / divisor)) > 1e-9:
+            continue
+        per = round(size / bin_size)
+        if len(counts):
+            _, inverse = np.unique(np.floor_divide(squares, per), axis=0, return_inverse=True)
+            densest = int(np.bincount(inverse.ravel(), weights=counts).max())
+        else:
+            densest = 0
+        best = (size, densest)
+        if densest <= max_points:
+            break
+    assert best is not None
+    return best
+
+
 def cell_name(cell: Cell) -> str:
     return f"{cell[0]}_{cell[1]}"
 

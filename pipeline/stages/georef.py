@@ -33,7 +33,8 @@ from pipeline.core.helmert import robust_similarity
 from pipeline.core.meshimport import local_to_site, model_to_local
 from pipeline.core.neighbourhood import first_per_key
 from pipeline.core.registration import register
-from pipeline.core.cells import CellGrid, CellStore, CloudMeta, dtype_to_json
+from pipeline.core.cells import (MAX_HALVINGS, CellGrid, CellStore, CloudMeta, choose_cell_size, count_bins,
+                                 dtype_to_json)
 from pipeline.core.crs_hints import fitting_crs, transformation_to_wgs84
 from pipeline.core.gridwarp import AffineMap, GridWarp, PointMap, fit_grid_warp
 from pipeline.core.pointio import POINT_DTYPE
@@ -215,6 +216,42 @@ def georef_chunk(src: str, dst: str, part: int, index0: int | None, transform: P
     return {"count": len(rec), "lo": lo.tolist(), "hi": hi.tolist()}
 
 
+#: points of the clouds sampled to estimate where they are densest
+DENSITY_SAMPLE = 2_000_000
+
+
+def chunk_density(src: str, transform: PointMap, stride: int, bin_size: float) -> tuple[np.ndarray, np.ndarray]:
+    """Points per ``bin_size`` m ENU square of one chunk, estimated from every ``stride``-th point
+    (a task for the executor; :func:`~pipeline.core.cells.count_bins`)."""
+    sample = np.load(src, mmap_mode="r")[::stride]
+    enu = transform.apply(np.asarray(sample["x"]), np.asarray(sample["y"]), np.asarray(sample["z"]))
+    return count_bins(enu[:, 0], enu[:, 1], bin_size, stride)
+
+
+def _cell_size(ctx: StageContext, cfg: TwinConfig, tasks: list[tuple], exact: dict[int, _ExactMap], total: int
+               ) -> dict[str, Any]:
+    """The cell edge (m) for this cloud, from the configured largest edge and point bound.
+
+    Cells are anchored on the ENU lattice, so with every point counted the densest cell would be
+    known exactly; a sample of about :data:`DENSITY_SAMPLE` points in file order (scan lines and
+    strips cover each square evenly) estimates it to a few per cent at a fraction of a pass.
+    """
+    g = cfg.stages.georef
+    if total <= g.cell_max_points:
+        return {"cell_size_m": g.cell_size, "densest_cell_points": total, "estimated_from": "point count"}
+    stride = max(1, total // DENSITY_SAMPLE)
+    bin_size = g.cell_size / 2 ** MAX_HALVINGS
+    futures = [None if i in exact else ctx.executor.submit(chunk_density, t[0], t[4], stride, bin_size)
+               for i, t in enumerate(tasks)]
+    parts = [chunk_density(tasks[i][0], exact[i], stride, bin_size) if f is None else f.result()
+             for i, f in enumerate(futures)]
+    squares = np.concatenate([p[0] for p in parts])
+    counts = np.concatenate([p[1] for p in parts])
+    size, densest = choose_cell_size(squares, counts, bin_size, g.cell_size, g.cell_max_points,
+                                     cfg.stages.clean.voxel_size)
+    return {"cell_size_m": size, "densest_cell_points": densest, "estimated_from": f"every {stride}th point"}
+
+
 def _merged_dtype(clouds: list[SourceCloud]) -> np.dtype:
     """The merged cloud's record: the common fields, a point index, and every cloud's extra
     dimensions (zero for clouds that lack one)."""
@@ -306,7 +343,6 @@ def _points(ctx: StageContext, g: _Georeferencer, cfg: TwinConfig, control: dict
     metas = [m for _, m in clouds]
     dtype = _merged_dtype(metas)
     dtype_json = dtype_to_json(dtype)
-    cell_size = cfg.stages.georef.cell_size
     out = ctx.out_dir / "points"
     staging = ctx.out_dir / "_to_align"
     tasks: list[tuple[Any, ...]] = []
@@ -326,15 +362,17 @@ def _points(ctx: StageContext, g: _Georeferencer, cfg: TwinConfig, control: dict
             n = len(np.load(path, mmap_mode="r"))
             if transform is None:
                 exact[len(tasks)] = exact_map
-            tasks.append((str(path), str(dst), part, index0, transform, None if aligned else cell_size,
-                          dtype_json))
+            tasks.append((str(path), str(dst), part, index0, transform, not aligned, dtype_json))
             index0 += n
             part += 1
         report["clouds"].append({"file": meta.source, "transform": type(transform).__name__ if transform
                                  else "exact", "grid_max_error_m": getattr(transform, "max_error_m", None)})
+    report["cells"] = _cell_size(ctx, cfg, tasks, exact, index0)
+    cell_size = report["cells"]["cell_size_m"]
+    tasks = [(*t[:5], cell_size if t[5] else None, t[6]) for t in tasks]
     results = _run_chunks(ctx, tasks, "georef points", exact)
     if movers:
-        report["registration"] = _align(ctx, cfg, movers, out, part, dtype_json)
+        report["registration"] = _align(ctx, cfg, movers, out, part, dtype_json, cell_size)
         shutil.rmtree(staging)
     lo = np.min([r["lo"] for r in results], axis=0)
     hi = np.max([r["hi"] for r in results], axis=0)
@@ -350,7 +388,7 @@ def _voxel_sample(xyz: np.ndarray, voxel: float) -> np.ndarray:
 
 
 def _align(ctx: StageContext, cfg: TwinConfig, movers: list[tuple[SourceCloud, Path]], out: Path,
-           part: int, dtype_json: list[list[str]]) -> list[dict[str, Any]]:
+           part: int, dtype_json: list[list[str]], cell_size: float) -> list[dict[str, Any]]:
     """ICP-align every cloud marked ``align`` onto the clouds that are not, then bin it."""
     r = cfg.stages.georef.registration
     store = CellStore(out)
@@ -372,8 +410,8 @@ def _align(ctx: StageContext, cfg: TwinConfig, movers: list[tuple[SourceCloud, P
             raise StageError(f"registration fits only {reg.fitness:.2f} of the points (< stages.georef."
                              f"registration.min_fitness {r.min_fitness}); refusing to publish it",
                              path=meta.source)
-        tasks = [(str(p), str(out), int(p.stem), None, AffineMap(reg.transform), cfg.stages.georef.cell_size,
-                  dtype_json) for p in paths]
+        tasks = [(str(p), str(out), int(p.stem), None, AffineMap(reg.transform), cell_size, dtype_json)
+                 for p in paths]
         _run_chunks(ctx, tasks, f"bin {Path(meta.source).name}", {})
         results.append(info)
     return results

@@ -312,3 +312,50 @@ def test_a_layer_labelled_with_the_wrong_false_northing_is_refused_with_the_crs_
     line = _one_error_line(proc)
     assert "b.geojson" in line and "KGD2002 / Central Belt" in line
     assert "the coordinates land on the site in EPSG:5186 (KGD2002 / Central Belt 2010)" in line
+
+
+def test_dense_clouds_get_smaller_cells(tmp_path):
+    """A mobile-LiDAR-like corridor (30 m x 400 m, ~17 points per m²) with a bound of 20,000
+    points a cell is binned into 25 m cells, none over the bound; a sparse file keeps 200 m."""
+    from pipeline.core.cells import CellStore
+
+    x0, y0 = sample_points(1).min(0)[:2]
+    rng = np.random.default_rng(5)
+    t = np.sort(rng.uniform(0, 400, 200_000))  # driven along the street: points in scan order
+    xyz = np.column_stack([x0 + t, y0 + rng.uniform(0, 30, len(t)), rng.uniform(10, 30, len(t))])
+    las = write_las(tmp_path / "street.las", xyz, crs="EPSG:5186+5773")
+    cfg = _config(tmp_path, {"path": str(las)}, site="  crs: 'EPSG:5186+5773'")
+    cfg_text = open(cfg).read() + "stages: {ingest: {chunk_size: 30000}, georef: {cell_max_points: 20000}}\n"
+    open(cfg, "w").write(cfg_text)
+    proc = _run(tmp_path, cfg)
+    assert proc.returncode == 0, proc.stderr
+    store = CellStore(tmp_path / "w" / "artifacts" / "georef" / "points")
+    sizes = [sum(len(np.load(p, mmap_mode="r")) for p in store.parts(c)) for c in store.cells()]
+    cells = _report(tmp_path)["pointclouds"]["cells"]
+    assert store.meta().cell_size == cells["cell_size_m"] == 25.0
+    assert max(sizes) == cells["densest_cell_points"] <= 20_000 and sum(sizes) == len(xyz)
+
+    sparse = write_las(tmp_path / "sparse.las", xyz[::20], crs="EPSG:5186+5773")
+    proc = run_cli("run", _config(tmp_path, {"path": str(sparse)}), "--workdir", str(tmp_path / "s"),
+                   "--stages", "ingest..georef", "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    assert CellStore(tmp_path / "s" / "artifacts" / "georef" / "points").meta().cell_size == 200.0
+
+
+def test_a_sampled_density_estimate_is_close(tmp_path):
+    from pipeline.core.cells import choose_cell_size
+    from pipeline.core.gridwarp import AffineMap
+    from pipeline.stages.georef import chunk_density
+
+    rng = np.random.default_rng(2)
+    rec = np.zeros(400_000, [("x", "<f8"), ("y", "<f8"), ("z", "<f8")])
+    rec["x"] = np.sort(rng.uniform(0, 500, len(rec)))  # scan order
+    rec["y"], rec["z"] = rng.uniform(0, 100, len(rec)), 5.0
+    np.save(tmp_path / "c.npy", rec)
+    full = chunk_density(str(tmp_path / "c.npy"), AffineMap(np.eye(4)), 1, 12.5)
+    est = chunk_density(str(tmp_path / "c.npy"), AffineMap(np.eye(4)), 10, 12.5)
+    assert np.array_equal(full[0], est[0]) and full[1].sum() == len(rec)
+    # per 12.5 m square a tenth is ~125 points (±9 %); per cell, where it counts, far closer
+    for size in (200.0, 50.0):
+        exact = choose_cell_size(*full, 12.5, size, 10**9)[1]
+        assert abs(choose_cell_size(*est, 12.5, size, 10**9)[1] - exact) < 0.03 * exact
