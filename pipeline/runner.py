@@ -184,9 +184,10 @@ class Runner:
 
             finished = False
             try:
-                if ex.kind == "local":
-                    # spawned workers take a second or two to start and import the stages: they
-                    # do it while this process hashes the inputs and checks what is up to date
+                if ex.kind == "local" and (force or not (self.workdir / MANIFEST).is_file()):
+                    # spawned workers take a second or two to start and import the stages: on a
+                    # first run they do it while this process hashes the inputs; a rerun, where
+                    # most stages are usually up to date, starts them when a stage needs them
                     executor().submit(int)
                 files = self._file_hashes()
                 return_freed_memory()

@@ -226,3 +226,24 @@ def test_workers_start_without_the_heavy_libraries():
             f"print([m for m in {heavy!r} if m in sys.modules])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_a_first_run_starts_workers_early_and_an_unchanged_rerun_starts_none(tmp_path, monkeypatch):
+    import pipeline.runner as runner_module
+
+    cloud = write_las(tmp_path / "cloud.las", sample_points(5_000), crs="EPSG:5186+5773")
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("site: {origin: {lat: 37.5770, lon: 126.8898}}\nexecutor: {kind: local, workers: 1}\n"
+                   f"inputs: {{pointclouds: [{{path: {cloud}}}]}}\n")
+    started = []
+    real = runner_module.make_executor
+
+    def counting(*args, **kw):
+        started.append(args[0])
+        return real(*args, **kw)
+
+    monkeypatch.setattr(runner_module, "make_executor", counting)
+    Runner(load_config(cfg), tmp_path / "w", quiet=True).run(["ingest", "georef"])
+    assert started == ["local"]
+    Runner(load_config(cfg), tmp_path / "w", quiet=True).run(["ingest", "georef"])
+    assert started == ["local"]  # nothing to do: no pool
