@@ -169,6 +169,13 @@ class CellStore:
                     out.append((int(m.group(1)), int(m.group(2))))
         return sorted(out)
 
+    def largest_first(self) -> list[Cell]:
+        """Cells by decreasing size on disk (then sorted): submitted in this order, the last
+        tasks of a pass are the smallest, so no worker is left with a big cell while the other
+        idles (longest-processing-time-first scheduling)."""
+        size = {c: sum(p.stat().st_size for p in self.parts(c)) for c in self.cells()}
+        return sorted(size, key=lambda c: (-size[c], c))
+
     def parts(self, cell: Cell) -> list[Path]:
         return sorted(self.cell_dir(cell).glob("*.npy"))
 

@@ -235,7 +235,7 @@ def run(ctx: StageContext, cfg: TwinConfig) -> StageResult:
         return StageResult({"points": 0}, {"note": "no point clouds"})
     if not c.enabled:
         return _pass_through(src, CellStore(ctx.out_dir / "points"), meta)
-    cells = src.cells()
+    cells = src.largest_first()
     tmp = ctx.out_dir / "_work"
     tmp.mkdir(parents=True)
     ex = ctx.executor

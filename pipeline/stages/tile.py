@@ -425,16 +425,18 @@ def _point_layer(ctx: StageContext, out: Path, m: np.ndarray, cfg: TwinConfig, p
     frame = OctreeFrame.covering(np.array(meta.bounds[:3]), np.array(meta.bounds[3:]),
                                  meta.cell_size, t.pointcloud_root_cells)
     (out / "tiles").mkdir(parents=True, exist_ok=True)
+    cells = store.largest_first()
     futures = [ctx.executor.submit(tile_cell, str(store.folder), cell, frame, t.pointcloud_max_points, str(out),
-                                   t.pointcloud_meshopt) for cell in store.cells()]
+                                   t.pointcloud_meshopt) for cell in cells]
     nodes: dict[str, dict[str, Any]] = {}
-    candidates, size = [], 0
-    for f in ctx.reporter.track(futures, "tile point cloud"):
+    candidates, size = {}, 0
+    for cell, f in zip(cells, ctx.reporter.track(futures, "tile point cloud"), strict=True):
         r = f.result()
         nodes.update((d["key"], d) for d in r["nodes"])
-        candidates.append(r["candidates"])
+        candidates[cell] = r["candidates"]
         size += r["bytes"]
-    cand = np.concatenate(candidates)
+    # the coarse levels keep the first candidate per lattice cell: in cell order, as always
+    cand = np.concatenate([candidates[c] for c in sorted(candidates)])
     if len(cand):
         xyz = np.column_stack([cand["x"], cand["y"], cand["z"]])
         jobs = []
