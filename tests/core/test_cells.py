@@ -47,3 +47,15 @@ def test_the_largest_cell_under_the_bound_is_chosen():
     assert choose_cell_size(squares, counts, 12.5, 200.0, 10, divisor=4.0) == (100.0, counted[1])
     # never under 10 m
     assert choose_cell_size(*count_bins(e, n, 3.75), 3.75, 60.0, 10)[0] == 15.0
+
+
+def test_largest_cells_come_first(tmp_path):
+    from pipeline.core.cells import CellStore
+
+    store = CellStore(tmp_path / "s")
+    rec = np.zeros(10_000, [("x", "<f8"), ("y", "<f8")])
+    for cell, n in (((0, 0), 2000), ((0, 1), 7000), ((-1, 0), 7000), ((3, 3), 1000)):
+        store.write(cell, 0, rec[:n])
+    store.write((0, 0), 1, rec[:4000])  # 2,000 + 4,000 points over two parts
+    assert store.largest_first() == [(-1, 0), (0, 1), (0, 0), (3, 3)]
+    assert sorted(store.largest_first()) == store.cells()
