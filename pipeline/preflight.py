@@ -126,6 +126,10 @@ def check_runnable(cfg: TwinConfig, config_path: Path) -> None:
     except TwinError as exc:
         raise ConfigError(f"site.geoid: {exc.message}", path=exc.path) from None
     c = cfg.stages.clean
+    if c.cell_buffer > cfg.stages.georef.cell_size:
+        raise ConfigError(f"stages.clean.cell_buffer {c.cell_buffer} m exceeds stages.georef.cell_size "
+                          f"{cfg.stages.georef.cell_size} m: a cell's ring would reach past its neighbours",
+                          path=config_path)
     if c.voxel_size > 0:
         ratio = cfg.stages.georef.cell_size / c.voxel_size
         if abs(ratio - round(ratio)) > 1e-9:

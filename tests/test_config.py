@@ -6,7 +6,7 @@ import pytest
 
 from pipeline.config import config_to_yaml, load_config
 from pipeline.errors import ConfigError
-from tests.conftest import SAMPLE_CONFIG
+from tests.conftest import SAMPLE, SAMPLE_CONFIG
 
 
 def test_sample_config_is_valid_and_resolves_paths():
@@ -75,3 +75,18 @@ def test_a_national_layout_keeps_its_field_names_through_hashing_and_copies(tmp_
         copy.model_dump(mode="json")
     fields = copy.footprints.fields
     assert (fields.id, fields.name, fields.floors_below) == ("BD_MGT_SN", "NAME_KO", "UND_FLO_CO")
+
+
+@pytest.mark.parametrize("text,where", [
+    ("stages: {clean: {cell_buffer: 250}}", "stages.clean.cell_buffer 250.0 m exceeds stages.georef.cell_size"),
+    ("stages: {clean: {voxel_size: 0.3}}", "stages.clean.voxel_size 0.3 m must divide stages.georef.cell_size"),
+])
+def test_cell_geometry_that_cannot_work_is_refused_before_a_run(tmp_path, text, where):
+    from pipeline.preflight import check_runnable
+
+    p = tmp_path / "cells.yaml"
+    p.write_text("site: {origin: {lat: 37.5770, lon: 126.8898}}\n"
+                 f"inputs: {{pointclouds: [{{path: {SAMPLE / 'dmc_aerial.laz'}}}]}}\n{text}\n")
+    with pytest.raises(ConfigError) as e:
+        check_runnable(load_config(p), p)
+    assert "cells.yaml" in str(e.value) and where in str(e.value)

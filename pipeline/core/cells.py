@@ -87,10 +87,11 @@ def count_bins(e: np.ndarray, n: np.ndarray, size: float, weight: int = 1) -> tu
 
 
 def choose_cell_size(squares: np.ndarray, counts: np.ndarray, bin_size: float, largest: float,
-                     max_points: int, divisor: float = 0.0) -> tuple[float, int]:
+                     max_points: int, divisor: float = 0.0, smallest: float = MIN_CELL_SIZE) -> tuple[float, int]:
     """The largest cell edge ``largest / 2**k`` (k <= :data:`MAX_HALVINGS`, not under
-    :data:`MIN_CELL_SIZE`, a multiple of ``divisor`` when that is > 0) whose densest cell holds at
-    most ``max_points``, and that cell's point count; the smallest allowed edge when none does.
+    ``smallest`` nor :data:`MIN_CELL_SIZE`, a multiple of ``divisor`` when that is > 0) whose
+    densest cell holds at most ``max_points``, and that cell's point count; the smallest allowed
+    edge when none does.
 
     ``squares`` and ``counts`` are points per ``bin_size`` m square (:func:`count_bins`);
     ``bin_size`` must divide every candidate, so a cell is a union of whole squares and its
@@ -99,7 +100,7 @@ def choose_cell_size(squares: np.ndarray, counts: np.ndarray, bin_size: float, l
     best: tuple[float, int] | None = None
     for k in range(MAX_HALVINGS + 1):
         size = largest / 2 ** k
-        if k and size < MIN_CELL_SIZE:
+        if k and size < max(smallest, MIN_CELL_SIZE):
             break
         if k and divisor > 0 and abs(size / divisor - round(size / divisor)) > 1e-9:
             continue

@@ -247,8 +247,9 @@ def _cell_size(ctx: StageContext, cfg: TwinConfig, tasks: list[tuple], exact: di
              for i, f in enumerate(futures)]
     squares = np.concatenate([p[0] for p in parts])
     counts = np.concatenate([p[1] for p in parts])
+    # a cell's ring of neighbours reaches cell_buffer beyond it: no further than the next cells
     size, densest = choose_cell_size(squares, counts, bin_size, g.cell_size, g.cell_max_points,
-                                     cfg.stages.clean.voxel_size)
+                                     cfg.stages.clean.voxel_size, cfg.stages.clean.cell_buffer)
     return {"cell_size_m": size, "densest_cell_points": densest, "estimated_from": f"every {stride}th point"}
 
 

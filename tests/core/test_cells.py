@@ -45,7 +45,8 @@ def test_the_largest_cell_under_the_bound_is_chosen():
         assert choose_cell_size(squares, counts, 12.5, 200.0, bound) == (want, densest(want)), bound
     # the thinning voxel must divide the cell: 4 m divides 200 and 100, not 50 and under
     assert choose_cell_size(squares, counts, 12.5, 200.0, 10, divisor=4.0) == (100.0, counted[1])
-    # never under 10 m
+    # never under the ring a cell reads around it, nor under 10 m
+    assert choose_cell_size(squares, counts, 12.5, 200.0, 10, smallest=30.0) == (50.0, counted[2])
     assert choose_cell_size(*count_bins(e, n, 3.75), 3.75, 60.0, 10)[0] == 15.0
 
 
