@@ -25,6 +25,14 @@ def take_records(rec: np.ndarray, index: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(rec).view(whole).take(index).view(rec.dtype)
 
 
+def occurrence_codes(keys: np.ndarray) -> np.ndarray:
+    """Per element of ``keys`` (1-D), the number of its distinct value in order of first
+    appearance (0, 1, ...): a hash pass, where ``np.unique(..., return_inverse=True)`` sorts."""
+    import pandas as pd  # see first_of_each
+
+    return pd.factorize(keys)[0]
+
+
 def first_of_each(keys: np.ndarray) -> np.ndarray:
     """Mask of the first occurrence of each distinct value of ``keys`` (int64). pandas hashes
     them in one pass; numpy's unique sorts them, twice as slow on a tile's million points."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pipeline.core.arrayops import column_bounds, first_of_each
+from pipeline.core.arrayops import column_bounds, first_of_each, occurrence_codes
 from pykdtree.kdtree import KDTree
 
 #: points per block of the covariance step (bounds its (block, k, 3) temporaries)
@@ -128,7 +128,11 @@ def first_of_duplicates(xyz: np.ndarray) -> np.ndarray:
     with np.errstate(over="ignore"):
         h = (bits[:, 0] * np.uint64(0x9E3779B97F4A7C15)) ^ (bits[:, 1] * np.uint64(0xC2B2AE3D27D4EB4F)) \
             ^ (bits[:, 2] * np.uint64(0x165667B19E3779F9))
-    _, first, inverse = np.unique(h, return_index=True, return_inverse=True)
-    if not np.array_equal(xyz, xyz[first[inverse.ravel()]]):
+    codes = occurrence_codes(h)
+    # codes count up in order of appearance: a point is the first of its set when its code
+    # exceeds every earlier one
+    first = np.flatnonzero(np.r_[True, codes[1:] > np.maximum.accumulate(codes)[:-1]])
+    if len(first) < len(xyz) and not np.array_equal(xyz, xyz[first[codes]]):
         _, first = np.unique(xyz.view(np.dtype((np.void, 24))).ravel(), return_index=True)
-    return np.sort(first)
+        first = np.sort(first)
+    return first

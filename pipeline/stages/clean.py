@@ -36,6 +36,7 @@ from typing import Any
 
 import numpy as np
 
+from pipeline.core.arrayops import take_records
 from pipeline.core.atomic import replacing
 from pipeline.config import CleanConfig, TwinConfig
 from pipeline.core import ground as gnd
@@ -59,13 +60,16 @@ def _xyz(rec: np.ndarray) -> np.ndarray:
 def _usable(rec: np.ndarray, dedupe: bool) -> tuple[np.ndarray, int, int]:
     """Points not classed noise and, with ``dedupe``, not an exact copy of an earlier point."""
     noise = np.isin(rec["classification"], (LOW_NOISE, HIGH_NOISE))
-    rec = rec[~noise]
+    n_noise = int(noise.sum())
+    if n_noise:  # most clouds have none: no copy then
+        rec = rec[~noise]
     dups = 0
     if dedupe and len(rec):
         first = first_of_duplicates(_xyz(rec))
         dups = len(rec) - len(first)
-        rec = rec[first]
-    return rec, int(noise.sum()), dups
+        if dups:
+            rec = take_records(rec, first)
+    return rec, n_noise, dups
 
 
 def _work(tmp: str, what: str, cell: Cell) -> Path:

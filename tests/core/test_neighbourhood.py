@@ -77,3 +77,11 @@ def test_first_of_duplicates_keeps_the_first_copy():
     xyz = np.array([[1.0, 2, 3], [4, 5, 6], [1, 2, 3], [0.0, 0, 0], [4, 5, 6], [1, 2, 3.000001]])
     assert first_of_duplicates(xyz).tolist() == [0, 1, 3, 5]
     assert first_per_key(np.array([[1, 2, 3], [1, 2, 3], [2 ** 40, 0, -2 ** 40]])).tolist() == [0, 2]
+
+
+def test_first_of_duplicates_matches_a_sort_on_many_copies():
+    rng = np.random.default_rng(4)
+    base = np.round(rng.uniform(0, 50, (20_000, 3)), 2)
+    xyz = base[rng.integers(0, len(base), 100_000)]
+    _, want = np.unique(xyz.view(np.dtype((np.void, 24))).ravel(), return_index=True)
+    assert np.array_equal(first_of_duplicates(xyz), np.sort(want))
