@@ -184,7 +184,7 @@ class Runner:
 
             finished = False
             try:
-                if ex.kind == "local" and (force or not (self.workdir / MANIFEST).is_file()):
+                if ex.kind == "local" and (force or not self.manifest["stages"]):
                     # spawned workers take a second or two to start and import the stages: on a
                     # first run they do it while this process hashes the inputs; a rerun, where
                     # most stages are usually up to date, starts them when a stage needs them

@@ -53,6 +53,7 @@ from pipeline.stage import StageContext, StageResult, StageSpec
 
 SPEC = StageSpec("clean", reads=(artifacts.ENU_POINTS,), writes=(artifacts.CLEAN_POINTS, artifacts.DTM))
 
+
 def _xyz(rec: np.ndarray) -> np.ndarray:
     return np.column_stack([rec["x"], rec["y"], rec["z"]])
 

@@ -228,9 +228,10 @@ def chunk_density(src: str, transform: PointMap, stride: int, bin_size: float) -
     return count_bins(enu[:, 0], enu[:, 1], bin_size, stride)
 
 
-def _cell_size(ctx: StageContext, cfg: TwinConfig, tasks: list[tuple], exact: dict[int, _ExactMap], total: int
+def _cell_size(ctx: StageContext, cfg: TwinConfig, chunks: list[tuple[str, PointMap]], total: int
                ) -> dict[str, Any]:
-    """The cell edge (m) for this cloud, from the configured largest edge and point bound.
+    """The cell edge (m) for the clouds' ``chunks`` (source chunk, its map to ENU), from the
+    configured largest edge and point bound. Exact maps call PROJ here: they stay in this process.
 
     Cells are anchored on the ENU lattice, so with every point counted the densest cell would be
     known exactly; a sample of about :data:`DENSITY_SAMPLE` points in file order (scan lines and
@@ -241,10 +242,10 @@ def _cell_size(ctx: StageContext, cfg: TwinConfig, tasks: list[tuple], exact: di
         return {"cell_size_m": g.cell_size, "densest_cell_points": total, "estimated_from": "point count"}
     stride = max(1, total // DENSITY_SAMPLE)
     bin_size = g.cell_size / 2 ** MAX_HALVINGS
-    futures = [None if i in exact else ctx.executor.submit(chunk_density, t[0], t[4], stride, bin_size)
-               for i, t in enumerate(tasks)]
-    parts = [chunk_density(tasks[i][0], exact[i], stride, bin_size) if f is None else f.result()
-             for i, f in enumerate(futures)]
+    futures = [None if isinstance(m, _ExactMap) else ctx.executor.submit(chunk_density, src, m, stride, bin_size)
+               for src, m in chunks]
+    parts = [chunk_density(src, m, stride, bin_size) if f is None else f.result()
+             for (src, m), f in zip(chunks, futures, strict=True)]
     squares = np.concatenate([p[0] for p in parts])
     counts = np.concatenate([p[1] for p in parts])
     # a cell's ring of neighbours reaches cell_buffer beyond it: no further than the next cells
@@ -346,31 +347,32 @@ def _points(ctx: StageContext, g: _Georeferencer, cfg: TwinConfig, control: dict
     dtype_json = dtype_to_json(dtype)
     out = ctx.out_dir / "points"
     staging = ctx.out_dir / "_to_align"
-    tasks: list[tuple[Any, ...]] = []
-    exact: dict[int, _ExactMap] = {}
+    # (chunk, destination, part, first index, map to ENU, aligned): tasks once the cell size is known
+    chunks: list[tuple[str, str, int, int, PointMap, bool]] = []
     movers: list[tuple[SourceCloud, Path]] = []
     index0 = part = 0
     report: dict[str, Any] = {"clouds": []}
     for cloud, meta in clouds:
         transform, crs = _cloud_transform(g, meta, control)
-        if transform is None and crs is not None:
-            exact_map = _ExactMap(g, crs, meta)
+        point_map: PointMap | None = _ExactMap(g, crs, meta) if transform is None and crs is not None else transform
+        assert point_map is not None  # _cloud_transform gives a map or a CRS
         aligned = meta.align
         dst = staging / cloud.folder.name if aligned else out
         if aligned:
             movers.append((meta, dst))
         for path in cloud.paths():
             n = len(np.load(path, mmap_mode="r"))
-            if transform is None:
-                exact[len(tasks)] = exact_map
-            tasks.append((str(path), str(dst), part, index0, transform, not aligned, dtype_json))
+            chunks.append((str(path), str(dst), part, index0, point_map, aligned))
             index0 += n
             part += 1
         report["clouds"].append({"file": meta.source, "transform": type(transform).__name__ if transform
                                  else "exact", "grid_max_error_m": getattr(transform, "max_error_m", None)})
-    report["cells"] = _cell_size(ctx, cfg, tasks, exact, index0)
+    report["cells"] = _cell_size(ctx, cfg, [(c[0], c[4]) for c in chunks], index0)
     cell_size = report["cells"]["cell_size_m"]
-    tasks = [(*t[:5], cell_size if t[5] else None, t[6]) for t in tasks]
+    # clouds to align are staged whole, and binned once registered
+    tasks = [(src, dst, k, i0, tr, None if aligned else cell_size, dtype_json)
+             for src, dst, k, i0, tr, aligned in chunks]
+    exact = {i: c[4] for i, c in enumerate(chunks) if isinstance(c[4], _ExactMap)}
     results = _run_chunks(ctx, tasks, "georef points", exact)
     if movers:
         report["registration"] = _align(ctx, cfg, movers, out, part, dtype_json, cell_size)
