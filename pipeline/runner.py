@@ -179,7 +179,7 @@ class Runner:
             def executor() -> Any:
                 if not shared:
                     shared.append(make_executor(ex.kind, ex.workers, ex.scheduler,
-                                                preload=tuple(stage_module(n).__name__ for n in names)))
+                                                preload=tuple(f"pipeline.stages.{n}" for n in names)))
                 return shared[0]
 
             finished = False

@@ -33,6 +33,15 @@ def occurrence_codes(keys: np.ndarray) -> np.ndarray:
     return pd.factorize(keys)[0]
 
 
+def first_positions(codes: np.ndarray) -> np.ndarray:
+    """Where each code of :func:`occurrence_codes` first appears: codes count up in order of
+    first appearance, so element ``c`` of the result is the position of code ``c``'s first
+    element (and the positions are sorted)."""
+    if len(codes) == 0:
+        return np.empty(0, np.int64)
+    return np.flatnonzero(np.r_[True, codes[1:] > np.maximum.accumulate(codes)[:-1]])
+
+
 def first_of_each(keys: np.ndarray) -> np.ndarray:
     """Mask of the first occurrence of each distinct value of ``keys`` (int64). pandas hashes
     them in one pass; numpy's unique sorts them, twice as slow on a tile's million points."""

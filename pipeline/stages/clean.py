@@ -5,14 +5,18 @@ follows the densest cell (plus a ``cell_buffer`` ring of its neighbours), not th
 
 1. per cell: drop points already classed noise (7, 18) and exact duplicates (the first in input
    order stays); query the k nearest neighbours over the cell and the ring around it, which gives
-   each point its mean neighbour distance exactly as a whole-cloud query would;
+   each point its mean neighbour distance exactly as a whole-cloud query would. On a cloud of
+   more than :data:`THRESHOLD_SAMPLE` points only the threshold's sample (every n-th point) and
+   one point per small cube are queried; the others get an upper bound from their cube's point;
 2. the statistical outlier threshold (mean + ``outlier_std_ratio`` x std of the mean distances)
-   is taken over the whole cloud, from every cell's sums. Each neighbour distance is capped at
-   ``cell_buffer``: the ring then holds everything a point's capped mean depends on, so it is
-   exactly the whole cloud's and does not change with the cell size (and a handful of far strays
-   cannot inflate the threshold, as they do in PCL's uncapped filter); per cell: drop outliers,
-   thin to one point per ``voxel_size`` voxel (voxels are anchored at multiples of their size,
-   so none straddles a cell border), and reduce to the lowest point per ground-grid cell;
+   is taken over the whole cloud (or its sample), from every cell's sums. Each neighbour distance
+   is capped at ``cell_buffer``: the ring then holds everything a point's capped mean depends on,
+   so it is exactly the whole cloud's and does not change with the cell size (and a handful of
+   far strays cannot inflate the threshold, as they do in PCL's uncapped filter); per cell: query
+   the points whose bound lies above the threshold, drop outliers (so a point is dropped exactly
+   when its own distance exceeds the threshold), thin to one point per ``voxel_size`` voxel
+   (voxels are anchored at multiples of their size, so none straddles a cell border), and reduce
+   to the lowest point per ground-grid cell;
 3. the ground filter (SMRF or CSF) runs once on the district's minimum surface;
 4. per cell: height above ground gives the classes, and local geometry (surface variation over
    the same neighbourhoods as pass 1, cell and ring) tells roofs from trees; it is computed only
@@ -42,8 +46,8 @@ from pipeline.config import CleanConfig, TwinConfig
 from pipeline.core import ground as gnd
 from pipeline.core.cells import Cell, CellStore, CloudMeta
 from pipeline.core.classify import BUILDING, GROUND, classify_points, may_need_geometry, needs_geometry
-from pipeline.core.neighbourhood import (first_of_duplicates, first_per_key, mean_distance, spatial_order,
-                                         surface_variation)
+from pipeline.core.neighbourhood import (first_of_duplicates, first_per_key, mean_distance, mean_distance_bounds,
+                                         spatial_order, surface_variation)
 from pipeline.core.pointio import HIGH_NOISE, LOW_NOISE
 from pipeline.core.budget import check_grid
 from pipeline.core.progress import Clock
@@ -52,6 +56,12 @@ from pipeline import artifacts
 from pipeline.stage import StageContext, StageResult, StageSpec
 
 SPEC = StageSpec("clean", reads=(artifacts.ENU_POINTS,), writes=(artifacts.CLEAN_POINTS, artifacts.DTM))
+
+#: points whose mean neighbour distances make the outlier threshold's statistics: every point of
+#: a cloud up to this size, every n-th (by georef's ``index``) of a larger one. Two million give
+#: the mean and deviation to a few parts in ten thousand, and the other points then need their
+#: exact distance only when a cheap upper bound does not already put them under the threshold.
+THRESHOLD_SAMPLE = 2_000_000
 
 
 def _xyz(rec: np.ndarray) -> np.ndarray:
@@ -77,13 +87,18 @@ def _work(tmp: str, what: str, cell: Cell) -> Path:
     return Path(tmp) / f"{what}_{cell[0]}_{cell[1]}.npy"
 
 
-def measure_cell(src: str, cell: Cell, tmp: str, k: int, buffer: float, dedupe: bool, reclassify: bool
-                 ) -> dict[str, Any]:
-    """Pass 1 (executor task): usable points of ``cell`` and their capped mean neighbour distances.
+def measure_cell(src: str, cell: Cell, tmp: str, k: int, buffer: float, dedupe: bool, reclassify: bool,
+                 stride: int = 1) -> dict[str, Any]:
+    """Pass 1 (executor task): usable points of ``cell`` and their capped mean neighbour
+    distances; the sums of the distances of the threshold's sample (``index`` a multiple of
+    ``stride``).
 
-    The ring of neighbouring points is kept for pass 3 only when some point of the cell may need
-    its local geometry (:func:`~pipeline.core.classify.may_need_geometry`): a classified input
-    never does.
+    With ``stride`` > 1 (and duplicates removed, which the bounds need), only the sample and a
+    representative per small cube are measured; the other points get an upper bound
+    (:func:`~pipeline.core.neighbourhood.mean_distance_bounds`), which pass 2 replaces by the
+    exact distance wherever it does not settle the threshold test. The ring of neighbouring
+    points is kept for that, and for pass 3 when some point of the cell may need its local
+    geometry (:func:`~pipeline.core.classify.may_need_geometry`; a classified input never does).
     """
     store = CellStore(src)
     grid = store.grid()
@@ -103,21 +118,53 @@ def measure_cell(src: str, cell: Cell, tmp: str, k: int, buffer: float, dedupe: 
                 ring.append(_xyz(_usable(rec[near], dedupe)[0]))
     xyz = _xyz(pts)
     dist = np.zeros(len(pts), np.float32)
+    exact = np.ones(len(pts), bool)
+    sample = pts["index"] % stride == 0
     if len(pts):
         order = spatial_order(xyz)
         q = xyz[order]
         # every point within ``buffer`` of a point of the cell is in the cell or its ring
-        dist[order] = mean_distance(np.concatenate([q, *ring]), q, k, cap=buffer)
+        cloud = np.concatenate([q, *ring])
+        if stride > 1 and dedupe:
+            dist[order], exact[order] = mean_distance_bounds(cloud, q, k, buffer, sample[order])
+        else:
+            dist[order] = mean_distance(cloud, q, k, cap=buffer)
     with replacing(_work(tmp, "pts", cell)) as f:
         np.save(f, pts)
     with replacing(_work(tmp, "dist", cell)) as f:
         np.save(f, dist)
-    if np.any(may_need_geometry(pts["number_of_returns"], pts["classification"], reclassify=reclassify)):
+    bounded = not exact.all()
+    if bounded:
+        with replacing(_work(tmp, "exact", cell)) as f:
+            np.save(f, exact)
+    if bounded or np.any(may_need_geometry(pts["number_of_returns"], pts["classification"],
+                                           reclassify=reclassify)):
         with replacing(_work(tmp, "ring", cell)) as f:
             np.save(f, np.concatenate([np.empty((0, 3)), *ring]))
-    d = dist.astype(np.float64)
+    d = dist[sample].astype(np.float64)
     return {"cell": cell, "noise": noise, "duplicates": dups, "n": len(d), "sum": float(d.sum()),
-            "sumsq": float((d ** 2).sum())}
+            "sumsq": float((d ** 2).sum()), "measured": int(exact.sum())}
+
+
+def settle_cell(tmp: str, cell: Cell, threshold: float, k: int, buffer: float) -> int:
+    """Measure exactly the points of ``cell`` whose pass-1 bound lies above ``threshold`` (they
+    may or may not be outliers), so that every distance left is exact or settles the test;
+    returns how many were measured. A no-op for a cell measured exactly in pass 1."""
+    exact_path = _work(tmp, "exact", cell)
+    if not exact_path.is_file():
+        return 0
+    dist = np.load(_work(tmp, "dist", cell))
+    todo = np.flatnonzero(~np.load(exact_path) & (dist > threshold))
+    if len(todo):
+        xyz = _xyz(np.load(_work(tmp, "pts", cell)))
+        q = xyz[todo]
+        order = spatial_order(q)
+        dist[todo[order]] = mean_distance(np.concatenate([xyz, np.load(_work(tmp, "ring", cell))]), q[order],
+                                          k, cap=buffer)
+        with replacing(_work(tmp, "dist", cell)) as f:
+            np.save(f, dist)
+    exact_path.unlink()
+    return len(todo)
 
 
 def _kept(tmp: str, cell: Cell, threshold: float, voxel: float) -> tuple[np.ndarray, np.ndarray, int, int]:
@@ -135,18 +182,20 @@ def _kept(tmp: str, cell: Cell, threshold: float, voxel: float) -> tuple[np.ndar
     return kept, pts, int((~inlier).sum()), thinned
 
 
-def lowest_cell(tmp: str, cell: Cell, threshold: float, voxel: float, grid: gnd.Grid
-                ) -> tuple[int, int, np.ndarray] | None:
-    """Pass 2 (executor task): the cell's block of the ground grid's minimum surface."""
-    kept, usable, _, _ = _kept(tmp, cell, threshold, voxel)
+def lowest_cell(tmp: str, cell: Cell, threshold: float, c: CleanConfig, grid: gnd.Grid
+                ) -> tuple[int, tuple[int, int, np.ndarray] | None]:
+    """Pass 2 (executor task): the points pass 1 left undecided measured (:func:`settle_cell`),
+    then the cell's block of the ground grid's minimum surface; (points measured, block or None)."""
+    settled = settle_cell(tmp, cell, threshold, c.outlier_neighbors, c.cell_buffer)
+    kept, usable, _, _ = _kept(tmp, cell, threshold, c.voxel_size)
     if not len(kept):
-        return None
+        return settled, None
     pts = usable[kept]
     r0, c0, rows, cols, flat = gnd.block_index(grid, pts["x"], pts["y"])
     block = np.full(rows * cols, np.inf)
     np.minimum.at(block, flat, pts["z"])
     block[np.isinf(block)] = np.nan
-    return r0, c0, block.reshape(rows, cols)
+    return settled, (r0, c0, block.reshape(rows, cols))
 
 
 def _surface_variation(tmp: str, cell: Cell, usable: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
@@ -245,9 +294,10 @@ def run(ctx: StageContext, cfg: TwinConfig) -> StageResult:
     tmp.mkdir(parents=True)
     ex = ctx.executor
     clock = Clock()
+    stride = max(1, -(-meta.count // THRESHOLD_SAMPLE))
     measured = [f.result() for f in ctx.reporter.track(
         [ex.submit(measure_cell, str(src.folder), cell, str(tmp), c.outlier_neighbors, c.cell_buffer,
-                   c.remove_duplicates, c.reclassify) for cell in cells], "clean: neighbourhoods")]
+                   c.remove_duplicates, c.reclassify, stride) for cell in cells], "clean: neighbourhoods")]
     n = sum(m["n"] for m in measured)
     mean = sum(m["sum"] for m in measured) / max(n, 1)
     std = np.sqrt(max(sum(m["sumsq"] for m in measured) / max(n, 1) - mean ** 2, 0.0))
@@ -263,9 +313,12 @@ def run(ctx: StageContext, cfg: TwinConfig) -> StageResult:
                path=cfg.source)
     grid = gnd.Grid.covering(np.array([lo[0], hi[0]]), np.array([lo[1], hi[1]]), c.ground_cell)
     zmin = np.full((grid.rows, grid.cols), np.nan)
-    for block in ctx.reporter.track([ex.submit(lowest_cell, str(tmp), cell, threshold, c.voxel_size, grid)
+    settled = 0
+    for block in ctx.reporter.track([ex.submit(lowest_cell, str(tmp), cell, threshold, c, grid)
                                      for cell in cells], "clean: minimum surface"):
-        if (b := block.result()) is not None:
+        more, b = block.result()
+        settled += more
+        if b is not None:
             r0, c0, values = b
             view = zmin[r0:r0 + values.shape[0], c0:c0 + values.shape[1]]
             view[...] = np.fmin(view, values)
@@ -316,6 +369,8 @@ def run(ctx: StageContext, cfg: TwinConfig) -> StageResult:
               "noise_class_points_dropped": noise, "duplicates_removed": dups,
               "statistical_outliers_removed": outliers,
               "outlier_threshold_m": threshold, "mean_neighbour_distance_m": mean,
+              "outlier_threshold_sample": {"every_nth_point": stride, "points": n},
+              "neighbour_distances_measured": sum(m["measured"] for m in measured) + settled,
               "thinned_away": thinned, "output_points": kept, "ground_method": c.ground_method,
               "local_geometry_points": geometry,
               "classes": {str(k): int(v) for k, v in enumerate(classes) if v},

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from scipy.spatial import cKDTree
 
-from pipeline.core.neighbourhood import (first_of_duplicates, first_per_key, mean_distance,
+from pipeline.core.neighbourhood import (first_of_duplicates, first_per_key, mean_distance, mean_distance_bounds,
                                          smallest_eigenvalue, surface_variation)
 
 
@@ -37,6 +37,30 @@ def test_capped_mean_distance_needs_only_the_ring(cloud):
     whole = mean_distance(cloud, cloud[inside], 10, cap=cap)
     part = mean_distance(cloud[ring], cloud[inside], 10, cap=cap)
     np.testing.assert_allclose(part, whole, atol=1e-6)
+
+
+def test_mean_distance_bounds_are_exact_where_measured_and_above_elsewhere(cloud):
+    cap = 2.0
+    want = mean_distance(cloud, cloud, 10, cap=cap)
+    asked = np.zeros(len(cloud), bool)
+    asked[::10] = True
+    got, exact = mean_distance_bounds(cloud, cloud, 10, cap, asked)
+    assert got.dtype == np.float32 and np.all(exact[asked])
+    assert np.array_equal(got[exact], want[exact])
+    assert np.all(got[~exact] >= want[~exact])
+    # most points are bounded, not measured, and the bounds stay near the values
+    assert exact.mean() < 0.5
+    assert np.median(got[~exact] / want[~exact]) < 2.5
+
+
+def test_mean_distance_bounds_of_tiny_or_unsampled_clouds_are_exact():
+    three = np.array([[0.0, 0, 0], [1, 0, 0], [0, 2, 0]])
+    got, exact = mean_distance_bounds(three, three, 10, 5.0, np.zeros(3, bool))
+    assert exact.all() and np.array_equal(got, mean_distance(three, three, 10, cap=5.0))
+    # nothing asked for: no measure to size the cubes by, so every point is measured
+    line = np.column_stack([np.arange(50.0), np.zeros(50), np.zeros(50)])
+    got, exact = mean_distance_bounds(line, line, 4, 5.0, np.zeros(50, bool))
+    assert exact.all() and np.array_equal(got, mean_distance(line, line, 4, cap=5.0))
 
 
 def test_surface_variation_matches_eigh_of_the_same_neighbours(cloud):

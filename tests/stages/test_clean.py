@@ -176,3 +176,42 @@ def test_meshopt_compressed_point_tiles_decode_to_the_same_points(city):
     # the validator cannot decode the extension: it reports it unsupported, and the compressed
     # buffer as unused, nothing else
     assert {m.split(":")[1] for r in reports for m in r["messages"]} <= {"UNSUPPORTED_EXTENSION", "UNUSED_OBJECT"}
+
+
+def test_a_sampled_threshold_drops_exactly_the_points_beyond_it(city, monkeypatch):
+    """On a cloud above the sample size, pass 1 measures only the threshold's sample and one point
+    per cube; every point is still kept or dropped by its own exact distance (a float64 k-d tree
+    over the whole cloud here) against the sample's threshold."""
+    from scipy.spatial import cKDTree
+
+    from pipeline.config import load_config
+    from pipeline.core.pointio import HIGH_NOISE, LOW_NOISE
+    from pipeline.runner import Runner, select_stages
+    from pipeline.stages import clean
+
+    monkeypatch.setattr(clean, "THRESHOLD_SAMPLE", 30_000)
+    cfg_path = city / "sampled.yaml"
+    cfg_path.write_text("site: {origin: {lat: 37.5770, lon: 126.8898}}\n"
+                        f"inputs: {{pointclouds: [{{path: {city / 'city.laz'}}}]}}\n"
+                        "stages: {georef: {cell_size: 40}, clean: {outlier_std_ratio: 2.0}}\n")
+    w = city / "sampled"
+    Runner(load_config(cfg_path), w, quiet=True).run(select_stages("ingest..clean"))
+    report = json.loads((w / "reports" / "clean.json").read_text())
+
+    src = CellStore(w / "artifacts" / "georef" / "points").read_all()
+    src = src[~np.isin(src["classification"], (LOW_NOISE, HIGH_NOISE))]
+    xyz = np.column_stack([src["x"], src["y"], src["z"]])
+    assert len(np.unique(xyz, axis=0)) == len(xyz)  # no duplicates to remove: every point is usable
+    d = np.minimum(cKDTree(xyz).query(xyz, k=11)[0][:, 1:], 10.0).mean(1)
+    stride = -(-len(CellStore(w / "artifacts" / "georef" / "points").read_all()) // 30_000)
+    sample = d[src["index"] % stride == 0]
+    threshold = sample.mean() + 2.0 * sample.std()
+    assert report["outlier_threshold_sample"] == {"every_nth_point": stride, "points": len(sample)}
+    assert report["outlier_threshold_m"] == pytest.approx(threshold, rel=1e-5)
+    kept = np.isin(src["index"], _clean(w)["index"])
+    clear = np.abs(d - threshold) > 1e-4
+    assert np.array_equal(kept[clear], d[clear] <= threshold)
+    assert report["statistical_outliers_removed"] > 1000
+    # a strict threshold (2 deviations) leaves many bounds above it, and still a quarter of the
+    # points needed no query of their own
+    assert report["neighbour_distances_measured"] < 0.75 * len(xyz)
