@@ -215,12 +215,13 @@ def test_a_worker_death_seen_as_a_closed_pipe_is_the_worker_message():
 
 def test_workers_start_without_the_heavy_libraries():
     """Every pool worker preloads the selected stages' modules: the libraries only a few code paths
-    use (GDAL's vector bindings, pandas, pvlib, scipy's interpolation, open3d) stay out of them,
-    so a point-cloud run's three processes do not each carry ~200 MB of imports."""
+    use (GDAL's vector bindings, pandas, pvlib, scipy's interpolation and image filters, open3d)
+    stay out of them, so a point-cloud run's three processes do not each carry ~200 MB and a
+    second of imports."""
     import subprocess
     import sys
 
-    heavy = ["pyogrio", "pandas", "pvlib", "scipy.interpolate", "open3d", "trimesh.ray"]
+    heavy = ["pyogrio", "pandas", "pvlib", "scipy.interpolate", "scipy.ndimage", "scipy.fft", "open3d", "trimesh.ray"]
     code = ("import sys\nfrom pipeline.config import STAGE_NAMES\nfrom pipeline.runner import stage_module\n"
             "for n in STAGE_NAMES: stage_module(n)\n"
             f"print([m for m in {heavy!r} if m in sys.modules])")

@@ -18,7 +18,9 @@ import numpy as np
 import shapely
 from rasterio.features import rasterize
 from rasterio.transform import from_origin
-from scipy import fft
+
+# scipy.fft is imported in the functions that use it: it costs about 0.2 s in every process that
+# imports a stage module (the run's and each worker's), and a conversion never calls it
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,7 @@ def footprint_offset(footprints: Sequence[shapely.Geometry], points_en: np.ndarr
     """The shift of ``footprints`` (plan polygons, m) that covers the most of them with
     ``points_en`` (N, 2) building points (same plan frame), searched within ``max_shift`` m on
     either axis at ``res`` m cells; None without footprints or points."""
+    from scipy import fft
     if not len(footprints) or not len(points_en):
         return None
     lo_e, lo_n, hi_e, hi_n = shapely.total_bounds(np.asarray(footprints, dtype=object))

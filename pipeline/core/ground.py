@@ -12,7 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import ndimage
+
+# scipy.ndimage is imported in the functions that use it: it costs about 0.2 s in every process that
+# imports a stage module (the run's and each worker's), and a conversion never calls it
 
 
 @dataclass
@@ -50,6 +52,7 @@ class Grid:
 
     def sample(self, values: np.ndarray, e: np.ndarray, n: np.ndarray) -> np.ndarray:
         """Bilinear interpolation of cell-centre ``values`` at E, N."""
+        from scipy import ndimage
         fc = (e - self.e0) / self.res - 0.5
         fr = (self.n1 - n) / self.res - 0.5
         return ndimage.map_coordinates(values, [fr, fc], order=1, mode="nearest")
@@ -80,6 +83,7 @@ def cell_mean(grid: Grid, e: np.ndarray, n: np.ndarray, z: np.ndarray) -> np.nda
 
 def fill_nearest(values: np.ndarray) -> np.ndarray:
     """NaN cells take the value of the nearest valid cell."""
+    from scipy import ndimage
     mask = np.isnan(values)
     if not mask.any():
         return values
@@ -92,7 +96,7 @@ def _interpolate_holes(values: np.ndarray, holes: np.ndarray, out: np.ndarray, r
     valid cells within two cells of them."""
     # imported here: scipy.interpolate brings scipy.optimize and linalg (~50 MB a process) to every
     # process that grids or samples rasters, and only hole filling triangulates
-    from scipy import interpolate
+    from scipy import interpolate, ndimage
 
     rim = ndimage.binary_dilation(holes, iterations=2) & ~np.isnan(values)
     if rim.sum() < 3:
@@ -112,6 +116,7 @@ def fill_linear(grid: Grid, values: np.ndarray, block: int = 256) -> np.ndarray:
     in a ``block``-cell square are done together per block, larger ones one at a time, so memory
     follows a block or the largest hole, not the whole district.
     """
+    from scipy import ndimage
     mask = np.isnan(values)
     if not mask.any():
         return values
@@ -142,6 +147,7 @@ def smrf_ground(grid: Grid, zmin: np.ndarray, *, slope: float, max_window: float
     compared with the original surface (as in Zhang et al.'s progressive filter), so a wide
     building flagged late is still caught with a threshold that grows with the window.
     """
+    from scipy import ndimage
     surface = fill_nearest(zmin)
     objects = np.zeros(zmin.shape, bool)
     max_radius = max(1, int(np.ceil(max_window / 2 / grid.res)))

@@ -21,7 +21,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import ndimage
+
+# scipy.ndimage is imported in the functions that use it: it costs about 0.2 s in every process that
+# imports a stage module (the run's and each worker's), and a conversion never calls it
 
 from pipeline.core.ground import Grid
 from pipeline.core.meshing import compact_faces
@@ -68,6 +70,7 @@ def resample_lattice(values: np.ndarray, east: np.ndarray, north: np.ndarray, gr
     lattice's own bilinear map takes the remaining error to the square of that, micrometres.
     NaN where a post falls outside the raster or next to a NaN pixel.
     """
+    from scipy import ndimage
     rows, cols = values.shape
     ok = (np.isfinite(east) & np.isfinite(north)).ravel()
     # the affine guess needs a few hundred thousand pixels, not a city DEM's 25 million: every
@@ -123,6 +126,7 @@ def resample_grid(values: np.ndarray, src: Grid, dst: Grid) -> np.ndarray:
 def sample_bilinear(values: np.ndarray, grid: Grid, e: np.ndarray, n: np.ndarray) -> np.ndarray:
     """Bilinear interpolation of cell-centre ``values`` of ``grid`` at ENU ``e, n`` (m); NaN
     outside the grid's posts or next to a NaN cell."""
+    from scipy import ndimage
     fc = (np.asarray(e) - grid.e0) / grid.res - 0.5
     fr = (grid.n1 - np.asarray(n)) / grid.res - 0.5
     out = ndimage.map_coordinates(values, [fr, fc], order=1, mode="constant", cval=np.nan)
@@ -154,6 +158,7 @@ def height_difference(a: np.ndarray, b: np.ndarray) -> HeightDifference | None:
 def fuse(primary: np.ndarray, secondary: np.ndarray, res: float, blend: float) -> np.ndarray:
     """``primary`` where it has data, ``secondary`` elsewhere (same grid, metres), blended linearly
     over ``blend`` metres inside the primary's data edge so the two meet without a step."""
+    from scipy import ndimage
     have = np.isfinite(primary)
     out = np.where(have, primary, secondary)
     if blend > 0 and have.any() and not have.all():
