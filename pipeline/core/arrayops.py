@@ -7,6 +7,8 @@ points here); the octree and tile writers take bounds of every node.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 
@@ -16,6 +18,39 @@ def column_bounds(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     lo = np.array([a[:, i].min() for i in range(a.shape[1])], a.dtype)
     hi = np.array([a[:, i].max() for i in range(a.shape[1])], a.dtype)
     return lo, hi
+
+
+def field_bounds(rec: np.ndarray, names: tuple[str, ...] = ("x", "y", "z")) -> tuple[np.ndarray, np.ndarray]:
+    """(minimum, maximum) of each of the ``names`` fields of a structured array, as float64;
+    reduced field by field, where stacking them into an (N, k) array first copies every point.
+    NaN wherever a field holds NaN (and +-inf where it holds one)."""
+    lo = np.array([rec[n].min() for n in names], np.float64)
+    hi = np.array([rec[n].max() for n in names], np.float64)
+    return lo, hi
+
+
+def widen_records(src: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """``src``'s fields in a new structured array of ``dtype`` (which has each of them, and maybe
+    more), the other fields zero.
+
+    When ``src``'s fields sit in ``dtype`` at the same offsets and every other field after them
+    (a chunk gaining georef's point index), their bytes go over in one 2-D copy; numpy copies
+    field by field, one strided pass each, at about twice the cost."""
+    dtype = np.dtype(dtype)
+    fields: dict[str, Any] = dict(src.dtype.fields or {})
+    wide: dict[str, Any] = dict(dtype.fields or {})
+    size = src.dtype.itemsize
+    if all(wide.get(k) == v for k, v in fields.items()) and all(v[1] >= size for k, v in wide.items()
+                                                                if k not in fields):
+        out = np.empty(len(src), dtype)
+        raw = out.view(np.uint8).reshape(len(src), dtype.itemsize)
+        raw[:, :size] = np.ascontiguousarray(src).view(np.uint8).reshape(len(src), size)
+        raw[:, size:] = 0
+        return out
+    out = np.zeros(len(src), dtype)
+    for name in fields:
+        out[name] = src[name]
+    return out
 
 
 def take_records(rec: np.ndarray, index: np.ndarray) -> np.ndarray:

@@ -22,6 +22,7 @@ import laspy
 import numpy as np
 import pyproj
 
+from pipeline.core.arrayops import field_bounds
 from pipeline.core.geodesy import LINEAR_UNITS, horizontal_unit_factor, with_linear_unit
 from pipeline.errors import PointCloudError, UnreadableCRSError
 
@@ -330,7 +331,9 @@ def iter_las_chunks(path: str | Path, chunk_size: int) -> Iterator[np.ndarray]:
 
 
 def _check_finite(rec: np.ndarray, seen: int, path: Path) -> None:
-    if not (np.all(np.isfinite(rec["x"])) and np.all(np.isfinite(rec["y"])) and np.all(np.isfinite(rec["z"]))):
+    # a NaN makes its column's minimum NaN and an infinity shows as an extreme: two reductions a
+    # column, no (N,) temporaries
+    if len(rec) and not np.all(np.isfinite(np.concatenate(field_bounds(rec)))):
         raise PointCloudError(f"non-finite coordinates near point {seen}", path=path)
 
 

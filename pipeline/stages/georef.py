@@ -24,7 +24,7 @@ import pyproj
 import shapely
 
 from pipeline.core.atomic import replacing
-from pipeline.core.arrayops import column_bounds
+from pipeline.core.arrayops import column_bounds, widen_records
 from pipeline.config import TwinConfig
 from pipeline.core.geodesy import (SiteFrame, check_area_of_use, check_near_site,
                                    ecef_to_geodetic, ellipsoidal_heights, horizontal_crs, source_to_lonlat,
@@ -198,9 +198,7 @@ def georef_chunk(src: str, dst: str, part: int, index0: int | None, transform: P
     (their index in the merged cloud); None keeps the numbers the chunk carries."""
     chunk = np.load(src)
     enu = transform.apply(chunk["x"], chunk["y"], chunk["z"])
-    rec = np.zeros(len(chunk), np.dtype([tuple(f) for f in dtype]))
-    for name in chunk.dtype.names:
-        rec[name] = chunk[name]
+    rec = widen_records(chunk, np.dtype([tuple(f) for f in dtype]))
     rec["x"], rec["y"], rec["z"] = enu[:, 0], enu[:, 1], enu[:, 2]
     if index0 is not None:
         rec["index"] = index0 + np.arange(len(rec))

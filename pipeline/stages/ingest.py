@@ -27,7 +27,7 @@ from shapely.geometry import MultiPolygon
 from pipeline.core.atomic import replacing
 from pipeline.config import (CityModelInput, FootprintInput, GCPInput, PointCloudInput, POIInput, RasterInput,
                              RegisterInput, TwinConfig)
-from pipeline.core.arrayops import column_bounds
+from pipeline.core.arrayops import field_bounds
 from pipeline.core.building_use import use_category
 from pipeline.core.cells import dtype_to_json
 from pipeline.core.citymodel import read_city_model
@@ -73,7 +73,7 @@ def ingest_las_range(path: str, start: int, count: int, dst: str) -> dict[str, A
 
 
 def _chunk_stats(rec: np.ndarray) -> dict[str, Any]:
-    lo, hi = column_bounds(np.column_stack([rec["x"], rec["y"], rec["z"]]))
+    lo, hi = field_bounds(rec)
     return {"count": len(rec), "lo": lo, "hi": hi, "classes": np.bincount(rec["classification"], minlength=256),
             "extra": [f for f in dtype_to_json(rec.dtype) if f[0] not in STANDARD_FIELDS]}
 
