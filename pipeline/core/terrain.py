@@ -310,7 +310,7 @@ def build_block_tin(hf: Heightfield, max_error: float, floor: float) -> Tin:
         checked = corners
         worst_t, worst_at, worst = [np.empty(0, np.int64)], [np.empty(0, np.int64)], [np.empty(0)]
         z = filled[post_rc[:, 0], post_rc[:, 1]]
-        for rr, cc, t, value in _covered_posts(post_rc, z, faces[new], 2_000_000):
+        for rr, cc, t, value in _covered_posts(post_rc, z, faces[new], COVER_CHUNK):
             err = np.abs(value - filled[rr, cc])
             bad = (err > max_error) & (rr > 0) & (rr < rows - 1) & (cc > 0) & (cc < cols - 1)
             worst_t.append(t[bad])
@@ -366,6 +366,12 @@ def stitch_tins(parts: list[tuple[Block, Tin]], hf_grid: Grid) -> Tin:
     return Tin(np.column_stack([e, n, u[first]]), inverse.ravel()[faces].astype(np.int32), rc)
 
 
+#: posts per step of :func:`_covered_posts`: its dozen temporaries per post then take about 30 MB
+#: and stay in cache; at 2 M posts a step, checking a 1.4 km heightfield's TIN took 450 MB a
+#: worker (over the 1 GB bound with two) and ran 1.4-2.5x slower
+COVER_CHUNK = 262_144
+
+
 def _covered_posts(posts: np.ndarray, z: np.ndarray, faces: np.ndarray, chunk: int
                    ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
     """(row, col, triangle, interpolated U) of every post inside a triangle whose corners are
@@ -386,7 +392,15 @@ def _covered_posts(posts: np.ndarray, z: np.ndarray, faces: np.ndarray, chunk: i
                      k2r, k2c, -(k2r * c[:, 0] + k2c * c[:, 1])], axis=1)
     r0, r1 = rc[..., 0].min(1).astype(np.int64), rc[..., 0].max(1).astype(np.int64)
     c0, c1 = rc[..., 1].min(1).astype(np.int64), rc[..., 1].max(1).astype(np.int64)
-    width = c1 - c0 + 1
+    # a triangle whose box holds more than ``chunk`` posts (a coarse level's few triangles span
+    # the heightfield) is visited in bands of rows, so no step holds more than about ``chunk``
+    band = np.maximum(chunk // (c1 - c0 + 1), 1)
+    bands = -(-(r1 - r0 + 1) // band)
+    tri = np.repeat(np.arange(len(faces)), bands)
+    nth = np.arange(len(tri)) - np.repeat(np.cumsum(bands) - bands, bands)
+    r0 = r0[tri] + nth * band[tri]
+    r1 = np.minimum(r0 + band[tri] - 1, r1[tri])
+    c0, width = c0[tri], (c1 - c0 + 1)[tri]
     size = (r1 - r0 + 1) * width
     ends = np.cumsum(size)
     eps = 1e-9
@@ -395,9 +409,11 @@ def _covered_posts(posts: np.ndarray, z: np.ndarray, faces: np.ndarray, chunk: i
         base = ends[start - 1] if start else 0
         stop = max(int(np.searchsorted(ends, base + chunk, side="right")), start + 1)
         count = size[start:stop]
-        t = np.repeat(np.arange(start, stop), count)
-        q, m = np.divmod(np.arange(base, ends[stop - 1]) - np.repeat(ends[start:stop] - count, count), width[t])
-        rr, cc = r0[t] + q, c0[t] + m
+        piece = np.repeat(np.arange(start, stop), count)
+        q, m = np.divmod(np.arange(base, ends[stop - 1]) - np.repeat(ends[start:stop] - count, count),
+                         width[piece])
+        rr, cc = r0[piece] + q, c0[piece] + m
+        t = tri[piece]
         k = coef[t]
         rf, cf = rr.astype(np.float64), cc.astype(np.float64)
         l1 = k[:, 0] * rf + k[:, 1] * cf + k[:, 2]
@@ -408,7 +424,7 @@ def _covered_posts(posts: np.ndarray, z: np.ndarray, faces: np.ndarray, chunk: i
         start = stop
 
 
-def rasterize(tin: Tin, shape: tuple[int, int], chunk: int = 2_000_000) -> np.ndarray:
+def rasterize(tin: Tin, shape: tuple[int, int], chunk: int = COVER_CHUNK) -> np.ndarray:
     """The TIN's U at every post of a (rows, cols) heightfield (NaN where no triangle covers it)."""
     out = np.full(shape, np.nan)
     if len(tin.faces) == 0:

@@ -65,6 +65,21 @@ def test_rasterize_matches_brute_force():
     assert np.allclose(surface.ravel()[ok], ref[ok], atol=1e-3)
 
 
+def test_rasterize_visits_a_huge_triangle_in_bounded_steps():
+    """A coarse level's two triangles span the whole heightfield: the posts are still visited
+    about ``chunk`` at a time (a 2 M-post heightfield cost 450 MB a worker before), and the
+    surface is the plane they lie on."""
+    from pipeline.core.terrain import _covered_posts
+
+    hf = Heightfield(Grid(0.0, 600.0, 1.0, 600, 800), np.add.outer(np.arange(600.0), 0.5 * np.arange(800.0)))
+    tin = build_tin(hf, 16.0)
+    assert len(tin.faces) == 2
+    steps = [len(rr) for rr, *_ in _covered_posts(tin.posts, tin.vertices[:, 2], tin.faces, 10_000)]
+    assert len(steps) > 40 and max(steps) <= 10_000
+    assert sum(steps) >= 600 * 800  # every post, those on the shared diagonal twice
+    np.testing.assert_allclose(rasterize(tin, hf.u.shape, chunk=10_000), hf.u, atol=1e-9)
+
+
 def test_resample_lattice_recovers_a_turned_scaled_raster():
     # a 5 m raster turned 0.8 degrees and shifted against ENU, carrying a plane
     rows, cols = 60, 80
