@@ -214,8 +214,9 @@ def georef_chunk(src: str, dst: str, part: int, index0: int | None, transform: P
     return {"count": len(rec), "lo": lo.tolist(), "hi": hi.tolist()}
 
 
-#: points of the clouds sampled to estimate where they are densest
-DENSITY_SAMPLE = 2_000_000
+#: points of the clouds sampled to estimate where they are densest: a cell at the 1 M-point bound
+#: then holds about 500,000 / (cloud points / 1 M) of them, 12,500 for a 40 M cloud (1 % noise)
+DENSITY_SAMPLE = 500_000
 
 
 def chunk_density(src: str, transform: PointMap, stride: int, bin_size: float) -> tuple[np.ndarray, np.ndarray]:
