@@ -100,7 +100,7 @@ def mean_distance_bounds(points: np.ndarray, queries: np.ndarray, k: int, cap: f
     too. Any other query p of the cube gets ``|p - r| + mean(r)``: r and its k nearest
     neighbours are k + 1 points, at least k of them other than p, and none farther from p than
     ``|p - r|`` plus its distance from r (the triangle inequality; capping only lowers the
-    terms). Whoever compares the bound with a threshold above it must measure that point.
+    terms). A caller that finds a bound above its threshold must measure that point.
 
     Same requirements on ``points`` as :func:`mean_distance`.
     """
