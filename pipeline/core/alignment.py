@@ -20,7 +20,7 @@ from rasterio.features import rasterize
 from rasterio.transform import from_origin
 
 # scipy.fft is imported in the functions that use it: it costs about 0.2 s in every process that
-# imports a stage module (the run's and each worker's), and a conversion never calls it
+# imports a stage module (the run's and each worker's), and a point-cloud conversion never calls it
 
 
 @dataclass(frozen=True)

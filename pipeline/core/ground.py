@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 # scipy.ndimage is imported in the functions that use it: it costs about 0.2 s in every process that
-# imports a stage module (the run's and each worker's), and a conversion never calls it
+# imports a stage module (the run's and each worker's), and a point-cloud conversion never calls it
 
 
 @dataclass

@@ -22,11 +22,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-# scipy.ndimage is imported in the functions that use it: it costs about 0.2 s in every process that
-# imports a stage module (the run's and each worker's), and a conversion never calls it
-
 from pipeline.core.ground import Grid
 from pipeline.core.meshing import compact_faces
+
+# scipy.ndimage is imported in the functions that use it: it costs about 0.2 s in every process that
+# imports a stage module (the run's and each worker's), and a point-cloud conversion never calls it
 
 #: how far below the lowest post (m) empty posts are put while triangulating: a cliff that no
 #: triangle can span within any sensible error bound
