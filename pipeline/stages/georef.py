@@ -316,18 +316,12 @@ class _ExactMap:
         return self.g.frame.geodetic_to_enu(lon, lat, h)
 
 
-def _run_chunks(ctx: StageContext, tasks: list[tuple], label: str, exact: dict[int, _ExactMap]
-                ) -> list[dict[str, Any]]:
-    """Run ``georef_chunk`` tasks: through the executor, or here for those needing an exact map."""
-    futures = [None if i in exact else ctx.executor.submit(georef_chunk, *t) for i, t in enumerate(tasks)]
-    results = []
-    for i, f in enumerate(ctx.reporter.track(futures, label)):
-        if f is None:
-            t = tasks[i]
-            results.append(georef_chunk(t[0], t[1], t[2], t[3], exact[i], t[5], t[6]))
-        else:
-            results.append(f.result())
-    return results
+def _run_chunks(ctx: StageContext, tasks: list[tuple], label: str) -> list[dict[str, Any]]:
+    """Run ``georef_chunk`` tasks: through the executor, or here for those whose map is exact
+    (it calls PROJ through this process's georeferencer)."""
+    futures = [None if isinstance(t[4], _ExactMap) else ctx.executor.submit(georef_chunk, *t) for t in tasks]
+    return [georef_chunk(*t) if f is None else f.result()
+            for t, f in zip(tasks, ctx.reporter.track(futures, label), strict=True)]
 
 
 def _points(ctx: StageContext, g: _Georeferencer, cfg: TwinConfig, control: dict[str, Any] | None
@@ -371,8 +365,7 @@ def _points(ctx: StageContext, g: _Georeferencer, cfg: TwinConfig, control: dict
     # clouds to align are staged whole, and binned once registered
     tasks = [(src, dst, k, i0, tr, None if aligned else cell_size, dtype_json)
              for src, dst, k, i0, tr, aligned in chunks]
-    exact = {i: c[4] for i, c in enumerate(chunks) if isinstance(c[4], _ExactMap)}
-    results = _run_chunks(ctx, tasks, "georef points", exact)
+    results = _run_chunks(ctx, tasks, "georef points")
     if movers:
         report["registration"] = _align(ctx, cfg, movers, out, part, dtype_json, cell_size)
         shutil.rmtree(staging)
@@ -414,7 +407,7 @@ def _align(ctx: StageContext, cfg: TwinConfig, movers: list[tuple[SourceCloud, P
                              path=meta.source)
         tasks = [(str(p), str(out), int(p.stem), None, AffineMap(reg.transform), cell_size, dtype_json)
                  for p in paths]
-        _run_chunks(ctx, tasks, f"bin {Path(meta.source).name}", {})
+        _run_chunks(ctx, tasks, f"bin {Path(meta.source).name}")
         results.append(info)
     return results
 
