@@ -45,22 +45,34 @@ def spatial_order(xyz: np.ndarray, block: float = 8.0) -> np.ndarray:
     return np.lexsort((b[:, 1], b[:, 0]))
 
 
-def _nearest(points: np.ndarray, queries: np.ndarray, k: int
-             ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """The k nearest other points of each query: (distances (M, k), indices into ``points``
-    (M, k), points and queries as float32 around the queries' centre). Fewer than k columns when
-    ``points`` holds fewer than k + 1 points."""
-    # float32 coordinates relative to the queries' centre: half the memory traffic of float64,
-    # and still 10 µm resolution over the few hundred metres of a cell and its ring
-    centre = queries.mean(0) if len(queries) else np.zeros(3)
-    pts = np.ascontiguousarray(points - centre, np.float32)
-    qs = np.ascontiguousarray(queries - centre, np.float32)
-    kk = min(k + 1, len(pts))
-    if kk == 0 or len(qs) == 0:
-        return np.zeros((len(qs), 0), np.float32), np.zeros((len(qs), 0), np.uint32), pts, qs
-    dist, idx = KDTree(pts).query(qs, k=kk)
-    # column 0 is the query point itself (no duplicates): the neighbours are the rest
-    return dist.reshape(len(qs), kk)[:, 1:], idx.reshape(len(qs), kk)[:, 1:], pts, qs
+class _Search:
+    """A k-d tree over ``points`` for k-nearest-neighbour queries from ``queries``, both as float32
+    around the queries' centre: half the memory traffic of float64, and still 10 µm resolution
+    over the few hundred metres of a cell and its ring."""
+
+    def __init__(self, points: np.ndarray, queries: np.ndarray) -> None:
+        centre = queries.mean(0) if len(queries) else np.zeros(3)
+        self.points = np.ascontiguousarray(points - centre, np.float32)
+        self.queries = np.ascontiguousarray(queries - centre, np.float32)
+        self._tree = KDTree(self.points) if len(self.points) and len(self.queries) else None
+
+    def nearest(self, which: np.ndarray | slice, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """The k nearest other points of the queries ``which``: (distances (M, k), indices into
+        ``points`` (M, k)); fewer than k columns when ``points`` holds fewer than k + 1 points."""
+        qs = self.queries[which]
+        kk = min(k + 1, len(self.points))
+        if self._tree is None or kk == 0 or len(qs) == 0:
+            return np.zeros((len(qs), 0), np.float32), np.zeros((len(qs), 0), np.uint32)
+        dist, idx = self._tree.query(qs, k=kk)
+        # column 0 is the query point itself (no duplicates): the neighbours are the rest
+        return dist.reshape(len(qs), kk)[:, 1:], idx.reshape(len(qs), kk)[:, 1:]
+
+
+def _capped_mean(dist: np.ndarray, cap: float) -> np.ndarray:
+    """Row means (float32) of neighbour distances (M, k), each capped at ``cap``; 0 for no column."""
+    if dist.shape[1] == 0:
+        return np.zeros(len(dist), np.float32)
+    return np.minimum(dist, np.float32(cap)).mean(1, dtype=np.float64).astype(np.float32)
 
 
 def mean_distance(points: np.ndarray, queries: np.ndarray, k: int, cap: float = np.inf) -> np.ndarray:
@@ -72,10 +84,7 @@ def mean_distance(points: np.ndarray, queries: np.ndarray, k: int, cap: float = 
     exactly the whole cloud's: a neighbour found beyond the cap counts as the cap, and so does any
     nearer one that lies outside ``points`` (it is farther than the cap too).
     """
-    dist = _nearest(points, queries, k)[0]
-    if dist.shape[1] == 0:
-        return np.zeros(len(queries), np.float32)
-    return np.minimum(dist, np.float32(cap)).mean(1, dtype=np.float64).astype(np.float32)
+    return _capped_mean(_Search(points, queries).nearest(slice(None), k)[0], cap)
 
 
 #: edge of the cubes of :func:`mean_distance_bounds`, in mean neighbour distances of the points
@@ -108,16 +117,12 @@ def mean_distance_bounds(points: np.ndarray, queries: np.ndarray, k: int, cap: f
     dist = np.zeros(len(queries), np.float32)
     if len(points) <= k or not len(queries):  # fewer than k neighbours: no bound holds
         return mean_distance(points, queries, k, cap), np.ones(len(queries), bool)
-    centre = queries.mean(0)
-    tree = KDTree(np.ascontiguousarray(points - centre, np.float32))
-    qs = np.ascontiguousarray(queries - centre, np.float32)
+    search = _Search(points, queries)
+    qs = search.queries
 
     def measure(which: np.ndarray) -> None:
-        if len(which):
-            d, _ = tree.query(qs[which], k=k + 1)
-            dist[which] = np.minimum(d.reshape(len(which), k + 1)[:, 1:], np.float32(cap)).mean(
-                1, dtype=np.float64)
-            exact[which] = True
+        dist[which] = _capped_mean(search.nearest(which, k)[0], cap)
+        exact[which] = True
 
     measured = np.flatnonzero(exact)
     measure(measured)
@@ -140,7 +145,9 @@ def surface_variation(points: np.ndarray, queries: np.ndarray, k: int) -> np.nda
     """Surface variation λ3 / (λ1 + λ2 + λ3) (float32) of the covariance of each query's ``k``
     nearest other points of ``points``: 0 on a plane, 1/3 for isotropic scatter; 0 where fewer
     than 3 neighbours exist. Same requirements on ``points`` as :func:`mean_distance`."""
-    _, idx, pts, qs = _nearest(points, queries, k)
+    search = _Search(points, queries)
+    _, idx = search.nearest(slice(None), k)
+    pts, qs = search.points, search.queries
     sv = np.zeros(len(qs), np.float32)
     if idx.shape[1] < 3:
         return sv
