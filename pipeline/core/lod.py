@@ -30,7 +30,9 @@ class Level:
 
 def point_triangle_distance(p: np.ndarray, a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
     """Distance (N,) from points ``p`` to triangles ``a, b, c`` (all (N, 3)), by the closest
-    point on each triangle (its Voronoi regions: vertices, edges, face)."""
+    point on each triangle (its Voronoi regions: vertices, edges, face; Ericson, Real-Time
+    Collision Detection, 5.1.5). The closest point is ``a + v ab + w ac``: the regions choose the
+    two weights, (N,) each, rather than whole points."""
     ab, ac, ap = b - a, c - a, p - a
     d1, d2 = np.einsum("ij,ij->i", ab, ap), np.einsum("ij,ij->i", ac, ap)
     bp = p - b
@@ -40,21 +42,25 @@ def point_triangle_distance(p: np.ndarray, a: np.ndarray, b: np.ndarray, c: np.n
     va, vb, vc = d3 * d6 - d5 * d4, d5 * d2 - d1 * d6, d1 * d4 - d3 * d2
     with np.errstate(divide="ignore", invalid="ignore"):
         denom = va + vb + vc
-        v_face, w_face = vb / denom, vc / denom
+        v, w = vb / denom, vc / denom
         t_ab = d1 / (d1 - d3)
         t_ac = d2 / (d2 - d6)
         t_bc = (d4 - d3) / ((d4 - d3) + (d5 - d6))
-    q = a + v_face[:, None] * ab + w_face[:, None] * ac
+    # later regions override earlier ones, in the reverse of Ericson's order of tests
     on_bc = (va <= 0) & (d4 - d3 >= 0) & (d5 - d6 >= 0)
-    q = np.where(on_bc[:, None], b + t_bc[:, None] * (c - b), q)
+    v, w = np.where(on_bc, 1.0 - t_bc, v), np.where(on_bc, t_bc, w)
     on_ac = (vb <= 0) & (d2 >= 0) & (d6 <= 0)
-    q = np.where(on_ac[:, None], a + t_ac[:, None] * ac, q)
+    v, w = np.where(on_ac, 0.0, v), np.where(on_ac, t_ac, w)
     on_ab = (vc <= 0) & (d1 >= 0) & (d3 <= 0)
-    q = np.where(on_ab[:, None], a + t_ab[:, None] * ab, q)
-    q = np.where(((d6 >= 0) & (d5 <= d6))[:, None], c, q)
-    q = np.where(((d3 >= 0) & (d4 <= d3))[:, None], b, q)
-    q = np.where(((d1 <= 0) & (d2 <= 0))[:, None], a, q)
-    return np.linalg.norm(p - q, axis=1)
+    v, w = np.where(on_ab, t_ab, v), np.where(on_ab, 0.0, w)
+    at_c = (d6 >= 0) & (d5 <= d6)
+    v, w = np.where(at_c, 0.0, v), np.where(at_c, 1.0, w)
+    at_b = (d3 >= 0) & (d4 <= d3)
+    v, w = np.where(at_b, 1.0, v), np.where(at_b, 0.0, w)
+    at_a = (d1 <= 0) & (d2 <= 0)
+    v, w = np.where(at_a, 0.0, v), np.where(at_a, 0.0, w)
+    gap = ap - v[:, None] * ab - w[:, None] * ac
+    return np.sqrt(np.einsum("ij,ij->i", gap, gap))
 
 
 class _Distance:
@@ -88,21 +94,22 @@ def one_sided(a: tuple[np.ndarray, np.ndarray], to: _Distance, tolerance: float,
     (branch and bound over ``a``'s triangles). When refining further would take more than
     ``budget`` distance queries, the looser bound reached so far is returned."""
     tris = np.asarray(a[0], np.float64)[np.asarray(a[1], np.int64)]
+    n = len(tris)
+    d, ids = to.nearest(tris.reshape(-1, 3))
+    corner_d, corner_ids = d.reshape(n, 3), ids.reshape(n, 3)
     best, slack, settled = 0.0, tolerance, 0.0
     while len(tris):
         n = len(tris)
-        probes = np.concatenate([tris.reshape(-1, 3), tris.mean(axis=1)])
-        d, ids = to.nearest(probes)
-        corner_d = d[:3 * n].reshape(n, 3)
-        best = max(best, float(d.max()))
+        centre_d, centre_ids = to.nearest(tris.mean(axis=1))
+        best = max(best, float(corner_d.max()), float(centre_d.max()))
         slack = max(tolerance, relative * best)
         # Lipschitz bound, and the convexity bound against each candidate triangle
         longest = np.max(np.linalg.norm(tris - np.roll(tris, 1, axis=1), axis=2), axis=1)
         bound = corner_d.max(axis=1) + longest / np.sqrt(3.0)
         # candidates: the triangles nearest the centroid and the farthest corner, tried only
         # where the Lipschitz bound leaves the triangle open
-        far_corner = ids[:3 * n].reshape(n, 3)[np.arange(n), np.argmax(corner_d, axis=1)]
-        for cand in (ids[3 * n:], far_corner):
+        far_corner = corner_ids[np.arange(n), np.argmax(corner_d, axis=1)]
+        for cand in (centre_ids, far_corner):
             sel = np.flatnonzero(bound > best + slack)
             t = to.tris[cand[sel]]
             corners = tris[sel].transpose(1, 0, 2).reshape(-1, 3)
@@ -113,10 +120,22 @@ def one_sided(a: tuple[np.ndarray, np.ndarray], to: _Distance, tolerance: float,
             return float(max(bound.max(), settled))
         if (~open_).any():
             settled = max(settled, float(bound[~open_].max()))
-        t = tris[open_]
-        m01, m12, m20 = (t[:, 0] + t[:, 1]) / 2, (t[:, 1] + t[:, 2]) / 2, (t[:, 2] + t[:, 0]) / 2
-        tris = np.concatenate([np.stack([t[:, 0], m01, m20], 1), np.stack([m01, t[:, 1], m12], 1),
-                               np.stack([m20, m12, t[:, 2]], 1), np.stack([m01, m12, m20], 1)])
+        # an open triangle is cut in four at its edges' midpoints; the children's other corners
+        # are the parent's, whose distances are known: only the midpoints are measured
+        t, td, ti = tris[open_], corner_d[open_], corner_ids[open_]
+        mids = np.stack([(t[:, 0] + t[:, 1]) / 2, (t[:, 1] + t[:, 2]) / 2, (t[:, 2] + t[:, 0]) / 2], 1)
+        md, mi = to.nearest(mids.reshape(-1, 3))
+        md, mi = md.reshape(-1, 3), mi.reshape(-1, 3)
+        # children: (t0, m01, m20), (m01, t1, m12), (m20, m12, t2), (m01, m12, m20)
+        tris = np.concatenate([np.stack([t[:, 0], mids[:, 0], mids[:, 2]], 1),
+                               np.stack([mids[:, 0], t[:, 1], mids[:, 1]], 1),
+                               np.stack([mids[:, 2], mids[:, 1], t[:, 2]], 1), mids])
+        corner_d = np.concatenate([np.stack([td[:, 0], md[:, 0], md[:, 2]], 1),
+                                   np.stack([md[:, 0], td[:, 1], md[:, 1]], 1),
+                                   np.stack([md[:, 2], md[:, 1], td[:, 2]], 1), md])
+        corner_ids = np.concatenate([np.stack([ti[:, 0], mi[:, 0], mi[:, 2]], 1),
+                                     np.stack([mi[:, 0], ti[:, 1], mi[:, 1]], 1),
+                                     np.stack([mi[:, 2], mi[:, 1], ti[:, 2]], 1), mi])
     # every triangle was retired with a bound no larger than best + slack
     return max(best, settled)
 
