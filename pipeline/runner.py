@@ -24,6 +24,7 @@ import json
 import os
 import re
 import shutil
+import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import BrokenExecutor, ProcessPoolExecutor
@@ -48,6 +49,13 @@ LOCK = ".lock"
 def stage_module(name: str) -> ModuleType:
     """The module implementing stage ``name``."""
     return importlib.import_module(f"pipeline.stages.{name}")
+
+
+def _import_stages(names: list[str]) -> None:
+    """Import the modules of stages ``names``; a failed import is left for its stage to raise."""
+    for name in names:
+        with contextlib.suppress(Exception):
+            stage_module(name)
 
 
 def stage_spec(name: str) -> StageSpec:
@@ -189,7 +197,13 @@ class Runner:
                     # first run they do it while this process hashes the inputs; a rerun, where
                     # most stages are usually up to date, starts them when a stage needs them
                     executor().submit(int)
+                # the stage modules load while the inputs are hashed (sha256 releases the GIL), not
+                # each when its stage begins; joined before any stage runs, so that no lazy import
+                # inside a stage ever races this thread for a module lock
+                imports = threading.Thread(target=_import_stages, args=(names,), daemon=True)
+                imports.start()
                 files = self._file_hashes()
+                imports.join()
                 return_freed_memory()
                 self._run_stages(names, files, force, on_stage, executor)
                 finished = True
