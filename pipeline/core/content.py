@@ -305,9 +305,30 @@ POSITION_LEVELS = 65535
 
 def position_step(xyz: np.ndarray) -> np.ndarray:
     """Quantization step (m) per glTF axis of a point set: its extent over 65535 levels."""
-    g = enu_to_gltf(np.asarray(xyz, np.float64))
-    lo, hi = column_bounds(g)
-    return np.maximum(hi - lo, 1e-6) / POSITION_LEVELS
+    return _position_box(np.asarray(xyz, np.float64))[1]
+
+
+def _position_box(xyz: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(low corner, step) of ENU points (N, 3) in glTF axes (E, U, -N), metres: the box of
+    :func:`quantized_positions`, reduced column by column (no (N, 3) glTF copy)."""
+    lo = np.array([xyz[:, 0].min(), xyz[:, 2].min(), -xyz[:, 1].max()])
+    hi = np.array([xyz[:, 0].max(), xyz[:, 2].max(), -xyz[:, 1].min()])
+    return lo, np.maximum(hi - lo, 1e-6) / POSITION_LEVELS
+
+
+def quantized_positions(xyz: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """ENU points (N, 3, metres) as glTF (y-up) unsigned 16-bit steps over their own box:
+    (steps (N, 4) uint16 whose fourth column is the zero pad that aligns a vertex to 4 bytes,
+    the box's low corner and the step per glTF axis, metres). Each axis is quantized straight
+    from its ENU column: -N - (-max N) is max N - N to the bit."""
+    xyz = np.asarray(xyz, np.float64)
+    lo, step = _position_box(xyz)
+    q = np.zeros((len(xyz), 4), np.uint16)
+    for k, (column, sign) in enumerate(((0, 1.0), (2, 1.0), (1, -1.0))):
+        v = xyz[:, column] - lo[k] if sign > 0 else -lo[k] - xyz[:, column]
+        v /= step[k]
+        q[:, k] = np.round(v, out=v)
+    return q, lo, step
 
 
 def point_glb(xyz: np.ndarray, rgb16: np.ndarray, intensity: np.ndarray, classification: np.ndarray,
@@ -321,12 +342,11 @@ def point_glb(xyz: np.ndarray, rgb16: np.ndarray, intensity: np.ndarray, classif
     EXT_meshopt_compression-encoded.
     """
     b = GltfBuilder(meshopt=meshopt)
-    g = enu_to_gltf(np.asarray(xyz, np.float64))
-    lo = column_bounds(g)[0]
-    step = position_step(xyz)
-    q = np.round((g - lo) / step).astype(np.uint16)
-    rgba = np.concatenate([(rgb16 >> 8).astype(np.uint8), np.full((len(g), 1), 255, np.uint8)], axis=1)
-    attrs = {"POSITION": b.accessor(q, minmax=True),
+    q, lo, step = quantized_positions(xyz)
+    rgba = np.empty((len(q), 4), np.uint8)
+    rgba[:, :3] = np.asarray(rgb16) >> 8
+    rgba[:, 3] = 255
+    attrs = {"POSITION": b.accessor(q, components=3, minmax=True),
              "COLOR_0": b.accessor(rgba, normalized=True),
              "_INTENSITY": b.accessor(intensity.astype(np.float32)),
              "_CLASSIFICATION": b.accessor(classification.astype(np.float32))}
@@ -383,11 +403,8 @@ def receiver_glb(xyz: np.ndarray, rgba: np.ndarray, properties: dict[str, np.nda
     COLOR_0 and every property of :data:`SUNLIGHT_SCHEMA` as an EXT_structural_metadata property
     attribute (``_NAME`` accessors): viewers can colour the points by any of them."""
     b = GltfBuilder()
-    g = enu_to_gltf(np.asarray(xyz, np.float64))
-    lo = column_bounds(g)[0]
-    step = position_step(xyz)
-    q = np.round((g - lo) / step).astype(np.uint16)
-    attrs = {"POSITION": b.accessor(q, minmax=True), "COLOR_0": b.accessor(rgba, normalized=True)}
+    q, lo, step = quantized_positions(xyz)
+    attrs = {"POSITION": b.accessor(q, components=3, minmax=True), "COLOR_0": b.accessor(rgba, normalized=True)}
     spec = SUNLIGHT_SCHEMA["classes"]["receiver"]["properties"]
     mapping = {}
     for name in spec:

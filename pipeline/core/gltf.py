@@ -134,9 +134,15 @@ class GltfBuilder:
         return len(self.doc["accessors"]) - 1
 
     def accessor(self, array: np.ndarray, *, target: int | None = ARRAY_BUFFER,
-                 normalized: bool = False, minmax: bool = False) -> int:
-        """Accessor over a (N,) or (N, k) array of float32/uint8/uint16/uint32; returns its index."""
+                 normalized: bool = False, minmax: bool = False, components: int | None = None) -> int:
+        """Accessor over a (N,) or (N, k) array of float32/uint8/uint16/uint32; returns its index.
+        ``components``: the attribute is each row's first ``components`` values and the rest of
+        the row is padding the caller wrote (zeros), e.g. uint16 positions laid out 4 to a row."""
         array = np.ascontiguousarray(array)
+        if components is not None:
+            row = array.shape[1] * array.dtype.itemsize
+            view = self.buffer_view(array.tobytes(), target, row, element=row)
+            return self._accessor_of(view, array[:, :components], normalized, minmax)
         comps = 1 if array.ndim == 1 else array.shape[1]
         row = comps * array.dtype.itemsize
         if target == ARRAY_BUFFER and row % 4:
@@ -147,6 +153,11 @@ class GltfBuilder:
             view = self.buffer_view(padded.tobytes(), target, stride, element=stride)
         else:
             view = self.buffer_view(array.tobytes(), target, element=row if target == ARRAY_BUFFER else None)
+        return self._accessor_of(view, array, normalized, minmax)
+
+    def _accessor_of(self, view: int, array: np.ndarray, normalized: bool, minmax: bool) -> int:
+        """Declare the accessor of ``array`` (its values, not its padding) stored in ``view``."""
+        comps = 1 if array.ndim == 1 else array.shape[1]
         acc: dict[str, Any] = {"bufferView": view, "componentType": _COMPONENT[array.dtype],
                                "count": int(array.shape[0]), "type": _TYPE[comps]}
         if normalized:

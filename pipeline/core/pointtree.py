@@ -130,12 +130,6 @@ class OctreeFrame:
         """Sampling spacing (m) of nodes at ``level``."""
         return self.edge / self.root_cells / 2 ** level
 
-    def coords(self, xyz: np.ndarray, level: int) -> np.ndarray:
-        """(N, 3) integer node coordinates at ``level``."""
-        n = 2 ** level
-        c = np.floor((xyz - np.asarray(self.origin)) / (self.edge / n)).astype(np.int64)
-        return np.clip(c, 0, n - 1)
-
     def key(self, coord: np.ndarray | tuple[int, int, int], level: int) -> str:
         """Node name: "r" and one octant digit per level (bit 1 = E, 2 = N, 4 = U)."""
         x, y, z = (int(v) for v in coord)
@@ -147,20 +141,36 @@ class OctreeFrame:
         size = self.edge / 2 ** level
         return np.asarray(self.origin) + (np.asarray(coord, np.float64) + 0.5) * size
 
-    def lattice_first(self, xyz: np.ndarray, level: int) -> np.ndarray:
-        """Sorted indices of the first point in each lattice cell of ``level``'s spacing."""
-        cells = np.floor((xyz - np.asarray(self.origin)) / self.spacing(level)).astype(np.int64)
-        span = int(self.root_cells * 2 ** level) + 1
-        keys = (cells[:, 2] * span + cells[:, 1]) * span + cells[:, 0]
-        return np.flatnonzero(first_of_each(keys))
+    def lattice(self, xyz: np.ndarray, level: int) -> np.ndarray:
+        """(N, 3) integer cells of ``level``'s sampling lattice (``spacing(level)`` m) counted
+        from the origin, clipped to the cube.
+
+        Every coarser lattice and every node follows from it by integer arithmetic: the spacings
+        are this one's times powers of two (exactly, in floating point too), so ``cells >> k`` is
+        the lattice ``k`` levels up and ``(cells >> k) // root_cells`` the node there. A point
+        thus lands in the same cell at every level, which separate float divisions at each level
+        need not give on a boundary.
+        """
+        top = self.root_cells * 2 ** level - 1
+        c = np.floor((xyz - np.asarray(self.origin)) / self.spacing(level))
+        return np.clip(c, 0, top).astype(np.int32 if top < 2 ** 31 else np.int64)
+
+
+def _first_per_cell(cells: np.ndarray, span: int) -> np.ndarray:
+    """Sorted indices of the first row of each distinct (N, 3) integer cell in [0, span)."""
+    c = cells.astype(np.int64, copy=False)
+    return np.flatnonzero(first_of_each((c[:, 2] * span + c[:, 1]) * span + c[:, 0]))
 
 
 def column_trees(xyz: np.ndarray, frame: OctreeFrame, *, max_points: int, max_depth: int = 16
                  ) -> tuple[np.ndarray, list[PointNode]]:
     """Split one cell's points: indices of its candidates for the levels above ``frame.split``,
     and the subtrees (one per occupied node at depth ``split``) holding every other point."""
+    finest = max(max_depth, frame.split)
+    q = frame.lattice(xyz, finest)  # every level's cells and nodes come from these by shifts
     if frame.split > 0:
-        cand = frame.lattice_first(xyz, frame.split - 1)
+        up = finest - (frame.split - 1)
+        cand = _first_per_cell(q >> up, frame.root_cells * 2 ** (frame.split - 1))
         is_cand = np.zeros(len(xyz), bool)
         is_cand[cand] = True
         rest = np.flatnonzero(~is_cand)
@@ -168,13 +178,12 @@ def column_trees(xyz: np.ndarray, frame: OctreeFrame, *, max_points: int, max_de
         cand, rest = np.empty(0, np.int64), np.arange(len(xyz))
     trees = []
     if len(rest):
-        coords = frame.coords(xyz[rest], frame.split)
-        for c, members in _groups(coords, frame.split):
-            sub = rest[members]
-            size = frame.edge / 2 ** frame.split
-            trees.append(_subtree(xyz, sub, frame.centre(c, frame.split) - size / 2, frame.spacing(frame.split),
-                                  frame.root_cells, frame.key(c, frame.split), max_points, frame.split,
-                                  max_depth))
+        shift = finest - frame.split
+        nodes = ((q[rest] >> shift) // frame.root_cells).astype(np.int64)
+        for c, members in _groups(nodes, frame.split):
+            # ``_node`` takes the node's absolute position: its cells are (q >> shift) - c * root_cells
+            trees.append(_node(xyz, q, rest[members], c, shift, frame.root_cells, frame.spacing(frame.split),
+                               frame.key(c, frame.split), max_points, frame.split, max_depth))
     return cand, trees
 
 
@@ -182,14 +191,19 @@ def coarse_levels(xyz: np.ndarray, frame: OctreeFrame) -> list[tuple[str, int, n
     """(key, level, indices) of the nodes above ``frame.split`` built from all cells' candidates:
     each level keeps the first remaining point per lattice cell; the last keeps the rest (one per
     lattice cell by construction)."""
+    if frame.split == 0:
+        return []
+    last = frame.split - 1
+    q = frame.lattice(xyz, last)
     remaining = np.arange(len(xyz))
     out = []
     for level in range(frame.split):
-        if level < frame.split - 1:
-            pick = remaining[frame.lattice_first(xyz[remaining], level)]
+        if level < last:
+            pick = remaining[_first_per_cell(q[remaining] >> (last - level), frame.root_cells * 2 ** level)]
         else:
             pick = remaining
-        for c, members in _groups(frame.coords(xyz[pick], level), level):
+        nodes = ((q[pick] >> (last - level)) // frame.root_cells).astype(np.int64)
+        for c, members in _groups(nodes, level):
             out.append((frame.key(c, level), level, pick[members]))
         taken = np.zeros(len(xyz), bool)
         taken[pick] = True
