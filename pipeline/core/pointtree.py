@@ -52,13 +52,14 @@ def _node(xyz: np.ndarray, q: np.ndarray, idx: np.ndarray, pos: np.ndarray, shif
     own = idx[keep]
     lo, hi = column_bounds(xyz[own])
     node = PointNode(key, own, spacing, lo, hi)
-    rest = idx[~keep]
-    upper = [r[~keep] >= cells // 2 for r in rel]
-    octant = upper[0].astype(np.uint8) | (upper[1].astype(np.uint8) << 1) | (upper[2].astype(np.uint8) << 2)
+    moved = ~keep
+    rest = idx[moved]
+    upper = [(r >= cells // 2).view(np.uint8) for r in rel]
+    octant = (upper[0] | (upper[1] << 1) | (upper[2] << 2))[moved]
     # one stable sort of 8-bit keys (a radix sort in numpy) splits the points into octants in
     # input order, where a mask per octant made eight passes
     order = np.argsort(octant, kind="stable")
-    bounds = np.searchsorted(octant[order], np.arange(9))
+    bounds = np.r_[0, np.cumsum(np.bincount(octant, minlength=8))]
     for o in range(8):
         sub = rest[order[bounds[o]:bounds[o + 1]]]
         if len(sub):
