@@ -63,7 +63,8 @@ def cell_min(grid: Grid, e: np.ndarray, n: np.ndarray, z: np.ndarray) -> np.ndar
     row, col = grid.index(e, n)
     flat = row * grid.cols + col
     out = np.full(grid.rows * grid.cols, np.inf)
-    np.minimum.at(out, flat, z)
+    # ufunc.at's fast loop wants contiguous float64: a structured array's field runs 20x slower
+    np.minimum.at(out, flat, np.ascontiguousarray(z, np.float64))
     out[np.isinf(out)] = np.nan
     return out.reshape(grid.rows, grid.cols)
 
