@@ -14,11 +14,13 @@ run (it retries a task only when its worker is lost, never on an exception).
 
 from __future__ import annotations
 
+import atexit
 import ctypes
 import importlib
 import multiprocessing
 import os
 import signal
+import sys
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
@@ -72,7 +74,17 @@ def _init_worker(parent: int, preload: tuple[str, ...] = ()) -> None:
         os.environ[var] = "1"
     for module in preload:
         importlib.import_module(module)
+    # when the pool shuts down, leave without tearing down the interpreter: freeing every module
+    # and object of a worker that held a cell of points took a quarter of a second the run
+    # waited for. Registered last, so it runs first; results already went through the pipe
+    atexit.register(_leave_now)
     return_freed_memory()
+
+
+def _leave_now() -> None:
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 class InlineExecutor(Executor):
