@@ -379,4 +379,8 @@ def _shutdown(executor: Any, finished: bool) -> None:
     # terminate_workers(); the pool's process table is the documented-in-source way
     for proc in list(getattr(executor, "_processes", {}).values()):
         proc.kill()
-    executor.shutdown(wait=True, cancel_futures=True)
+    # a stop request during the pool's first submit can land before its manager thread reports
+    # started: joining it then raises "cannot join thread before it is started". The workers are
+    # killed; the thread, once up, finds them gone and ends, and the run ends as interrupted
+    with contextlib.suppress(RuntimeError):
+        executor.shutdown(wait=True, cancel_futures=True)

@@ -248,3 +248,18 @@ def test_a_first_run_starts_workers_early_and_an_unchanged_rerun_starts_none(tmp
     assert started == ["local"]
     Runner(load_config(cfg), tmp_path / "w", quiet=True).run(["ingest", "georef"])
     assert started == ["local"]  # nothing to do: no pool
+
+
+def test_stopping_a_pool_interrupted_while_it_started_does_not_raise():
+    """A stop request can land in the pool's first submit, after its workers were spawned and
+    before its manager thread reported started: stopping it must still kill the workers and
+    return, so that the run ends as interrupted (exit 130), not with a traceback."""
+    import multiprocessing
+    import threading
+    from concurrent.futures import ProcessPoolExecutor
+
+    from pipeline.runner import _shutdown
+
+    pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+    pool._executor_manager_thread = threading.Thread(target=lambda: None)  # the state a stop leaves
+    _shutdown(pool, finished=False)
