@@ -138,10 +138,6 @@ class OctreeFrame:
                   for b in range(level - 1, -1, -1)]
         return "r" + "".join(digits)
 
-    def centre(self, coord: np.ndarray | tuple[int, int, int], level: int) -> np.ndarray:
-        size = self.edge / 2 ** level
-        return np.asarray(self.origin) + (np.asarray(coord, np.float64) + 0.5) * size
-
     def lattice(self, xyz: np.ndarray, level: int) -> np.ndarray:
         """(N, 3) integer cells of ``level``'s sampling lattice (``spacing(level)`` m) counted
         from the origin, clipped to the cube.
