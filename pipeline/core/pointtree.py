@@ -153,10 +153,15 @@ class OctreeFrame:
         return np.clip(c, 0, top).astype(np.int32 if top < 2 ** 31 else np.int64)
 
 
+def _packed(cells: np.ndarray, span: int) -> np.ndarray:
+    """One int64 key per (N, 3) integer cell in [0, span), ordered by U, then N, then E."""
+    c = cells.astype(np.int64, copy=False)
+    return (c[:, 2] * span + c[:, 1]) * span + c[:, 0]
+
+
 def _first_per_cell(cells: np.ndarray, span: int) -> np.ndarray:
     """Sorted indices of the first row of each distinct (N, 3) integer cell in [0, span)."""
-    c = cells.astype(np.int64, copy=False)
-    return np.flatnonzero(first_of_each((c[:, 2] * span + c[:, 1]) * span + c[:, 0]))
+    return np.flatnonzero(first_of_each(_packed(cells, span)))
 
 
 def column_trees(xyz: np.ndarray, frame: OctreeFrame, *, max_points: int, max_depth: int = 16
@@ -212,8 +217,7 @@ def _groups(coords: np.ndarray, level: int) -> list[tuple[np.ndarray, np.ndarray
     """(node coordinate, member indices in input order) per distinct node of ``coords``."""
     if len(coords) == 0:
         return []  # a sparse cloud can run out of points before the last coarse level
-    n = 2 ** level
-    flat = (coords[:, 2] * n + coords[:, 1]) * n + coords[:, 0]
+    flat = _packed(coords, 2 ** level)
     order = np.argsort(flat, kind="stable")
     starts = np.flatnonzero(np.r_[True, flat[order][1:] != flat[order][:-1]])
     ends = np.r_[starts[1:], len(order)]
