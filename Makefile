@@ -40,8 +40,10 @@ demo: setup
 	@echo "Check: $(BIN)/dmctwin validate out/sample/bundle"
 	@echo "View:  $(BIN)/dmctwin serve out/sample/bundle --open    (then http://127.0.0.1:8000/)"
 
+# one pytest worker per core (pytest-xdist), each test file on one worker so that a file's
+# fixtures are built once; the workers share the sample run (tests/conftest.py)
 test: setup
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n auto --dist loadfile
 
 # side-by-side point-cloud benchmark against py3dtiles (installs it into .bench/ on first use);
 # writes docs/benchmarks.md: six 20 M-point inputs (aerial 10/20/50 pts/m², unclassified,

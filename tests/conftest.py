@@ -22,11 +22,22 @@ def run_cli(*args: str, timeout: float = 900, **kw) -> subprocess.CompletedProce
 
 
 @pytest.fixture(scope="session")
-def sample_run(tmp_path_factory) -> Path:
-    """Work directory of one complete, uninterrupted run of configs/sample.yaml."""
-    workdir = tmp_path_factory.mktemp("sample_run")
-    proc = run_cli("run", str(SAMPLE_CONFIG), "--workdir", str(workdir), "--quiet")
-    assert proc.returncode == 0, proc.stderr
+def sample_run(tmp_path_factory, worker_id: str) -> Path:
+    """Work directory of one complete, uninterrupted run of configs/sample.yaml, read-only: a test
+    that reruns stages works on a hard-linked copy (see :func:`variant_run`). Under pytest-xdist
+    the workers share one run: the first to need it makes it (in the base folder common to all
+    workers) while the others wait on a file lock."""
+    from filelock import FileLock
+
+    root = tmp_path_factory.getbasetemp()
+    if worker_id != "master":
+        root = root.parent
+    workdir, done = root / "sample_run", root / "sample_run.done"
+    with FileLock(str(root / "sample_run.lock")):
+        if not done.exists():
+            proc = run_cli("run", str(SAMPLE_CONFIG), "--workdir", str(workdir), "--quiet")
+            assert proc.returncode == 0, proc.stderr
+            done.touch()
     return workdir
 
 
