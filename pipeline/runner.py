@@ -381,6 +381,10 @@ def _shutdown(executor: Any, finished: bool) -> None:
         proc.kill()
     # a stop request during the pool's first submit can land before its manager thread reports
     # started: joining it then raises "cannot join thread before it is started". The workers are
-    # killed; the thread, once up, finds them gone and ends, and the run ends as interrupted
-    with contextlib.suppress(RuntimeError):
+    # killed; the thread, once up, finds them gone and ends, and the run ends as interrupted.
+    # Any other error is a real one and is raised.
+    try:
         executor.shutdown(wait=True, cancel_futures=True)
+    except RuntimeError as exc:
+        if "before it is started" not in str(exc):
+            raise

@@ -265,3 +265,18 @@ def test_stopping_a_pool_interrupted_while_it_started_does_not_raise():
     pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
     pool._executor_manager_thread = threading.Thread(target=lambda: None)  # the state a stop leaves
     _shutdown(pool, finished=False)
+
+
+def test_stopping_a_pool_raises_any_other_error_of_its_shutdown():
+    """Only the start-up race above is forgiven: another failure to stop the pool is reported."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    from pipeline.runner import _shutdown
+
+    class Failing(ProcessPoolExecutor):
+        def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+            super().shutdown(wait=wait, cancel_futures=cancel_futures)
+            raise RuntimeError("the pool's queue is gone")
+
+    with pytest.raises(RuntimeError, match="queue is gone"):
+        _shutdown(Failing(max_workers=1), finished=False)
