@@ -6,8 +6,9 @@ BIN    := $(VENV)/bin
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # open3d needs libusb/libGL/libgomp; proj-data carries the EGM96 geoid grid (egm96_15.gtx);
 # chromium renders the bundle in CesiumJS for the tests (Playwright drives it; it cannot download
-# a browser here); fonts-nanum draws Korean names in its screenshots
-APT_PACKAGES := libusb-1.0-0 libgl1 libgomp1 proj-data chromium fonts-nanum
+# a browser here) with WebGL on Mesa's llvmpipe (libegl-mesa0, libgl1-mesa-dri); fonts-nanum
+# draws Korean names in its screenshots
+APT_PACKAGES := libusb-1.0-0 libgl1 libgomp1 proj-data chromium libegl-mesa0 libgl1-mesa-dri fonts-nanum
 
 .PHONY: setup demo test bench bench-sunlight bench-city clean-out
 

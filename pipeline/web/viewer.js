@@ -683,7 +683,8 @@
     // Cesium's default bias for 3D Tiles (depth 2e-5, normal offset 0.1) stripes every lit
     // surface ("shadow acne"), worst in the far cascades of an oblique view; the bias below
     // (the smallest that removed it in every view tried) keeps ground and walls clean at the
-    // winter sun's low angles, checked on SwiftShader screenshots (tests/test_sample_viewer.py).
+    // winter sun's low angles, checked on software-rendered screenshots (SwiftShader, Mesa's
+    // llvmpipe: tests/test_sample_viewer.py).
     const shadows = scene.shadowMap;
     shadows.size = 4096;
     shadows.maximumDistance = 2000;
