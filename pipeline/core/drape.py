@@ -13,14 +13,13 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from pipeline.core.geodesy import SiteFrame, enu_axes_ecef
+from pipeline.core.geodesy import SiteFrame, ellipsoid_normals_ecef
 from pipeline.core.shading import Scene
 
 
 def normals_enu(frame: SiteFrame, lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
     """Unit ellipsoid normals (N, 3) at WGS84 ``lon``/``lat`` (degrees), in the site's ENU."""
-    up = enu_axes_ecef(np.asarray(lon, np.float64).ravel(), np.asarray(lat, np.float64).ravel())[:, :, 2]
-    return up @ frame.rotation.T
+    return ellipsoid_normals_ecef(lon, lat) @ frame.rotation.T
 
 
 def _above(frame: SiteFrame, lo: np.ndarray, hi: np.ndarray) -> float:
@@ -35,15 +34,25 @@ def drape(meshes: Sequence[tuple[np.ndarray, np.ndarray]] | Scene, frame: SiteFr
           lat: np.ndarray) -> np.ndarray:
     """Ellipsoidal height (m) of the highest surface of ``meshes`` (ENU vertices, faces) on each
     place's plumb line; NaN where the line meets none."""
-    scene = meshes if isinstance(meshes, Scene) else Scene(meshes)
+    return drape_scenes([meshes if isinstance(meshes, Scene) else Scene(meshes)], frame, lon, lat)[0]
+
+
+def drape_scenes(scenes: Sequence[Scene], frame: SiteFrame, lon: np.ndarray, lat: np.ndarray) -> list[np.ndarray]:
+    """:func:`drape` for each of ``scenes`` over the same places. The plumb lines (the places'
+    ENU positions and normals: most of the work beside the ray casting) are computed once and
+    start above every scene."""
     lon, lat = np.atleast_1d(np.asarray(lon, np.float64)), np.atleast_1d(np.asarray(lat, np.float64))
-    if scene.is_empty or not len(lon):
-        return np.full(len(lon), np.nan)
-    top = _above(frame, scene.lo, scene.hi)
+    live = [s for s in scenes if not s.is_empty]
+    if not live or not len(lon):
+        return [np.full(len(lon), np.nan) for _ in scenes]
+    top = _above(frame, np.min([s.lo for s in live], axis=0), np.max([s.hi for s in live], axis=0))
     origins = frame.geodetic_to_enu(lon, lat, np.full(len(lon), top))
     rays = np.column_stack([origins, -normals_enu(frame, lon, lat)])
-    t = scene.first_hit(rays)
-    return np.where(np.isfinite(t), top - t, np.nan)
+    out = []
+    for scene in scenes:
+        t = scene.first_hit(rays)
+        out.append(np.where(np.isfinite(t), top - t, np.nan))
+    return out
 
 
 #: triangles tested per pass of :func:`drape_each` (bounds its temporaries to ~1 GB)

@@ -9,7 +9,7 @@ file's tags and, for EGM96, in its vertical CRS) or ellipsoidal (WGS84), as conf
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -18,7 +18,7 @@ import numpy as np
 import pyproj
 import rasterio
 
-from pipeline.core.drape import drape
+from pipeline.core.drape import drape_scenes
 from pipeline.core.geodesy import GeoidModel, SiteFrame
 from pipeline.core.rastergrid import RasterGrid
 from pipeline.core.shading import Scene
@@ -40,20 +40,24 @@ class ElevationRaster:
     max: float | None
 
 
-def surface_heights(scene: Scene, frame: SiteFrame, grid: RasterGrid, geoid: GeoidModel | None,
-                    track: Callable[[list[tuple[int, int]]], Iterable[tuple[int, int]]] = iter) -> np.ndarray:
-    """(rows, cols) float64 height (m) of the highest surface of ``scene`` at every cell centre:
+def surface_heights(scenes: Sequence[Scene], frame: SiteFrame, grid: RasterGrid, geoid: GeoidModel | None,
+                    track: Callable[[list[tuple[int, int]]], Iterable[tuple[int, int]]] = iter) -> list[np.ndarray]:
+    """Per scene, (rows, cols) float64 height (m) of its highest surface at every cell centre:
     orthometric through ``geoid``, or ellipsoidal when it is None; NaN where the plumb line meets
-    nothing. Worked in blocks of rows, so memory follows the block, not the raster; ``track``
-    wraps the blocks (a progress bar)."""
-    out = np.full((grid.rows, grid.cols), np.nan)
+    nothing. The scenes share the grid's plumb lines and geoid heights (a DTM and a DSM cost one
+    set of them). Worked in blocks of rows, so memory follows the block, not the raster;
+    ``track`` wraps the blocks (a progress bar)."""
+    out = [np.full((grid.rows, grid.cols), np.nan) for _ in scenes]
     for first, last in track(list(grid.row_blocks())):
         lon, lat = grid.centres_geodetic(first, last)
-        h = drape(scene, frame, lon, lat)
+        heights = drape_scenes(scenes, frame, lon, lat)
         if geoid is not None:
-            hit = np.isfinite(h)
-            h[hit] -= geoid.undulation(lon[hit], lat[hit])
-        out[first:last] = h.reshape(last - first, grid.cols)
+            hit = np.any([np.isfinite(h) for h in heights], axis=0)
+            undulation = np.full(len(lon), np.nan)
+            undulation[hit] = geoid.undulation(lon[hit], lat[hit])
+            heights = [h - undulation for h in heights]
+        for raster, h in zip(out, heights, strict=True):
+            raster[first:last] = h.reshape(last - first, grid.cols)
     return out
 
 

@@ -315,6 +315,14 @@ def ecef_to_geodetic(xyz: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarra
     return np.asarray(lon), np.asarray(lat), np.asarray(h)
 
 
+def ellipsoid_normals_ecef(lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
+    """Unit ellipsoid normals (N, 3) in ECEF at WGS84 ``lon``/``lat`` (degrees): the up column
+    of :func:`enu_axes_ecef`, bit for bit, without its other eight components."""
+    phi, lam = np.radians(np.asarray(lat, np.float64).ravel()), np.radians(np.asarray(lon, np.float64).ravel())
+    cp = np.cos(phi)
+    return np.column_stack([cp * np.cos(lam), cp * np.sin(lam), np.sin(phi)])
+
+
 def enu_axes_ecef(lon: float | np.ndarray, lat: float | np.ndarray) -> np.ndarray:
     """(..., 3, 3) matrices whose columns are the east, north and up unit vectors (ECEF) of the
     local ENU frame at WGS84 ``lon``/``lat`` (degrees); up is the ellipsoid normal."""

@@ -224,15 +224,14 @@ def _elevation(ctx: StageContext, cfg: TwinConfig, out: Path, frame: FrameRecord
     geoid = cfg.geoid_model() if e_cfg.heights == "orthometric" else None
     label, name = (geoid.info.label(), geoid.info.name) if geoid else (None, None)
     (out / "rasters").mkdir()
+
+    def track(blocks: list[tuple[int, int]]) -> Iterator[tuple[int, int]]:
+        return ctx.reporter.track(blocks, "publish: DTM, DSM")
+
+    dtm, dsm = surface_heights([Scene([tin]), Scene([tin, *standing])], frame.site, grid, geoid, track=track)
     written = {}
-    for key, title, scene_meshes in (("dtm", "DTM: bare-earth terrain", [tin]),
-                                     ("dsm", "DSM: terrain and existing buildings", [tin, *standing])):
-        label_ = key.upper()
-
-        def track(blocks: list[tuple[int, int]], label: str = label_) -> Iterator[tuple[int, int]]:
-            return ctx.reporter.track(blocks, f"publish: {label}")
-
-        values = surface_heights(Scene(scene_meshes), frame.site, grid, geoid, track=track)
+    for key, title, values in (("dtm", "DTM: bare-earth terrain", dtm),
+                               ("dsm", "DSM: terrain and existing buildings", dsm)):
         written[key] = write_elevation(out / "rasters" / f"{key}.tif", values, grid, title=title,
                                        heights=e_cfg.heights, geoid_label=label, geoid_name=name)
     return written

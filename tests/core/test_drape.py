@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipeline.core.drape import drape, drape_each, normals_enu
+from pipeline.core.drape import drape, drape_each, drape_scenes, normals_enu
 from pipeline.core.geodesy import SiteFrame, geodetic_to_ecef
+from pipeline.core.shading import Scene
 
 FRAME = SiteFrame(37.5770, 126.8898, 30.0)
 
@@ -37,6 +38,25 @@ def test_the_highest_surface_wins_and_misses_are_nan():
               np.array([FRAME.lat, FRAME.lat, FRAME.lat]))
     assert h[0] == pytest.approx(25.0, abs=1e-3) and h[1] == pytest.approx(10.0, abs=1e-3) and np.isnan(h[2])
     assert np.isnan(drape([], FRAME, np.array([FRAME.lon]), np.array([FRAME.lat]))).all()
+
+
+def test_scenes_draped_together_give_each_ones_own_heights():
+    """One set of plumb lines for several scenes (they start above the highest): each scene's
+    heights as it alone gives them, an empty scene meeting nothing."""
+    low, high = _surface(10.0), _surface(25.0, span_deg=0.005)
+    rng = np.random.default_rng(5)
+    lon = FRAME.lon + rng.uniform(-0.02, 0.02, 300)
+    lat = FRAME.lat + rng.uniform(-0.02, 0.02, 300)
+    scenes = [Scene([low]), Scene([]), Scene([low, high])]
+    together = drape_scenes(scenes, FRAME, lon, lat)
+    assert np.isnan(together[1]).all()
+    for scene, h in zip(scenes, together, strict=True):
+        alone = drape(scene, FRAME, lon, lat)
+        assert np.array_equal(np.isnan(h), np.isnan(alone))
+        assert np.nanmax(np.abs(h - alone), initial=0.0) < 1e-3  # float32 rays from another start
+    under = np.isfinite(together[2]) & (together[2] > 20.0)
+    assert 0 < under.sum() < len(lon) and np.abs(together[0][under] - 10.0).max() < 1e-3
+    assert all(np.isnan(h).all() for h in drape_scenes([Scene([])], FRAME, lon, lat))
 
 
 def test_normals_are_the_ellipsoid_normals():

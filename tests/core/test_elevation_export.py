@@ -42,7 +42,7 @@ def _expected(lon: np.ndarray, lat: np.ndarray, a: float, b: float, c: float) ->
 def test_cells_hold_the_height_on_their_plumb_line():
     v, f = _plane(40.0, 0.05, -0.02)
     grid = RasterGrid.covering(FRAME, CRS, np.array([-400.0, 400.0]), np.array([-300.0, 300.0]), 30.0, 10.0)
-    h = surface_heights(Scene([(v, f)]), FRAME, grid, None)
+    h, = surface_heights([Scene([(v, f)])], FRAME, grid, None)
     lon, lat = grid.centres_geodetic()
     assert np.abs(h.ravel() - _expected(lon, lat, 40.0, 0.05, -0.02)).max() < 2e-3  # open3d casts in float32
 
@@ -52,7 +52,7 @@ def test_orthometric_cells_subtract_proj_s_egm96_undulation_and_misses_are_nodat
     v, f = _plane(40.0, 0.0, 0.0, half=300.0)
     grid = RasterGrid.covering(FRAME, CRS, np.array([-500.0, 500.0]), np.array([-100.0, 100.0]), 30.0, 20.0)
     geoid = GeoidModel.from_spec("egm96")
-    h = surface_heights(Scene([(v, f)]), FRAME, grid, geoid)
+    h, = surface_heights([Scene([(v, f)])], FRAME, grid, geoid)
     lon, lat = grid.centres_geodetic()
     to_msl = pyproj.Transformer.from_crs("EPSG:4979", "EPSG:4326+5773", always_xy=True)
     hit = np.isfinite(h.ravel())
@@ -77,9 +77,24 @@ def test_orthometric_cells_subtract_proj_s_egm96_undulation_and_misses_are_nodat
         assert (x, y) == (cx[7], cy[7])
 
 
+def test_a_dtm_and_dsm_on_one_grid_are_each_their_own_scenes_heights():
+    """Two scenes on one set of plumb lines (the DTM's and the DSM's): the ground alone where the
+    tower does not stand, the tower's roof where it does, as each scene gives them alone."""
+    ground = _plane(40.0, 0.02, 0.0, half=300.0)
+    v, f = _plane(0.0, 0.0, 0.0, half=40.0, n=3)
+    tower = (v + [60.0, -20.0, 95.0], f)
+    grid = RasterGrid.covering(FRAME, CRS, np.array([-250.0, 250.0]), np.array([-150.0, 150.0]), 30.0, 10.0)
+    geoid = GeoidModel.from_spec("egm96")
+    dtm, dsm = surface_heights([Scene([ground]), Scene([ground, tower])], FRAME, grid, geoid)
+    (alone_dtm,), (alone_dsm,) = (surface_heights([Scene(m)], FRAME, grid, geoid) for m in ([ground], [ground, tower]))
+    assert np.abs(dtm - alone_dtm).max() < 2e-3 and np.abs(dsm - alone_dsm).max() < 2e-3
+    roof = dsm - dtm > 10.0
+    assert 0 < roof.sum() < roof.size and np.array_equal(dsm[~roof], dtm[~roof])
+
+
 def test_ellipsoidal_rasters_name_no_vertical_crs(tmp_path):
     grid = RasterGrid.covering(FRAME, CRS, np.array([-20.0, 20.0]), np.array([-20.0, 20.0]), 30.0, 10.0)
-    h = surface_heights(Scene([_plane(40.0, 0.0, 0.0, half=100.0)]), FRAME, grid, None)
+    h, = surface_heights([Scene([_plane(40.0, 0.0, 0.0, half=100.0)])], FRAME, grid, None)
     write_elevation(tmp_path / "dsm.tif", h, grid, title="DSM", heights="ellipsoidal", geoid_label=None,
                     geoid_name=None)
     with rasterio.open(tmp_path / "dsm.tif") as src:

@@ -7,7 +7,8 @@ import pyproj
 import pytest
 
 from pipeline.core.geodesy import (GeoidModel, SiteFrame, check_area_of_use, check_near_site,
-                                   ensure_proj_data, geodetic_to_ecef, geodetic_to_source, parse_crs,
+                                   ellipsoid_normals_ecef, ensure_proj_data, enu_axes_ecef, geodetic_to_ecef,
+                                   geodetic_to_source, parse_crs,
                                    resolve_geoid, source_to_geodetic, vertical_kind, vertical_unit_factor,
                                    with_linear_unit)
 from pipeline.errors import CRSError, GeoidError
@@ -101,6 +102,15 @@ def test_enu_matches_proj_topocentric():
     assert np.allclose(f.ecef_to_enu(ecef), np.column_stack([e, n, u]), atol=1e-6)
     # U is not height: 1 km away a point on the ellipsoid is below the tangent plane
     assert f.ecef_to_enu(ecef)[0, 2] < -10.0
+
+
+def test_ellipsoid_normals_are_the_up_axis_and_pyproj_s_vertical():
+    rng = np.random.default_rng(2)
+    lon, lat = rng.uniform(-180, 180, 500), rng.uniform(-89, 89, 500)
+    up = ellipsoid_normals_ecef(lon, lat)
+    assert np.array_equal(up, enu_axes_ecef(lon, lat)[:, :, 2])
+    step = geodetic_to_ecef(lon, lat, np.full(500, 1.0)) - geodetic_to_ecef(lon, lat, np.zeros(500))
+    assert np.abs(up - step).max() < 1e-8
 
 
 def test_enu_to_ecef_matrix_maps_points():
