@@ -223,7 +223,8 @@ def test_the_national_geoid_reaches_the_anchors(tmp_path):
         cfg.write_text(f"site: {{origin: {{lat: 37.5770, lon: 126.8898}}, geoid: {geoid}}}\n"
                        f"inputs:\n  footprints: {{path: {SAMPLE / 'buildings.geojson'}}}\n"
                        f"  dem: {{path: {SAMPLE / 'dem.tif'}}}\n  pois: {{path: {SAMPLE / 'pois.geojson'}}}\n"
-                       "stages: {analysis: {enabled: false}, publish: {viewer: {enabled: false}}}\n")
+                       "stages: {analysis: {enabled: false}, publish: {viewer: {enabled: false}, "
+                       "validate_bundle: false, elevation: {enabled: false}}}\n")
         proc = run_cli("run", str(cfg), "--workdir", str(tmp_path / name), "--quiet",
                        env={**os.environ, "DMCTWIN_CACHE": str(tmp_path / "cache")})
         assert proc.returncode == 0, proc.stderr[-2000:]
