@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -21,24 +22,55 @@ def run_cli(*args: str, timeout: float = 900, **kw) -> subprocess.CompletedProce
                           timeout=timeout, cwd=kw.pop("cwd", REPO), **kw)
 
 
-@pytest.fixture(scope="session")
-def sample_run(tmp_path_factory, worker_id: str) -> Path:
-    """Work directory of one complete, uninterrupted run of configs/sample.yaml, read-only: a test
-    that reruns stages works on a hard-linked copy (see :func:`variant_run`). Under pytest-xdist
-    the workers share one run: the first to need it makes it (in the base folder common to all
-    workers) while the others wait on a file lock."""
+def _shared(root: Path, name: str, make: Callable[[Path], object]) -> Path:
+    """``root / name``, made by ``make`` once for all pytest-xdist workers: the first to need it
+    makes it while the others wait on a file lock; a done-marker, written only after ``make``
+    returns, keeps a failed attempt from being reused."""
+    import shutil
+
     from filelock import FileLock
 
-    root = tmp_path_factory.getbasetemp()
-    if worker_id != "master":
-        root = root.parent
-    workdir, done = root / "sample_run", root / "sample_run.done"
-    with FileLock(str(root / "sample_run.lock")):
+    workdir, done = root / name, root / f"{name}.done"
+    with FileLock(str(root / f"{name}.lock")):
         if not done.exists():
-            proc = run_cli("run", str(SAMPLE_CONFIG), "--workdir", str(workdir), "--quiet")
-            assert proc.returncode == 0, proc.stderr
+            shutil.rmtree(workdir, ignore_errors=True)
+            make(workdir)
             done.touch()
     return workdir
+
+
+@pytest.fixture(scope="session")
+def shared_root(tmp_path_factory, worker_id: str) -> Path:
+    """The base folder common to every pytest-xdist worker (this session's own without xdist)."""
+    root = tmp_path_factory.getbasetemp()
+    return root if worker_id == "master" else root.parent
+
+
+@pytest.fixture(scope="session")
+def sample_run(shared_root: Path) -> Path:
+    """Work directory of one complete, uninterrupted run of configs/sample.yaml, read-only: a test
+    that reruns stages works on a hard-linked copy (see :func:`variant_run`). Under pytest-xdist
+    the workers share one run."""
+    def make(workdir: Path) -> None:
+        proc = run_cli("run", str(SAMPLE_CONFIG), "--workdir", str(workdir), "--quiet")
+        assert proc.returncode == 0, proc.stderr
+
+    return _shared(shared_root, "sample_run", make)
+
+
+@pytest.fixture(scope="session")
+def shared_variant(sample_run: Path, shared_root: Path) -> Callable[[str, str], Path]:
+    """``make(stage_settings, stages)``: :func:`variant_run` of the sample made once a session for
+    every test file and xdist worker that asks for the same settings, read-only like the sample
+    run (the client profiles' bundles are both checked file by file and loaded in CesiumJS)."""
+    import hashlib
+
+    def make(stage_settings: str, stages: str) -> Path:
+        key = hashlib.sha256(f"{stage_settings}\0{stages}".encode()).hexdigest()[:16]
+        return _shared(shared_root, f"variant-{key}",
+                       lambda workdir: variant_run(sample_run, workdir, stage_settings, stages))
+
+    return make
 
 
 @pytest.fixture(scope="session")

@@ -203,10 +203,10 @@ def test_3d_tiles_tools_reads_the_bundle(sample_run, tmp_path):
     ("unity", {"EXT_meshopt_compression"}),
     ("portable", {"EXT_meshopt_compression", "KHR_draco_mesh_compression"}),
 ])
-def test_client_profiles_use_only_what_their_clients_decode(sample_run, tmp_path_factory, profile, banned):
+def test_client_profiles_use_only_what_their_clients_decode(shared_variant, profile, banned):
     """Cesium for Unity drops meshopt geometry; a portable bundle has no compression extension:
     every GLB of every layer says so, and the bundle passes the validators."""
-    run = variant_run(sample_run, tmp_path_factory.mktemp(profile), f"tile: {{profile: {profile}}}", "tile..publish")
+    run = shared_variant(f"tile: {{profile: {profile}}}", "tile..publish")
     bundle = run / "bundle"
     report = validate_tileset(bundle)
     assert report.valid and report.gltf_validated > 0, report.problems[:5]

@@ -627,12 +627,11 @@ def test_a_meshopt_compressed_bundle_loads_and_picks(browser, sample_run, twin, 
     _loads_and_picks(browser, run, twin)
 
 
-def test_unity_and_portable_bundles_load_in_cesiumjs(browser, sample_run, tmp_path_factory):
+def test_unity_and_portable_bundles_load_in_cesiumjs(browser, shared_variant):
     """The client profiles' encodings (Draco without meshopt; quantized only) load and draw
     every layer in CesiumJS with no failed request or error."""
     for profile in ("unity", "portable"):
-        run = variant_run(sample_run, tmp_path_factory.mktemp(profile), f"tile: {{profile: {profile}}}",
-                          "tile..publish")
+        run = shared_variant(f"tile: {{profile: {profile}}}", "tile..publish")
         server = BundleServer(run / "bundle", port=0)
         server.start()
         try:
