@@ -125,29 +125,56 @@ def lit_matrix(origins: np.ndarray, normals: np.ndarray, directions: np.ndarray,
     shade (:meth:`Scene.could_shade`)."""
     o32, d32 = np.asarray(origins, np.float32), np.asarray(directions, np.float32)
     facing = np.asarray(normals, np.float32) @ d32.T > 0.0  # also False where the direction is zero
-    flat = np.flatnonzero(facing)
-    r = np.repeat(np.arange(len(facing), dtype=np.int32), facing.sum(axis=1))
-    t = (flat - r.astype(np.int64) * facing.shape[1]).astype(np.int32)
-    if buffer is None or len(buffer) < len(flat):
-        buffer = np.empty((len(flat), 6), np.float32)
-    rays = buffer[:len(flat)]
-    for k in range(3):  # column by column: a gather per column beats a strided (M, 3) copy
-        rays[:, k] = o32[:, k][r]
-        rays[:, 3 + k] = d32[:, k][t]
-    open_common = ~common.occluded(rays)
+    rows, steps = facing.shape
+    n = int(np.count_nonzero(facing))
+    if buffer is None or len(buffer) < n:
+        buffer = np.empty((n, 6), np.float32)
     lit = np.zeros(facing.shape, bool)
-    lit.ravel()[flat[open_common]] = True
+    if rows and np.array_equal(facing, np.broadcast_to(facing[0], facing.shape)):
+        # every receiver faces the sun at the same steps (open ground: every step the sun is up),
+        # so the rays are receivers x steps in the same order and are written by broadcasting
+        # without index arrays
+        cols = np.flatnonzero(facing[0])
+        rays = buffer[:n]
+        grid = rays.reshape(rows, len(cols), 6)
+        grid[:, :, :3] = o32[:, None, :]
+        grid[:, :, 3:] = d32[cols][None, :, :]
+        open_common = ~common.occluded(rays)
+        lit[:, cols] = open_common.reshape(rows, len(cols))
+
+        def receiver(ray: np.ndarray) -> np.ndarray:
+            return ray // max(len(cols), 1)
+
+        def cell(ray: np.ndarray) -> np.ndarray:
+            return receiver(ray) * steps + cols[ray % max(len(cols), 1)]
+    else:
+        flat = np.flatnonzero(facing)
+        r = np.repeat(np.arange(rows, dtype=np.int32), facing.sum(axis=1))
+        t = (flat - r.astype(np.int64) * steps).astype(np.int32)
+        rays = buffer[:len(flat)]
+        for k in range(3):  # column by column: a gather per column beats a strided (M, 3) copy
+            rays[:, k] = o32[:, k][r]
+            rays[:, 3 + k] = d32[:, k][t]
+        open_common = ~common.occluded(rays)
+        lit.ravel()[flat[open_common]] = True
+
+        def receiver(ray: np.ndarray) -> np.ndarray:
+            return r[ray]
+
+        def cell(ray: np.ndarray) -> np.ndarray:
+            return flat[ray]
     out = []
     for extra in extras:
         if extra is None or extra.is_empty:
             out.append(lit)
             continue
-        maybe = np.flatnonzero(open_common & extra.could_shade(origins, directions)[r])
+        maybe = np.flatnonzero(open_common)
+        maybe = maybe[extra.could_shade(origins, directions)[receiver(maybe)]]
         shaded = maybe[extra.occluded(rays[maybe])]
         mine = lit.copy()
-        mine.ravel()[flat[shaded]] = False
+        mine.ravel()[cell(shaded)] = False
         out.append(mine)
-    return out, len(flat)
+    return out, len(rays)
 
 
 def longest_run(lit: np.ndarray) -> np.ndarray:

@@ -67,6 +67,7 @@ def _summaries(records: list[BuildingRecord], rec: Receivers, present: np.ndarra
     """Per building and scenario: receivers, failing ones and share, the worst storey (the
     largest failing share, the lowest such storey on a tie) and the least sun."""
     out = []
+    passes = [h.passes for h in hours]  # a property computed over every receiver: once, not per building
     for r in records:
         mine = rec.building == r.feature_id
         entry: dict[str, Any] = {"id": r.id, "name": r.name, "feature_id": r.feature_id, "proposed": r.proposed,
@@ -76,7 +77,7 @@ def _summaries(records: list[BuildingRecord], rec: Receivers, present: np.ndarra
             if not sel.any():
                 entry[name] = None
                 continue
-            fail = ~hours[k].passes[sel]
+            fail = ~passes[k][sel]
             storeys = rec.storey[sel]
             levels = np.unique(storeys)
             shares = np.array([fail[storeys == s].mean() for s in levels])

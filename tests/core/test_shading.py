@@ -178,6 +178,29 @@ def test_the_two_scene_shortcut_equals_one_scene_and_blocks_do_not_matter(sun):
         assert np.array_equal(a.total_min, b.total_min) and np.array_equal(a.continuous_min, b.continuous_min)
 
 
+def test_open_ground_decides_as_any_other_receivers(sun):
+    """Receivers that all face the sun at the same steps (open ground, normals up) take
+    lit_matrix's broadcast path: the same matrices, with and without an extra scene, as when one
+    wall receiver among them sends them down the general path."""
+    rng = np.random.default_rng(11)
+    buildings = [box((x, y, 0), (x + 15, y + 12, h)) for x, y, h in
+                 zip(rng.uniform(-150, 150, 25), rng.uniform(-150, 150, 25), rng.uniform(10, 80, 25), strict=True)]
+    tower = box((0, 0, 0), (20, 20, 200))
+    gv, gf = ground_plane()
+    ground = np.column_stack([rng.uniform(-200, 200, 300), rng.uniform(-200, 200, 300), np.full(300, 0.05)])
+    up = np.tile([0.0, 0.0, 1.0], (300, 1))
+    wall, east = np.array([[160.0, 0.0, 5.0]]), np.array([[1.0, 0.0, 0.0]])
+    d = directions(sun)
+    common, extra = Scene(buildings + [(gv, gf)]), Scene([tower])
+    uniform, n = lit_matrix(ground, up, d, common, [None, extra])
+    mixed, m = lit_matrix(np.vstack([ground, wall]), np.vstack([up, east]), d, common, [None, extra])
+    [one], _ = lit_matrix(ground, up, d, Scene(buildings + [(gv, gf), tower]))
+    assert n == 300 * int((d[:, 2] > 0).sum()) and m > n
+    for a, b in zip(uniform, mixed, strict=True):
+        assert np.array_equal(a, b[:300])
+    assert np.array_equal(uniform[1], one) and (uniform[0] & ~uniform[1]).any() and (~uniform[0]).any()
+
+
 def test_longest_run_counts_unbroken_samples():
     rng = np.random.default_rng(3)
     for _ in range(300):
