@@ -135,6 +135,7 @@ def lit_matrix(origins: np.ndarray, normals: np.ndarray, directions: np.ndarray,
         # so the rays are receivers x steps in the same order and are written by broadcasting
         # without index arrays
         cols = np.flatnonzero(facing[0])
+        width = max(len(cols), 1)  # rays per receiver (a block with none casts no ray)
         rays = buffer[:n]
         grid = rays.reshape(rows, len(cols), 6)
         grid[:, :, :3] = o32[:, None, :]
@@ -143,10 +144,10 @@ def lit_matrix(origins: np.ndarray, normals: np.ndarray, directions: np.ndarray,
         lit[:, cols] = open_common.reshape(rows, len(cols))
 
         def receiver(ray: np.ndarray) -> np.ndarray:
-            return ray // max(len(cols), 1)
+            return ray // width
 
         def cell(ray: np.ndarray) -> np.ndarray:
-            return receiver(ray) * steps + cols[ray % max(len(cols), 1)]
+            return ray // width * steps + cols[ray % width]
     else:
         flat = np.flatnonzero(facing)
         r = np.repeat(np.arange(rows, dtype=np.int32), facing.sum(axis=1))
