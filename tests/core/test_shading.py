@@ -150,14 +150,19 @@ def test_a_closed_courtyard_deeper_than_the_noon_shadow_gets_no_sun(sun):
     assert np.all(fh[0].total_min == 0)
 
 
+def district(rng: np.random.Generator) -> tuple[list, tuple, tuple]:
+    """25 boxes 10-80 m tall scattered over 300 m (drawn from ``rng``), a 200 m tower at the
+    origin and the ground plane: (buildings, tower, ground) as (vertices, faces)."""
+    buildings = [box((x, y, 0), (x + 15, y + 12, h)) for x, y, h in
+                 zip(rng.uniform(-150, 150, 25), rng.uniform(-150, 150, 25), rng.uniform(10, 80, 25), strict=True)]
+    return buildings, box((0, 0, 0), (20, 20, 200)), ground_plane()
+
+
 def test_the_two_scene_shortcut_equals_one_scene_and_blocks_do_not_matter(sun):
     """Rays through the common scene, then the open ones through each scenario's extra geometry,
     decide exactly as one scene holding both; and the size of the receiver blocks changes nothing."""
     rng = np.random.default_rng(7)
-    buildings = [box((x, y, 0), (x + 15, y + 12, h)) for x, y, h in
-                 zip(rng.uniform(-150, 150, 25), rng.uniform(-150, 150, 25), rng.uniform(10, 80, 25), strict=True)]
-    tower = box((0, 0, 0), (20, 20, 200))
-    gv, gf = ground_plane()
+    buildings, tower, (gv, gf) = district(rng)
     # receivers all round the tower, at every height, some above it and some over its footprint
     origins = np.column_stack([rng.uniform(-200, 200, 400), rng.uniform(-200, 200, 400), rng.uniform(0.05, 250, 400)])
     origins[:20, :2] = rng.uniform(1, 19, (20, 2))
@@ -183,10 +188,7 @@ def test_open_ground_decides_as_any_other_receivers(sun):
     lit_matrix's broadcast path: the same matrices, with and without an extra scene, as when one
     wall receiver among them sends them down the general path."""
     rng = np.random.default_rng(11)
-    buildings = [box((x, y, 0), (x + 15, y + 12, h)) for x, y, h in
-                 zip(rng.uniform(-150, 150, 25), rng.uniform(-150, 150, 25), rng.uniform(10, 80, 25), strict=True)]
-    tower = box((0, 0, 0), (20, 20, 200))
-    gv, gf = ground_plane()
+    buildings, tower, (gv, gf) = district(rng)
     ground = np.column_stack([rng.uniform(-200, 200, 300), rng.uniform(-200, 200, 300), np.full(300, 0.05)])
     up = np.tile([0.0, 0.0, 1.0], (300, 1))
     wall, east = np.array([[160.0, 0.0, 5.0]]), np.array([[1.0, 0.0, 0.0]])
