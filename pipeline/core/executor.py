@@ -17,7 +17,7 @@ from __future__ import annotations
 import atexit
 import ctypes
 import importlib
-import multiprocessing
+import multiprocessing.context
 import os
 import signal
 import sys
@@ -82,9 +82,27 @@ def _init_worker(parent: int, preload: tuple[str, ...] = ()) -> None:
 
 
 def _leave_now() -> None:
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(0)
+    # only after the pool's loop ended normally: a loop that raised (a task it could not
+    # unpickle) keeps the exit code 1 multiprocessing gives it, and the full teardown
+    if _Worker.loop_ended:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
+
+
+class _Worker(multiprocessing.context.SpawnProcess):
+    """A pool's worker process that records whether its loop ended normally (the pool's shutdown),
+    read by the exit hook in the worker: an exit hook cannot see the exit code being set."""
+
+    loop_ended = False
+
+    def run(self) -> None:
+        super().run()
+        _Worker.loop_ended = True
+
+
+class _WorkerContext(multiprocessing.context.SpawnContext):
+    Process = _Worker
 
 
 class InlineExecutor(Executor):
@@ -205,7 +223,7 @@ def make_executor(kind: str = "local", workers: int = 2, scheduler: str | None =
     if kind == "inline":
         return InlineExecutor()
     if kind == "local":
-        return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+        return ProcessPoolExecutor(max_workers=workers, mp_context=_WorkerContext(),
                                    initializer=_init_worker, initargs=(os.getpid(), preload))
     if kind == "dask":
         try:

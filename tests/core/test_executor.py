@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from concurrent.futures import Executor, Future
+from concurrent.futures.process import BrokenProcessPool
 
 import pytest
 
@@ -77,3 +78,32 @@ def test_results_in_order_lets_go_of_each_future_as_its_result_is_read():
     taken = results_in_order(futures)
     assert next(taken) == 0 and len(futures) == 3
     assert list(taken) == [1, 4, 9] and futures == []
+
+
+def _unpickle_fails():
+    raise RuntimeError("cannot rebuild this task")
+
+
+class _Unloadable:
+    """Pickles in the run, fails to unpickle in the worker: the worker's loop itself raises."""
+
+    def __reduce__(self):
+        return _unpickle_fails, ()
+
+
+def test_a_pool_worker_exits_0_after_a_shutdown_and_not_when_its_loop_raised():
+    ex = make_executor("local", workers=1)
+    assert ex.submit(_task, 2, 3).result(timeout=60) == 6
+    first = list(ex._processes.values())
+    ex.shutdown()
+    assert [p.exitcode for p in first] == [0]
+
+    ex = make_executor("local", workers=1)
+    assert ex.submit(_task, 2, 3).result(timeout=60) == 6
+    crashed = list(ex._processes.values())
+    with pytest.raises(BrokenProcessPool):
+        ex.submit(_task, _Unloadable(), 3).result(timeout=60)
+    ex.shutdown()
+    for p in crashed:
+        p.join(timeout=60)
+    assert [p.exitcode for p in crashed] == [1]
