@@ -58,15 +58,20 @@ class Grid:
         return ndimage.map_coordinates(values, [fr, fc], order=1, mode="nearest")
 
 
-def cell_min(grid: Grid, e: np.ndarray, n: np.ndarray, z: np.ndarray) -> np.ndarray:
-    """Lowest z per cell (NaN where a cell holds no point)."""
-    row, col = grid.index(e, n)
-    flat = row * grid.cols + col
-    out = np.full(grid.rows * grid.cols, np.inf)
+def cell_extreme(flat: np.ndarray, z: np.ndarray, size: int, *, highest: bool = False) -> np.ndarray:
+    """Lowest (or ``highest``) z of the points in each of ``size`` cells, by each point's flat
+    cell index; NaN where a cell holds no point."""
+    out = np.full(size, -np.inf if highest else np.inf)
     # ufunc.at's fast loop wants contiguous float64: a structured array's field runs 20x slower
-    np.minimum.at(out, flat, np.ascontiguousarray(z, np.float64))
+    (np.maximum if highest else np.minimum).at(out, flat, np.ascontiguousarray(z, np.float64))
     out[np.isinf(out)] = np.nan
-    return out.reshape(grid.rows, grid.cols)
+    return out
+
+
+def cell_min(grid: Grid, e: np.ndarray, n: np.ndarray, z: np.ndarray) -> np.ndarray:
+    """Lowest z per cell of ``grid`` (NaN where a cell holds no point)."""
+    row, col = grid.index(e, n)
+    return cell_extreme(row * grid.cols + col, z, grid.rows * grid.cols).reshape(grid.rows, grid.cols)
 
 
 def cell_mean(grid: Grid, e: np.ndarray, n: np.ndarray, z: np.ndarray) -> np.ndarray:

@@ -198,11 +198,7 @@ def lowest_cell(tmp: str, cell: Cell, threshold: float, c: CleanConfig, grid: gn
         return settled, None
     pts = usable[kept]
     r0, c0, rows, cols, flat = gnd.block_index(grid, pts["x"], pts["y"])
-    block = np.full(rows * cols, np.inf)
-    # ufunc.at's fast loop wants contiguous values: on a strided field it runs 20x slower
-    np.minimum.at(block, flat, np.ascontiguousarray(pts["z"]))
-    block[np.isinf(block)] = np.nan
-    return settled, (r0, c0, block.reshape(rows, cols))
+    return settled, (r0, c0, gnd.cell_extreme(flat, pts["z"], rows * cols).reshape(rows, cols))
 
 
 def _surface_variation(tmp: str, cell: Cell, usable: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
@@ -254,11 +250,9 @@ def classify_cell(tmp: str, cell: Cell, threshold: float, c: CleanConfig, grid: 
     r0, c0, rows, cols, flat = gnd.block_index(dtm_grid, pts["x"], pts["y"])
     g = pts["classification"] == GROUND
     size = rows * cols
-    dsm = np.full(size, -np.inf)
-    np.maximum.at(dsm, flat, np.ascontiguousarray(pts["z"]))  # contiguous: see lowest_cell
     result["blocks"] = (r0, c0, rows, cols,
                         np.bincount(flat[g], weights=pts["z"][g], minlength=size),
-                        np.bincount(flat[g], minlength=size), dsm)
+                        np.bincount(flat[g], minlength=size), gnd.cell_extreme(flat, pts["z"], size, highest=True))
     return result
 
 
@@ -338,7 +332,7 @@ def run(ctx: StageContext, cfg: TwinConfig) -> StageResult:
     dtm_grid = gnd.Grid.covering(np.array([lo[0], hi[0]]), np.array([lo[1], hi[1]]), c.dtm_resolution)
     ground_sum = np.zeros(dtm_grid.rows * dtm_grid.cols)
     ground_n = np.zeros(dtm_grid.rows * dtm_grid.cols)
-    dsm = np.full((dtm_grid.rows, dtm_grid.cols), -np.inf)
+    dsm = np.full((dtm_grid.rows, dtm_grid.cols), np.nan)
     out = CellStore(ctx.out_dir / "points")
     classes = np.zeros(256, np.int64)
     outliers = thinned = kept = geometry = 0
@@ -355,7 +349,7 @@ def run(ctx: StageContext, cfg: TwinConfig) -> StageResult:
             ground_sum[flat] += s
             ground_n[flat] += cnt
             view = dsm[r0:r0 + rows, c0:c0 + cols]
-            view[...] = np.maximum(view, top.reshape(rows, cols))
+            view[...] = np.fmax(view, top.reshape(rows, cols))
     clock.lap("classify")
     shutil.rmtree(tmp)
     out.write_meta(replace(meta, count=kept, classified=True))
@@ -367,8 +361,7 @@ def run(ctx: StageContext, cfg: TwinConfig) -> StageResult:
     dtm = gnd.fill_linear(dtm_grid, dtm)
     origin = cfg.site.origin.model_dump()
     write_enu_raster(ctx.out_dir / "dtm.tif", dtm_grid, dtm, origin, "the bare ground")
-    write_enu_raster(ctx.out_dir / "dsm.tif", dtm_grid, np.where(np.isinf(dsm), np.nan, dsm), origin,
-                     "the highest point")
+    write_enu_raster(ctx.out_dir / "dsm.tif", dtm_grid, dsm, origin, "the highest point")
     clock.lap("rasters")
     noise = sum(m["noise"] for m in measured)
     dups = sum(m["duplicates"] for m in measured)
