@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import shutil
 import socket
 import subprocess
@@ -260,35 +259,51 @@ def _orthophoto(path: Path, split_x: float) -> Path:
     return path
 
 
-def test_a_bundle_with_an_analysis_layer_and_an_orthophoto(browser, sample_run, twin, tmp_path):
-    """A layer the viewer has never heard of (a later analysis stage's) gets its own toggle, and
-    the orthophoto publish writes for ``stages.publish.viewer.imagery`` covers the terrain."""
-    bundle = tmp_path / "bundle"
-    shutil.copytree(sample_run / "bundle", bundle, copy_function=os.link)
+def _static_server(folder: Path) -> tuple[subprocess.Popen, str]:
+    """Python's own http.server on ``folder`` (another static server than ``dmctwin serve``'s),
+    once it accepts connections: (process, origin)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"],
+                            cwd=folder, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for _ in range(100):
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                break
+        time.sleep(0.05)
+    return proc, f"http://127.0.0.1:{port}"
+
+
+def test_a_copied_bundle_with_an_analysis_layer_and_an_orthophoto_works_on_python_http_server(
+        browser, sample_run, twin, tmp_path):
+    """The bundle copied elsewhere and served by python's http.server opens from its index.html
+    with nothing asked of another origin; a layer the viewer has never heard of (a later analysis
+    stage's) loads and gets its own toggle, and the orthophoto publish writes for
+    ``stages.publish.viewer.imagery`` covers the terrain. One copy and one page for the three."""
+    bundle = tmp_path / "copied"
+    shutil.copytree(sample_run / "bundle", bundle)
     catalog = json.loads((bundle / "catalog.json").read_text())
     catalog["assets"]["flood"] = {"href": "flood/tileset.json", "type": "application/json",
                                   "roles": ["data"], "title": "침수 깊이 (flood depth)", "dmctwin:layer": "analysis"}
-    for name in ("catalog.json", "viewer/settings.json"):  # hard links: replace, never write through
-        (bundle / name).unlink()
     (bundle / "catalog.json").write_text(json.dumps(catalog, ensure_ascii=False))
-    shutil.copytree(bundle / "terrain", bundle / "flood", copy_function=os.link)
+    shutil.copytree(bundle / "terrain", bundle / "flood")
     ground = twin.at("DMC-L001", de=60, dn=-150)  # open ground
     split_x, _ = Transformer.from_crs("EPSG:4326", "EPSG:5186", always_xy=True).transform(*ground[:2])
     imagery = write_imagery(_orthophoto(tmp_path / "ortho.tif", split_x), bundle / "viewer" / "imagery.png",
                             twin.frame)
     (bundle / "viewer" / "settings.json").write_text(json.dumps({"imagery": imagery}))
-    server = BundleServer(bundle, port=0)
-    server.start()
+    proc, origin = _static_server(bundle)
     try:
-        pg = open_viewer(browser, server.url.rstrip("/"), server.url + "viewer/#hide=pointcloud,anchors,sunlight,flood")
-        assert pg.log["console"] == [] and pg.log["failed"] == [] and pg.log["foreign"] == []
+        pg = open_viewer(browser, origin, origin + "/", lands_on=origin + "/viewer/index.html*")
+        assert pg.log["foreign"] == [] and pg.log["console"] == [] and pg.log["failed"] == []
+        assert all(n > 0 for n in pg.evaluate("Object.values(window.twin.layers).map(l => l.tilesLoaded)"))
         labels = pg.locator("#layers label").all_inner_texts()
         assert any("침수 깊이 (flood depth)" in t for t in labels), labels
         assert pg.evaluate("window.twin.layers.flood.kind") == "analysis"
-        pg.locator('input[data-layer="flood"]').check()
-        pg.evaluate("window.twin.settle()")
-        assert pg.evaluate("window.twin.layers.flood.tilesLoaded") > 0
         pg.locator('input[data-layer="flood"]').uncheck()  # it lies on the terrain (a copy of it)
+        assert pg.evaluate("window.twin.layers.flood.tileset.show") is False
+        pg.evaluate("for (const l of ['pointcloud', 'anchors', 'sunlight']) window.twin.setLayer(l, false)")
         look_down(pg, *ground, range_m=250)
         rgb = canvas(pg, tmp_path / "orthophoto.png")
         # the photo's red-blue edge lies on the terrain where the photo has it: 3 m either side
@@ -297,8 +312,8 @@ def test_a_bundle_with_an_analysis_layer_and_an_orthophoto(browser, sample_run, 
             assert colour[hue] > np.delete(colour, hue).max() + 60, (de, colour)
         pg.close()
     finally:
-        server.shutdown()
-        server.server_close()
+        proc.terminate()
+        proc.wait(10)
 
 
 # ---- picking ----------------------------------------------------------------------------------
@@ -619,12 +634,27 @@ def _loads_and_picks(browser: Browser, run: Path, twin: Twin) -> list[str]:
         server.server_close()
 
 
-def test_a_meshopt_compressed_bundle_loads_and_picks(browser, sample_run, twin, tmp_path_factory):
+def test_a_meshopt_bundle_cut_into_external_tilesets_loads_and_picks(browser, sample_run, twin, tmp_path_factory):
     """The same twin with every layer EXT_meshopt_compression-encoded, which the Khronos glTF
-    validator cannot decode: CesiumJS can, and picking still finds each building's metadata."""
-    run = variant_run(sample_run, tmp_path_factory.mktemp("meshopt"),
-                      "tile: {compression: meshopt, pointcloud_meshopt: true}", "tile..publish")
-    _loads_and_picks(browser, run, twin)
+    validator cannot decode, and its tile trees cut into tilesets of 5 tiles (a city's 600,000
+    buildings are cut at 500): CesiumJS decodes the content, follows the references into
+    tilesets/, draws every layer with no failed request or error, and picking a building still
+    finds its metadata in a meshopt tile of an external tileset. One bundle with both, one page."""
+    run = variant_run(sample_run, tmp_path_factory.mktemp("meshopt_external"),
+                      "tile: {compression: meshopt, pointcloud_meshopt: true, tileset_max_tiles: 5, "
+                      "tile_max_features: 4}", "tile..publish")
+    assert len(list((run / "bundle" / "buildings" / "tilesets").glob("*.json"))) > 3
+    requested = _loads_and_picks(browser, run, twin)
+    assert any("/buildings/tilesets/" in r for r in requested)
+    buildings = [r for r in requested if r.startswith("/buildings/") and r.split("?")[0].endswith(".glb")]
+    assert buildings and all(_meshopt_encoded(run / "bundle" / r[1:].split("?")[0]) for r in buildings)
+
+
+def _meshopt_encoded(glb: Path) -> bool:
+    """Whether a GLB's geometry needs EXT_meshopt_compression to be read."""
+    from pipeline.core.gltf import read_glb
+
+    return "EXT_meshopt_compression" in read_glb(glb.read_bytes())[0].get("extensionsRequired", [])
 
 
 def test_unity_and_portable_bundles_load_in_cesiumjs(browser, shared_variant):
@@ -644,41 +674,3 @@ def test_unity_and_portable_bundles_load_in_cesiumjs(browser, shared_variant):
         finally:
             server.shutdown()
             server.server_close()
-
-
-# ---- the bundle elsewhere, on another static server ---------------------------------------------
-
-def test_the_bundle_copied_elsewhere_works_on_python_http_server(browser, sample_run, tmp_path):
-    bundle = tmp_path / "copied"
-    shutil.copytree(sample_run / "bundle", bundle)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = subprocess.Popen([sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"],
-                            cwd=bundle, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        for _ in range(100):
-            with socket.socket() as s:
-                if s.connect_ex(("127.0.0.1", port)) == 0:
-                    break
-            time.sleep(0.05)
-        origin = f"http://127.0.0.1:{port}"
-        # the bundle's index.html opens the viewer
-        pg = open_viewer(browser, origin, origin + "/", lands_on=origin + "/viewer/index.html*")
-        assert pg.log["foreign"] == [] and pg.log["console"] == [] and pg.log["failed"] == []
-        assert all(n > 0 for n in pg.evaluate("Object.values(window.twin.layers).map(l => l.tilesLoaded)"))
-        pg.close()
-    finally:
-        proc.terminate()
-        proc.wait(10)
-
-
-def test_external_tilesets_load_and_pick_in_cesiumjs(browser, sample_run, twin, tmp_path_factory):
-    """The sample's tile trees cut into tilesets of 5 tiles (a city's 600,000 buildings are cut at
-    500): CesiumJS follows the references into tilesets/, draws every layer with no failed request
-    or error, and picking a building still finds its metadata in a tile of an external tileset."""
-    run = variant_run(sample_run, tmp_path_factory.mktemp("external"),
-                      "tile: {tileset_max_tiles: 5, tile_max_features: 4}", "tile..publish")
-    assert len(list((run / "bundle" / "buildings" / "tilesets").glob("*.json"))) > 3
-    requested = _loads_and_picks(browser, run, twin)
-    assert any("/buildings/tilesets/" in r for r in requested)
