@@ -149,22 +149,34 @@ def test_ten_kills_resume_to_identical_outputs_and_leave_no_process(sample_run, 
     def done() -> int:
         return len(json.loads(man.read_text())["stages"]) if man.is_file() else 0
 
+    def stage_began(since: float) -> bool:
+        # the runner makes a stage's temporary output folder as the stage starts
+        for p in workdir.glob("*/.tmp-*"):
+            with contextlib.suppress(FileNotFoundError):
+                if p.stat().st_ctime >= since:
+                    return True
+        return False
+
     for k in range(10):
+        launched = time.time()
         proc = subprocess.Popen([sys.executable, "-m", "pipeline", "run", str(SAMPLE_CONFIG),
                                  "--workdir", str(workdir), "--quiet"], cwd=REPO,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-        # every other kill waits for the run to finish a stage first, so the kills move through
-        # the pipeline; the others strike while it starts up or early in a stage
-        before, waited = done(), k % 2 == 1
-        deadline = time.time() + (600 if waited else rng.uniform(3.0, 8.0))
+        # the kills strike, in turn, while the run starts up (its workers spawning), soon after a
+        # stage ended (so that they move through the pipeline: the sample's stages take 0.1-10 s)
+        # and early in a stage, each timed from what the run did, not from the clock alone: the
+        # same ten kills land on a fast machine and a loaded one
+        kind = ("start-up", "after a stage", "in a stage", "after a stage")[k % 4]
+        before = done()
+        deadline = launched + (rng.uniform(0.3, 1.5) if kind == "start-up" else 600)
         family: set[psutil.Process] = set()
         while time.time() < deadline and proc.poll() is None:
             with contextlib.suppress(psutil.NoSuchProcess):
                 family |= set(psutil.Process(proc.pid).children(recursive=True))
-            if waited and done() > before:
-                # soon after: the short stages (tile, anchors) are a few seconds long
-                deadline = time.time() + rng.uniform(0.0, 1.5)
-                waited = False
+            if kind == "after a stage" and done() > before:
+                deadline, kind = time.time() + rng.uniform(0.0, 1.5), "set"
+            elif kind == "in a stage" and stage_began(launched):
+                deadline, kind = time.time() + rng.uniform(0.2, 1.0), "set"
             time.sleep(0.05)
         if proc.poll() is not None:
             break  # the run finished before this kill
@@ -175,7 +187,7 @@ def test_ten_kills_resume_to_identical_outputs_and_leave_no_process(sample_run, 
         finished = json.loads(man.read_text())["stages"] if man.is_file() else {}
         interrupted.append(next((s for s in STAGES if s not in finished), "publish"))
     # a kill that waits for a stage to end finds the run done once publish is the last stage
-    # left, so not all ten may land; seven stages, and most of them reached, is the point
+    # left, so not all ten may land; seven, and most stages reached, is the point
     assert len(interrupted) >= 7, interrupted
     assert len(set(interrupted)) >= 4, interrupted  # the kills reached most stages
     again = subprocess.run([sys.executable, "-m", "pipeline", "run", str(SAMPLE_CONFIG),
