@@ -51,11 +51,13 @@ def _cli(args: list[str], capsys) -> tuple[int, str]:
 
 @pytest.fixture(scope="module")
 def good_workdir(tmp_path_factory) -> Path:
-    """A workdir with a published bundle (footprints on the sample DEM: a few seconds)."""
+    """A workdir with a published bundle (footprints on the sample DEM, no sunlight analysis: a few
+    seconds)."""
     root = tmp_path_factory.mktemp("good")
     cfg = root / "good.yaml"
     cfg.write_text(SITE + f"inputs: {{footprints: {{path: {FOOTPRINTS}}}, dem: {{path: {DEM}}}}}\n"
-                   "stages: {mesh: {terrain_lods: 2}, publish: {viewer: {enabled: false}}}\n")
+                   "stages: {mesh: {terrain_lods: 2}, analysis: {enabled: false}, "
+                   "publish: {viewer: {enabled: false}}}\n")
     assert cli.main(["run", str(cfg), "--workdir", str(root / "w"), "--quiet"]) == 0
     return root / "w"
 
