@@ -47,7 +47,7 @@ CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARGS = ["--headless=new", "--no-sandbox", "--use-angle=gl-egl", "--ignore-gpu-blocklist",
         "--disable-background-networking", "--disable-component-update", "--no-first-run"]
 VIEWPORT = {"width": 1000, "height": 700}
-CLEAN = "#hide=pointcloud,anchors,sunlight"  # pixel checks look at buildings and terrain alone
+PIXEL_CHECKS_HIDE = ["pointcloud", "anchors", "sunlight"]  # they look at buildings and terrain alone
 
 
 class Twin:
@@ -139,27 +139,23 @@ def open_viewer(browser: Browser, origin: str, url: str, lands_on: str | None = 
 
 @pytest.fixture(scope="module")
 def page(browser, served) -> Iterator[Page]:
+    """The viewer on the sample's bundle, loaded once for the module: the tests that follow the
+    loading checks set the camera, time and layers they need (a page load costs about 14 CPU-s)."""
     pg = open_viewer(browser, served.rstrip("/"), served + "viewer/")
     yield pg
     pg.close()
 
 
-@pytest.fixture(scope="module")
-def clean_page(browser, served) -> Iterator[Page]:
-    """The viewer without points and pins, for the pixel checks."""
-    pg = open_viewer(browser, served.rstrip("/"), served + "viewer/" + CLEAN)
-    yield pg
-    pg.close()
-
-
 @pytest.fixture
-def clean(clean_page) -> Page:
-    """``clean_page`` back in its first state: terrain and buildings on, no proposal, not measuring."""
-    clean_page.evaluate("""() => { const t = window.twin;
-        t.setLayer('buildings', true); t.setLayer('terrain', true); t.setLayer('sunlight', false);
+def clean(page) -> Page:
+    """``page`` for the pixel checks: terrain and buildings alone (no points, pins or sunlight
+    layer), no proposal, not measuring."""
+    page.evaluate("""(hidden) => { const t = window.twin;
+        for (const name of hidden) t.setLayer(name, false);
+        t.setLayer('buildings', true); t.setLayer('terrain', true);
         for (const p of t.proposals) t.setProposal(p.id, false);
-        if (t.measure.on) document.getElementById('measure').click(); }""")
-    return clean_page
+        if (t.measure.on) document.getElementById('measure').click(); }""", PIXEL_CHECKS_HIDE)
+    return page
 
 
 def look_down(page: Page, lon: float, lat: float, h: float, range_m: float, pitch_deg: float = -90.0,
@@ -501,43 +497,6 @@ def test_measuring_from_ground_to_roof_gives_the_buildings_height(clean, twin, t
     assert "height of MBC Broadcasting Center" in clean.locator("#measured").inner_text()
 
 
-# ---- shareable state, PNG ---------------------------------------------------------------------
-
-def test_the_url_carries_camera_time_layers_and_colouring(browser, served, page, twin):
-    page.locator("#colour").select_option("height")
-    page.locator("#presets button", has_text="동지 15:00").click()
-    page.locator('input[data-layer="pointcloud"]').uncheck()
-    page.locator('input[data-proposal="DMC-P001"]').check()
-    look_down(page, *twin.at("DMC-L001"), range_m=600, pitch_deg=-40, heading_deg=20)
-    page.evaluate("window.twin.saveState()")
-    probe = """() => { const c = window.twin.viewer.camera, p = c.positionCartographic;
-        return [p.longitude, p.latitude, p.height, c.heading, c.pitch,
-                document.getElementById('date').value, document.getElementById('time').value]; }"""
-    state = page.evaluate(probe)
-    again = open_viewer(browser, served.rstrip("/"), page.url)
-    restored = again.evaluate(probe)
-    assert restored[5:] == state[5:] == [page.evaluate("window.twin.solsticeDateKst(2026, 'winter')"), "15:00"]
-    assert np.allclose(restored[:2], state[:2], atol=1e-8) and restored[2] == pytest.approx(state[2], abs=0.05)
-    assert np.allclose(restored[3:5], state[3:5], atol=1e-4)
-    assert again.locator("#colour").input_value() == "height"
-    assert not again.locator('input[data-layer="pointcloud"]').is_checked()
-    assert again.locator('input[data-proposal="DMC-P001"]').is_checked()
-    assert again.evaluate("window.twin.layers.pointcloud.tileset.show") is False
-    again.close()
-
-
-def test_save_png_downloads_the_view(page, tmp_path):
-    with page.expect_download() as dl:
-        page.locator("#png").click()
-    path = tmp_path / dl.value.suggested_filename
-    dl.value.save_as(path)
-    img = Image.open(path)
-    assert img.format == "PNG" and path.name.endswith(".png")
-    width, height = page.evaluate("[window.twin.viewer.canvas.width, window.twin.viewer.canvas.height]")
-    assert img.size == (width, height)
-    assert np.asarray(img.convert("L"), np.float64).std() > 5  # a picture, not a blank canvas
-
-
 # ---- the sunlight analysis ---------------------------------------------------------------------
 
 def test_windows_show_their_sun_hours_and_the_proposal_turns_its_shadow_red(clean, twin, sample_run, tmp_path):
@@ -609,6 +568,43 @@ def test_windows_show_their_sun_hours_and_the_proposal_turns_its_shadow_red(clea
     lo, hi = corners.min(axis=0) - 3, corners.max(axis=0) + 3
     assert lo[0] <= cols.min() and cols.max() <= hi[0] and lo[1] <= rows.min() and rows.max() <= hi[1]
     assert clean.evaluate("document.getElementById('sun-report').href").endswith("analysis/sunlight/sunlight.html")
+
+
+# ---- shareable state, PNG ---------------------------------------------------------------------
+
+def test_the_url_carries_camera_time_layers_and_colouring(browser, served, page, twin):
+    page.locator("#colour").select_option("height")
+    page.locator("#presets button", has_text="동지 15:00").click()
+    page.locator('input[data-layer="pointcloud"]').uncheck()
+    page.locator('input[data-proposal="DMC-P001"]').check()
+    look_down(page, *twin.at("DMC-L001"), range_m=600, pitch_deg=-40, heading_deg=20)
+    page.evaluate("window.twin.saveState()")
+    probe = """() => { const c = window.twin.viewer.camera, p = c.positionCartographic;
+        return [p.longitude, p.latitude, p.height, c.heading, c.pitch,
+                document.getElementById('date').value, document.getElementById('time').value]; }"""
+    state = page.evaluate(probe)
+    again = open_viewer(browser, served.rstrip("/"), page.url)
+    restored = again.evaluate(probe)
+    assert restored[5:] == state[5:] == [page.evaluate("window.twin.solsticeDateKst(2026, 'winter')"), "15:00"]
+    assert np.allclose(restored[:2], state[:2], atol=1e-8) and restored[2] == pytest.approx(state[2], abs=0.05)
+    assert np.allclose(restored[3:5], state[3:5], atol=1e-4)
+    assert again.locator("#colour").input_value() == "height"
+    assert not again.locator('input[data-layer="pointcloud"]').is_checked()
+    assert again.locator('input[data-proposal="DMC-P001"]').is_checked()
+    assert again.evaluate("window.twin.layers.pointcloud.tileset.show") is False
+    again.close()
+
+
+def test_save_png_downloads_the_view(page, tmp_path):
+    with page.expect_download() as dl:
+        page.locator("#png").click()
+    path = tmp_path / dl.value.suggested_filename
+    dl.value.save_as(path)
+    img = Image.open(path)
+    assert img.format == "PNG" and path.name.endswith(".png")
+    width, height = page.evaluate("[window.twin.viewer.canvas.width, window.twin.viewer.canvas.height]")
+    assert img.size == (width, height)
+    assert np.asarray(img.convert("L"), np.float64).std() > 5  # a picture, not a blank canvas
 
 
 # ---- meshopt content ----------------------------------------------------------------------------
