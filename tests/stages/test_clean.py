@@ -4,6 +4,7 @@ classes match the generator's truth with either ground filter, every point is ti
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -36,11 +37,19 @@ def _clean(w):
     return CellStore(w / "artifacts" / "clean" / "points").read_all()
 
 
-def test_results_do_not_depend_on_the_cell_size(city):
-    opts = "{voxel_size: 0.25, outlier_std_ratio: 1.0}"  # a strict filter, so many points are at stake
-    a = _clean(_run(city, "c40", 40, opts))
-    b = _clean(_run(city, "c70", 70, opts))
-    report = json.loads((city / "c40" / "reports" / "clean.json").read_text())
+STRICT = "{voxel_size: 0.25, outlier_std_ratio: 1.0}"  # a strict filter, so many points are at stake
+
+
+@pytest.fixture(scope="module")
+def c40(city) -> Path:
+    """Work directory of the city cleaned in 40 m cells with the strict filter."""
+    return _run(city, "c40", 40, STRICT)
+
+
+def test_results_do_not_depend_on_the_cell_size(city, c40):
+    a = _clean(c40)
+    b = _clean(_run(city, "c70", 70, STRICT))
+    report = json.loads((c40 / "reports" / "clean.json").read_text())
     assert report["statistical_outliers_removed"] > 1000 and report["thinned_away"] > 1000
     assert np.array_equal(a["index"], b["index"])
     assert np.array_equal(a["x"], b["x"]) and np.array_equal(a["z"], b["z"])
@@ -99,10 +108,10 @@ def test_a_classified_input_costs_no_local_geometry(city, tmp_path):
     assert np.array_equal(got["classification"], np.load(city / "classes.npy")[got["index"]])
 
 
-def test_rasters_are_tiled_compressed_with_nodata(city):
+def test_rasters_are_tiled_compressed_with_nodata(c40):
     import rasterio
 
-    w = city / "c40"
+    w = c40
     for name in ("dtm.tif", "dsm.tif"):
         with rasterio.open(w / "artifacts" / "clean" / name) as r:
             assert r.nodata == -9999.0 and r.profile["tiled"] and r.compression.name == "deflate"
