@@ -147,7 +147,7 @@ def lit_matrix(origins: np.ndarray, normals: np.ndarray, directions: np.ndarray,
             return ray // width
 
         def cell(ray: np.ndarray) -> np.ndarray:
-            return ray // width * steps + cols[ray % width]
+            return receiver(ray) * steps + cols[ray % width]
     else:
         flat = np.flatnonzero(facing)
         r = np.repeat(np.arange(rows, dtype=np.int32), facing.sum(axis=1))
