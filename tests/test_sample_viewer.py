@@ -146,16 +146,21 @@ def page(browser, served) -> Iterator[Page]:
     pg.close()
 
 
-@pytest.fixture
-def clean(page) -> Page:
-    """``page`` for the pixel checks: terrain and buildings alone (no points, pins or sunlight
-    layer), no proposal, not measuring."""
-    page.evaluate("""(hidden) => { const t = window.twin;
+def for_pixel_checks(pg: Page) -> Page:
+    """``pg`` showing terrain and buildings alone (no points, pins or sunlight layer), no
+    proposal, not measuring: what the pixel checks look at."""
+    pg.evaluate("""(hidden) => { const t = window.twin;
         for (const name of hidden) t.setLayer(name, false);
         t.setLayer('buildings', true); t.setLayer('terrain', true);
         for (const p of t.proposals) t.setProposal(p.id, false);
         if (t.measure.on) document.getElementById('measure').click(); }""", PIXEL_CHECKS_HIDE)
-    return page
+    return pg
+
+
+@pytest.fixture
+def clean(page) -> Page:
+    """``page`` for the pixel checks (:func:`for_pixel_checks`)."""
+    return for_pixel_checks(page)
 
 
 def look_down(page: Page, lon: float, lat: float, h: float, range_m: float, pitch_deg: float = -90.0,
@@ -299,7 +304,7 @@ def test_a_copied_bundle_with_an_analysis_layer_and_an_orthophoto_works_on_pytho
         assert pg.evaluate("window.twin.layers.flood.kind") == "analysis"
         pg.locator('input[data-layer="flood"]').uncheck()  # it lies on the terrain (a copy of it)
         assert pg.evaluate("window.twin.layers.flood.tileset.show") is False
-        pg.evaluate("for (const l of ['pointcloud', 'anchors', 'sunlight']) window.twin.setLayer(l, false)")
+        for_pixel_checks(pg)
         look_down(pg, *ground, range_m=250)
         rgb = canvas(pg, tmp_path / "orthophoto.png")
         # the photo's red-blue edge lies on the terrain where the photo has it: 3 m either side
