@@ -34,8 +34,8 @@ from typing import Any
 
 from pipeline import __version__
 from pipeline.config import STAGE_NAMES, TwinConfig
-from pipeline.core.atomic import (digest_of, file_digest, mirror_dir, replace_dir, sha256_file, sweep_attempts,
-                                  tree_hashes, write_bytes_atomic, write_json_atomic)
+from pipeline.core.atomic import (digest_of, file_digest, file_stamp, mirror_dir, replace_dir, sha256_file,
+                                  sweep_attempts, tree_hashes, write_bytes_atomic, write_json_atomic)
 from pipeline.core.executor import make_executor, return_freed_memory
 from pipeline.core.progress import Reporter
 from pipeline.preflight import check_runnable
@@ -135,8 +135,7 @@ class Runner:
         for p in self.cfg.input_paths():
             if not p.is_file():
                 raise InputError("input file not found", path=p)
-            st = p.stat()
-            stamp = [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
+            stamp = file_stamp(p)
             entry = known.get(str(p))
             digest = entry["sha256"] if entry and entry.get("stat") == stamp else sha256_file(p)
             hashes[str(p)] = digest

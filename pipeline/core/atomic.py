@@ -36,6 +36,13 @@ def sha256_file(path: str | Path, block: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
+def file_stamp(path: str | Path) -> list[int]:
+    """Size, modification and change times (ns) and inode of a file: a write changes at least
+    one of them (the change time cannot be set back), so an equal stamp means the same bytes."""
+    st = os.stat(path)
+    return [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
+
+
 def file_digest(path: str | Path, block: int = 1 << 22) -> str:
     """``xxh3:`` and the hex XXH3-128 of a file's bytes: how the runner knows an artifact again.
     It tells edited and torn files from intact ones (128 bits: no accidental match), not a

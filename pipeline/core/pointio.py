@@ -1,7 +1,8 @@
 """Point-cloud reading and the on-disk chunk format shared by the stages.
 
 Readers stream: :func:`iter_las_chunks` yields fixed-size chunks and never holds the whole file;
-:func:`read_las_range` reads one range, so several processes can share a file.
+:func:`read_las_range` reads one range, so several processes can share a file;
+:func:`las_raw_points` maps an uncompressed file's records without decoding them.
 laspy only logs a header point count that disagrees with the data; here it is an error, as are
 a zero scale, NaN coordinates and empty files.
 
@@ -298,6 +299,53 @@ def read_las_range(path: str | Path, start: int, count: int) -> np.ndarray:
     rec = _to_records(points, extra)
     _check_finite(rec, start, path)
     return rec
+
+
+def las_in_place(path: str | Path) -> bool:
+    """True for an uncompressed LAS file: its point records can be mapped from the file and
+    read where they lie, so a copy of them (ingest's chunks) would only cost a write and a read."""
+    with _open(Path(path)) as reader:
+        return not reader.header.are_points_compressed
+
+
+def las_raw_points(path: str | Path, start: int, count: int, stride: int = 1) -> laspy.ScaleAwarePointRecord:
+    """Points ``start`` .. ``start + count`` (every ``stride``-th) of an uncompressed LAS file,
+    undecoded: a view of the file's bytes through a memory map, so only what is used is read.
+    ``.X``/``.Y``/``.Z`` are the stored integers, ``.x``/``.y``/``.z`` scaled to the file's CRS
+    units. Call :func:`las_checked_count` first: it checks the file holds the points."""
+    path = Path(path)
+    with _open(path) as reader:
+        header = reader.header
+    if header.are_points_compressed:
+        raise ValueError(f"{path}: compressed points cannot be mapped")
+    raw = np.memmap(path, dtype=header.point_format.dtype(), mode="r", offset=header.offset_to_point_data,
+                    shape=(int(header.point_count),))
+    return laspy.ScaleAwarePointRecord(raw[start:start + count:stride], header.point_format, header.scales,
+                                       header.offsets)
+
+
+def las_records(path: str | Path, start: int, count: int) -> np.ndarray:
+    """:func:`read_las_range`'s records of an uncompressed LAS file, decoded from its memory map
+    (no copy of the file's bytes in between)."""
+    path = Path(path)
+    return _to_records(las_raw_points(path, start, count), las_extra_dims(path))
+
+
+def las_range_stats(path: str | Path, start: int, count: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(x, y, z minimum, maximum in the file's CRS units; class histogram of 256) of points
+    ``start`` .. ``start + count`` of an uncompressed LAS file, from the stored integers: the
+    scale is monotonic, so the bounds are those of the decoded coordinates, bit for bit."""
+    path = Path(path)
+    points = las_raw_points(path, start, count)
+    scales, offsets = points.scales, points.offsets
+    if not np.all(np.isfinite(scales) & np.isfinite(offsets)):
+        raise PointCloudError(f"non-finite coordinates near point {start} (header scale or offset is not finite)",
+                              path=path)
+    raw_lo = np.array([points.array[n].min() for n in ("X", "Y", "Z")], np.float64)
+    raw_hi = np.array([points.array[n].max() for n in ("X", "Y", "Z")], np.float64)
+    a, b = raw_lo * scales + offsets, raw_hi * scales + offsets
+    classes = np.bincount(np.asarray(points.classification, np.uint8), minlength=256)
+    return np.minimum(a, b), np.maximum(a, b), classes
 
 
 def iter_las_chunks(path: str | Path, chunk_size: int) -> Iterator[np.ndarray]:

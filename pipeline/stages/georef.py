@@ -41,7 +41,7 @@ from pipeline.core.pointio import POINT_DTYPE
 from pipeline.core.raster import read_elevation
 from pipeline.errors import CRSError, StageError
 from pipeline import artifacts
-from pipeline.artifacts.clouds import SourceCloud, read_source_clouds
+from pipeline.artifacts.clouds import SourceChunk, SourceCloud, cloud_chunks, read_source_clouds
 from pipeline.artifacts.control import ControlRecord, SurveyedPoint, read_source_gcps, write_control
 from pipeline.artifacts.dem import read_source_dem, write_enu_dem, write_enu_dem_bands
 from pipeline.artifacts.footprints import (Centroid, Footprint, FootprintLayer, Ring, SourceFootprint,
@@ -191,12 +191,12 @@ def _control_report(control: dict[str, Any]) -> dict[str, Any]:
             "residuals": rows}
 
 
-def georef_chunk(src: str, dst: str, part: int, index0: int | None, transform: PointMap,
+def georef_chunk(src: SourceChunk, dst: str, part: int, index0: int | None, transform: PointMap,
                  cell_size: float | None, dtype: list[list[str]]) -> dict[str, Any]:
     """Transform one chunk to ENU (a task for the executor) and bin it into ``dst``'s cells, or
     write it whole to ``dst/<part>.npy`` when ``cell_size`` is None. ``index0`` numbers the points
     (their index in the merged cloud); None keeps the numbers the chunk carries."""
-    chunk = np.load(src)
+    chunk = src.read()
     enu = transform.apply(chunk["x"], chunk["y"], chunk["z"])
     rec = widen_records(chunk, np.dtype([tuple(f) for f in dtype]))
     rec["x"], rec["y"], rec["z"] = enu[:, 0], enu[:, 1], enu[:, 2]
@@ -219,15 +219,15 @@ def georef_chunk(src: str, dst: str, part: int, index0: int | None, transform: P
 DENSITY_SAMPLE = 500_000
 
 
-def chunk_density(src: str, transform: PointMap, stride: int, bin_size: float) -> tuple[np.ndarray, np.ndarray]:
+def chunk_density(src: SourceChunk, transform: PointMap, stride: int, bin_size: float
+                  ) -> tuple[np.ndarray, np.ndarray]:
     """Points per ``bin_size`` m ENU square of one chunk, estimated from every ``stride``-th point
     (a task for the executor; :func:`~pipeline.core.cells.count_bins`)."""
-    sample = np.load(src, mmap_mode="r")[::stride]
-    enu = transform.apply(np.asarray(sample["x"]), np.asarray(sample["y"]), np.asarray(sample["z"]))
+    enu = transform.apply(*src.xyz_sample(stride))
     return count_bins(enu[:, 0], enu[:, 1], bin_size, stride)
 
 
-def _cell_size(ctx: StageContext, cfg: TwinConfig, chunks: list[tuple[str, PointMap]], total: int
+def _cell_size(ctx: StageContext, cfg: TwinConfig, chunks: list[tuple[SourceChunk, PointMap]], total: int
                ) -> dict[str, Any]:
     """The cell edge (m) for the clouds' ``chunks`` (source chunk, its map to ENU), from the
     configured largest edge and point bound. Exact maps call PROJ here: they stay in this process.
@@ -341,7 +341,7 @@ def _points(ctx: StageContext, g: _Georeferencer, cfg: TwinConfig, control: dict
     out = ctx.out_dir / "points"
     staging = ctx.out_dir / "_to_align"
     # (chunk, destination, part, first index, map to ENU, aligned): tasks once the cell size is known
-    chunks: list[tuple[str, str, int, int, PointMap, bool]] = []
+    chunks: list[tuple[SourceChunk, str, int, int, PointMap, bool]] = []
     movers: list[tuple[SourceCloud, Path]] = []
     index0 = part = 0
     report: dict[str, Any] = {"clouds": []}
@@ -353,10 +353,9 @@ def _points(ctx: StageContext, g: _Georeferencer, cfg: TwinConfig, control: dict
         dst = staging / cloud.folder.name if aligned else out
         if aligned:
             movers.append((meta, dst))
-        for path in cloud.paths():
-            n = len(np.load(path, mmap_mode="r"))
-            chunks.append((str(path), str(dst), part, index0, point_map, aligned))
-            index0 += n
+        for chunk in cloud_chunks(cloud, meta):
+            chunks.append((chunk, str(dst), part, index0, point_map, aligned))
+            index0 += chunk.count
             part += 1
         report["clouds"].append({"file": meta.source, "transform": type(transform).__name__ if transform
                                  else "exact", "grid_max_error_m": getattr(transform, "max_error_m", None)})
@@ -405,8 +404,8 @@ def _align(ctx: StageContext, cfg: TwinConfig, movers: list[tuple[SourceCloud, P
             raise StageError(f"registration fits only {reg.fitness:.2f} of the points (< stages.georef."
                              f"registration.min_fitness {r.min_fitness}); refusing to publish it",
                              path=meta.source)
-        tasks = [(str(p), str(out), int(p.stem), None, AffineMap(reg.transform), cell_size, dtype_json)
-                 for p in paths]
+        tasks = [(SourceChunk(str(p), len(np.load(p, mmap_mode="r"))), str(out), int(p.stem), None,
+                  AffineMap(reg.transform), cell_size, dtype_json) for p in paths]
         _run_chunks(ctx, tasks, f"bin {Path(meta.source).name}")
         results.append(info)
     return results

@@ -2,7 +2,8 @@
 
 Outputs (coordinates still in each input's own CRS; records in :mod:`pipeline.artifacts`, an
 input that was not given written as an empty layer):
-``points/<n>_<stem>/chunk_*.npy`` + ``meta.json`` per point cloud; ``footprints.json`` (repaired
+``points/<n>_<stem>/chunk_*.npy`` + ``meta.json`` per point cloud (``meta.json`` alone for an
+uncompressed LAS file, checked here and read in place by georef); ``footprints.json`` (repaired
 footprints; skipped and repaired ones listed with the reason); ``meshes/<n>_<stem>.npz`` + ``.json``
 per imported model (repaired, in the model's own frame, with its placement); ``dem.tif`` +
 ``dem.json``; ``gcps.json``; ``pois.json``.
@@ -24,7 +25,7 @@ import pyproj
 import shapely
 from shapely.geometry import MultiPolygon
 
-from pipeline.core.atomic import replacing
+from pipeline.core.atomic import file_stamp, replacing
 from pipeline.config import (CityModelInput, FootprintInput, GCPInput, PointCloudInput, POIInput, RasterInput,
                              RegisterInput, TwinConfig)
 from pipeline.core.arrayops import field_bounds
@@ -36,8 +37,9 @@ from pipeline.core.footprints import repair as repair_footprint
 from pipeline.core.geodesy import horizontal_unit_factor, parse_crs, sidecar_crs, vertical_unit_factor
 from pipeline.core.meshimport import MAX_MODEL_REACH_M, model_reach, read_mesh, repair_mesh
 from pipeline.core.pointio import (POINT_DTYPE, ChunkStore, is_copc, iter_las_chunks, iter_ply_chunks,
-                                   iter_text_chunks, las_checked_count, las_seekable, point_format_of,
-                                   read_las_crs, read_las_range)
+                                   iter_text_chunks, las_checked_count, las_extra_dims, las_in_place,
+                                   las_range_stats, las_seekable, point_format_of, read_las_crs, read_las_range,
+                                   record_dtype)
 from pipeline.core.raster import read_elevation
 from pipeline.core.register import read_register
 from pipeline.core.text import NotText, decode_text, ymd_date
@@ -78,6 +80,25 @@ def _chunk_stats(rec: np.ndarray) -> dict[str, Any]:
             "extra": [f for f in dtype_to_json(rec.dtype) if f[0] not in STANDARD_FIELDS]}
 
 
+def las_range_summary(path: str, start: int, count: int, extra: list[tuple[str, str]]) -> dict[str, Any]:
+    """Executor task: check one range of an uncompressed LAS file read in place and sum it up
+    as :func:`_chunk_stats` does a stored chunk, from the stored integers (nothing decoded)."""
+    lo, hi, classes = las_range_stats(path, start, count)
+    return {"count": count, "lo": lo, "hi": hi, "classes": classes,
+            "extra": [f for f in dtype_to_json(record_dtype(extra)) if f[0] not in STANDARD_FIELDS]}
+
+
+def _las_in_place(ctx: StageContext, path: Path, chunk_size: int) -> Iterator[dict[str, Any]]:
+    """Sum up an uncompressed LAS file range by range in the executor's workers; georef reads
+    its points where they lie."""
+    total = las_checked_count(path)
+    extra = las_extra_dims(path)
+    futures = [ctx.executor.submit(las_range_summary, str(path), start, min(chunk_size, total - start), extra)
+               for start in range(0, total, chunk_size)]
+    for f in ctx.reporter.track(futures, f"ingest {path.name}"):
+        yield f.result()
+
+
 def _las_chunks(ctx: StageContext, path: Path, store: ChunkStore, chunk_size: int) -> Iterator[dict[str, Any]]:
     """Read a LAS/LAZ/COPC file range by range in the executor's workers."""
     total = las_checked_count(path)
@@ -97,21 +118,24 @@ def _sequential_chunks(ctx: StageContext, path: Path, store: ChunkStore, chunks:
 
 
 def _point_chunks(ctx: StageContext, path: Path, pc: PointCloudInput, store: ChunkStore, chunk_size: int
-                  ) -> tuple[str, Iterator[dict[str, Any]]]:
-    """(format, per-chunk statistics as the chunks are stored) of one input cloud."""
+                  ) -> tuple[str, bool, Iterator[dict[str, Any]]]:
+    """(format, whether the points are read in place, per-chunk statistics as the chunks are
+    stored or checked) of one input cloud."""
     fmt = point_format_of(path, pc.format)
     if fmt == "las":
+        if las_in_place(path):
+            return "las", True, _las_in_place(ctx, path, chunk_size)
         kind = "copc" if is_copc(path) else "las"
         if las_seekable(path):
-            return kind, _las_chunks(ctx, path, store, chunk_size)
+            return kind, False, _las_chunks(ctx, path, store, chunk_size)
         # variable-size LAZ chunks (COPC) only read front to back
-        return kind, _sequential_chunks(ctx, path, store, iter_las_chunks(path, chunk_size))
+        return kind, False, _sequential_chunks(ctx, path, store, iter_las_chunks(path, chunk_size))
     if fmt == "ply":
-        return "ply", _sequential_chunks(ctx, path, store, iter_ply_chunks(path, chunk_size))
+        return "ply", False, _sequential_chunks(ctx, path, store, iter_ply_chunks(path, chunk_size))
     if not pc.columns:
         raise ConfigError("a text point cloud needs its columns mapped (inputs.pointclouds[].columns)",
                           path=path)
-    return "text", _sequential_chunks(ctx, path, store, iter_text_chunks(
+    return "text", False, _sequential_chunks(ctx, path, store, iter_text_chunks(
         path, chunk_size, pc.columns, delimiter=pc.delimiter, header=pc.header))
 
 
@@ -151,7 +175,9 @@ def _pointcloud_crs(cfg: TwinConfig, pc: PointCloudInput, path: Path, fmt: str
 def _ingest_pointcloud(ctx: StageContext, cfg: TwinConfig, i: int, pc: PointCloudInput) -> dict[str, Any]:
     path = cfg.resolve(pc.path)
     store = cloud_store(ctx.out_dir, i, path)
-    fmt, chunks = _point_chunks(ctx, path, pc, store, cfg.stages.ingest.chunk_size)
+    chunk_size = cfg.stages.ingest.chunk_size
+    stamp = file_stamp(path)
+    fmt, in_place, chunks = _point_chunks(ctx, path, pc, store, chunk_size)
     crs, crs_source, z_unit = _pointcloud_crs(cfg, pc, path, fmt)
     # a VerticalUnitsGeoKey names the z unit outright; georef applies the CRS's height unit after
     # this factor, so it is relative to that
@@ -170,6 +196,8 @@ def _ingest_pointcloud(ctx: StageContext, cfg: TwinConfig, i: int, pc: PointClou
                         crs_source, z_factor, pc.georeference, pc.align, pc.accept_crs, count,
                         [*lo.tolist(), *hi.tolist()], extra,
                         {str(c): int(n) for c, n in enumerate(classes) if n})
+    if in_place:
+        cloud = replace(cloud, chunk_points=chunk_size, source_sha256=ctx.input_hash(path), source_stamp=stamp)
     write_source_cloud(store, cloud)
     return {"file": str(path), "format": fmt, "crs": cloud.crs_name, "crs_source": crs_source, "points": count,
             "bounds": cloud.bounds, "extra_dims": [n for n, _ in extra]}

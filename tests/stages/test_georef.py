@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import laspy
 import numpy as np
 import pytest
 
@@ -343,6 +344,7 @@ def test_dense_clouds_get_smaller_cells(tmp_path):
 
 
 def test_a_sampled_density_estimate_is_close(tmp_path):
+    from pipeline.artifacts.clouds import SourceChunk
     from pipeline.core.cells import choose_cell_size
     from pipeline.core.gridwarp import AffineMap
     from pipeline.stages.georef import chunk_density
@@ -352,8 +354,9 @@ def test_a_sampled_density_estimate_is_close(tmp_path):
     rec["x"] = np.sort(rng.uniform(0, 500, len(rec)))  # scan order
     rec["y"], rec["z"] = rng.uniform(0, 100, len(rec)), 5.0
     np.save(tmp_path / "c.npy", rec)
-    full = chunk_density(str(tmp_path / "c.npy"), AffineMap(np.eye(4)), 1, 12.5)
-    est = chunk_density(str(tmp_path / "c.npy"), AffineMap(np.eye(4)), 10, 12.5)
+    chunk = SourceChunk(str(tmp_path / "c.npy"), len(rec))
+    full = chunk_density(chunk, AffineMap(np.eye(4)), 1, 12.5)
+    est = chunk_density(chunk, AffineMap(np.eye(4)), 10, 12.5)
     assert np.array_equal(full[0], est[0]) and full[1].sum() == len(rec)
     # per 12.5 m square a tenth is ~125 points (±9 %); per cell, where it counts, far closer
     for size in (200.0, 50.0):
@@ -385,3 +388,78 @@ def test_clouds_the_grid_cannot_map_are_transformed_exactly_with_the_same_cells(
     a, b = grid.read_all(), exact.read_all()
     assert np.array_equal(a["index"], b["index"])
     assert max(np.abs(a[f] - b[f]).max() for f in ("x", "y", "z")) < 1e-4
+
+
+def _las_and_laz(tmp_path, fmt: int, version: str):
+    """The same 40,000 sample points (with classes, intensities and an ExtraBytes dimension) as
+    an uncompressed LAS file and as a LAZ file."""
+    xyz = sample_points(40_000)
+    header = laspy.LasHeader(point_format=fmt, version=version)
+    header.scales, header.offsets = np.array([0.001] * 3), np.floor(xyz.min(0))
+    header.add_extra_dim(laspy.ExtraBytesParams("Amplitude", "f4"))
+    las = laspy.LasData(header)
+    las.x, las.y, las.z = xyz[:, 0], xyz[:, 1], xyz[:, 2]
+    k = np.arange(len(xyz))
+    las.classification = np.where(k % 7 == 0, 6, 2).astype(np.uint8)
+    las.intensity, las.return_number, las.number_of_returns = k % 4000, 1 + k % 2, np.full(len(k), 2)
+    las.Amplitude = (k % 100).astype(np.float32) / 4
+    paths = tmp_path / "cloud.las", tmp_path / "cloud.laz"
+    for p in paths:
+        las.write(p)
+    return paths
+
+
+@pytest.mark.parametrize("fmt, version", [(1, "1.2"), (7, "1.4")])
+def test_an_uncompressed_las_read_in_place_gives_the_cells_of_the_same_points_decoded(tmp_path, fmt, version):
+    """ingest reads an uncompressed LAS file in place (no chunks written); georef then reads its
+    records from the file: the same cells, records, bounds and classes as the LAZ, which is
+    decoded into chunks, in both the old and the 1.4 point formats (classes in a bit field or a
+    byte), the density estimate included (the cells are sized from a sample)."""
+    from pipeline.artifacts.clouds import read_source_clouds
+    from pipeline.config import load_config
+    from pipeline.core.cells import CellStore
+    from pipeline.runner import Runner
+
+    stores = {}
+    for path in _las_and_laz(tmp_path, fmt, version):
+        cfg = tmp_path / f"{path.suffix[1:]}.yaml"
+        cfg.write_text("site: {origin: {lat: 37.5770, lon: 126.8898}}\n"
+                       f"inputs: {{pointclouds: [{{path: {path}, crs: 'EPSG:5186+5773'}}]}}\n"
+                       "stages: {ingest: {chunk_size: 7000}, georef: {cell_max_points: 10000}}\n")
+        work = tmp_path / path.suffix[1:]
+        Runner(load_config(cfg), work, quiet=True).run(["ingest", "georef"])
+        [(chunks, cloud)] = read_source_clouds(work / "artifacts" / "ingest")
+        stores[path.suffix] = chunks, cloud, CellStore(work / "artifacts" / "georef" / "points")
+    (las_chunks, las_cloud, las_cells), (laz_chunks, laz_cloud, laz_cells) = stores[".las"], stores[".laz"]
+    assert las_chunks.paths() == [] and len(laz_chunks.paths()) == 6
+    assert las_cloud.chunk_points == 7000 and laz_cloud.chunk_points == 0
+    assert las_cloud.source_sha256 is not None and len(las_cloud.source_stamp) == 4
+    for field in ("count", "bounds", "classes", "extra_dims"):
+        assert getattr(las_cloud, field) == getattr(laz_cloud, field), field
+    assert las_cloud.classes == {"2": 34285, "6": 5715}
+    assert las_cells.meta().cell_size == laz_cells.meta().cell_size < 200.0
+    assert las_cells.cells() == laz_cells.cells() and len(las_cells.cells()) > 1
+    a, b = las_cells.read_all(), laz_cells.read_all()
+    assert a.dtype == b.dtype and "Amplitude" in a.dtype.names
+    assert a.tobytes() == b.tobytes()
+
+
+def test_a_las_file_changed_or_gone_after_ingest_is_not_read_as_if_it_were_the_same(tmp_path):
+    """georef reads an in-place cloud only while the file is the one ingest checked: a file
+    rewritten since then stops a forced georef with one line, exit 2, before any point is read;
+    rerun from ingest, it goes through."""
+    from pipeline.artifacts.clouds import cloud_chunks, read_source_clouds
+    from pipeline.errors import StageError
+
+    las = write_las(tmp_path / "ok.las", sample_points(5000), crs="EPSG:5186+5773")
+    cfg = _config(tmp_path, {"path": str(las)})
+    assert _run(tmp_path, cfg).returncode == 0
+    write_las(las, sample_points(5000) + [0.0, 0.0, 1.0], crs="EPSG:5186+5773")
+    r = run_cli("run", cfg, "--workdir", str(tmp_path / "w"), "--stages", "georef", "--force", "--quiet")
+    assert r.returncode == 2
+    assert "changed since ingest read it" in _one_error_line(r) and "ok.las" in _one_error_line(r)
+    assert _run(tmp_path, cfg).returncode == 0
+    [(store, cloud)] = read_source_clouds(tmp_path / "w" / "artifacts" / "ingest")
+    las.unlink()
+    with pytest.raises(StageError, match="ingest read in place is gone"):
+        cloud_chunks(store, cloud)
