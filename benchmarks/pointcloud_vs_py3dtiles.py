@@ -21,7 +21,8 @@ the tools run interleaved, ``--repeat`` times each, and the minimum is kept:
 Each run's wall time, CPU seconds (user + system of the whole process tree, from the kernel's
 accounting of waited-for children) and peak RSS of the tree (sampled every 50 ms) are recorded,
 with the CPU seconds other processes used meanwhile: a run that shared the machine with more than
-``--max-foreign`` CPU-s is run again (up to three times) and the load is reported.
+``--max-foreign`` CPU-s is run again (up to three times) and the load is reported. Every run
+starts after a ``sync``: none pays for writing back the pages its predecessor left dirty.
 
 Writes benchmarks/results/pointcloud_vs_py3dtiles.json and its block of docs/benchmarks.md.
 """
@@ -88,6 +89,9 @@ def measure(cmd: list[str], env: dict[str, str] | None = None, timeout: float = 
     """Wall time, CPU seconds and peak RSS of the whole process tree of ``cmd``, and the CPU
     seconds the rest of the machine used meanwhile (``foreign_cpu_s``)."""
     me = psutil.Process()
+    # the run before this one left up to gigabytes of dirty pages (its output, since deleted, and
+    # its work files): written back during this run, they cost it CPU and I/O it did not cause
+    os.sync()
     cpu0, busy0, own0 = _children_cpu_s(), _busy_cpu_s(), sum(me.cpu_times()[:2])
     t0 = time.perf_counter()
     proc = psutil.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=REPO)
@@ -237,7 +241,8 @@ ground, classes, DTM and DSM) and meshes the terrain. Each figure is the minimum
 {args.repeat} runs interleaved with the other tools'; CPU s is user + system of the process
 tree; peak RSS is the tree's, sampled every 50 ms, the highest of the runs; "foreign CPU-s" is
 the most CPU time other processes used during a kept run (a run with more than
-{args.max_foreign:g} CPU-s is redone).
+{args.max_foreign:g} CPU-s is redone). Each run starts after a `sync`, so that none pays for
+writing back the pages the run before it left dirty.
 
 {table(results)}
 
