@@ -1,7 +1,7 @@
 """Orchestration: stage order, skip-if-unchanged, atomic outputs, the run manifest, progress.
 
 A stage is skipped when its key (sha256 of the package version, its config section, the site,
-the hashes of its input files and of its upstream stages' outputs) equals the key recorded in the
+the XXH3-128 digests of its input files and the hashes of its upstream stages' outputs) equals the key recorded in the
 manifest and its output folder still has the recorded hashes. Each stage writes into a temporary
 folder that is swapped in only when it finished; the manifest is rewritten atomically after every
 stage, so a run killed at any moment leaves every earlier output intact and a rerun completes.
@@ -34,8 +34,8 @@ from typing import Any
 
 from pipeline import __version__
 from pipeline.config import STAGE_NAMES, TwinConfig
-from pipeline.core.atomic import (digest_of, file_digest, file_stamp, mirror_dir, replace_dir, sha256_file,
-                                  sweep_attempts, tree_hashes, write_bytes_atomic, write_json_atomic)
+from pipeline.core.atomic import (digest_of, file_digest, file_stamp, mirror_dir, replace_dir, sweep_attempts,
+                                  tree_hashes, write_bytes_atomic, write_json_atomic)
 from pipeline.core.executor import make_executor, return_freed_memory
 from pipeline.core.progress import Reporter
 from pipeline.preflight import check_runnable
@@ -124,24 +124,36 @@ class Runner:
         self.workdir = Path(workdir).absolute()
         self.quiet = quiet
         self.manifest = load_manifest(self.workdir)
+        #: sha256 of input files, as the stages compute them (see StageContext.input_hash)
+        self.sha256: dict[str, str] = {}
 
     def _file_hashes(self) -> dict[str, str]:
-        """sha256 of every input file (published with the bundle). A file whose size,
-        modification and change times and inode are those recorded when it was last hashed
-        keeps its recorded sum: a resumed run over gigabytes of LiDAR does not read them all
-        again to learn nothing."""
+        """XXH3-128 of every input file (``xxh3:`` hex), what the stage keys know it by; its
+        sha256, published with the bundle, waits until a stage asks (:meth:`StageContext.input_hash`).
+        A file whose size, modification and change times and inode are those recorded when it
+        was last hashed keeps its recorded digests: a resumed run over gigabytes of LiDAR does not
+        read them all again to learn nothing."""
         hashes, seen = {}, {}
         known = self.manifest.get("input_files", {})
+        self.sha256.clear()
         for p in self.cfg.input_paths():
             if not p.is_file():
                 raise InputError("input file not found", path=p)
             stamp = file_stamp(p)
             entry = known.get(str(p))
-            digest = entry["sha256"] if entry and entry.get("stat") == stamp else sha256_file(p)
-            hashes[str(p)] = digest
-            seen[str(p)] = {"stat": stamp, "sha256": digest}
+            same = bool(entry) and entry.get("stat") == stamp and "xxh3" in entry
+            hashes[str(p)] = entry["xxh3"] if same else file_digest(p)
+            seen[str(p)] = {"stat": stamp, "xxh3": hashes[str(p)]}
+            if same and "sha256" in entry:
+                self.sha256[str(p)] = entry["sha256"]
         self.manifest["input_files"] = seen
         return hashes
+
+    def _note_sha256(self) -> None:
+        """Keep in the manifest the sha256 sums the stages computed, for the next run."""
+        for path, digest in self.sha256.items():
+            if path in self.manifest["input_files"]:
+                self.manifest["input_files"][path]["sha256"] = digest
 
     def _key(self, spec: StageSpec, files: dict[str, str]) -> str:
         name = spec.name
@@ -196,7 +208,7 @@ class Runner:
                     # first run they do it while this process hashes the inputs; a rerun, where
                     # most stages are usually up to date, starts them when a stage needs them
                     executor().submit(int)
-                # the stage modules load while the inputs are hashed (sha256 releases the GIL), not
+                # the stage modules load while the inputs are hashed (xxhash releases the GIL), not
                 # each when its stage begins; joined before any stage runs, so that no lazy import
                 # inside a stage ever races this thread for a module lock
                 imports = threading.Thread(target=_import_stages, args=(names,), daemon=True)
@@ -276,7 +288,8 @@ class Runner:
                     raise StageError(f"cannot write the work directory: {exc.strerror}", path=final) from None
                 ctx = StageContext(self.workdir, tmp,
                                    {up: output_dir(self.workdir, up) for up in spec.requires},
-                                   reporter, executor, owns_executor=False, input_hashes=files)
+                                   reporter, executor, owns_executor=False, input_digests=files,
+                                   input_sha256=self.sha256)
                 t0 = time.perf_counter()
                 try:
                     result: StageResult = module.run(ctx, self.cfg)
@@ -313,6 +326,7 @@ class Runner:
                          "counts": result.counts, "seconds": round(seconds, 3), "skipped": False}
                 self.manifest["stages"][name] = entry
                 self.manifest["version"] = __version__
+                self._note_sha256()
                 fresh.add(name)
                 try:
                     write_json_atomic(self.workdir / MANIFEST, self.manifest)

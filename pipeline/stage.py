@@ -9,8 +9,9 @@ A stage is a module under ``pipeline/stages/`` with:
 
 Rules for implementers: read upstream artifacts only through their readers in
 :mod:`pipeline.artifacts`, from ``ctx.input_dir(stage)`` of a stage whose artifact ``SPEC.reads``
-names, and input files only when ``SPEC.reads_inputs`` (their sha256 through ``ctx.input_hash``,
-which the runner computed once for the run); write every artifact of ``SPEC.writes``, also when
+names, and input files only when ``SPEC.reads_inputs`` (their XXH3-128 through
+``ctx.input_digest``, which the runner computed once for the run, and their published sha256
+through ``ctx.input_hash``, computed on first use); write every artifact of ``SPEC.writes``, also when
 its layer is empty (the readers expect the file), and only below ``ctx.out_dir``
 (a fresh temporary folder the runner swaps in atomically when ``run`` returns); never import
 another stage (shared logic belongs in ``pipeline/core``); keep outputs deterministic (no
@@ -27,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.artifacts.base import Artifact
-from pipeline.core.atomic import sha256_file
+from pipeline.core.atomic import file_digest, sha256_file
 from pipeline.core.progress import Reporter
 
 
@@ -70,8 +71,12 @@ class StageContext:
     executor_factory: Any = None
     #: False when the runner shares one executor across stages and shuts it down itself
     owns_executor: bool = True
-    #: sha256 of the config's input files (absolute path -> hex), hashed once per run by the runner
-    input_hashes: dict[str, str] = field(default_factory=dict)
+    #: XXH3-128 of the config's input files (absolute path -> ``xxh3:`` hex), hashed once per run by
+    #: the runner: what knows a file again
+    input_digests: dict[str, str] = field(default_factory=dict)
+    #: sha256 of input files (absolute path -> hex), computed when a stage first asks for one: the
+    #: runner shares it between stages and keeps it in the manifest for the next run
+    input_sha256: dict[str, str] = field(default_factory=dict)
     _executor: Executor | None = field(default=None, repr=False)
 
     def input_dir(self, stage: str) -> Path:
@@ -85,9 +90,17 @@ class StageContext:
         """Where a declared upstream artifact lies."""
         return artifact.locate(self.input_dir(artifact.stage))
 
+    def input_digest(self, path: Path) -> str:
+        """``xxh3:`` and the XXH3-128 of a declared input file: the runner's, or computed."""
+        return self.input_digests.get(str(path)) or file_digest(path)
+
     def input_hash(self, path: Path) -> str:
-        """sha256 of a declared input file: the runner's, or computed when it has none."""
-        return self.input_hashes.get(str(path)) or sha256_file(path)
+        """sha256 of a declared input file, the checksum published with the bundle: computed on
+        first use only (seconds per gigabyte; a conversion that publishes nothing never pays it)."""
+        key = str(path)
+        if key not in self.input_sha256:
+            self.input_sha256[key] = sha256_file(path)
+        return self.input_sha256[key]
 
     @property
     def executor(self) -> Executor:

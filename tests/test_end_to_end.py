@@ -41,12 +41,15 @@ def test_manifest_records_every_stage(sample_run):
     assert m["stages"]["mesh"]["counts"]["buildings"] == 61  # 60 footprints and the imported tower
     assert m["stages"]["mesh"]["counts"]["lod2_buildings"] >= 45
     # outputs are known again by XXH3-128 (checked against the xxhash package's one-shot digest);
-    # inputs keep their sha256 (published), with the stat that lets a resumed run reuse it
+    # inputs are known by theirs too, and keep the sha256 publish computed for provenance.json,
+    # with the stat that lets a resumed run reuse both
     tile = sample_run / "artifacts" / "tile"
     for rel, digest in m["stages"]["tile"]["outputs"].items():
         assert digest == "xxh3:" + xxhash.xxh3_128_hexdigest((tile / rel).read_bytes())
     for path, entry in m["input_files"].items():
-        assert entry["sha256"] == hashlib.sha256(Path(path).read_bytes()).hexdigest()
+        data = Path(path).read_bytes()
+        assert entry["xxh3"] == "xxh3:" + xxhash.xxh3_128_hexdigest(data)
+        assert entry["sha256"] == hashlib.sha256(data).hexdigest()
         assert entry["stat"][:2] == [Path(path).stat().st_size, Path(path).stat().st_mtime_ns]
 
 

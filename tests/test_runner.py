@@ -288,3 +288,39 @@ def test_stopping_a_pool_raises_any_other_error_of_its_shutdown():
 
     with pytest.raises(RuntimeError, match="queue is gone"):
         _shutdown(Failing(max_workers=1), finished=False)
+
+
+def test_inputs_are_known_by_xxh3_and_their_sha256_is_computed_once_where_published(tmp_path, monkeypatch):
+    """Stage keys know an input by its XXH3-128 (what tile's provenance names too); its sha256,
+    for the bundle's provenance.json, is read only when publish asks, once, and a later run
+    takes it from the manifest while the file's stat is unchanged."""
+    import hashlib
+
+    import xxhash
+
+    import pipeline.stage as stage_mod
+
+    las = write_las(tmp_path / "a.las", sample_points(5000), crs="EPSG:5186+5773")
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("site: {origin: {lat: 37.5770, lon: 126.8898}}\nexecutor: {kind: inline}\n"
+                   f"inputs: {{pointclouds: [{{path: {las}}}]}}\n"
+                   "stages: {analysis: {enabled: false}, publish: {validate_bundle: false}}\n")
+    calls: list[str] = []
+    real = stage_mod.sha256_file
+    monkeypatch.setattr(stage_mod, "sha256_file", lambda p: calls.append(str(p)) or real(p))
+    work = tmp_path / "w"
+    xxh3 = "xxh3:" + xxhash.xxh3_128_hexdigest(las.read_bytes())
+    sha = hashlib.sha256(las.read_bytes()).hexdigest()
+
+    Runner(load_config(cfg), work, quiet=True).run(list(STAGE_NAMES[:STAGE_NAMES.index("tile") + 1]))
+    assert calls == []
+    assert json.loads((work / "manifest.json").read_text())["input_files"][str(las)]["xxh3"] == xxh3
+    root = json.loads((work / "artifacts" / "tile" / "tileset.json").read_text())
+    assert root["metadata"]["properties"]["source_files"] == [f"a.las {xxh3[:21]}"]
+
+    Runner(load_config(cfg), work, quiet=True).run()
+    assert calls == [str(las)]
+    assert json.loads((work / "bundle" / "provenance.json").read_text())["inputs"] == [{"file": "a.las", "sha256": sha}]
+    assert json.loads((work / "manifest.json").read_text())["input_files"][str(las)]["sha256"] == sha
+    Runner(load_config(cfg), work, quiet=True).run(["publish"], force=True)
+    assert calls == [str(las)]

@@ -6,7 +6,7 @@ chunks either way, as :class:`SourceChunk` references whose ``read`` gives the s
 
 An uncompressed LAS file is read in place: its records are mapped from the file, so copying
 them into chunks would cost a write and a read of every point for nothing (a LAZ, COPC, PLY or
-text cloud is decoded once, into chunks). The record then carries the file's sha256, so that a
+text cloud is decoded once, into chunks). The record then carries the file's digest, so that a
 changed file changes the artifact, and its stat stamp, so that a file changed after ingest is
 caught before its points are read.
 
@@ -37,7 +37,7 @@ class SourceCloud:
     units (x, y, z min then max), extra dimensions ([name, numpy type]) and class histogram.
 
     ``chunk_points`` > 0 means the points are read in place from ``source`` (an uncompressed
-    LAS file) in ranges of that many; ``source_sha256`` and ``source_stamp`` (size, mtime and
+    LAS file) in ranges of that many; ``source_digest`` (``xxh3:`` hex) and ``source_stamp`` (size, mtime and
     ctime in ns, inode: :func:`~pipeline.core.atomic.file_stamp`) then identify the file ingest read."""
 
     source: str
@@ -55,7 +55,7 @@ class SourceCloud:
     classes: dict[str, int]
     frame: str = "source"
     chunk_points: int = 0
-    source_sha256: str | None = None
+    source_digest: str | None = None
     source_stamp: list[int] | None = None
 
 

@@ -197,7 +197,7 @@ def _ingest_pointcloud(ctx: StageContext, cfg: TwinConfig, i: int, pc: PointClou
                         [*lo.tolist(), *hi.tolist()], extra,
                         {str(c): int(n) for c, n in enumerate(classes) if n})
     if in_place:
-        cloud = replace(cloud, chunk_points=chunk_size, source_sha256=ctx.input_hash(path), source_stamp=stamp)
+        cloud = replace(cloud, chunk_points=chunk_size, source_digest=ctx.input_digest(path), source_stamp=stamp)
     write_source_cloud(store, cloud)
     return {"file": str(path), "format": fmt, "crs": cloud.crs_name, "crs_source": crs_source, "points": count,
             "bounds": cloud.bounds, "extra_dims": [n for n, _ in extra]}

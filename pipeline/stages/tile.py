@@ -51,7 +51,7 @@ from pipeline.stage import StageContext, StageResult, StageSpec
 SPEC = StageSpec("tile", reads=(artifacts.FRAME, artifacts.CONTROL, artifacts.CLEAN_POINTS, artifacts.TERRAIN,
                                 artifacts.BUILDINGS, artifacts.SUNLIGHT),
                  writes=(artifacts.TILESET, artifacts.FEATURE_INDEX),
-                 # the root tileset's provenance names every input file with its sha256
+                 # the root tileset's provenance names every input file with its digest
                  reads_inputs=True)
 
 PROVENANCE_SCHEMA = {
@@ -67,7 +67,8 @@ PROVENANCE_SCHEMA = {
             "origin": {"type": "SCALAR", "componentType": "FLOAT64", "array": True, "count": 3,
                        "description": "ENU origin: longitude, latitude (degrees), ellipsoidal height (m)"},
             "source_files": {"type": "STRING", "array": True,
-                             "description": "Input files with the start of their sha256"},
+                             "description": "Input files with the start of their XXH3-128 digest "
+                                            "(xxhsum -H2); the bundle's provenance.json has their sha256"},
             "georef_vertical_rmse_m": {"type": "SCALAR", "componentType": "FLOAT64",
                                        "description": "LiDAR vs surveyed check points, metres"},
             "georef_horizontal_rmse_m": {"type": "SCALAR", "componentType": "FLOAT64",
@@ -464,7 +465,7 @@ def _provenance(ctx: StageContext, cfg: TwinConfig, frame: FrameRecord) -> dict[
     """Tileset metadata (3D Tiles 1.1): the schema and the tileset's provenance values."""
     props: dict[str, Any] = {"generator": "dmc-twin", "version": __version__, "site": cfg.site.name,
                              "geoid_grid": frame.geoid_grid, "origin": frame.origin_lon_lat_h(),
-                             "source_files": [f"{p.name} sha256:{ctx.input_hash(p)[:16]}" for p in cfg.input_paths()]}
+                             "source_files": [f"{p.name} {ctx.input_digest(p)[:21]}" for p in cfg.input_paths()]}
     control = read_control(ctx.input_dir("georef"))
     if control.vertical_rmse is not None:
         props["georef_vertical_rmse_m"] = control.vertical_rmse
