@@ -1,10 +1,11 @@
 """Orchestration: stage order, skip-if-unchanged, atomic outputs, the run manifest, progress.
 
 A stage is skipped when its key (sha256 of the package version, its config section, the site,
-the XXH3-128 digests of its input files and the hashes of its upstream stages' outputs) equals the key recorded in the
-manifest and its output folder still has the recorded hashes. Each stage writes into a temporary
-folder that is swapped in only when it finished; the manifest is rewritten atomically after every
-stage, so a run killed at any moment leaves every earlier output intact and a rerun completes.
+the XXH3-128 digests of its input files and the hashes of its upstream stages' outputs) equals
+the key recorded in the manifest and its output folder still has the recorded hashes. Each
+stage writes into a temporary folder that is swapped in only when it finished; the manifest is
+rewritten atomically after every stage, so a run killed at any moment leaves every earlier output
+intact and a rerun completes.
 
 One run at a time holds a work directory (an exclusive lock on ``.lock``). A stage reads only
 upstream outputs whose files still have the hashes recorded when they were made. A worker that
@@ -129,10 +130,11 @@ class Runner:
 
     def _file_hashes(self) -> dict[str, str]:
         """XXH3-128 of every input file (``xxh3:`` hex), what the stage keys know it by; its
-        sha256, published with the bundle, waits until a stage asks (:meth:`StageContext.input_hash`).
-        A file whose size, modification and change times and inode are those recorded when it
-        was last hashed keeps its recorded digests: a resumed run over gigabytes of LiDAR does not
-        read them all again to learn nothing."""
+        sha256, published with the bundle, waits until a stage asks for it
+        (:meth:`~pipeline.stage.StageContext.input_hash`). A file whose size, modification and
+        change times and inode are those recorded when it was last hashed keeps its recorded
+        digests: a resumed run over gigabytes of LiDAR does not read them all again to learn
+        nothing."""
         hashes, seen = {}, {}
         known = self.manifest.get("input_files", {})
         self.sha256.clear()

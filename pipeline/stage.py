@@ -11,8 +11,8 @@ Rules for implementers: read upstream artifacts only through their readers in
 :mod:`pipeline.artifacts`, from ``ctx.input_dir(stage)`` of a stage whose artifact ``SPEC.reads``
 names, and input files only when ``SPEC.reads_inputs`` (their XXH3-128 through
 ``ctx.input_digest``, which the runner computed once for the run, and their published sha256
-through ``ctx.input_hash``, computed on first use); write every artifact of ``SPEC.writes``, also when
-its layer is empty (the readers expect the file), and only below ``ctx.out_dir``
+through ``ctx.input_hash``, computed on first use); write every artifact of ``SPEC.writes``, also
+when its layer is empty (the readers expect the file), and only below ``ctx.out_dir``
 (a fresh temporary folder the runner swaps in atomically when ``run`` returns); never import
 another stage (shared logic belongs in ``pipeline/core``); keep outputs deterministic (no
 timestamps, stable ordering) so an unchanged input gives byte-identical output; put timings in

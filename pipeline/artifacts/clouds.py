@@ -37,8 +37,9 @@ class SourceCloud:
     units (x, y, z min then max), extra dimensions ([name, numpy type]) and class histogram.
 
     ``chunk_points`` > 0 means the points are read in place from ``source`` (an uncompressed
-    LAS file) in ranges of that many; ``source_digest`` (``xxh3:`` hex) and ``source_stamp`` (size, mtime and
-    ctime in ns, inode: :func:`~pipeline.core.atomic.file_stamp`) then identify the file ingest read."""
+    LAS file) in ranges of that many; ``source_digest`` (``xxh3:`` hex) and ``source_stamp``
+    (size, mtime and ctime in ns, inode: :func:`~pipeline.core.atomic.file_stamp`) then identify
+    the file ingest read."""
 
     source: str
     format: str
