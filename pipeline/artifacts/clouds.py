@@ -24,7 +24,7 @@ import numpy as np
 
 from pipeline.artifacts import SOURCE_POINTS
 from pipeline.core.atomic import file_stamp
-from pipeline.core.pointio import ChunkStore, las_raw_points, las_records
+from pipeline.core.pointio import ChunkStore, las_raw_points, las_records, point_ranges
 from pipeline.errors import StageError
 
 
@@ -70,6 +70,11 @@ class SourceChunk:
     count: int
     start: int | None = None
 
+    @classmethod
+    def stored(cls, path: str | Path) -> SourceChunk:
+        """The chunk stored in the ``.npy`` file ``path`` (its header gives the count)."""
+        return cls(str(path), len(np.load(path, mmap_mode="r")))
+
     def read(self) -> np.ndarray:
         """The chunk's records (:func:`~pipeline.core.pointio.record_dtype`, source CRS units)."""
         if self.start is None:
@@ -90,15 +95,14 @@ def cloud_chunks(store: ChunkStore, cloud: SourceCloud) -> list[SourceChunk]:
     """The chunks of one ingested cloud, in point order. StageError when a cloud read in place
     has gone or changed since ingest read it (its points would not be the ones it checked)."""
     if not cloud.chunk_points:
-        return [SourceChunk(str(p), len(np.load(p, mmap_mode="r"))) for p in store.paths()]
+        return [SourceChunk.stored(p) for p in store.paths()]
     source = Path(cloud.source)
     if not source.is_file():
         raise StageError("the point cloud ingest read in place is gone: restore it or rerun from ingest", path=source)
     if file_stamp(source) != cloud.source_stamp:
         raise StageError("the point cloud changed since ingest read it: rerun from ingest (--stages ingest..)",
                          path=source)
-    step = cloud.chunk_points
-    return [SourceChunk(str(source), min(step, cloud.count - s), s) for s in range(0, cloud.count, step)]
+    return [SourceChunk(str(source), count, start) for start, count in point_ranges(cloud.count, cloud.chunk_points)]
 
 
 def cloud_store(ingest: Path, index: int, path: Path) -> ChunkStore:

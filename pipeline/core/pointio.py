@@ -301,6 +301,11 @@ def read_las_range(path: str | Path, start: int, count: int) -> np.ndarray:
     return rec
 
 
+def point_ranges(total: int, size: int) -> list[tuple[int, int]]:
+    """(start, count) of the consecutive ranges of at most ``size`` points that cover ``total``."""
+    return [(start, min(size, total - start)) for start in range(0, total, size)]
+
+
 def las_in_place(path: str | Path) -> bool:
     """True for an uncompressed LAS file: its point records can be mapped from the file and
     read where they lie, so a copy of them (ingest's chunks) would only cost a write and a read."""

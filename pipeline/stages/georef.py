@@ -404,8 +404,8 @@ def _align(ctx: StageContext, cfg: TwinConfig, movers: list[tuple[SourceCloud, P
             raise StageError(f"registration fits only {reg.fitness:.2f} of the points (< stages.georef."
                              f"registration.min_fitness {r.min_fitness}); refusing to publish it",
                              path=meta.source)
-        tasks = [(SourceChunk(str(p), len(np.load(p, mmap_mode="r"))), str(out), int(p.stem), None,
-                  AffineMap(reg.transform), cell_size, dtype_json) for p in paths]
+        tasks = [(SourceChunk.stored(p), str(out), int(p.stem), None, AffineMap(reg.transform), cell_size, dtype_json)
+                 for p in paths]
         _run_chunks(ctx, tasks, f"bin {Path(meta.source).name}")
         results.append(info)
     return results

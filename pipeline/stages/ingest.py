@@ -38,8 +38,8 @@ from pipeline.core.geodesy import horizontal_unit_factor, parse_crs, sidecar_crs
 from pipeline.core.meshimport import MAX_MODEL_REACH_M, model_reach, read_mesh, repair_mesh
 from pipeline.core.pointio import (POINT_DTYPE, ChunkStore, is_copc, iter_las_chunks, iter_ply_chunks,
                                    iter_text_chunks, las_checked_count, las_extra_dims, las_in_place,
-                                   las_range_stats, las_seekable, point_format_of, read_las_crs, read_las_range,
-                                   record_dtype)
+                                   las_range_stats, las_seekable, point_format_of, point_ranges, read_las_crs,
+                                   read_las_range, record_dtype)
 from pipeline.core.raster import read_elevation
 from pipeline.core.register import read_register
 from pipeline.core.text import NotText, decode_text, ymd_date
@@ -80,32 +80,23 @@ def _chunk_stats(rec: np.ndarray) -> dict[str, Any]:
             "extra": [f for f in dtype_to_json(rec.dtype) if f[0] not in STANDARD_FIELDS]}
 
 
-def las_range_summary(path: str, start: int, count: int, extra: list[tuple[str, str]]) -> dict[str, Any]:
-    """Executor task: check one range of an uncompressed LAS file read in place and sum it up
-    as :func:`_chunk_stats` does a stored chunk, from the stored integers (nothing decoded)."""
-    lo, hi, classes = las_range_stats(path, start, count)
-    return {"count": count, "lo": lo, "hi": hi, "classes": classes,
-            "extra": [f for f in dtype_to_json(record_dtype(extra)) if f[0] not in STANDARD_FIELDS]}
-
-
 def _las_in_place(ctx: StageContext, path: Path, chunk_size: int) -> Iterator[dict[str, Any]]:
-    """Sum up an uncompressed LAS file range by range in the executor's workers; georef reads
-    its points where they lie."""
-    total = las_checked_count(path)
-    extra = las_extra_dims(path)
-    futures = [ctx.executor.submit(las_range_summary, str(path), start, min(chunk_size, total - start), extra)
-               for start in range(0, total, chunk_size)]
-    for f in ctx.reporter.track(futures, f"ingest {path.name}"):
-        yield f.result()
+    """Check an uncompressed LAS file range by range in the executor's workers and sum each range
+    up as :func:`_chunk_stats` does a stored chunk, from the stored integers (nothing decoded);
+    georef reads its points where they lie."""
+    ranges = point_ranges(las_checked_count(path), chunk_size)
+    extra = [f for f in dtype_to_json(record_dtype(las_extra_dims(path))) if f[0] not in STANDARD_FIELDS]
+    futures = [ctx.executor.submit(las_range_stats, str(path), start, count) for start, count in ranges]
+    for (_, count), f in zip(ranges, ctx.reporter.track(futures, f"ingest {path.name}"), strict=True):
+        lo, hi, classes = f.result()
+        yield {"count": count, "lo": lo, "hi": hi, "classes": classes, "extra": extra}
 
 
 def _las_chunks(ctx: StageContext, path: Path, store: ChunkStore, chunk_size: int) -> Iterator[dict[str, Any]]:
     """Read a LAS/LAZ/COPC file range by range in the executor's workers."""
-    total = las_checked_count(path)
     store.folder.mkdir(parents=True, exist_ok=True)
-    futures = [ctx.executor.submit(ingest_las_range, str(path), start, min(chunk_size, total - start),
-                                   str(store.folder / f"chunk_{k:05d}.npy"))
-               for k, start in enumerate(range(0, total, chunk_size))]
+    futures = [ctx.executor.submit(ingest_las_range, str(path), start, count, str(store.folder / f"chunk_{k:05d}.npy"))
+               for k, (start, count) in enumerate(point_ranges(las_checked_count(path), chunk_size))]
     for f in ctx.reporter.track(futures, f"ingest {path.name}"):
         yield f.result()
 

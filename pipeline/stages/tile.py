@@ -54,6 +54,9 @@ SPEC = StageSpec("tile", reads=(artifacts.FRAME, artifacts.CONTROL, artifacts.CL
                  # the root tileset's provenance names every input file with its digest
                  reads_inputs=True)
 
+#: ``xxh3:`` and the first 16 hex digits of an input's XXH3-128: enough to tell files apart by eye
+SOURCE_DIGEST_CHARS = len("xxh3:") + 16
+
 PROVENANCE_SCHEMA = {
     "id": "dmc_twin_tileset",
     "classes": {"provenance": {
@@ -465,7 +468,8 @@ def _provenance(ctx: StageContext, cfg: TwinConfig, frame: FrameRecord) -> dict[
     """Tileset metadata (3D Tiles 1.1): the schema and the tileset's provenance values."""
     props: dict[str, Any] = {"generator": "dmc-twin", "version": __version__, "site": cfg.site.name,
                              "geoid_grid": frame.geoid_grid, "origin": frame.origin_lon_lat_h(),
-                             "source_files": [f"{p.name} {ctx.input_digest(p)[:21]}" for p in cfg.input_paths()]}
+                             "source_files": [f"{p.name} {ctx.input_digest(p)[:SOURCE_DIGEST_CHARS]}"
+                                              for p in cfg.input_paths()]}
     control = read_control(ctx.input_dir("georef"))
     if control.vertical_rmse is not None:
         props["georef_vertical_rmse_m"] = control.vertical_rmse
