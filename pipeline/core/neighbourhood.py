@@ -105,11 +105,12 @@ def mean_distance_bounds(points: np.ndarray, queries: np.ndarray, k: int, cap: f
     others: (values (M,) float32, mask of those that are exact).
 
     The queries marked ``exact`` are measured first; their mean distance m sets a cube edge of
-    :data:`CUBE_EDGE` m, and the first query in each cube, its representative r, is measured
-    too. Any other query p of the cube gets ``|p - r| + mean(r)``: r and its k nearest
-    neighbours are k + 1 points, at least k of them other than p, and none farther from p than
-    ``|p - r|`` plus its distance from r (the triangle inequality; capping only lowers the
-    terms). A caller that finds a bound above its threshold must measure that point.
+    :data:`CUBE_EDGE` m. Each cube's representative r is one of them where the cube holds one,
+    else its first query, which is measured too. Any other query p of the cube gets
+    ``|p - r| + mean(r)``: r and its k nearest neighbours are k + 1 points, at least k of them
+    other than p, and none farther from p than ``|p - r|`` plus its distance from r (the
+    triangle inequality; capping only lowers the terms). A caller that finds a bound above its
+    threshold must measure that point.
 
     Same requirements on ``points`` as :func:`mean_distance`.
     """
@@ -132,10 +133,13 @@ def mean_distance_bounds(points: np.ndarray, queries: np.ndarray, k: int, cap: f
         measure(np.flatnonzero(~exact))
         return dist, exact
     codes = occurrence_codes(keys)
-    first = first_positions(codes)
-    measure(first[~exact[first]])
+    # a cube's representative is a query already measured where it holds one (with a sample of
+    # every n-th point, most cubes do), so only the cubes without are measured for it
+    rep_of = first_positions(codes)
+    rep_of[codes[measured]] = measured
+    measure(rep_of[~exact[rep_of]])
     others = np.flatnonzero(~exact)
-    rep = first[codes[others]]
+    rep = rep_of[codes[others]]
     bound = np.linalg.norm(qs[others] - qs[rep], axis=1).astype(np.float64) + dist[rep] + BOUND_MARGIN
     dist[others] = np.nextafter(bound.astype(np.float32), np.float32(np.inf))
     return dist, exact
@@ -194,7 +198,8 @@ def first_of_duplicates(xyz: np.ndarray) -> np.ndarray:
 
     The coordinates' bit patterns are hashed to one 64-bit key, which sorts far faster than
     24-byte rows; a hash collision between different points is detected and then the rows
-    themselves are compared.
+    themselves are compared. Most clouds hold no duplicates: sorted keys (numpy's SIMD sort,
+    several times faster than a hash table) show that before any table is built.
     """
     xyz = np.ascontiguousarray(xyz, np.float64)
     if len(xyz) == 0:
@@ -203,6 +208,9 @@ def first_of_duplicates(xyz: np.ndarray) -> np.ndarray:
     with np.errstate(over="ignore"):
         h = (bits[:, 0] * np.uint64(0x9E3779B97F4A7C15)) ^ (bits[:, 1] * np.uint64(0xC2B2AE3D27D4EB4F)) \
             ^ (bits[:, 2] * np.uint64(0x165667B19E3779F9))
+    ordered = np.sort(h)
+    if not np.any(ordered[1:] == ordered[:-1]):
+        return np.arange(len(xyz))
     codes = occurrence_codes(h)
     first = first_positions(codes)
     if len(first) < len(xyz) and not np.array_equal(xyz, xyz[first[codes]]):

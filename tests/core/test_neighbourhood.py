@@ -109,3 +109,21 @@ def test_first_of_duplicates_matches_a_sort_on_many_copies():
     xyz = base[rng.integers(0, len(base), 100_000)]
     _, want = np.unique(xyz.view(np.dtype((np.void, 24))).ravel(), return_index=True)
     assert np.array_equal(first_of_duplicates(xyz), np.sort(want))
+
+
+def test_first_of_duplicates_keeps_every_point_of_a_cloud_without_copies_and_finds_a_lone_copy():
+    xyz = np.random.default_rng(5).uniform(0, 500, (200_000, 3))
+    assert np.array_equal(first_of_duplicates(xyz), np.arange(len(xyz)))
+    xyz[150_000] = xyz[7]
+    assert np.array_equal(first_of_duplicates(xyz), np.delete(np.arange(len(xyz)), 150_000))
+
+
+def test_mean_distance_bounds_measure_a_cube_for_its_bound_only_when_no_asked_point_lies_in_it(cloud):
+    """With every third point asked for, nearly every cube holds one to stand for the others."""
+    cap = 2.0
+    asked = np.zeros(len(cloud), bool)
+    asked[::3] = True
+    got, exact = mean_distance_bounds(cloud, cloud, 10, cap, asked)
+    want = mean_distance(cloud, cloud, 10, cap=cap)
+    assert np.array_equal(got[exact], want[exact]) and np.all(got[~exact] >= want[~exact])
+    assert exact.sum() < 1.1 * asked.sum()
