@@ -119,11 +119,13 @@ def test_first_of_duplicates_keeps_every_point_of_a_cloud_without_copies_and_fin
 
 
 def test_mean_distance_bounds_measure_a_cube_for_its_bound_only_when_no_asked_point_lies_in_it(cloud):
-    """With every third point asked for, nearly every cube holds one to stand for the others."""
+    """With every third point of a surface asked for, most cubes hold one to stand for the others."""
     cap = 2.0
-    asked = np.zeros(len(cloud), bool)
+    roof = cloud[cloud[:, 2] == 10.0]
+    asked = np.zeros(len(roof), bool)
     asked[::3] = True
-    got, exact = mean_distance_bounds(cloud, cloud, 10, cap, asked)
-    want = mean_distance(cloud, cloud, 10, cap=cap)
+    got, exact = mean_distance_bounds(roof, roof, 10, cap, asked)
+    want = mean_distance(roof, roof, 10, cap=cap)
     assert np.array_equal(got[exact], want[exact]) and np.all(got[~exact] >= want[~exact])
-    assert exact.sum() < 1.1 * asked.sum()
+    # taking each cube's first point, whether asked or not, measured 1.57 times as many
+    assert exact.sum() < 1.4 * asked.sum()
