@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from pipeline.core.atomic import replacing
+
 if TYPE_CHECKING:
     import shapely
 
@@ -227,5 +229,7 @@ def _ranges(values: list[int]) -> str:
 
 def write_report(path: Path, record: SunlightRecord, results: ReceiverResults | None,
                  polygons: dict[str, shapely.Geometry] | None) -> None:
+    """Write the report to ``path`` (UTF-8 HTML); an executor task, so written whole or not at all."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(render(record, results, polygons), encoding="utf-8")
+    with replacing(path) as f:
+        f.write(render(record, results, polygons).encode("utf-8"))

@@ -265,15 +265,19 @@ def run(ctx: StageContext, cfg: TwinConfig) -> StageResult:
     geoid = cfg.geoid_model()
     files = {"receivers": "receivers.npz", "report": "sunlight.html"}
     if facade_n:
-        write_receivers_gpkg(out / "receivers.gpkg", frame, geoid, crs, records, results, names, facade_n)
         files["gpkg"] = "receivers.gpkg"
     if ground_info is not None:
-        write_ground_tif(out / "ground.tif", ground_info, crs, g_index, cont[facade_n:], total[facade_n:], names)
-        ground_info["file"] = "ground.tif"
-        files["ground"] = "ground.tif"
+        ground_info["file"] = files["ground"] = "ground.tif"
     record.files = files
+    # the report's maps take matplotlib seconds on one core: a worker draws them while this
+    # process writes the other outputs (the shading before used every core)
+    report = ctx.executor.submit(write_report, out / "sunlight.html", record, results, polygons)
+    if facade_n:
+        write_receivers_gpkg(out / "receivers.gpkg", frame, geoid, crs, records, results, names, facade_n)
+    if ground_info is not None:
+        write_ground_tif(out / "ground.tif", ground_info, crs, g_index, cont[facade_n:], total[facade_n:], names)
     write_sunlight(ctx.out_dir, record, results)
-    write_report(out / "sunlight.html", record, results, polygons)
+    report.result()
     perf = {"receivers_s": round(t_receivers, 3), "shading_s": round(t_shade, 3),
             "rays_per_s": round(rays / t_shade) if t_shade > 0 else None,
             "total_s": round(time.perf_counter() - t0, 3)}
