@@ -7,7 +7,8 @@ follows the densest cell (plus a ``cell_buffer`` ring of its neighbours), not th
    order stays); query the k nearest neighbours over the cell and the ring around it, which gives
    each point its mean neighbour distance exactly as a whole-cloud query would. On a cloud of
    more than :data:`THRESHOLD_SAMPLE` points only the threshold's sample (every n-th point) and
-   one point per small cube are queried; the others get an upper bound from their cube's point;
+   one point per small cube without a sample point are queried; the others get an upper bound
+   from a measured point of their cube;
 2. the statistical outlier threshold (mean + ``outlier_std_ratio`` x std of the mean distances)
    is taken over the whole cloud (or its sample), from every cell's sums. Each neighbour distance
    is capped at ``cell_buffer``: the ring then holds everything a point's capped mean depends on,
@@ -94,7 +95,7 @@ def measure_cell(src: str, cell: Cell, tmp: str, k: int, buffer: float, dedupe: 
     ``stride``).
 
     With ``stride`` > 1 (and duplicates removed, which the bounds need), only the sample and a
-    representative per small cube are measured; the other points get an upper bound
+    representative per small cube without a sample point are measured; the other points get an upper bound
     (:func:`~pipeline.core.neighbourhood.mean_distance_bounds`), which pass 2 replaces by the
     exact distance wherever it does not settle the threshold test. The ring of neighbouring
     points is kept for that, and for pass 3 when some point of the cell may need its local
