@@ -95,9 +95,9 @@ def measure_cell(src: str, cell: Cell, tmp: str, k: int, buffer: float, dedupe: 
     ``stride``).
 
     With ``stride`` > 1 (and duplicates removed, which the bounds need), only the sample and a
-    representative per small cube without a sample point are measured; the other points get an upper bound
-    (:func:`~pipeline.core.neighbourhood.mean_distance_bounds`), which pass 2 replaces by the
-    exact distance wherever it does not settle the threshold test. The ring of neighbouring
+    representative per small cube without a sample point are measured; the other points get an
+    upper bound (:func:`~pipeline.core.neighbourhood.mean_distance_bounds`), which pass 2
+    replaces by the exact distance wherever it does not settle the threshold test. The ring of neighbouring
     points is kept for that, and for pass 3 when some point of the cell may need its local
     geometry (:func:`~pipeline.core.classify.may_need_geometry`; a classified input never does).
     """

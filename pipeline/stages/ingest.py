@@ -74,10 +74,15 @@ def ingest_las_range(path: str, start: int, count: int, dst: str) -> dict[str, A
     return _chunk_stats(rec)
 
 
+def _extra_fields(dtype: np.dtype) -> list[list[str]]:
+    """A point record's extra dimensions ([name, numpy type]): its fields beyond the standard ones."""
+    return [f for f in dtype_to_json(dtype) if f[0] not in STANDARD_FIELDS]
+
+
 def _chunk_stats(rec: np.ndarray) -> dict[str, Any]:
     lo, hi = field_bounds(rec)
     return {"count": len(rec), "lo": lo, "hi": hi, "classes": np.bincount(rec["classification"], minlength=256),
-            "extra": [f for f in dtype_to_json(rec.dtype) if f[0] not in STANDARD_FIELDS]}
+            "extra": _extra_fields(rec.dtype)}
 
 
 def _las_in_place(ctx: StageContext, path: Path, chunk_size: int) -> Iterator[dict[str, Any]]:
@@ -85,7 +90,7 @@ def _las_in_place(ctx: StageContext, path: Path, chunk_size: int) -> Iterator[di
     up as :func:`_chunk_stats` does a stored chunk, from the stored integers (nothing decoded);
     georef reads its points where they lie."""
     ranges = point_ranges(las_checked_count(path), chunk_size)
-    extra = [f for f in dtype_to_json(record_dtype(las_extra_dims(path))) if f[0] not in STANDARD_FIELDS]
+    extra = _extra_fields(record_dtype(las_extra_dims(path)))
     futures = [ctx.executor.submit(las_range_stats, str(path), start, count) for start, count in ranges]
     for (_, count), f in zip(ranges, ctx.reporter.track(futures, f"ingest {path.name}"), strict=True):
         lo, hi, classes = f.result()
