@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from concurrent.futures import Executor, Future
 from concurrent.futures.process import BrokenProcessPool
 
@@ -107,3 +108,32 @@ def test_a_pool_worker_exits_0_after_a_shutdown_and_not_when_its_loop_raised():
     for p in crashed:
         p.join(timeout=60)
     assert [p.exitcode for p in crashed] == [1]
+
+
+def _heap_after_freeing(mib: int) -> tuple[int, int]:
+    """(resident KiB with ``mib`` 1 MiB blocks held, resident KiB once they are freed) in this
+    process: blocks under the mmap threshold come from the heap, on top of each other."""
+    import numpy as np
+
+    def resident() -> int:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * 4
+
+    blocks = [np.ones(1 << 17) for _ in range(mib)]  # 1 MiB each, pages touched
+    held = resident()
+    del blocks
+    return held, resident()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's allocator")
+def test_a_worker_keeps_a_freed_heap_top_up_to_32_mib_and_returns_more():
+    """The pool's workers keep up to 32 MiB free on the heap's top for the next temporaries
+    (glibc's default gave it back at 128 KiB, to be faulted in again) and return a larger top."""
+    ex = make_executor("local", workers=1)
+    try:
+        held, freed = ex.submit(_heap_after_freeing, 24).result(timeout=60)
+        assert freed > held - 4 * 1024, (held, freed)  # the 24 MiB stay
+        held, freed = ex.submit(_heap_after_freeing, 64).result(timeout=60)
+        assert freed < held - 48 * 1024, (held, freed)  # 64 MiB over the threshold go back
+    finally:
+        ex.shutdown()
