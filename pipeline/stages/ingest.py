@@ -36,10 +36,10 @@ from pipeline.core.footprints import MAX_FLOORS, MAX_HEIGHT_M, attribute_number,
 from pipeline.core.footprints import repair as repair_footprint
 from pipeline.core.geodesy import horizontal_unit_factor, parse_crs, sidecar_crs, vertical_unit_factor
 from pipeline.core.meshimport import MAX_MODEL_REACH_M, model_reach, read_mesh, repair_mesh
-from pipeline.core.pointio import (POINT_DTYPE, ChunkStore, is_copc, iter_las_chunks, iter_ply_chunks,
-                                   iter_text_chunks, las_checked_count, las_extra_dims, las_in_place,
-                                   las_range_stats, las_seekable, point_format_of, point_ranges, read_las_crs,
-                                   read_las_range, record_dtype)
+from pipeline.core.pointio import (POINT_DTYPE, ChunkStore, is_copc, iter_las_chunks, iter_las_range,
+                                   iter_ply_chunks, iter_text_chunks, las_checked_count, las_extra_dims,
+                                   las_in_place, las_range_stats, las_seekable, point_format_of, point_ranges,
+                                   read_las_crs, record_dtype)
 from pipeline.core.raster import read_elevation
 from pipeline.core.register import read_register
 from pipeline.core.text import NotText, decode_text, ymd_date
@@ -67,11 +67,21 @@ SPEC = StageSpec("ingest", writes=(artifacts.SOURCE_POINTS, artifacts.SOURCE_FOO
 
 
 def ingest_las_range(path: str, start: int, count: int, dst: str) -> dict[str, Any]:
-    """Executor task: read one range of a LAS/LAZ file, check it and store it as a chunk."""
-    rec = read_las_range(path, start, count)
+    """Executor task: read one range of a LAS/LAZ file, check it and store it as a chunk, piece
+    by piece (the ``.npy`` header first: the range's count is known), summing up each piece."""
+    dtype = record_dtype(las_extra_dims(Path(path)))
+    stats: dict[str, Any] = {"count": 0, "lo": np.full(3, np.inf), "hi": np.full(3, -np.inf),
+                             "classes": np.zeros(256, np.int64), "extra": _extra_fields(dtype)}
     with replacing(dst) as f:
-        np.save(f, rec)
-    return _chunk_stats(rec)
+        np.lib.format.write_array_header_1_0(f, {"descr": np.lib.format.dtype_to_descr(dtype),
+                                                 "fortran_order": False, "shape": (count,)})
+        for rec in iter_las_range(path, start, count):
+            f.write(rec.data.cast("B"))
+            piece = _chunk_stats(rec)
+            stats["lo"], stats["hi"] = np.minimum(stats["lo"], piece["lo"]), np.maximum(stats["hi"], piece["hi"])
+            stats["classes"] += piece["classes"]
+            stats["count"] += piece["count"]
+    return stats
 
 
 def _extra_fields(dtype: np.dtype) -> list[list[str]]:

@@ -274,13 +274,15 @@ def test_copc_is_recognised_and_read_whole(tmp_path):
 
 
 def test_laz_ranges_equal_a_front_to_back_read(tmp_path):
-    from pipeline.core.pointio import las_seekable, read_las_range
+    from pipeline.core.pointio import iter_las_range, las_seekable
 
     write_las(tmp_path / "r.las", n=120_000)
     laspy.read(tmp_path / "r.las").write(tmp_path / "r.laz")  # fixed 50 000-point chunks
     for name in ("r.las", "r.laz"):
         assert las_seekable(tmp_path / name)
         whole = np.concatenate(list(iter_las_chunks(tmp_path / name, 1_000_000)))
-        ranges = np.concatenate([read_las_range(tmp_path / name, s, min(33_333, 120_000 - s))
-                                 for s in range(0, 120_000, 33_333)])
-        assert np.array_equal(whole, ranges)
+        # ranges across LAZ chunks, each read in pieces that end inside chunks too
+        pieces = [rec for s in range(0, 120_000, 33_333)
+                  for rec in iter_las_range(tmp_path / name, s, min(33_333, 120_000 - s), piece=7_000)]
+        assert max(len(p) for p in pieces) == 7_000
+        assert np.array_equal(whole, np.concatenate(pieces))

@@ -291,3 +291,35 @@ def test_the_gis_building_layer_as_a_geopackage(tmp_path):
         "office", "2008-05-15", 80.5, "attribute", 21, 3)
     assert (b["use"], b["approval_date"], b["height_source"], b["floors"], b["floors_below"]) == (
         "residential", "2010-03-01", "floors", 15, 1)
+
+
+def test_a_laz_range_is_stored_piece_by_piece_as_the_records_and_sums_it_would_make_whole(tmp_path, monkeypatch):
+    """ingest's task decodes a range in pieces and writes them after one ``.npy`` header: the
+    stored chunk loads as the whole range's records (an ExtraBytes dimension included), and its
+    count, bounds and class histogram are those of all its points, not of the last piece."""
+    from pipeline.core import pointio
+
+    monkeypatch.setattr(pointio, "RANGE_PIECE", 7_000)  # several pieces, ending inside LAZ chunks
+    rng = np.random.default_rng(5)
+    n = 60_000
+    header = laspy.LasHeader(point_format=7, version="1.4")
+    header.scales, header.offsets = np.array([0.01] * 3), np.array([190000.0, 553000.0, 0.0])
+    header.add_extra_dim(laspy.ExtraBytesParams(name="reflectance", type=np.float32))
+    las = laspy.LasData(header)
+    las.x, las.y, las.z = rng.uniform(190000, 190500, n), rng.uniform(553000, 553500, n), rng.uniform(10, 60, n)
+    las.classification = rng.choice([2, 5, 6], n)
+    las.intensity = rng.integers(0, 4000, n)
+    las.gps_time = np.arange(n) * 1e-4
+    las.reflectance = rng.uniform(-20, 0, n).astype(np.float32)
+    las.write(tmp_path / "c.laz")
+    start, count = 12_345, 40_000
+    stats = ingest.ingest_las_range(str(tmp_path / "c.laz"), start, count, str(tmp_path / "chunk.npy"))
+    stored = np.load(tmp_path / "chunk.npy")
+    whole = np.concatenate(list(pointio.iter_las_chunks(tmp_path / "c.laz", 1_000_000)))[start:start + count]
+    assert stored.dtype == whole.dtype and "reflectance" in stored.dtype.names
+    assert np.array_equal(stored, whole)
+    assert np.array_equal(stored["reflectance"], np.asarray(las.reflectance)[start:start + count])
+    assert stats["count"] == count and stats["extra"] == [["reflectance", "<f4"]]
+    for k, name in enumerate("xyz"):
+        assert stats["lo"][k] == whole[name].min() and stats["hi"][k] == whole[name].max()
+    assert np.array_equal(stats["classes"], np.bincount(whole["classification"], minlength=256))
