@@ -15,7 +15,7 @@ import csv
 import io
 import math
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -70,18 +70,16 @@ def ingest_las_range(path: str, start: int, count: int, dst: str) -> dict[str, A
     """Executor task: read one range of a LAS/LAZ file, check it and store it as a chunk, piece
     by piece (the ``.npy`` header first: the range's count is known), summing up each piece."""
     dtype = record_dtype(las_extra_dims(Path(path)))
-    stats: dict[str, Any] = {"count": 0, "lo": np.full(3, np.inf), "hi": np.full(3, -np.inf),
-                             "classes": np.zeros(256, np.int64), "extra": _extra_fields(dtype)}
     with replacing(dst) as f:
         np.lib.format.write_array_header_1_0(f, {"descr": np.lib.format.dtype_to_descr(dtype),
                                                  "fortran_order": False, "shape": (count,)})
-        for rec in iter_las_range(path, start, count):
-            f.write(rec.data.cast("B"))
-            piece = _chunk_stats(rec)
-            stats["lo"], stats["hi"] = np.minimum(stats["lo"], piece["lo"]), np.maximum(stats["hi"], piece["hi"])
-            stats["classes"] += piece["classes"]
-            stats["count"] += piece["count"]
-    return stats
+
+        def written() -> Iterator[dict[str, Any]]:
+            for rec in iter_las_range(path, start, count):
+                f.write(rec.data.cast("B"))
+                yield _chunk_stats(rec)
+
+        return _summed(written(), _extra_fields(dtype))
 
 
 def _extra_fields(dtype: np.dtype) -> list[list[str]]:
@@ -93,6 +91,19 @@ def _chunk_stats(rec: np.ndarray) -> dict[str, Any]:
     lo, hi = field_bounds(rec)
     return {"count": len(rec), "lo": lo, "hi": hi, "classes": np.bincount(rec["classification"], minlength=256),
             "extra": _extra_fields(rec.dtype)}
+
+
+def _summed(parts: Iterable[dict[str, Any]], extra: list[list[str]] | None = None) -> dict[str, Any]:
+    """The summary of points summed up in ``parts`` (:func:`_chunk_stats`'s): their count, bounds,
+    class histogram and the last part's extra dimensions (``extra`` when there is no part)."""
+    total: dict[str, Any] = {"count": 0, "lo": np.full(3, np.inf), "hi": np.full(3, -np.inf),
+                             "classes": np.zeros(256, np.int64), "extra": extra or []}
+    for st in parts:
+        total["lo"], total["hi"] = np.minimum(total["lo"], st["lo"]), np.maximum(total["hi"], st["hi"])
+        total["classes"] += st["classes"]
+        total["count"] += st["count"]
+        total["extra"] = st["extra"]
+    return total
 
 
 def _las_in_place(ctx: StageContext, path: Path, chunk_size: int) -> Iterator[dict[str, Any]]:
@@ -190,14 +201,8 @@ def _ingest_pointcloud(ctx: StageContext, cfg: TwinConfig, i: int, pc: PointClou
     z_factor = z_unit / vertical_unit_factor(crs) if z_unit is not None and crs is not None else 1.0
     if math.isclose(z_factor, 1.0, rel_tol=1e-9):
         z_factor = 1.0  # the key names the CRS's own unit (US survey feet by two routes differ in the last bit)
-    count, lo, hi = 0, np.full(3, np.inf), np.full(3, -np.inf)
-    classes = np.zeros(256, np.int64)
-    extra: list[list[str]] = []
-    for st in chunks:
-        extra = st["extra"]
-        lo, hi = np.minimum(lo, st["lo"]), np.maximum(hi, st["hi"])
-        classes += st["classes"]
-        count += st["count"]
+    total = _summed(chunks)
+    count, lo, hi, classes, extra = total["count"], total["lo"], total["hi"], total["classes"], total["extra"]
     cloud = SourceCloud(str(path), fmt, crs.to_wkt() if crs else None, crs.name if crs else "local scanner frame",
                         crs_source, z_factor, pc.georeference, pc.align, pc.accept_crs, count,
                         [*lo.tolist(), *hi.tolist()], extra,
