@@ -31,6 +31,13 @@ FOOTPRINTS = f"  footprints: {{path: {SAMPLE / 'buildings.geojson'}}}\n"
 DEM = f"  dem: {{path: {SAMPLE / 'dem.tif'}}}\n"
 
 
+@pytest.fixture(scope="module")
+def footprints_alone(tmp_path_factory) -> tuple:
+    """One run of the footprint layer alone (the run and its bundle): both the combination test
+    and the reference-height test look at it."""
+    return _run(tmp_path_factory.mktemp("footprints"), FOOTPRINTS)
+
+
 def _one_footprint(tmp_path) -> str:
     doc = json.loads((SAMPLE / "buildings.geojson").read_text())
     doc["features"] = doc["features"][:1]
@@ -52,7 +59,7 @@ def _valid(bundle) -> None:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("combo,layers", [
-    ("points", {"pointcloud", "terrain"}),
+    ("points", {"pointcloud", "terrain", "buildings"}),  # buildings outlined from the points
     ("footprints", {"buildings"}),
     ("dem", {"terrain"}),
     ("footprints+dem", {"terrain", "buildings"}),
@@ -61,22 +68,24 @@ def _valid(bundle) -> None:
     ("identical points", {"pointcloud"}),
     ("sparse", {"pointcloud", "terrain"}),
 ])
-def test_input_combination_makes_a_valid_bundle(tmp_path, combo, layers):
-    xyz = sample_points(150_000)
+def test_input_combination_makes_a_valid_bundle(tmp_path, request, combo, layers):
     rng = np.random.default_rng(3)
     inputs = {
-        "points": _cloud(tmp_path, xyz),
-        "footprints": FOOTPRINTS,
-        "dem": DEM,
-        "footprints+dem": FOOTPRINTS + DEM,
-        "one footprint+dem": _one_footprint(tmp_path) + DEM,
-        "one point": _cloud(tmp_path, xyz[:1]),
-        "identical points": _cloud(tmp_path, np.repeat(xyz[:1], 50, axis=0)),
+        "points": lambda: _cloud(tmp_path, sample_points(150_000)),
+        "dem": lambda: DEM,
+        "footprints+dem": lambda: FOOTPRINTS + DEM,
+        "one footprint+dem": lambda: _one_footprint(tmp_path) + DEM,
+        "one point": lambda: _cloud(tmp_path, sample_points(150_000)[:1]),
+        "identical points": lambda: _cloud(tmp_path, np.repeat(sample_points(150_000)[:1], 50, axis=0)),
         # 800 points over about a square kilometre (the whole sample's extent)
-        "sparse": _cloud(tmp_path, np.column_stack([rng.uniform(189600, 190600, 800),
-                                                    rng.uniform(552800, 553800, 800), rng.uniform(10, 30, 800)])),
-    }[combo]
-    proc, bundle = _run(tmp_path, inputs)
+        "sparse": lambda: _cloud(tmp_path, np.column_stack([rng.uniform(189600, 190600, 800),
+                                                            rng.uniform(552800, 553800, 800),
+                                                            rng.uniform(10, 30, 800)])),
+    }
+    if combo == "footprints":
+        proc, bundle = request.getfixturevalue("footprints_alone")
+    else:
+        proc, bundle = _run(tmp_path, inputs[combo]())
     assert proc.returncode == 0, proc.stderr[-3000:]
     _valid(bundle)
     # layers that must be there; a few points can still make a terrain of a few square metres
@@ -91,10 +100,10 @@ def test_input_combination_makes_a_valid_bundle(tmp_path, combo, layers):
 
 
 @pytest.mark.slow
-def test_footprints_alone_stand_on_the_reference_height(tmp_path):
-    proc, bundle = _run(tmp_path, FOOTPRINTS)
+def test_footprints_alone_stand_on_the_reference_height(footprints_alone):
+    proc, bundle = footprints_alone
     assert proc.returncode == 0, proc.stderr
-    mesh = json.loads((tmp_path / "w" / "reports" / "mesh.json").read_text())["buildings"]
+    mesh = json.loads((bundle.parent / "reports" / "mesh.json").read_text())["buildings"]
     assert mesh["buildings"] > 50 and mesh["ground_on_reference_height"] == mesh["buildings"]
     anchors = json.loads((bundle / "anchors" / "anchors.json").read_text())["anchors"]
     # the site origin's ellipsoidal height (0 m): where a globe without terrain draws the ground
