@@ -42,9 +42,10 @@ demo: setup
 	@echo "View:  $(BIN)/dmctwin serve out/sample/bundle --open    (then http://127.0.0.1:8000/)"
 
 # one pytest worker per core (pytest-xdist), each test file on one worker so that a file's
-# fixtures are built once; the workers share the sample run (tests/conftest.py)
+# fixtures are built once; the workers share the sample run, and take the files in the order
+# tests/conftest.py gives them (the long ones first, so that both workers end together)
 test: setup
-	$(BIN)/python -m pytest -n auto --dist loadfile
+	$(BIN)/python -m pytest -n auto --dist loadfile --no-loadscope-reorder
 
 # side-by-side point-cloud benchmark against py3dtiles (installs it into .bench/ on first use);
 # writes docs/benchmarks.md: six 20 M-point inputs (aerial 10/20/50 pts/m², unclassified,
