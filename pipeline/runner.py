@@ -37,7 +37,7 @@ from pipeline import __version__
 from pipeline.config import STAGE_NAMES, TwinConfig
 from pipeline.core.atomic import (digest_of, file_digest, file_stamp, mirror_dir, replace_dir, sweep_attempts,
                                   tree_hashes, write_bytes_atomic, write_json_atomic)
-from pipeline.core.executor import make_executor, return_freed_memory
+from pipeline.core.executor import GrowingPool, make_executor, return_freed_memory
 from pipeline.core.progress import Reporter
 from pipeline.preflight import check_runnable
 from pipeline.errors import ConfigError, InputError, StageError, TwinError
@@ -45,6 +45,10 @@ from pipeline.stage import StageContext, StageResult, StageSpec
 
 MANIFEST = "manifest.json"
 LOCK = ".lock"
+#: point-cloud input (bytes) from which a run starts every pool worker with the pool: about
+#: 250,000 points of LAS or a million of LAZ, enough work for each; a smaller run's pool starts
+#: its second worker only if tasks wait for one (the sample's LiDAR is 17 MB)
+EAGER_POOL_BYTES = 8 << 20
 
 
 def stage_module(name: str) -> ModuleType:
@@ -199,8 +203,11 @@ class Runner:
 
             def executor() -> Any:
                 if not shared:
-                    shared.append(make_executor(ex.kind, ex.workers, ex.scheduler,
-                                                preload=tuple(f"pipeline.stages.{n}" for n in names)))
+                    pool = make_executor(ex.kind, ex.workers, ex.scheduler,
+                                         preload=tuple(f"pipeline.stages.{n}" for n in names))
+                    if isinstance(pool, GrowingPool) and self._point_bytes() >= EAGER_POOL_BYTES:
+                        pool.start_all()
+                    shared.append(pool)
                 return shared[0]
 
             finished = False
@@ -224,6 +231,12 @@ class Runner:
                 if shared:
                     _shutdown(shared[0], finished)
         return self.manifest
+
+    def _point_bytes(self) -> int:
+        """The size of the run's point-cloud inputs (bytes): what says whether every worker will
+        have work from the start."""
+        return sum(p.stat().st_size for p in (self.cfg.resolve(pc.path) for pc in self.cfg.inputs.pointclouds)
+                   if p.is_file())
 
     @contextlib.contextmanager
     def _lock(self) -> Iterator[None]:

@@ -260,6 +260,38 @@ def test_a_first_run_starts_workers_early_and_an_unchanged_rerun_starts_none(tmp
     assert started == ["local"]  # nothing to do: no pool
 
 
+def test_a_run_with_points_enough_for_every_worker_starts_them_all_with_the_pool(tmp_path, monkeypatch):
+    """A pool for point-cloud input of EAGER_POOL_BYTES or more starts every worker at once; a
+    smaller run's grows only as its tasks wait (core.executor.GrowingPool)."""
+    import pipeline.runner as runner_module
+
+    cloud = write_las(tmp_path / "cloud.las", sample_points(5_000), crs="EPSG:5186+5773")
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("site: {origin: {lat: 37.5770, lon: 126.8898}}\nexecutor: {kind: local, workers: 2}\n"
+                   f"inputs: {{pointclouds: [{{path: {cloud}}}]}}\n")
+    whole: list[int] = []
+    real = runner_module.make_executor
+
+    def recording(*args, **kw):
+        pool = real(*args, **kw)
+        start_all = pool.start_all
+
+        def spy() -> None:
+            start_all()
+            whole.append(len(pool._processes))
+
+        pool.start_all = spy
+        return pool
+
+    monkeypatch.setattr(runner_module, "make_executor", recording)
+    monkeypatch.setattr(runner_module, "EAGER_POOL_BYTES", cloud.stat().st_size + 1)
+    Runner(load_config(cfg), tmp_path / "small", quiet=True).run(["ingest"])
+    assert whole == []
+    monkeypatch.setattr(runner_module, "EAGER_POOL_BYTES", cloud.stat().st_size)
+    Runner(load_config(cfg), tmp_path / "large", quiet=True).run(["ingest"])
+    assert whole == [2]
+
+
 def test_stopping_a_pool_interrupted_while_it_started_does_not_raise():
     """A stop request can land in the pool's first submit, after its workers were spawned and
     before its manager thread reported started: stopping it must still kill the workers and

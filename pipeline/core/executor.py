@@ -21,6 +21,7 @@ import multiprocessing.context
 import os
 import signal
 import sys
+import threading
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
@@ -113,6 +114,79 @@ class _Worker(multiprocessing.context.SpawnProcess):
 
 class _WorkerContext(multiprocessing.context.SpawnContext):
     Process = _Worker
+
+
+#: how long tasks wait for a busy pool before it starts another worker (s)
+SPAWN_WAIT = 0.25
+
+
+class GrowingPool(ProcessPoolExecutor):
+    """A process pool that starts workers as its tasks wait, not as they arrive.
+
+    The standard pool starts a worker whenever a task arrives and none is idle. A worker costs
+    half a CPU-second to start (an interpreter importing the stages), and a small run's stages
+    hand out tasks of a few milliseconds two or three at once: each such run started a second
+    worker that had nothing left to do once it was up. Here the first worker starts with the
+    first task; more start only when, ``SPAWN_WAIT`` s later and once a task has come back (the
+    first worker is up), tasks are still waiting: as many as wait, up to ``max_workers``.
+    :meth:`start_all` starts every worker at once, for a run whose inputs promise work for all.
+
+    It overrides ``_adjust_process_count``, the standard pool's one place (CPython 3.9-3.13) that
+    decides to start a worker; the pool keeps no public hook for it.
+    """
+
+    def __init__(self, max_workers: int, **kwargs: Any) -> None:
+        super().__init__(max_workers=max_workers, **kwargs)
+        self._size = max_workers
+        self._grow_timer: threading.Timer | None = None
+        self._eager = False
+        self._returned = 0
+
+    def start_all(self) -> None:
+        """Start every worker now (each with a no-op task)."""
+        self._eager = True
+        for _ in range(self._size):
+            self.submit(int)
+
+    def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> Future:
+        future = super().submit(fn, *args, **kwargs)
+        future.add_done_callback(self._came_back)
+        return future
+
+    def _came_back(self, _: Future) -> None:
+        self._returned += 1
+
+    def _adjust_process_count(self) -> None:  # called by submit, under the pool's lock
+        if self._idle_worker_semaphore.acquire(blocking=False):
+            return
+        if self._eager or not self._processes:
+            if len(self._processes) < self._size:
+                self._spawn()
+        elif len(self._processes) < self._size and self._grow_timer is None:
+            self._arm()
+
+    def _spawn(self) -> None:
+        self._spawn_process()  # type: ignore[attr-defined]  # the standard pool's, untyped
+
+    def _arm(self) -> None:
+        self._grow_timer = threading.Timer(SPAWN_WAIT, self._grow)
+        self._grow_timer.daemon = True
+        self._grow_timer.start()
+
+    def _grow(self) -> None:
+        with self._shutdown_lock:
+            self._grow_timer = None
+            if self._shutdown_thread or self._broken:
+                return
+            if not self._returned:  # the workers are still starting: no telling yet
+                self._arm()
+                return
+            # every worker busy with one task at most: the rest are waiting
+            waiting = len(self._pending_work_items) - len(self._processes)
+            for _ in range(min(waiting, self._size - len(self._processes))):
+                self._spawn()
+            if waiting > 0:
+                self._executor_manager_thread_wakeup.wakeup()
 
 
 class InlineExecutor(Executor):
@@ -227,14 +301,14 @@ class TaskWindow:
 
 def make_executor(kind: str = "local", workers: int = 2, scheduler: str | None = None,
                   preload: tuple[str, ...] = ()) -> Executor:
-    """An executor for ``kind`` 'local' (spawned processes), 'inline' (this process, one task at a
-    time) or 'dask' (scheduler address or LocalCluster). A local pool's workers import the
-    ``preload`` modules as they start (the modules their tasks live in)."""
+    """An executor for ``kind`` 'local' (spawned processes: a :class:`GrowingPool`), 'inline' (this
+    process, one task at a time) or 'dask' (scheduler address or LocalCluster). A local pool's
+    workers import the ``preload`` modules as they start (the modules their tasks live in)."""
     if kind == "inline":
         return InlineExecutor()
     if kind == "local":
-        return ProcessPoolExecutor(max_workers=workers, mp_context=_WorkerContext(),
-                                   initializer=_init_worker, initargs=(os.getpid(), preload))
+        return GrowingPool(max_workers=workers, mp_context=_WorkerContext(),
+                           initializer=_init_worker, initargs=(os.getpid(), preload))
     if kind == "dask":
         try:
             import dask.distributed  # noqa: F401

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import sys
+import time
 from concurrent.futures import Executor, Future
 from concurrent.futures.process import BrokenProcessPool
 
 import pytest
 
-from pipeline.core.executor import (DaskExecutor, InlineExecutor, TaskWindow, make_executor, parallelism,
+from pipeline.core.executor import (SPAWN_WAIT, DaskExecutor, InlineExecutor, TaskWindow, make_executor, parallelism,
                                      results_in_order)
 from pipeline.errors import ConfigError, InputError
 
@@ -108,6 +109,27 @@ def test_a_pool_worker_exits_0_after_a_shutdown_and_not_when_its_loop_raised():
     for p in crashed:
         p.join(timeout=60)
     assert [p.exitcode for p in crashed] == [1]
+
+
+def test_a_pool_starts_a_second_worker_only_for_tasks_that_wait():
+    """Two short tasks at once keep one worker busy for a moment (a second would cost more to
+    start than they take); tasks that keep each other waiting get the second at once, and
+    start_all starts every worker without waiting for tasks. The standard pool started a worker
+    for the second of any two tasks submitted together."""
+    with make_executor("local", workers=2) as pool:
+        assert pool.submit(int).result(timeout=60) == 0  # the first worker is up
+        pair = [pool.submit(_task, 2, 3), pool.submit(_task, 3, 4)]
+        assert [f.result(timeout=60) for f in pair] == [6, 12]
+        time.sleep(3 * SPAWN_WAIT)
+        assert len(pool._processes) == 1
+        start = time.perf_counter()
+        for f in [pool.submit(time.sleep, 1.0) for _ in range(4)]:
+            f.result(timeout=60)
+        assert len(pool._processes) == 2
+        assert time.perf_counter() - start < 3.9  # one worker alone takes 4 s
+    with make_executor("local", workers=2) as pool:
+        pool.start_all()
+        assert len(pool._processes) == 2
 
 
 def _heap_after_freeing(mib: int) -> tuple[int, int]:
