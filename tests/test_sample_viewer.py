@@ -300,7 +300,8 @@ def test_a_copied_bundle_with_an_analysis_layer_and_an_orthophoto_works_on_pytho
     (bundle / "viewer" / "settings.json").write_text(json.dumps({"imagery": imagery}))
     proc, origin = _static_server(bundle)
     try:
-        pg = open_viewer(browser, origin, origin + "/", lands_on=origin + "/viewer/index.html*")
+        pg = open_viewer(browser, origin, origin + "/", lands_on=origin + "/viewer/index.html*",
+                         viewport=LOAD_VIEWPORT)
         assert pg.log["foreign"] == [] and pg.log["console"] == [] and pg.log["failed"] == []
         assert all(n > 0 for n in pg.evaluate("Object.values(window.twin.layers).map(l => l.tilesLoaded)"))
         labels = pg.locator("#layers label").all_inner_texts()
